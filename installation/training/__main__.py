@@ -1,0 +1,59 @@
+"""python -m installation.training: prepare the data, train, export and document the models.
+
+    python -m installation.training all        # the whole pipeline, as shipped
+    python -m installation.training prepare    # encoder ONNX + MIDI event cache + image feature cache
+    python -m installation.training train      # pretrain + finetune (resumes from runs/<name>/)
+    python -m installation.training export     # conditioner + step decoder ONNX, manifest, parity checks
+
+Run ``python -m installation.training all --help`` for the options.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def parse(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m installation.training", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["prepare", "train", "export", "all"])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the shared data folder")
+    ap.add_argument("--out", type=Path, default=REPO / "exported_models", help="where the ONNX models go")
+    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "prep", help="event and feature caches")
+    ap.add_argument("--run", type=Path, default=REPO / "runs" / "shipped", help="checkpoints and logs of this run")
+    ap.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "resnet18"])
+    ap.add_argument("--weights", default=None, help="backbone weights file (resnet18: a torchvision state_dict)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hidden", type=int, default=384)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--pretrain-steps", type=int, default=600)
+    ap.add_argument("--finetune-steps", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--eval-every", type=int, default=None, help="steps between validations (default: 100 / 50)")
+    ap.add_argument("--limit-files", type=int, default=None, help="use only N MIDI files per set (a quick pipeline check)")
+    ap.add_argument("--limit-images", type=int, default=None, help="use only N images (a quick pipeline check)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.data.is_dir():
+        print(f"error: data folder {args.data} not found; pass --data PATH/TO/shared/data", file=sys.stderr)
+        return 2
+    from installation.training import pipeline
+    steps = ["prepare", "train", "export"] if args.command == "all" else [args.command]
+    for step in steps:
+        getattr(pipeline, step)(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The steps of ``python -m installation.training``: prepare, train, export."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from installation.training import data as D
+
+log = logging.getLogger("installation.training")
+
+
+def _paths(args):
+    suffix = "" if args.limit_files is None else f"_limit{args.limit_files}"
+    isuffix = "" if args.limit_images is None else f"_limit{args.limit_images}"
+    return (args.cache / f"music{suffix}.npz",
+            args.cache / f"features_{args.backbone}{isuffix}.npz",
+            args.out / "encoder.onnx")
+
+
+def _images(args) -> D.ImageSet:
+    images = D.load_emotion6(args.data)
+    if args.limit_images is not None:               # a quick pipeline check: keep every k-th image
+        k = max(1, len(images.rel) // args.limit_images)
+        keep = np.arange(0, len(images.rel), k)[: args.limit_images]
+        images = D.ImageSet([images.rel[i] for i in keep], images.valence[keep], images.arousal[keep],
+                            images.quadrant[keep], images.test[keep], images.arousal_split)
+    return images
+
+
+def prepare(args) -> None:
+    """Export the encoder, encode all MIDI into events, and cache the image features."""
+    from installation.training.backbones import build
+    from installation.training.export import export_encoder
+    from installation.training.features import cache_features
+
+    music_path, feat_path, enc_path = _paths(args)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    net, info = build(args.backbone, args.weights)
+    info.update(export_encoder(net, enc_path))
+    (args.cache / "encoder_info.json").write_text(json.dumps(info, indent=2))
+    log.info("encoder %s exported to %s (parity %.2e)", args.backbone, enc_path, info["parity_max_abs_err"])
+
+    pieces = D.list_music(args.data)
+    if args.limit_files is not None:
+        by_src: dict[str, list] = {}
+        for p in pieces:
+            by_src.setdefault(p.source, []).append(p)
+        pieces = [p for ps in by_src.values() for p in ps[:: max(1, len(ps) // args.limit_files)][: args.limit_files]]
+    if music_path.exists() and [p.rel for p in D.load_corpus(music_path).pieces] == [p.rel for p in pieces]:
+        log.info("event cache %s is up to date", music_path)
+    else:
+        corpus = D.encode_corpus(args.data, pieces, progress=tqdm)
+        D.save_corpus(corpus, music_path)
+        log.info("encoded %d files into %d events (%d skipped: %s)", len(pieces) - len(corpus.skipped),
+                 len(corpus.tokens), len(corpus.skipped), ", ".join(corpus.skipped) or "none")
+
+    images = _images(args)
+    feats = cache_features(enc_path, args.data, images.rel, feat_path, progress=tqdm)
+    log.info("image features %s: %s", feat_path, feats.shape)
+
+
+def _config(args):
+    from installation.training.model import ModelConfig
+    from installation.training.train import PhaseConfig, TrainConfig
+
+    dim = 1280 if args.backbone == "efficientnet_lite0" else 512
+    pre = PhaseConfig(steps=args.pretrain_steps, batch=args.batch, seq_len=args.seq_len,
+                      eval_every=args.eval_every or 100)
+    fine = PhaseConfig(steps=args.finetune_steps, batch=args.batch, seq_len=args.seq_len, lr=1e-3,
+                       eval_every=args.eval_every or 50)
+    return TrainConfig(seed=args.seed, threads=args.threads,
+                       model=ModelConfig(feature_dim=dim, hidden=args.hidden, layers=args.layers),
+                       pretrain=pre, finetune=fine)
+
+
+def train(args) -> None:
+    """Pretrain and finetune; writes runs/<name>/model.pt (best weights + config) and summary.json."""
+    import torch
+
+    from installation.training.train import train as run
+
+    music_path, feat_path, _ = _paths(args)
+    corpus = D.load_corpus(music_path)
+    images = _images(args)
+    feats = np.load(feat_path, allow_pickle=True)["features"]
+    cfg = _config(args)
+    model, summary = run(cfg, corpus, images, feats, args.run, progress=tqdm)
+    summary["config"] = asdict(cfg)
+    summary["data"] = corpus_summary(corpus, images)
+    torch.save({"model": model.state_dict(), "config": cfg.model.to_dict()}, args.run / "model.pt")
+    (args.run / "summary.json").write_text(json.dumps(summary, indent=2))
+    log.info("NLL per event: %s", json.dumps(summary["nll"]))
+
+
+def corpus_summary(corpus: D.MusicCorpus, images: D.ImageSet) -> dict:
+    """Counts for the manifest and model card."""
+    files: dict[str, dict[str, int]] = {}
+    for p in corpus.pieces:
+        files.setdefault(p.source, {}).setdefault(p.split, 0)
+        files[p.source][p.split] += 1
+    one = corpus.index[corpus.index[:, 3] == D.STRETCHES.index(1.0)]
+    return {
+        "music_files": files,
+        "music_events_unstretched": int(one[:, 1].sum()),
+        "skipped_files": corpus.skipped,
+        "tempo_stretches": list(D.STRETCHES),
+        "transpose_semitones": 3,
+        "emotion6_images": {"train": int((~images.test).sum()), "test": int(images.test.sum()),
+                            "arousal_split_median": images.arousal_split,
+                            "per_quadrant_test": [int(((images.quadrant == q) & images.test).sum()) for q in range(4)]},
+    }
+
+
+def export(args) -> None:
+    from installation.training.export import export_all
+
+    export_all(args)
