@@ -31,3 +31,157 @@ def export_encoder(net: torch.nn.Module, path: Path) -> dict:
         raise RuntimeError(f"{path}: ONNX encoder differs from torch by {err}")
     return {"inputs": {"image": ["batch", 3, 224, 224]}, "outputs": {"embedding": ["batch", net.dim]},
             "parity_max_abs_err": err}
+
+
+class _Step(torch.nn.Module):
+    def __init__(self, decoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, event, hidden, cond):
+        return self.decoder.step(event, hidden, cond)
+
+
+def export_music_model(model, out: Path) -> dict:
+    """conditioner.onnx: embedding -> cond, h0, valence_arousal; decoder_step.onnx: one event."""
+    model.eval()
+    cfg = model.cfg
+    f = torch.randn(2, cfg.feature_dim)
+    torch.onnx.export(model.conditioner, (f,), str(out / "conditioner.onnx"), input_names=["embedding"],
+                      output_names=["cond", "h0", "valence_arousal"],
+                      dynamic_axes={"embedding": {0: "batch"}, "cond": {0: "batch"}, "h0": {1: "batch"},
+                                    "valence_arousal": {0: "batch"}},
+                      opset_version=OPSET, dynamo=False)
+    ev = torch.tensor([1, 300])
+    h = torch.zeros(cfg.layers, 2, cfg.hidden)
+    c = torch.zeros(2, cfg.cond_dim)
+    torch.onnx.export(_Step(model.decoder), (ev, h, c), str(out / "decoder_step.onnx"),
+                      input_names=["event", "hidden", "cond"], output_names=["logits", "hidden_out"],
+                      dynamic_axes={"event": {0: "batch"}, "hidden": {1: "batch"}, "cond": {0: "batch"},
+                                    "logits": {0: "batch"}, "hidden_out": {1: "batch"}},
+                      opset_version=OPSET, dynamo=False)
+    return {
+        "conditioner": {"inputs": {"embedding": ["batch", cfg.feature_dim]},
+                        "outputs": {"cond": ["batch", cfg.cond_dim], "h0": [cfg.layers, "batch", cfg.hidden],
+                                    "valence_arousal": ["batch", 2]}},
+        "decoder_step": {"inputs": {"event": ["batch"], "hidden": [cfg.layers, "batch", cfg.hidden],
+                                    "cond": ["batch", cfg.cond_dim]},
+                         "outputs": {"logits": ["batch", cfg.vocab], "hidden_out": [cfg.layers, "batch", cfg.hidden]}},
+    }
+
+
+def parity(model, out: Path, features: np.ndarray, steps: int = 200, seed: int = 3) -> dict:
+    """Run torch and ONNX side by side for ``steps`` events from real image features.
+
+    1. Teacher-forced on the same events: the largest logit difference.
+    2. Sampled with the same seed through installation.sampling: the two sequences must agree.
+    """
+    import onnxruntime as ort
+
+    from installation.sampling import sample
+
+    so = ort.SessionOptions()
+    cond_s = ort.InferenceSession(str(out / "conditioner.onnx"), so, providers=["CPUExecutionProvider"])
+    step_s = ort.InferenceSession(str(out / "decoder_step.onnx"), so, providers=["CPUExecutionProvider"])
+    feats = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    model.eval()
+    with torch.no_grad():
+        c_t, h_t, va_t = model.conditioner(feats)
+    c_o, h_o, va_o = cond_s.run(None, {"embedding": feats.numpy()})
+    max_err = float(max(np.abs(c_o - c_t.numpy()).max(), np.abs(h_o - h_t.numpy()).max(), np.abs(va_o - va_t.numpy()).max()))
+
+    rng_t, rng_o = np.random.default_rng(seed), np.random.default_rng(seed)
+    ev_t = ev_o = np.full(len(feats), 355, np.int64)          # start with a 1 s time shift
+    seq_t, seq_o = [], []
+    h_tt, h_oo = h_t, h_o
+    forced_h_o = h_o
+    with torch.no_grad():
+        for _ in range(steps):
+            lt, h_tt = model.decoder.step(torch.from_numpy(ev_t), h_tt, c_t)
+            lo_forced, forced_h_o = step_s.run(None, {"event": ev_t, "hidden": forced_h_o, "cond": c_o})
+            max_err = max(max_err, float(np.abs(lo_forced - lt.numpy()).max()))
+            lo, h_oo = step_s.run(None, {"event": ev_o, "hidden": h_oo, "cond": c_o})
+            ev_t = sample(lt.numpy(), rng_t, 1.0, 0.95)
+            ev_o = sample(lo, rng_o, 1.0, 0.95)
+            seq_t.append(ev_t)
+            seq_o.append(ev_o)
+    same = bool(np.array_equal(np.stack(seq_t), np.stack(seq_o)))
+    return {"steps": steps, "batch": int(len(feats)), "max_abs_logit_err": max_err, "same_sampled_sequence": same, "seed": seed}
+
+
+def _git_commit(repo: Path) -> str:
+    import subprocess
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+def export_all(args) -> dict:
+    """Export the trained run to args.out, check parity, write manifest.json and MODEL_CARD.md."""
+    import json
+    import platform
+
+    from installation import events, preprocess
+    from installation.training import data as D
+    from installation.training.backbones import sha256
+    from installation.training.model import ModelConfig, MusicModel
+    from installation.training.pipeline import _images, _paths
+    from installation.training.report import quadrant_report, write_model_card
+
+    out = args.out
+    ck = torch.load(args.run / "model.pt", map_location="cpu", weights_only=False)
+    summary = json.loads((args.run / "summary.json").read_text())
+    model = MusicModel(ModelConfig(**ck["config"]))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    io = export_music_model(model, out)
+
+    _, feat_path, enc_path = _paths(args)
+    images = _images(args)
+    feats = np.load(feat_path, allow_pickle=True)["features"]
+    test_idx = np.flatnonzero(images.test)
+    check = parity(model, out, feats[test_idx[:4], 0])
+    if check["max_abs_logit_err"] > 1e-4 or not check["same_sampled_sequence"]:
+        raise RuntimeError(f"ONNX and torch disagree: {check}")
+    log.info("parity: %s", check)
+
+    enc_info = json.loads((args.cache / "encoder_info.json").read_text())
+    enc_io = {k: enc_info[k] for k in ("inputs", "outputs")}
+    models = {
+        "encoder": {"file": enc_path.name, **enc_io, "backbone": enc_info["backbone"],
+                    "weights": {k: enc_info.get(k) for k in ("weights_file", "weights_sha256", "weights_source")},
+                    "parity_max_abs_err": enc_info["parity_max_abs_err"]},
+        "conditioner": {"file": "conditioner.onnx", **io["conditioner"]},
+        "decoder_step": {"file": "decoder_step.onnx", **io["decoder_step"]},
+    }
+    for name, m in models.items():
+        m["sha256"] = sha256(out / m["file"])
+        m["opset"] = OPSET
+        m["bytes"] = (out / m["file"]).stat().st_size
+    manifest = {
+        "format": 1,
+        "git_commit": _git_commit(Path(__file__).resolve().parents[2]),
+        "exported_with": {"torch": torch.__version__, "python": platform.python_version()},
+        "models": models,
+        "vocabulary": events.vocabulary_spec(),
+        "preprocessing": preprocess.SPEC,
+        "model_config": ck["config"],
+        "emotion": {"valence_arousal_output": "standardised Emotion6 ratings: ((V - 5) / 4, (A - median A) / 4)",
+                    "arousal_median": float(images.arousal_split)},
+        "training": {"command": "python -m installation.training all", "data": summary["data"],
+                     "config": summary["config"],
+                     "history": {k: summary[k] for k in ("pretrain", "finetune")}},
+        "metrics": {"nll_per_event_nats": summary["nll"], "onnx_torch_parity": check},
+    }
+    # what music the held-out images of each quadrant get, through the runtime's own path
+    report = quadrant_report(out, manifest, images, feats[:, 0])
+    manifest["metrics"]["generated_by_quadrant"] = report
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_model_card(out / "MODEL_CARD.md", manifest)
+    log.info("exported to %s", out)
+    return manifest

@@ -1,0 +1,75 @@
+"""The exported models' manifest: what the runtime loads, checked before anything plays.
+
+``exported_models/manifest.json`` names each ONNX file with its sha256, its
+input/output names and shapes, the event vocabulary and the preprocessing.
+``load()`` refuses files that are missing or altered, and a vocabulary or
+preprocessing that differs from this runtime's, each with a one-line error.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from installation import events, preprocess
+from installation.errors import UserError
+
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "exported_models"
+MODELS = ("encoder", "conditioner", "decoder_step")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The parsed manifest and the folder it came from."""
+    folder: Path
+    data: dict
+
+    def path(self, name: str) -> Path:
+        return self.folder / self.data["models"][name]["file"]
+
+    def io(self, name: str) -> dict:
+        return self.data["models"][name]
+
+    @property
+    def model_config(self) -> dict:
+        return self.data["model_config"]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load(folder: str | Path | None = None, *, verify: bool = True) -> Manifest:
+    """Read and check ``folder/manifest.json`` (default: the repo's exported_models/)."""
+    folder = Path(folder) if folder is not None else DEFAULT_DIR
+    mpath = folder / "manifest.json"
+    if not mpath.is_file():
+        raise UserError(f"models missing: {mpath} not found; use --models DIR with an exported model folder, "
+                        "or re-create it with `python -m installation.training all`")
+    try:
+        data = json.loads(mpath.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{mpath}: not a readable manifest ({exc}); restore it with `git checkout {mpath.name}`") from None
+    m = Manifest(folder, data)
+    for name in MODELS:
+        if name not in data.get("models", {}):
+            raise UserError(f"{mpath}: no entry for the {name} model; re-export the models")
+        p = m.path(name)
+        if not p.is_file():
+            raise UserError(f"model file missing: {p} (listed in {mpath.name}); restore it with git or re-export")
+        if verify and file_sha256(p) != data["models"][name]["sha256"]:
+            raise UserError(f"{p}: sha256 does not match {mpath.name}; the file was altered or truncated "
+                            "(git lfs/checkout it again, or re-export the models)")
+    vocab = data.get("vocabulary", {})
+    if vocab.get("size") != events.VOCAB_SIZE or vocab.get("ranges") != events.vocabulary_spec()["ranges"]:
+        raise UserError(f"{mpath}: the models' event vocabulary differs from this runtime's "
+                        f"({vocab.get('size')} vs {events.VOCAB_SIZE} events); use models exported by this version")
+    pre = data.get("preprocessing", {})
+    if pre.get("crop") != preprocess.CROP or pre.get("resize_shorter_side") != preprocess.RESIZE_SHORTER:
+        raise UserError(f"{mpath}: the encoder expects other preprocessing than this runtime's; re-export the encoder")
+    return m
