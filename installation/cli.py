@@ -1,0 +1,240 @@
+"""The command line: play (default), render, ports, kiosk.
+
+User mistakes print one line (``error: ...``) and exit with status 2; no tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import logging
+import logging.handlers
+import queue
+import signal
+import sys
+import time
+from pathlib import Path
+
+from installation.errors import UserError
+
+log = logging.getLogger("installation")
+
+COMMANDS = ("play", "render", "ports", "kiosk")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", default=None, help="folder with manifest.json and the ONNX models (default: exported_models/)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed: a run from a file or image source is reproducible")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy; default 1.0)")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling: keep the most likely events up to this mass")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="run_installation.py",
+                                 description="Image-to-music installation: hear the mood of what the camera sees.")
+    sub = ap.add_subparsers(dest="command")
+
+    play = sub.add_parser("play", help="make music from a camera, video, image or folder, live on MIDI (default)")
+    _common(play)
+    play.add_argument("--source", default=None,
+                      help="camera index, video file or URL, image, or folder (default: camera 0, else the bundled artworks)")
+    play.add_argument("--slide-seconds", type=float, default=20.0, help="seconds per image in a folder slideshow")
+    play.add_argument("--embed-fps", type=float, default=4.0, help="frames embedded per second at most")
+    play.add_argument("--lookahead-ms", type=float, default=750.0, help="music generated ahead of playback")
+    play.add_argument("--tempo-scale", type=float, default=1.0, help="stretch time: 2 plays at half speed")
+    play.add_argument("--port", default=None, help="connect to the MIDI output port whose name contains this")
+    play.add_argument("--virtual-port", default=None, help="create a virtual MIDI port with this name (the default when no --port)")
+    play.add_argument("--midi-api", default=None, choices=["alsa", "jack", "coremidi", "winmm"],
+                      help="rtmidi API (default: the platform's, falling back to JACK)")
+    play.add_argument("--channel", type=int, default=1, help="MIDI channel 1-16 (default 1)")
+    play.add_argument("--record", default=None, help="also write what was played to this MIDI file")
+    play.add_argument("--duration", type=float, default=None, help="stop cleanly after this many seconds")
+    play.add_argument("--late-policy", default="send", choices=["send", "drop"],
+                      help="a message that is late: send it at once, or drop it (note-offs are always sent)")
+    play.add_argument("--max-polyphony", type=int, default=32, help="notes sounding at once; the oldest is released beyond")
+    play.add_argument("--max-note-seconds", type=float, default=8.0, help="a note held longer is released")
+
+    render = sub.add_parser("render", help="write one MIDI file per image, offline and batched")
+    _common(render)
+    render.add_argument("images", nargs="+", help="image files or folders")
+    render.add_argument("--out", required=True, help="output folder (created if needed)")
+    render.add_argument("--seconds", type=float, default=30.0, help="music per image")
+    render.add_argument("--batch", type=int, default=64, help="images sampled together")
+
+    ports = sub.add_parser("ports", help="list MIDI ports")
+    ports.add_argument("--midi-api", default=None, choices=["alsa", "jack", "coremidi", "winmm"])
+    ports.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+
+    kiosk = sub.add_parser("kiosk", help="unattended gallery mode (not built yet)")
+    kiosk.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return ap
+
+
+def setup_logging(level: str) -> None:
+    """Log through a queue: threads that log never wait for the terminal (stderr)."""
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    listener = logging.handlers.QueueListener(q, handler)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(q)]
+    root.setLevel(level.upper())
+    listener.start()
+    atexit.register(listener.stop)
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise UserError(msg)
+
+
+# --- play ---------------------------------------------------------------------------
+
+def play(args) -> int:
+    from installation import manifest as M
+    from installation import midi_io
+    from installation.capture import open_source
+    from installation.engine import Engine, EngineConfig
+    from installation.generator import GeneratorConfig
+    from installation.scheduler import SchedulerConfig
+
+    _check(1 <= args.channel <= 16, f"--channel {args.channel}: MIDI channels are 1-16")
+    _check(args.embed_fps > 0, "--embed-fps must be above 0")
+    _check(args.tempo_scale > 0, "--tempo-scale must be above 0")
+    _check(args.lookahead_ms >= 20, "--lookahead-ms must be at least 20")
+    _check(args.slide_seconds > 0, "--slide-seconds must be above 0")
+    _check(args.duration is None or args.duration > 0, "--duration must be above 0")
+    _check(0 < args.top_p <= 1, "--top-p must be in (0, 1]")
+    if args.record:
+        rp = Path(args.record)
+        _check(rp.parent.is_dir(), f"--record {rp}: folder {rp.parent} does not exist")
+
+    models = M.load(args.models)
+    source = open_source(args.source, slide_seconds=args.slide_seconds)
+    log.info("source: %s", source.description)
+    record = args.record
+    try:
+        sink, desc = midi_io.open_output(args.midi_api, args.port, args.virtual_port, record)
+    except midi_io.NoMidiSystem as exc:
+        if args.port:
+            raise
+        record = time.strftime("installation-%Y%m%d-%H%M%S.mid")
+        log.warning("no MIDI system reachable (%s): playing to the file %s instead; "
+                    "start JACK or pass --record FILE to choose the file", exc.reason or exc, record)
+        sink, desc = midi_io.open_output(args.midi_api, None, args.virtual_port, record)
+    log.info("output: %s", desc)
+    recorder = midi_io.Recorder() if record else None
+
+    cfg = EngineConfig(
+        embed_fps=args.embed_fps, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
+        generator=GeneratorConfig(lookahead_s=args.lookahead_ms / 1000, tempo_scale=args.tempo_scale,
+                                  channel=args.channel - 1),
+        scheduler=SchedulerConfig(late_policy=args.late_policy, max_polyphony=args.max_polyphony,
+                                  max_note_s=args.max_note_seconds))
+    engine = Engine(models, source, sink, cfg, recorder=recorder)
+
+    def on_signal(signum, _frame):
+        engine.stop_event.set()          # the main thread wakes and stops everything in order
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    started = time.perf_counter()
+    try:
+        engine.start()
+        log.info("playing%s; Ctrl-C to stop", f" for {args.duration:g} s" if args.duration else "")
+        engine.wait(args.duration)
+    finally:
+        engine.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+        sink.close()
+        if recorder is not None:
+            recorder.write(record)
+        st = engine.stats()
+        log.info("stopped after %.1f s: %d events generated, %d MIDI messages sent, lateness p50 %s p99 %s",
+                 time.perf_counter() - started, st["events_generated"], st["sent"],
+                 _ms(st.get("lateness_p50")), _ms(st.get("lateness_p99")))
+    if engine.failure is not None:
+        log.error("the engine stopped on an internal error: %s", engine.failure)
+        return 1
+    return 0
+
+
+def _ms(x) -> str:
+    return "-" if x is None else f"{x * 1000:.2f} ms"
+
+
+# --- render ---------------------------------------------------------------------------
+
+def render(args) -> int:
+    from installation import events as E
+    from installation import manifest as M
+    from installation.capture import iter_images
+    from installation.decoder import MusicDecoder
+    from installation.encoder import ImageEncoder
+    from installation.preprocess import load_rgb
+    from installation.render import RenderSettings, generate, output_paths
+
+    _check(args.seconds > 0, "--seconds must be above 0")
+    _check(args.batch > 0, "--batch must be above 0")
+    images = iter_images(args.images)
+    _check(bool(images), "render: no images found in " + " ".join(args.images))
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    models = M.load(args.models)
+    enc = ImageEncoder(models, threads=2)
+    dec = MusicDecoder(models, threads=2)
+    t = time.perf_counter()
+    frames = []
+    for p in images:
+        try:
+            frames.append(load_rgb(p))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    import numpy as np
+    emb = np.concatenate([enc.embed(frames[i:i + 16]) for i in range(0, len(frames), 16)])
+    settings = RenderSettings(seconds=args.seconds, seed=args.seed or 0, temperature=args.temperature,
+                              top_p=args.top_p, batch=args.batch)
+    seqs = generate(dec, emb, [p.stem for p in images], settings)
+    for path, seq in zip(output_paths(images, out), seqs):
+        E.events_to_midi(seq, path)
+        log.info("%s: %d events", path, len(seq))
+    dt = time.perf_counter() - t
+    n = sum(len(s) for s in seqs)
+    log.info("rendered %d images, %d events, %.0f s of music in %.1f s", len(images), n, args.seconds * len(images), dt)
+    return 0
+
+
+# --- ports ----------------------------------------------------------------------------
+
+def ports(args) -> int:
+    from installation import midi_io
+
+    api = midi_io.choose_api(args.midi_api)
+    found = midi_io.list_ports(api)
+    print(f"MIDI API: {api}")
+    for kind in ("outputs", "inputs"):
+        print(f"{kind} (use with --port):" if kind == "outputs" else f"{kind}:")
+        for name in found[kind] or ["(none)"]:
+            print(f"  {name}")
+    return 0
+
+
+def kiosk(args) -> int:
+    raise UserError("kiosk mode is not built yet; run `python run_installation.py play` (it has its own issue)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "play")
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return {"play": play, "render": render, "ports": ports, "kiosk": kiosk}[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,100 @@
+"""The live engine: the four threads wired together, started and stopped in order.
+
+    capture (inside the source) -> vision -> SceneTimeline -> generator -> Scheduler -> MIDI sink
+
+The main thread owns start/stop order, signals and the final panic. Every
+thread watches one stop Event and is joined with a timeout. A failing thread
+stops the whole engine; the scheduler still closes every note.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from installation.decoder import MusicDecoder, Performer
+from installation.encoder import ImageEncoder
+from installation.generator import GeneratorConfig, GeneratorThread
+from installation.manifest import Manifest
+from installation.scene import SceneConfig
+from installation.scheduler import Scheduler, SchedulerConfig
+from installation.vision import SceneTimeline, VisionThread
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    embed_fps: float = 4.0          # frames embedded per second at most
+    seed: int | None = None         # sampling seed (file/image sources: a reproducible run)
+    temperature: float = 1.0
+    top_p: float = 0.95
+    encoder_threads: int = 1        # onnxruntime threads for the image encoder
+    start_delay_s: float = 0.25     # first note is due this long after start (room to generate ahead)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+
+
+class Engine:
+    """Owns the models, the threads and the stop Event. Constructing it loads models; nothing runs until start()."""
+
+    def __init__(self, manifest: Manifest, source, sink, cfg: EngineConfig, *, recorder=None, clock=time.perf_counter):
+        self.cfg, self.source, self.sink, self.clock = cfg, source, sink, clock
+        self.stop_event = threading.Event()
+        self.failure: BaseException | None = None
+        self.encoder = ImageEncoder(manifest, threads=cfg.encoder_threads)
+        self.decoder = MusicDecoder(manifest, threads=1)
+        self.timeline = SceneTimeline(live=source.live)
+        self.scheduler = Scheduler(sink, cfg.scheduler, clock=clock, recorder=recorder)
+        performer = Performer(self.decoder, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p)
+        self.generator = GeneratorThread(performer, self.scheduler, self.timeline, cfg.generator,
+                                         stop=self.stop_event, clock=clock, on_error=self._fail)
+        self.vision = VisionThread(source, self.encoder, self.decoder, self.timeline, embed_fps=cfg.embed_fps,
+                                   scene=cfg.scene, stop=self.stop_event, music_time=self.generator.music_time,
+                                   clock=clock, on_error=self._fail)
+        self.t0: float | None = None
+        self._stopped = False
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failure = exc
+        self.stop_event.set()
+
+    def start(self) -> None:
+        self.source.start()
+        self.t0 = self.clock() + self.cfg.start_delay_s
+        self.scheduler.start()
+        self.vision.start(self.t0)
+        self.generator.start(self.t0)
+
+    def wait(self, duration: float | None = None) -> None:
+        """Block the main thread until duration passes, stop() is asked for, or a thread fails."""
+        deadline = None if duration is None else self.t0 + duration
+        while not self.stop_event.is_set():
+            left = None if deadline is None else deadline - self.clock()
+            if left is not None and left <= 0:
+                break
+            self.stop_event.wait(0.5 if left is None else min(left, 0.5))
+        if self.scheduler.error is not None and self.failure is None:
+            self.failure = self.scheduler.error
+
+    def stop(self) -> None:
+        """Stop generating, then silence: a note-off for every open note, CC123 and CC120. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stop_event.set()
+        try:
+            self.scheduler.stop(timeout=0.5)        # first: silence within 50 ms, whatever the others do
+        finally:
+            self.generator.join(1.0)
+            self.vision.join(2.0)
+            self.source.close()
+
+    def stats(self) -> dict:
+        s = self.scheduler.stats()
+        s.update(events_generated=self.generator.events_generated,
+                 embeds=len(self.vision.embed_seconds),
+                 scene_changes=list(self.generator.scene_changes))
+        return s

@@ -1,0 +1,160 @@
+"""The generator thread: samples events ahead of playback and hands timed MIDI messages to the scheduler.
+
+Music time ``m`` (seconds of performance, as the model counts it) maps to the
+engine clock as ``due = t0 + offset + m * tempo_scale``. The generator keeps
+at most ``lookahead_s`` of music queued, sleeping on the scene timeline so a
+new scene wakes it at once.
+
+- Conditioning glides (scene.Crossfade) toward each new scene entry.
+- Live sources: a scene change discards what is queued but not yet due (the
+  scheduler closes sounding notes) and generation resumes from now under the
+  new scene, so the change is heard within the detection delay plus ~50 ms.
+- Phrase re-priming: after ``phrase_s`` of music, at the next moment with no
+  note sounding, the hidden state is pulled part of the way back to the
+  scene's h0, so long runs do not drift into noodling.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from installation import events as E
+from installation.decoder import Performer
+from installation.scene import Crossfade
+from installation.vision import SceneTimeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    lookahead_s: float = 0.75      # music queued ahead of playback
+    tempo_scale: float = 1.0       # > 1 plays slower (stretches time), < 1 faster
+    channel: int = 0               # MIDI channel 0..15
+    crossfade_s: float = 2.0       # glide of the conditioning to a new scene
+    phrase_s: float = 20.0         # re-prime after this much music, at a rest
+    reprime_mix: float = 0.6       # how far the hidden state moves back to h0 at a re-prime
+    scene_mix: float = 0.5         # how far it moves to the new scene's h0 at a scene change
+    discard_margin_s: float = 0.05  # live scene change: keep what is due within this
+
+
+class GeneratorThread:
+    """Owns a Performer; writes (due, message) pairs into the scheduler."""
+
+    def __init__(self, performer: Performer, scheduler, timeline: SceneTimeline, cfg: GeneratorConfig, *,
+                 stop: threading.Event, clock=time.perf_counter, on_error=None):
+        self.p, self.scheduler, self.timeline, self.cfg = performer, scheduler, timeline, cfg
+        self.stop_event, self.clock, self.on_error = stop, clock, on_error
+        self.fade = Crossfade(cfg.crossfade_s)
+        self.stream = E.EventStream()
+        self.sounding: set[int] = set()
+        self.scene_id = -1
+        self.t0 = 0.0
+        self.offset = 0.0              # clock shift applied after a live discard
+        self.events_generated = 0
+        self.scene_changes: list[tuple[float, float]] = []   # (clock time of the change, due time of the first new note)
+        self._pending_change: float | None = None
+        self._last_prime = 0.0
+        self._version = 0
+        self._thread = threading.Thread(target=self._run, name="generator", daemon=True)
+
+    # --- time -----------------------------------------------------------------
+    def due(self, m: float) -> float:
+        return self.t0 + self.offset + m * self.cfg.tempo_scale
+
+    def music_time(self) -> float:
+        return self.stream.time
+
+    def start(self, t0: float) -> None:
+        self.t0 = t0
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # --- the loop -------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            entry = None
+            while entry is None and not self.stop_event.is_set():
+                entry = self.timeline.at(0.0, timeout=0.1)
+            if entry is None:
+                return
+            self._enter(entry, first=True)
+            while not self.stop_event.is_set():
+                ahead = self.due(self.stream.time) - self.clock()
+                if ahead > self.cfg.lookahead_s:
+                    self._version = self.timeline.wait_newer(self._version, min(ahead - self.cfg.lookahead_s, 0.05))
+                    if self.timeline.live:
+                        self._follow_live()
+                    continue
+                if not self.timeline.live:
+                    e = self.timeline.at(self.stream.time, timeout=0.5)
+                    if e is None:
+                        continue
+                    if e is not entry:
+                        entry = e
+                        self._enter(e)
+                else:
+                    self._follow_live()
+                self._one_event()
+        except Exception as exc:
+            log.exception("generator thread failed: %s", exc)
+            if self.on_error:
+                self.on_error(exc)
+
+    def _follow_live(self) -> None:
+        e = self.timeline.at(0.0, timeout=0)
+        if e is not None and e.scene_id != self.scene_id:
+            now = self.clock()
+            cut = now + self.cfg.discard_margin_s
+            self.scheduler.discard_after(cut)
+            # resume the music clock at the cut: later events are due from there
+            m_cut = self.stream.time
+            self.offset = cut - (self.t0 + m_cut * self.cfg.tempo_scale)
+            self.sounding.clear()
+            self._pending_change = now
+            self._enter(e)
+        elif e is not None and e.t > getattr(self, "_live_t", -1):
+            self._live_t = e.t
+            self.fade.set(self.stream.time, e.cond)
+
+    def _enter(self, e, first: bool = False) -> None:
+        """Start following scene entry e (a new scene, or a new smoothed value of the same one)."""
+        new_scene = e.scene_id != self.scene_id
+        self.fade.set(self.stream.time, e.cond, immediate=first)
+        if first:
+            self.p.prime(e.h0)
+            self._last_prime = self.stream.time
+        elif new_scene:
+            self.p.prime(e.h0, mix=self.cfg.scene_mix)
+        self.scene_id = e.scene_id
+        self._scene_h0 = e.h0
+
+    def _one_event(self) -> None:
+        m = self.stream.time
+        ev = self.p.next(self.fade.value(m))
+        self.events_generated += 1
+        note = self.stream.feed(ev)
+        if note is None:
+            if (not self.sounding and m - self._last_prime >= self.cfg.phrase_s
+                    and E.TIME_SHIFT <= ev < E.TIME_SHIFT + E.NUM_TIME_SHIFTS):
+                self.p.prime(self._scene_h0, mix=self.cfg.reprime_mix)     # a rest after a phrase
+                self._last_prime = m
+            return
+        ch = self.cfg.channel
+        if note.on:
+            msg = (0x90 | ch, note.pitch, max(1, note.velocity))
+            self.sounding.add(note.pitch)
+            if self._pending_change is not None:
+                self.scene_changes.append((self._pending_change, self.due(note.time)))
+                self._pending_change = None
+        else:
+            if note.pitch not in self.sounding:
+                return                                  # orphan note-off: nothing to end
+            msg = (0x80 | ch, note.pitch, 0)
+            self.sounding.discard(note.pitch)
+        self.scheduler.push([(self.due(note.time), msg)])

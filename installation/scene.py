@@ -1,0 +1,135 @@
+"""Numbers are smoothed, scene changes are found, conditioning crossfades.
+
+Pure numpy, no threads; every call is given the time (seconds, monotonic).
+Vectors are float32, of any length (1280-d embeddings, 64..256-d conditioning).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """How embeddings are smoothed and when they count as a new scene."""
+    smoothing_s: float = 1.5        # time constant of the exponential smoothing of embeddings
+    change_threshold: float = 0.25  # cosine distance (new embedding vs the smoothed one) at or above which it is a different scene
+    change_frames: int = 2          # that many consecutive distant embeddings confirm a change (one glitch frame is not a scene change)
+    crossfade_s: float = 2.0        # conditioning glides from the old to the new scene over this long
+
+
+@dataclass(frozen=True)
+class SceneUpdate:
+    """What one embedding did: the smoothed embedding, whether it confirmed a scene change,
+    the current scene number and the embedding's cosine distance from the smoothed one before it."""
+    smoothed: np.ndarray
+    changed: bool
+    scene_id: int
+    distance: float
+
+
+def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """1 - cos(angle between a and b), in 0..2; a zero vector is at distance 1 from anything but another zero."""
+    a64, b64 = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
+    na, nb = float(np.linalg.norm(a64)), float(np.linalg.norm(b64))
+    if na == 0.0 or nb == 0.0:
+        return 0.0 if na == nb else 1.0
+    return 1.0 - float(np.dot(a64, b64)) / (na * nb)
+
+
+class SceneTracker:
+    """Exponentially smooths embeddings and finds scene changes.
+
+    The first embedding starts scene 0 (not reported as a change). An embedding
+    at distance >= change_threshold from the smoothed one is "distant"; distant
+    embeddings are not blended in, so one glitch frame leaves the smoothed value
+    as it was. ``change_frames`` distant embeddings in a row confirm a change: the
+    smoother restarts from the latest embedding and scene_id increments.
+    """
+
+    def __init__(self, config: SceneConfig = SceneConfig()):
+        self.config = config
+        self._smoothed: np.ndarray | None = None
+        self._t = 0.0               # time of the last embedding blended into the smoothed one
+        self._distant = 0           # consecutive distant embeddings so far
+        self.scene_id = 0
+
+    def update(self, t: float, embedding: np.ndarray) -> SceneUpdate:
+        """Take one embedding seen at time ``t``."""
+        x = np.array(embedding, dtype=np.float32)          # a copy: the caller may reuse its buffer
+        x.setflags(write=False)
+        s = self._smoothed
+        if s is None:
+            return self._restart(t, x, changed=False, distance=0.0)
+        if x.shape != s.shape:
+            raise ValueError(f"embedding shape {x.shape} differs from the earlier {s.shape}")
+        distance = cosine_distance(x, s)
+        if distance >= self.config.change_threshold:
+            self._distant += 1
+            if self._distant >= self.config.change_frames:
+                self.scene_id += 1
+                return self._restart(t, x, changed=True, distance=distance)
+            return SceneUpdate(s, False, self.scene_id, distance)
+        self._distant = 0
+        dt = max(0.0, t - self._t)
+        tau = self.config.smoothing_s
+        alpha = 1.0 if tau <= 0 else 1.0 - math.exp(-dt / tau)
+        s = s + np.float32(alpha) * (x - s)
+        s.setflags(write=False)
+        self._smoothed, self._t = s, t
+        return SceneUpdate(s, False, self.scene_id, distance)
+
+    def _restart(self, t: float, x: np.ndarray, *, changed: bool, distance: float) -> SceneUpdate:
+        self._smoothed, self._t, self._distant = x, t, 0
+        return SceneUpdate(x, changed, self.scene_id, distance)
+
+    @property
+    def smoothed(self) -> np.ndarray | None:
+        """The current smoothed embedding (read-only), None before the first update."""
+        return self._smoothed
+
+
+class Crossfade:
+    """Conditioning vector over time: holds a current target and glides linearly from the
+    value at the moment a new target is set to that target over ``crossfade_s`` seconds.
+
+    Linear, not equal-power: these are model inputs, not audio, and a linear glide
+    stays on the segment between the two vectors.
+    """
+
+    def __init__(self, crossfade_s: float):
+        if not crossfade_s >= 0:
+            raise ValueError(f"crossfade_s must be >= 0, not {crossfade_s!r}")
+        self.crossfade_s = float(crossfade_s)
+        self._start: np.ndarray | None = None     # value when the current target was set
+        self._target: np.ndarray | None = None
+        self._t0 = 0.0
+
+    def set(self, t: float, target: np.ndarray, immediate: bool = False) -> None:
+        """A new target from time ``t``: glide to it from the current value (no jump), or jump if ``immediate``."""
+        target = np.array(target, dtype=np.float32)
+        if self._target is None or immediate or self.crossfade_s == 0:
+            start = target
+        else:
+            if target.shape != self._target.shape:
+                raise ValueError(f"target shape {target.shape} differs from the current {self._target.shape}")
+            start = self.value(t)
+        self._start, self._target, self._t0 = start, target, t
+
+    def value(self, t: float) -> np.ndarray:
+        """The conditioning vector at time ``t`` (a new float32 array)."""
+        if self._target is None:
+            raise RuntimeError("Crossfade.value() before any set()")
+        w = 1.0 if self.crossfade_s == 0 else (t - self._t0) / self.crossfade_s
+        if w >= 1.0:
+            return self._target.copy()
+        if w <= 0.0:
+            return self._start.copy()
+        return self._start + np.float32(w) * (self._target - self._start)
+
+    @property
+    def target(self) -> np.ndarray | None:
+        """The target being glided to (a copy), None before the first set()."""
+        return None if self._target is None else self._target.copy()

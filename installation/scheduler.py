@@ -1,0 +1,374 @@
+"""Timed MIDI messages are sent on time; every note-on gets its note-off.
+
+A message is a plain tuple of ints: ``(0x90|ch, pitch, vel)`` note-on,
+``(0x80|ch, pitch, 0)`` note-off (a note-on with velocity 0 is a note-off too),
+``(0xB0|ch, cc, value)`` and so on. A due time is seconds on the scheduler's
+monotonic clock.
+
+The open-note table, keyed by (channel, pitch), follows note-seq's policy:
+a note-on for a key that is already open first sends that key's note-off
+(retrigger); a note-off for a key that is not open is skipped (orphan); a
+note-on beyond ``max_polyphony`` first closes the oldest open note (steal);
+a note open for ``max_note_s`` is closed by the scheduler; ``stop()`` and
+``panic()`` close everything. So every note-on that was sent gets exactly one
+note-off.
+
+A send that fails (``sink.send`` returns False: the port is gone) leaves the
+table as if it had been sent, so its note-off is still sent later; a note-off
+to a port that did not play the note is harmless, a missing one is a stuck note.
+Failed sends are counted (``stats()["send_failed"]``). The recorder, if any, gets
+every message handed to the sink, failed or not, so a recording stays balanced.
+Lateness (now - due) is kept for every message ``tick`` sends; a note-off it adds
+(retrigger, steal) counts as due with the note-on that caused it, a forced one as
+due at its deadline.
+
+Threads: the generator thread calls ``push``/``discard_after``/``last_due``;
+only the scheduler thread touches the sink while it runs (``panic()`` from
+another thread is handed to it). After ``stop()`` joined it, or once it died,
+``panic()`` sends from the calling thread.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol
+
+import numpy as np
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+NOTE_OFF, NOTE_ON, CONTROL_CHANGE = 0x80, 0x90, 0xB0
+ALL_SOUND_OFF, ALL_NOTES_OFF = 120, 123
+
+Message = tuple[int, ...]
+
+
+class Sink(Protocol):
+    """Where messages go (a MIDI output port)."""
+    def send(self, msg: Message) -> bool: ...
+
+
+class Recorder(Protocol):
+    """Keeps what was played, with the clock time it was sent."""
+    def add(self, t: float, msg: Message) -> None: ...
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """How the scheduler treats late messages, long notes and too many notes."""
+    late_policy: str = "send"       # "send": a late message goes out at once; "drop": note-ons later than late_tolerance_s are dropped (note-offs never)
+    late_tolerance_s: float = 0.020  # how late a note-on may be under "drop"
+    max_note_s: float = 8.0         # a note open longer is closed by the scheduler
+    max_polyphony: int = 32         # a note-on beyond this steals (closes) the oldest open note first
+    spin_s: float = 0.002           # sleep until this long before a due time, then spin
+    stats_window: int = 4096        # lateness samples kept for the p50/p99 in stats()
+
+    def __post_init__(self) -> None:
+        if self.late_policy not in ("send", "drop"):
+            raise UserError(f"late_policy must be 'send' or 'drop', not {self.late_policy!r}")
+        for name in ("late_tolerance_s", "spin_s"):
+            if not getattr(self, name) >= 0:
+                raise UserError(f"{name} must be >= 0, not {getattr(self, name)!r}")
+        if not self.max_note_s > 0:
+            raise UserError(f"max_note_s must be > 0, not {self.max_note_s!r}")
+        for name in ("max_polyphony", "stats_window"):
+            if not getattr(self, name) >= 1:
+                raise UserError(f"{name} must be >= 1, not {getattr(self, name)!r}")
+
+
+class Scheduler:
+    """Sends timed messages to a sink at their due times, keeping an open-note table.
+
+    ``tick(now)`` does the work and is what fake-clock tests call; ``start()``
+    runs it on a thread that waits for absolute due times (condition wait
+    until ``spin_s`` before, then spins). Constructing one starts nothing.
+    """
+
+    def __init__(self, sink: Sink, config: SchedulerConfig = SchedulerConfig(), *,
+                 clock: Callable[[], float] = time.perf_counter, recorder: Recorder | None = None):
+        self._sink = sink
+        self._config = config
+        self._clock = clock
+        self._recorder = recorder
+        self._cond = threading.Condition()       # an RLock: panic() from inside tick() is fine
+        self._heap: list[tuple[float, int, Message]] = []   # (due, sequence, msg)
+        self._seq = 0
+        self._last_due: float | None = None
+        self._open: dict[tuple[int, int], float] = {}       # (ch, pitch) -> on-time; insertion order = age
+        self._channels: set[int] = set()                    # channels used, for CC123/CC120
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._next_wake = math.inf               # what the thread waits for; a push earlier wakes it
+        self._wakes = 0                          # bumped to end a spin early
+        self._panic_requests: list[threading.Event] = []
+        self.error: BaseException | None = None  # what killed the thread, if anything
+        # counters and the lateness ring buffer (preallocated; read by stats())
+        self._lateness = np.zeros(config.stats_window, dtype=np.float64)
+        self._n_late_samples = 0
+        self._late_max = -math.inf
+        self._sent = self._send_failed = self._dropped_late = 0
+        self._stolen = self._forced = self._retriggered = self._orphans = 0
+
+    # --- the generator's side ----------------------------------------------
+
+    def push(self, items: Iterable[tuple[float, Message]]) -> None:
+        """Queue (due, message) pairs. Thread-safe; wakes the thread if one is earlier than its wait."""
+        checked = [(float(due), _checked(msg)) for due, msg in items]
+        if not checked:
+            return
+        with self._cond:
+            for due, msg in checked:
+                heapq.heappush(self._heap, (due, self._seq, msg))
+                self._seq += 1
+            latest = max(due for due, _ in checked)
+            self._last_due = latest if self._last_due is None else max(self._last_due, latest)
+            if min(due for due, _ in checked) < self._next_wake:
+                self._wake()
+
+    def pending(self) -> int:
+        """How many messages are queued."""
+        with self._cond:
+            return len(self._heap)
+
+    def last_due(self) -> float | None:
+        """The latest due time queued (None: nothing queued)."""
+        with self._cond:
+            return self._last_due
+
+    def discard_after(self, t: float) -> int:
+        """Scene change: drop queued messages due after ``t``; returns how many were dropped.
+
+        Every note that is open now, or that a kept note-on would open, gets a
+        note-off queued at ``t`` (before anything pushed later for ``t``). Where
+        a kept note-off closes the note first, that extra note-off is skipped as
+        an orphan when its time comes, so each note still gets exactly one.
+        """
+        with self._cond:
+            kept = [item for item in self._heap if item[0] <= t]
+            dropped = len(self._heap) - len(kept)
+            keys = dict.fromkeys(self._open)
+            for _, _, msg in kept:
+                if msg[0] & 0xF0 == NOTE_ON and msg[2] > 0:
+                    keys[(msg[0] & 0x0F, msg[1])] = None
+            for ch, pitch in keys:
+                kept.append((t, self._seq, (NOTE_OFF | ch, pitch, 0)))
+                self._seq += 1
+            heapq.heapify(kept)
+            self._heap = kept
+            self._last_due = max((item[0] for item in kept), default=None)
+            if kept and t < self._next_wake:
+                self._wake()
+            return dropped
+
+    # --- sending -------------------------------------------------------------
+
+    def tick(self, now: float) -> float | None:
+        """Send everything due at or before ``now``, close notes open too long; returns the next due time.
+
+        The next due time includes the deadline of the oldest open note, so the
+        thread also wakes up to close forgotten notes. Do not call it while the
+        thread runs.
+        """
+        with self._cond:
+            heap = self._heap
+            while heap and heap[0][0] <= now:
+                due, _, msg = heapq.heappop(heap)
+                self._play(now, due, msg)
+            max_note = self._config.max_note_s
+            while self._open:                    # oldest first: the table is in note-on order
+                key, on = next(iter(self._open.items()))
+                if on + max_note > now:
+                    break
+                self._forced += 1
+                self._close(now, on + max_note, key)
+            if not heap:
+                self._last_due = None
+            nxt = heap[0][0] if heap else None
+            if self._open:
+                deadline = next(iter(self._open.values())) + max_note
+                nxt = deadline if nxt is None else min(nxt, deadline)
+            return nxt
+
+    def _play(self, now: float, due: float, msg: Message) -> None:
+        kind = msg[0] & 0xF0
+        if kind == NOTE_ON and msg[2] > 0:
+            if self._config.late_policy == "drop" and now - due > self._config.late_tolerance_s:
+                self._dropped_late += 1
+                return
+            key = (msg[0] & 0x0F, msg[1])
+            if key in self._open:
+                self._retriggered += 1
+                self._close(now, due, key)
+            elif len(self._open) >= self._config.max_polyphony:
+                self._stolen += 1
+                self._close(now, due, next(iter(self._open)))
+            self._open[key] = now
+        elif kind == NOTE_OFF or kind == NOTE_ON:
+            key = (msg[0] & 0x0F, msg[1])
+            if key not in self._open:
+                self._orphans += 1
+                return
+            del self._open[key]
+        self._send(now, due, msg)
+
+    def _close(self, now: float, due: float, key: tuple[int, int]) -> None:
+        del self._open[key]
+        self._send(now, due, (NOTE_OFF | key[0], key[1], 0))
+
+    def _send(self, now: float, due: float, msg: Message) -> None:
+        if msg[0] < 0xF0:
+            self._channels.add(msg[0] & 0x0F)
+        late = now - due
+        self._lateness[self._n_late_samples % self._lateness.shape[0]] = late
+        self._n_late_samples += 1
+        if late > self._late_max:
+            self._late_max = late
+        self._sent += 1
+        if self._sink.send(msg) is False:
+            self._send_failed += 1
+        if self._recorder is not None:
+            self._recorder.add(now, msg)
+
+    # --- the thread ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the scheduler thread (once)."""
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError("scheduler already started")
+            self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        clock, spin = self._clock, self._config.spin_s
+        try:
+            with self._cond:
+                while not self._stopping:
+                    if self._panic_requests:
+                        self._panic_locked()
+                    nxt = self.tick(clock())
+                    if nxt is None:
+                        self._next_wake = math.inf
+                        self._cond.wait()
+                        continue
+                    self._next_wake = nxt
+                    remaining = nxt - clock()
+                    if remaining > spin:
+                        self._cond.wait(remaining - spin)
+                        continue
+                    wakes = self._wakes
+                    self._cond.release()                  # spin without the lock, so push() is not held up
+                    try:
+                        while clock() < nxt and self._wakes == wakes:
+                            time.sleep(0)
+                    finally:
+                        self._cond.acquire()
+        except BaseException as exc:                      # the thread ends here; the engine sees .error
+            self.error = exc
+            log.exception("scheduler thread died")
+
+    def _wake(self) -> None:
+        self._wakes += 1
+        self._cond.notify_all()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop the thread, drop what is queued, then send a note-off for every open note and
+        CC123 + CC120 on every channel used (from this thread, once the scheduler thread is joined)."""
+        with self._cond:
+            self._stopping = True
+            self._wake()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("scheduler thread did not stop within %.2f s; "
+                          "not sending note-offs from another thread", timeout)
+                return
+        with self._cond:
+            self._heap.clear()
+            self._last_due = None
+            self._panic_locked()
+            log.info("scheduler stopped: %s", self._stats_locked())
+
+    def panic(self) -> None:
+        """A note-off for every open note, then CC123 (all notes off) and CC120 (all sound off)
+        on every channel used. While the thread runs it does this itself (this call waits for it)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            done = threading.Event()
+            with self._cond:
+                self._panic_requests.append(done)
+                self._wake()
+            if not done.wait(1.0) and thread.is_alive():
+                log.error("scheduler thread did not answer a panic within 1 s")
+            if done.is_set() or thread.is_alive():
+                return
+        with self._cond:
+            self._panic_locked()
+
+    def _panic_locked(self) -> None:
+        now = self._clock()
+        msgs = [(NOTE_OFF | ch, pitch, 0) for ch, pitch in self._open]
+        self._open.clear()
+        for ch in sorted(self._channels):
+            msgs += [(CONTROL_CHANGE | ch, ALL_NOTES_OFF, 0), (CONTROL_CHANGE | ch, ALL_SOUND_OFF, 0)]
+        failed: list[str] = []
+        for msg in msgs:                      # keep going: as many note-offs as possible get out
+            try:
+                self._sent += 1
+                if self._sink.send(msg) is False:
+                    self._send_failed += 1
+                if self._recorder is not None:
+                    self._recorder.add(now, msg)
+            except Exception as exc:
+                self._send_failed += 1
+                failed.append(f"{msg}: {type(exc).__name__}: {exc}")
+        for done in self._panic_requests:
+            done.set()
+        self._panic_requests.clear()
+        if failed:
+            log.error("panic: %d message(s) could not be sent, first %s", len(failed), failed[0])
+
+    # --- for others to read --------------------------------------------------
+
+    def stats(self) -> dict:
+        """Lateness (seconds; p50/p99 over the last ``stats_window`` samples, max over all) and counters."""
+        with self._cond:
+            return self._stats_locked()
+
+    def _stats_locked(self) -> dict:
+        n = min(self._n_late_samples, self._lateness.shape[0])
+        p50, p99 = (float(x) for x in np.percentile(self._lateness[:n], [50, 99])) if n else (None, None)
+        return {
+            "lateness_p50": p50,
+            "lateness_p99": p99,
+            "lateness_max": self._late_max if n else None,
+            "sent": self._sent,
+            "send_failed": self._send_failed,
+            "dropped_late": self._dropped_late,
+            "stolen": self._stolen,
+            "forced_closed": self._forced,
+            "retriggered": self._retriggered,
+            "orphans_skipped": self._orphans,
+        }
+
+    @property
+    def open_notes(self) -> dict[tuple[int, int], float]:
+        """A snapshot of the open-note table: (channel, pitch) -> the time its note-on was sent."""
+        with self._cond:
+            return dict(self._open)
+
+
+def _checked(msg) -> Message:
+    msg = tuple(int(b) for b in msg)
+    if not msg or not 0x80 <= msg[0] <= 0xFF:
+        raise ValueError(f"not a MIDI message (no status byte): {msg!r}")
+    if msg[0] & 0xF0 in (NOTE_OFF, NOTE_ON) and len(msg) != 3:
+        raise ValueError(f"a note message has 3 bytes: {msg!r}")
+    return msg

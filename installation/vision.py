@@ -1,0 +1,168 @@
+"""The vision thread: frames -> embeddings -> smoothed scene -> conditioning, published on a timeline.
+
+Two kinds of source, one timeline:
+
+- live (camera, stream): embed the newest frame at most ``embed_fps`` times a
+  second; each result is stamped with the engine clock and replaces the last.
+- timeline (video file, image, folder): embed the frame shown at media times
+  0, 1/embed_fps, 2/embed_fps, ... running a bounded distance ahead of the
+  music, so the music at time t always hears the same frames. This is what
+  makes a seeded run from a file reproducible, note for note.
+
+Inference runs here, never on the MIDI thread.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from installation.decoder import MusicDecoder
+from installation.encoder import ImageEncoder
+from installation.scene import SceneConfig, SceneTracker
+
+log = logging.getLogger(__name__)
+
+QUADRANT_WORDS = {(True, True): "Q1 happy/excited", (False, True): "Q2 tense/angry",
+                  (False, False): "Q3 sad/depressed", (True, False): "Q4 calm/content"}
+
+
+def mood_words(valence_arousal: np.ndarray) -> str:
+    v, a = float(valence_arousal[0]), float(valence_arousal[1])
+    return f"{QUADRANT_WORDS[(v > 0, a > 0)]} (valence {v:+.2f}, arousal {a:+.2f})"
+
+
+@dataclass(frozen=True)
+class SceneEntry:
+    """What the music should follow from media time ``t`` on."""
+    t: float
+    scene_id: int
+    changed: bool
+    cond: np.ndarray
+    h0: np.ndarray
+    valence_arousal: np.ndarray
+    label: str
+
+
+class SceneTimeline:
+    """Scene entries by media time, shared by the vision thread (writer) and the generator (reader)."""
+
+    def __init__(self, live: bool, keep_s: float = 30.0):
+        self.live = live
+        self.keep_s = keep_s
+        self._entries: list[SceneEntry] = []
+        self._cond = threading.Condition()
+        self.ended = False
+        self.version = 0
+
+    def publish(self, e: SceneEntry) -> None:
+        with self._cond:
+            self._entries.append(e)
+            while len(self._entries) > 2 and self._entries[1].t < e.t - self.keep_s:
+                self._entries.pop(0)
+            self.version += 1
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        with self._cond:
+            self.ended = True
+            self._cond.notify_all()
+
+    def latest_t(self) -> float:
+        with self._cond:
+            return self._entries[-1].t if self._entries else -1.0
+
+    def at(self, t: float, timeout: float | None = None) -> SceneEntry | None:
+        """The entry in force at media time t. Timeline sources wait until the vision thread has
+        reached t (or ended); live sources answer at once with the newest entry (None before the first)."""
+        with self._cond:
+            if self.live:
+                self._cond.wait_for(lambda: self._entries or self.ended, timeout)
+                return self._entries[-1] if self._entries else None
+            self._cond.wait_for(lambda: (self._entries and self._entries[-1].t >= t) or self.ended, timeout)
+            best = None
+            for e in self._entries:
+                if e.t <= t + 1e-9:
+                    best = e
+                else:
+                    break
+            return best
+
+    def wait_newer(self, version: int, timeout: float) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self.version > version or self.ended, timeout)
+            return self.version
+
+
+class VisionThread:
+    """Runs the encoder and the scene tracker; publishes to a SceneTimeline."""
+
+    def __init__(self, source, encoder: ImageEncoder, decoder: MusicDecoder, timeline: SceneTimeline, *,
+                 embed_fps: float, scene: SceneConfig, stop: threading.Event, music_time, ahead_s: float = 4.0,
+                 clock=time.perf_counter, on_error=None):
+        self.source, self.encoder, self.decoder, self.timeline = source, encoder, decoder, timeline
+        self.period = 1.0 / embed_fps
+        self.tracker = SceneTracker(scene)
+        self.stop_event = stop
+        self.music_time = music_time          # callable: the generator's current music time (s)
+        self.ahead_s = ahead_s
+        self.clock = clock
+        self.on_error = on_error
+        self.embed_seconds: list[float] = []  # latency of each frame -> conditioning, for benchmarks
+        self._thread = threading.Thread(target=self._run, name="vision", daemon=True)
+        self._t0 = 0.0
+        self._last_key, self._last_emb = None, None
+
+    def start(self, t0: float) -> None:
+        self._t0 = t0
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _process(self, t: float, frame) -> None:
+        began = self.clock()
+        key = (frame.label, frame.index)
+        if self.timeline.live or key != self._last_key:   # a still or slide shown again is not re-embedded
+            self._last_emb = self.encoder.embed([frame.image])[0]
+            self._last_key = key
+        emb = self._last_emb
+        up = self.tracker.update(t, emb)
+        c = self.decoder.condition(up.smoothed[None, :])
+        self.embed_seconds.append(self.clock() - began)
+        entry = SceneEntry(t, up.scene_id, up.changed, c.cond[0], c.h0[:, 0], c.valence_arousal[0], frame.label)
+        if up.changed or len(self.embed_seconds) == 1:
+            log.info("scene %d at %.1f s: %s: %s", up.scene_id, t, frame.label, mood_words(entry.valence_arousal))
+        self.timeline.publish(entry)
+
+    def _run(self) -> None:
+        try:
+            k = 0
+            next_due = self._t0
+            while not self.stop_event.is_set():
+                if self.timeline.live:
+                    now = self.clock()
+                    if now < next_due:
+                        self.stop_event.wait(next_due - now)
+                        continue
+                    next_due += self.period
+                    if next_due < now:               # fell behind: skip, do not queue
+                        next_due = now + self.period
+                    self._process(now - self._t0, self.source.frame_at(now - self._t0))
+                else:
+                    t = k * self.period
+                    if t > self.music_time() + self.ahead_s:   # far enough ahead of the music
+                        self.stop_event.wait(min(self.period, 0.1))
+                        continue
+                    self._process(t, self.source.frame_at(t))
+                    k += 1
+        except Exception as exc:                     # an engine fault: stop the show cleanly
+            log.exception("vision thread failed: %s", exc)
+            if self.on_error:
+                self.on_error(exc)
+        finally:
+            self.timeline.end()
