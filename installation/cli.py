@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import logging
 import logging.handlers
 import queue
@@ -109,43 +110,48 @@ def play(args) -> int:
         rp = Path(args.record)
         _check(rp.parent.is_dir(), f"--record {rp}: folder {rp.parent} does not exist")
 
-    models = M.load(args.models)
-    source = open_source(args.source, slide_seconds=args.slide_seconds)
-    log.info("source: %s", source.description)
-    record = args.record
-    try:
-        sink, desc = midi_io.open_output(args.midi_api, args.port, args.virtual_port, record)
-    except midi_io.NoMidiSystem as exc:
-        if args.port:
-            raise
-        record = time.strftime("installation-%Y%m%d-%H%M%S.mid")
-        log.warning("no MIDI system reachable (%s): playing to the file %s instead; "
-                    "start JACK or pass --record FILE to choose the file", exc.reason or exc, record)
-        sink, desc = midi_io.open_output(args.midi_api, None, args.virtual_port, record)
-    log.info("output: %s", desc)
-    recorder = midi_io.Recorder() if record else None
+    with contextlib.ExitStack() as cleanup:
+        source = open_source(args.source, slide_seconds=args.slide_seconds)
+        cleanup.callback(source.close)
+        log.info("source: %s", source.description)
+        record = args.record
+        try:
+            sink, desc = midi_io.open_output(args.midi_api, args.port, args.virtual_port, record)
+        except midi_io.NoMidiSystem as exc:
+            if args.port:
+                raise
+            record = time.strftime("installation-%Y%m%d-%H%M%S.mid")
+            log.warning("no MIDI system reachable (%s): playing to the file %s instead; "
+                        "start JACK or pass --record FILE to choose the file", exc.reason or exc, record)
+            sink, desc = midi_io.open_output(args.midi_api, None, args.virtual_port, record)
+        cleanup.callback(sink.close)
+        log.info("output: %s", desc)
+        models = M.load(args.models)
+        recorder = midi_io.Recorder() if record else None
+        cfg = EngineConfig(
+            embed_fps=args.embed_fps, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
+            generator=GeneratorConfig(lookahead_s=args.lookahead_ms / 1000, tempo_scale=args.tempo_scale,
+                                      channel=args.channel - 1),
+            scheduler=SchedulerConfig(late_policy=args.late_policy, max_polyphony=args.max_polyphony,
+                                      max_note_s=args.max_note_seconds))
+        engine = Engine(models, source, sink, cfg, recorder=recorder)
+        return _perform(engine, sink, recorder, record, args.duration)
 
-    cfg = EngineConfig(
-        embed_fps=args.embed_fps, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
-        generator=GeneratorConfig(lookahead_s=args.lookahead_ms / 1000, tempo_scale=args.tempo_scale,
-                                  channel=args.channel - 1),
-        scheduler=SchedulerConfig(late_policy=args.late_policy, max_polyphony=args.max_polyphony,
-                                  max_note_s=args.max_note_seconds))
-    engine = Engine(models, source, sink, cfg, recorder=recorder)
 
+def _perform(engine, sink, recorder, record, duration) -> int:
+    """Run the engine until duration, a signal or a failure; always silence and save."""
     def on_signal(signum, _frame):
         engine.stop_event.set()          # the main thread wakes and stops everything in order
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     started = time.perf_counter()
     try:
         engine.start()
-        log.info("playing%s; Ctrl-C to stop", f" for {args.duration:g} s" if args.duration else "")
-        engine.wait(args.duration)
+        log.info("playing%s; Ctrl-C to stop", f" for {duration:g} s" if duration else "")
+        engine.wait(duration)
     finally:
         engine.stop()
         for s, h in old.items():
             signal.signal(s, h)
-        sink.close()
         if recorder is not None:
             recorder.write(record)
         st = engine.stats()
@@ -182,16 +188,16 @@ def render(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
-    models = M.load(args.models)
-    enc = ImageEncoder(models, threads=2)
-    dec = MusicDecoder(models, threads=2)
-    t = time.perf_counter()
     frames = []
     for p in images:
         try:
             frames.append(load_rgb(p))
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    models = M.load(args.models)
+    enc = ImageEncoder(models, threads=2)
+    dec = MusicDecoder(models, threads=2)
+    t = time.perf_counter()
     import numpy as np
     emb = np.concatenate([enc.embed(frames[i:i + 16]) for i in range(0, len(frames), 16)])
     settings = RenderSettings(seconds=args.seconds, seed=args.seed or 0, temperature=args.temperature,

@@ -50,8 +50,12 @@ def main(argv=None) -> int:
         return 2
     from installation.training import pipeline
     steps = ["prepare", "train", "export"] if args.command == "all" else [args.command]
-    for step in steps:
-        getattr(pipeline, step)(args)
+    try:
+        for step in steps:
+            getattr(pipeline, step)(args)
+    except (ValueError, FileNotFoundError) as exc:      # bad options or files: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

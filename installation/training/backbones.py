@@ -108,9 +108,13 @@ class ResNet18(nn.Module):
 def resnet18(weights: str | None = None) -> tuple[Normalized, dict]:
     net = ResNet18()
     if weights is not None:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+            missing, unexpected = net.load_state_dict(state, strict=False)
+        except Exception as exc:            # a wrong, truncated or foreign file
+            raise ValueError(f"{weights}: not a torchvision resnet18 state_dict "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
         if missing or unexpected:
             raise ValueError(f"{weights}: not a torchvision resnet18 state_dict "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")

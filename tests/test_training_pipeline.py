@@ -1,0 +1,117 @@
+"""The training pipeline on a small slice of the real data (a few steps), and the ResNet-18 option.
+
+CI checks the pipeline here; it does not retrain the shipped models.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training dependencies (requirements-train.txt) not installed")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_pipeline_on_a_small_slice(shared_data, tmp_path):
+    out, cache, run = tmp_path / "models", tmp_path / "cache", tmp_path / "run"
+    common = ["--data", str(shared_data), "--out", str(out), "--cache", str(cache), "--run", str(run),
+              "--limit-files", "6", "--limit-images", "48", "--hidden", "32", "--batch", "4", "--seq-len", "32",
+              "--pretrain-steps", "3", "--finetune-steps", "3", "--eval-every", "3", "--threads", "1"]
+    r = subprocess.run([sys.executable, "-m", "installation.training", "all", *common], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    man = json.loads((out / "manifest.json").read_text())
+    assert set(man["models"]) == {"encoder", "conditioner", "decoder_step"}
+    assert man["metrics"]["onnx_torch_parity"]["same_sampled_sequence"]
+    assert man["metrics"]["onnx_torch_parity"]["max_abs_logit_err"] <= 1e-4
+    assert (out / "MODEL_CARD.md").read_text().count("|") > 20
+    # the runtime accepts what the pipeline made
+    from installation import manifest as M
+    M.load(out)
+    # resumable: a second `train` finds finished checkpoints and does not start over
+    r2 = subprocess.run([sys.executable, "-m", "installation.training", "train", *common], cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert "resumed at step 3" in r2.stderr
+
+
+def test_unreadable_midi_is_skipped_by_name(tmp_path):
+    from installation.training.data import Piece, encode_corpus
+
+    root = tmp_path
+    (root / "ok.mid").write_bytes(_tiny_midi_bytes())
+    (root / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06junk")
+    pieces = [Piece("ok.mid", "x", "train", -1), Piece("broken.mid", "x", "train", -1)]
+    c = encode_corpus(root, pieces)
+    assert c.skipped == ["broken.mid"]
+    assert len(c.tokens) > 0
+
+
+def _tiny_midi_bytes() -> bytes:
+    import io
+
+    import mido
+    mid = mido.MidiFile()
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    tr += [mido.Message("note_on", note=60, velocity=80, time=0), mido.Message("note_off", note=60, time=480)]
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
+
+
+def test_emotion6_holdout_rule(shared_data):
+    from installation.training.data import load_emotion6, stable_percent
+
+    imgs = load_emotion6(shared_data)
+    assert len(imgs.rel) == 1650
+    share = imgs.test.mean()
+    assert 0.12 < share < 0.18                       # about 15%
+    assert all(imgs.test[i] == (stable_percent(r) < 15) for i, r in enumerate(imgs.rel))
+    assert imgs.arousal_split == pytest.approx(float(np.median(imgs.arousal)))
+    q1 = (imgs.valence > 5) & (imgs.arousal > imgs.arousal_split)
+    assert np.array_equal(imgs.quadrant == 0, q1)
+
+
+def test_resnet18_export_graph_and_parity(tmp_path):
+    """The paper's backbone: a torchvision-layout ResNet-18 weights file exports to ONNX that matches torch."""
+    import onnxruntime as ort
+
+    from installation.training.backbones import ResNet18, build
+    from installation.training.export import export_encoder
+
+    torch.manual_seed(0)
+    net = ResNet18()
+    state = net.state_dict()
+    state["fc.weight"] = torch.zeros(1000, 512)           # a full torchvision file carries the classifier too
+    state["fc.bias"] = torch.zeros(1000)
+    for k, v in state.items():                              # non-trivial BN statistics
+        if k.endswith("running_var"):
+            v.uniform_(0.5, 2.0)
+    wfile = tmp_path / "resnet18.pth"
+    torch.save(state, wfile)
+    model, info = build("resnet18", str(wfile))
+    assert info["backbone"] == "resnet18" and info["weights_sha256"]
+    res = export_encoder(model, tmp_path / "enc.onnx")
+    assert res["outputs"]["embedding"] == ["batch", 512]
+    sess = ort.InferenceSession(str(tmp_path / "enc.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    assert [o.name for o in sess.get_outputs()] == ["embedding"]
+    x = (torch.rand(2, 3, 224, 224) * 255)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = sess.run(None, {"image": x.numpy()})[0]
+    assert got.shape == (2, 512)
+    assert np.abs(got - ref).max() < 1e-3
+
+
+def test_resnet18_rejects_a_wrong_weights_file(tmp_path):
+    from installation.training.backbones import build
+
+    bad = tmp_path / "other.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="not a torchvision resnet18 state_dict"):
+        build("resnet18", str(bad))
