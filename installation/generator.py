@@ -140,7 +140,9 @@ class GeneratorThread:
         self.events_generated += 1
         note = self.stream.feed(ev)
         if note is None:
-            if (not self.sounding and m - self._last_prime >= self.cfg.phrase_s
+            since = m - self._last_prime
+            at_rest = not self.sounding or since >= 2 * self.cfg.phrase_s    # pedal-heavy music rarely rests
+            if (at_rest and since >= self.cfg.phrase_s
                     and E.TIME_SHIFT <= ev < E.TIME_SHIFT + E.NUM_TIME_SHIFTS):
                 self.p.prime(self._scene_h0, mix=self.cfg.reprime_mix)     # a rest after a phrase
                 self._last_prime = m

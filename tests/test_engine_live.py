@@ -17,7 +17,7 @@ import pytest
 from installation.capture import bundled_artworks
 from installation.preprocess import load_rgb
 from media import make_video
-from realtime_parts import wav_rms
+from realtime_parts import MidiReceiver, wav_rms
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,6 +70,7 @@ def test_sigterm_leaves_nothing_sounding(jack_server, midi_receiver):
     p = start_engine("--port", midi_receiver.port_name, "--source", str(bundled_artworks()), "--seed", "3")
     try:
         assert midi_receiver.wait_until(lambda: len(midi_receiver.notes_on()) >= 8, timeout=40), "no music before SIGTERM"
+        t_sig = time.perf_counter()
         p.send_signal(signal.SIGTERM)
         code, out = finish(p, timeout=20)
     finally:
@@ -81,6 +82,8 @@ def test_sigterm_leaves_nothing_sounding(jack_server, midi_receiver):
     assert midi_receiver.unmatched_note_ons() == [], "notes left sounding after SIGTERM"
     ccs = [(m[0] & 0x0F, m[1]) for m in msgs if len(m) == 3 and m[0] & 0xF0 == 0xB0]
     assert (0, 123) in ccs and (0, 120) in ccs                # all notes off, all sound off on channel 1
+    t_silent = next(t for t, m in midi_receiver.messages if len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] == 120)
+    assert t_silent - t_sig < 1.0        # generous here; the 50 ms figure is measured in bench/
     last_on = max(i for i, m in enumerate(msgs) if m[0] & 0xF0 == 0x90 and m[2] > 0)
     assert last_on < min(i for i, m in enumerate(msgs) if len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] in (120, 123))
 
@@ -124,3 +127,26 @@ def test_seeded_runs_from_files_are_reproducible(jack_server, tmp_path):
     n = min(map(len, runs))
     assert n >= 20
     assert runs[0][: n - 4] == runs[1][: n - 4]        # the end may be cut at a slightly different moment
+
+
+def test_port_that_disappears_is_reconnected(jack_server):
+    """The synth goes away mid-performance: the engine keeps going and reconnects when it returns."""
+    first = MidiReceiver(client_name="flaky-synth").open()
+    port = first.port_name
+    p = start_engine("--port", port, "--source", str(bundled_artworks()), "--seed", "5", "--duration", "20")
+    second = None
+    try:
+        assert first.wait_until(lambda: len(first.notes_on()) >= 3, timeout=40), "no music at first"
+        first.close()                                       # the synth's client disappears
+        time.sleep(2.5)                                     # the engine notices (watchdog ~1 s) and keeps generating
+        second = MidiReceiver(client_name="flaky-synth").open()
+        assert second.port_name == port
+        assert second.wait_until(lambda: len(second.notes_on()) >= 3, timeout=10), "no music after the port returned"
+        code, out = finish(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        if second is not None:
+            second.close()
+    assert code == 0, out
+    assert "is gone" in out and "reconnected" in out, out
