@@ -235,7 +235,7 @@ class VideoFileSource(FrameSource):
         if self._cap is None:
             self.open()
         index = math.floor(t * self.fps)
-        while True:
+        for _ in range(3):   # running off the end teaches the true length; a second time means the file changed
             if self.frame_count:
                 index %= self.frame_count
             if self._current is not None and self._current.index == index:
@@ -246,7 +246,8 @@ class VideoFileSource(FrameSource):
             if frame is not None:
                 return frame
             if self._next == 0:
-                raise UserError(f"cannot read video {self.path} any more: was it changed or removed?")
+                break
+        raise UserError(f"cannot read video {self.path} any more: was it changed or removed?")
 
     def close(self) -> None:
         if self._cap is not None:

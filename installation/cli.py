@@ -158,6 +158,8 @@ def _perform(engine, sink, recorder, record, duration) -> int:
         log.info("stopped after %.1f s: %d events generated, %d MIDI messages sent, lateness p50 %s p99 %s",
                  time.perf_counter() - started, st["events_generated"], st["sent"],
                  _ms(st.get("lateness_p50")), _ms(st.get("lateness_p99")))
+    if isinstance(engine.failure, UserError):
+        raise engine.failure
     if engine.failure is not None:
         log.error("the engine stopped on an internal error: %s", engine.failure)
         return 1

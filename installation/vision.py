@@ -22,6 +22,7 @@ import numpy as np
 
 from installation.decoder import MusicDecoder
 from installation.encoder import ImageEncoder
+from installation.errors import UserError
 from installation.scene import SceneConfig, SceneTracker
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,9 @@ class VisionThread:
                         continue
                     self._process(t, self.source.frame_at(t))
                     k += 1
+        except UserError as exc:                     # e.g. a camera that stopped giving frames
+            if self.on_error:
+                self.on_error(exc)
         except Exception as exc:                     # an engine fault: stop the show cleanly
             log.exception("vision thread failed: %s", exc)
             if self.on_error:
