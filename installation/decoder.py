@@ -1,6 +1,6 @@
 """Where a number becomes events: the ONNX conditioner and step decoder, and a performer that samples.
 
-    embedding --conditioner--> cond (C), h0 (L, N, H), valence/arousal (2)
+    embedding --conditioner--> cond (C), h0 (L, N, H), valence/arousal (2), quadrant probabilities (4)
     event, hidden, cond --decoder_step--> logits (388), hidden'
 
 A ``Performer`` is one running voice: it holds the hidden state and the last
@@ -26,6 +26,7 @@ class Conditioning:
     cond: np.ndarray            # (N, C)
     h0: np.ndarray              # (L, N, H)
     valence_arousal: np.ndarray  # (N, 2), standardised: >0 means positive valence / high arousal
+    quadrant_probs: np.ndarray   # (N, 4), Q1..Q4: the image's emotion as the music model hears it
 
 
 class MusicDecoder:
@@ -40,8 +41,8 @@ class MusicDecoder:
         self.layers, self.hidden, self.cond_dim = cfg["layers"], cfg["hidden"], cfg["cond_dim"]
 
     def condition(self, embeddings: np.ndarray) -> Conditioning:
-        cond, h0, va = self.conditioner.run(None, {"embedding": np.asarray(embeddings, np.float32)})
-        return Conditioning(cond, h0, va)
+        cond, h0, va, p = self.conditioner.run(None, {"embedding": np.asarray(embeddings, np.float32)})
+        return Conditioning(cond, h0, va, p)
 
     def step(self, events: np.ndarray, hidden: np.ndarray, cond: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """events (N,) int64, hidden (L, N, H), cond (N, C) -> logits (N, V), hidden (L, N, H)."""

@@ -27,13 +27,14 @@ from installation.scene import SceneConfig, SceneTracker
 
 log = logging.getLogger(__name__)
 
-QUADRANT_WORDS = {(True, True): "Q1 happy/excited", (False, True): "Q2 tense/angry",
-                  (False, False): "Q3 sad/depressed", (True, False): "Q4 calm/content"}
+QUADRANT_WORDS = ("Q1 happy/excited", "Q2 tense/angry", "Q3 sad/depressed", "Q4 calm/content")
 
 
-def mood_words(valence_arousal: np.ndarray) -> str:
+def mood_words(quadrant_probs: np.ndarray, valence_arousal: np.ndarray) -> str:
+    """e.g. 'Q4 calm/content (p 0.61; valence +0.40, arousal -0.21)'."""
+    q = int(np.argmax(quadrant_probs))
     v, a = float(valence_arousal[0]), float(valence_arousal[1])
-    return f"{QUADRANT_WORDS[(v > 0, a > 0)]} (valence {v:+.2f}, arousal {a:+.2f})"
+    return f"{QUADRANT_WORDS[q]} (p {float(quadrant_probs[q]):.2f}; valence {v:+.2f}, arousal {a:+.2f})"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class SceneEntry:
     cond: np.ndarray
     h0: np.ndarray
     valence_arousal: np.ndarray
+    quadrant_probs: np.ndarray
     label: str
 
 
@@ -135,9 +137,11 @@ class VisionThread:
         up = self.tracker.update(t, emb)
         c = self.decoder.condition(up.smoothed[None, :])
         self.embed_seconds.append(self.clock() - began)
-        entry = SceneEntry(t, up.scene_id, up.changed, c.cond[0], c.h0[:, 0], c.valence_arousal[0], frame.label)
+        entry = SceneEntry(t, up.scene_id, up.changed, c.cond[0], c.h0[:, 0], c.valence_arousal[0],
+                           c.quadrant_probs[0], frame.label)
         if up.changed or len(self.embed_seconds) == 1:
-            log.info("scene %d at %.1f s: %s: %s", up.scene_id, t, frame.label, mood_words(entry.valence_arousal))
+            log.info("scene %d at %.1f s: %s: %s", up.scene_id, t, frame.label,
+                     mood_words(entry.quadrant_probs, entry.valence_arousal))
         self.timeline.publish(entry)
 
     def _run(self) -> None:

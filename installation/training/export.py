@@ -48,9 +48,9 @@ def export_music_model(model, out: Path) -> dict:
     cfg = model.cfg
     f = torch.randn(2, cfg.feature_dim)
     torch.onnx.export(model.conditioner, (f,), str(out / "conditioner.onnx"), input_names=["embedding"],
-                      output_names=["cond", "h0", "valence_arousal"],
+                      output_names=["cond", "h0", "valence_arousal", "quadrant_probs"],
                       dynamic_axes={"embedding": {0: "batch"}, "cond": {0: "batch"}, "h0": {1: "batch"},
-                                    "valence_arousal": {0: "batch"}},
+                                    "valence_arousal": {0: "batch"}, "quadrant_probs": {0: "batch"}},
                       opset_version=OPSET, dynamo=False)
     ev = torch.tensor([1, 300])
     h = torch.zeros(cfg.layers, 2, cfg.hidden)
@@ -63,7 +63,7 @@ def export_music_model(model, out: Path) -> dict:
     return {
         "conditioner": {"inputs": {"embedding": ["batch", cfg.feature_dim]},
                         "outputs": {"cond": ["batch", cfg.cond_dim], "h0": [cfg.layers, "batch", cfg.hidden],
-                                    "valence_arousal": ["batch", 2]}},
+                                    "valence_arousal": ["batch", 2], "quadrant_probs": ["batch", 4]}},
         "decoder_step": {"inputs": {"event": ["batch"], "hidden": [cfg.layers, "batch", cfg.hidden],
                                     "cond": ["batch", cfg.cond_dim]},
                          "outputs": {"logits": ["batch", cfg.vocab], "hidden_out": [cfg.layers, "batch", cfg.hidden]}},
@@ -86,9 +86,11 @@ def parity(model, out: Path, features: np.ndarray, steps: int = 200, seed: int =
     feats = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     model.eval()
     with torch.no_grad():
-        c_t, h_t, va_t = model.conditioner(feats)
-    c_o, h_o, va_o = cond_s.run(None, {"embedding": feats.numpy()})
-    max_err = float(max(np.abs(c_o - c_t.numpy()).max(), np.abs(h_o - h_t.numpy()).max(), np.abs(va_o - va_t.numpy()).max()))
+        torch_out = model.conditioner(feats)
+    onnx_out = cond_s.run(None, {"embedding": feats.numpy()})
+    max_err = float(max(np.abs(o - t.numpy()).max() for o, t in zip(onnx_out, torch_out)))
+    c_t, h_t = torch_out[0], torch_out[1]
+    c_o, h_o = onnx_out[0], onnx_out[1]
 
     rng_t, rng_o = np.random.default_rng(seed), np.random.default_rng(seed)
     ev_t = ev_o = np.full(len(feats), 355, np.int64)          # start with a 1 s time shift

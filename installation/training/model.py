@@ -1,8 +1,9 @@
 """The music model: an image-conditioned GRU over performance events (the paper's Model 1).
 
-    image features (D)  --Conditioner-->  cond (C)      the conditioning vector
-                                          h0 (L, N, H)   the GRU's initial hidden state
-                                          va (2)         predicted valence/arousal (an auxiliary head)
+    image features (D)  --Conditioner-->  p (4)          quadrant probabilities (the image's emotion)
+                                          cond (C)       the conditioning vector, tanh(W p + b)
+                                          h0 (L, N, H)   the GRU's initial hidden state, tanh(W' cond)
+                                          va (2)         predicted valence/arousal (reported by the engine)
 
     event_t, h_t, cond  --Decoder.step-->  logits over the 388 events, h_{t+1}
 
@@ -31,6 +32,7 @@ class ModelConfig:
     hidden: int = 512            # GRU width
     layers: int = 2              # GRU depth
     dropout: float = 0.1         # between GRU layers and on features
+    sharpness: float = 0.5       # run time: image quadrant logits are divided by this before the softmax
     vocab: int = VOCAB_SIZE
 
     def to_dict(self) -> dict:
@@ -38,23 +40,44 @@ class ModelConfig:
 
 
 class Conditioner(nn.Module):
-    """Image features -> (cond, h0, va). Feature standardisation lives inside (buffers)."""
+    """Image features -> emotion -> (cond, h0, va, quadrant probabilities).
+
+    The image side is an emotion classifier (quadrant logits and a valence/arousal
+    regression, on standardised features); the music side sees only the quadrant
+    probabilities ``p``: cond = tanh(W p + b). Training gives the decoder the music's
+    own label as ``p`` (mixed toward uniform by a random amount), so it learns a
+    graded response to emotion; at run time ``p`` comes from the image, sharpened
+    by ``1 / sharpness`` on the logits. Uniform ``p`` is the null (no emotion).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("feat_mean", torch.zeros(cfg.feature_dim))
         self.register_buffer("feat_std", torch.ones(cfg.feature_dim))
+        self.register_buffer("sharpness", torch.tensor(cfg.sharpness))
         self.drop = nn.Dropout(cfg.dropout)
-        self.proj = nn.Linear(cfg.feature_dim, cfg.cond_dim)
+        self.emotion = nn.Linear(cfg.feature_dim, 4)      # quadrant logits
+        self.va = nn.Linear(cfg.feature_dim, 2)           # valence/arousal
+        self.proj = nn.Linear(4, cfg.cond_dim)
         self.init = nn.Linear(cfg.cond_dim, cfg.layers * cfg.hidden)
-        self.va = nn.Linear(cfg.cond_dim, 2)
+
+    def heads(self, features: torch.Tensor):
+        """Quadrant logits and valence/arousal of images."""
+        x = self.drop((features - self.feat_mean) / self.feat_std)
+        return self.emotion(x), self.va(x)
+
+    def from_probs(self, p: torch.Tensor):
+        """Quadrant probabilities (N, 4) -> cond (N, C), h0 (L, N, H)."""
+        cond = torch.tanh(self.proj(p))
+        h0 = torch.tanh(self.init(cond)).view(-1, self.cfg.layers, self.cfg.hidden).transpose(0, 1).contiguous()
+        return cond, h0
 
     def forward(self, features: torch.Tensor):
-        x = (features - self.feat_mean) / self.feat_std
-        cond = torch.tanh(self.proj(self.drop(x)))
-        h0 = torch.tanh(self.init(cond)).view(-1, self.cfg.layers, self.cfg.hidden).transpose(0, 1).contiguous()
-        return cond, h0, self.va(cond)
+        logits, va = self.heads(features)
+        p = torch.softmax(logits / self.sharpness, dim=-1)
+        cond, h0 = self.from_probs(p)
+        return cond, h0, va, p
 
 
 class Decoder(nn.Module):
@@ -111,6 +134,13 @@ class MusicModel(nn.Module):
         self.decoder = Decoder(cfg)
 
     def forward(self, features: torch.Tensor, events: torch.Tensor):
-        cond, h0, va = self.conditioner(features)
+        """The run-time path: images -> music logits."""
+        cond, h0, _, _ = self.conditioner(features)
         logits, _ = self.decoder(events, h0, cond)
-        return logits, va
+        return logits
+
+    def forward_probs(self, p: torch.Tensor, events: torch.Tensor):
+        """The training path: quadrant probabilities -> music logits."""
+        cond, h0 = self.conditioner.from_probs(p)
+        logits, _ = self.decoder(events, h0, cond)
+        return logits

@@ -1,11 +1,14 @@
 """Training: pre-train the decoder on all music, then fine-tune on emotion-matched image-music pairs.
 
 Phase "pretrain": every music window (EMOPIA, VGMIDI labelled and unlabelled,
-classical piano), conditioned on the null image (the mean feature vector).
-Phase "finetune": labelled music only (EMOPIA train, VGMIDI labelled); each
-window is paired with a random training image of the same quadrant, in a
-random one of its 6 cached views (the paper's pairing); the valence/arousal
-head learns the image's Emotion6 ratings at the same time.
+classical piano), with no emotion (uniform quadrant probabilities).
+Phase "finetune": labelled music only (EMOPIA train, VGMIDI labelled), each
+window conditioned on its own quadrant mixed toward uniform by a random
+amount; at the same time the image side learns the quadrant and the
+valence/arousal of Emotion6 training images (random crops/mirrors). Image and
+music meet in the quadrant space: an image's emotion selects music of that
+emotion (the paper's pairing by label, with the image side factored through
+an emotion classifier, so the decoder learns from clean labels).
 
 Both phases: Adam, gradient clipping, validation every ``eval_every`` steps,
 early stopping after ``patience`` evaluations without improvement, and a
@@ -42,7 +45,7 @@ class PhaseConfig:
     eval_every: int = 100        # steps between validations (and checkpoints)
     patience: int = 3            # evaluations without improvement before stopping
     va_weight: float = 0.5       # weight of the valence/arousal loss (finetune only)
-    null_image_p: float = 0.1    # finetune: share of windows shown the null image (keeps the prior usable)
+    null_image_p: float = 0.1    # finetune: share of windows shown no emotion (keeps the prior usable)
 
 
 @dataclass
@@ -68,24 +71,39 @@ class Pairing:
         self.by_q = [np.flatnonzero(sel & (images.quadrant == q)) for q in range(4)]
         self.va = np.stack([(images.valence - 5.0) / 4.0, (images.arousal - images.arousal_split) / 4.0], 1).astype(np.float32)
 
+    def draw_any(self, rng: np.random.Generator, n: int):
+        """n random training images with a quadrant, in random views: features, V/A targets, quadrants."""
+        q = rng.integers(0, 4, n)
+        f, va, _ = self.draw(rng, q)
+        return f, va, q
+
     def draw(self, rng: np.random.Generator, quadrants: np.ndarray, views: bool = True):
         idx = np.array([rng.choice(self.by_q[q]) for q in quadrants])
         v = rng.integers(0, self.features.shape[1], len(idx)) if views else np.zeros(len(idx), int)
         return self.features[idx, v], self.va[idx], idx
 
 
-def nll(model: MusicModel, feats: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean negative log-likelihood per event (nats) of fixed windows."""
+def nll(model: MusicModel, cond_in: torch.Tensor, x: torch.Tensor, y: torch.Tensor, *, probs: bool) -> float:
+    """Mean negative log-likelihood per event (nats) of fixed windows, conditioned on image
+    features (probs=False) or on quadrant probabilities (probs=True)."""
     model.eval()
     with torch.no_grad():
         tot, n = 0.0, 0
         for i in range(0, len(x), 32):
-            logits, _ = model(feats[i:i + 32], x[i:i + 32])
+            c = cond_in[i:i + 32]
+            logits = model.forward_probs(c, x[i:i + 32]) if probs else model(c, x[i:i + 32])
             tot += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[i:i + 32].reshape(-1),
                                    ignore_index=-100, reduction="sum").item()
             n += int((y[i:i + 32] != -100).sum())
     model.train()
     return tot / max(n, 1)
+
+
+def label_probs(q: np.ndarray, lam: np.ndarray | float = 1.0) -> torch.Tensor:
+    """Quadrant labels -> probabilities: lam * one-hot + (1 - lam) * uniform."""
+    lam = np.broadcast_to(np.asarray(lam, np.float32), q.shape)[:, None]
+    onehot = np.eye(4, dtype=np.float32)[q]
+    return torch.from_numpy(lam * onehot + (1 - lam) * 0.25)
 
 
 def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampler, val_batch, run_dir: Path,
@@ -108,8 +126,7 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
             model.load_state_dict(state["best_model"])
             return state
 
-    vx, vy, vfeat = val_batch
-    null = model.conditioner.feat_mean.expand(1, -1)
+    vx, vy, vprobs = val_batch
     steps = range(state["step"], cfg.steps)
     bar = progress(steps, desc=name, initial=state["step"], total=cfg.steps) if progress else steps
     t0, tokens = time.time(), 0
@@ -118,18 +135,19 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
         for g in opt.param_groups:
             g["lr"] = lr
         x, y, q = train.sample(rng, cfg.batch)
-        if pairing is None:
-            feats, va_t, use_va = null.expand(cfg.batch, -1), None, None
-        else:
-            f, va, _ = pairing.draw(rng, q)
-            feats = torch.from_numpy(f)
-            keep = rng.random(cfg.batch) >= cfg.null_image_p
-            feats = torch.where(torch.from_numpy(keep)[:, None], feats, null)
-            va_t, use_va = torch.from_numpy(va), torch.from_numpy(keep)
-        logits, va_pred = model(feats, torch.from_numpy(x))
+        if pairing is None:                          # pretraining: no emotion (uniform probabilities)
+            p = label_probs(np.zeros(cfg.batch, np.int64), 0.0)
+        else:                                        # the music's own quadrant, mixed toward uniform
+            lam = rng.uniform(0.0, 1.0, cfg.batch)
+            lam[rng.random(cfg.batch) < cfg.null_image_p] = 0.0
+            p = label_probs(q, lam)
+        logits = model.forward_probs(p, torch.from_numpy(x))
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1), ignore_index=-100)
-        if va_t is not None and use_va.any():
-            loss = loss + cfg.va_weight * F.mse_loss(va_pred[use_va], va_t[use_va])
+        if pairing is not None:                      # the image side: emotion of training images
+            f, va, qi = pairing.draw_any(rng, cfg.batch)
+            q_logits, va_pred = model.conditioner.heads(torch.from_numpy(f))
+            loss = loss + cfg.va_weight * (F.cross_entropy(q_logits, torch.from_numpy(qi))
+                                           + F.mse_loss(va_pred, torch.from_numpy(va)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -139,7 +157,7 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
         if progress:
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.time() - t0):.0f}")
         if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
-            v = nll(model, vfeat, vx, vy)
+            v = nll(model, vprobs, vx, vy, probs=True)
             state["history"].append({"step": state["step"], "train_loss": round(loss.item(), 4), "val_nll": round(v, 4)})
             log.info("%s step %d: train %.4f val %.4f", name, state["step"], loss.item(), v)
             if v < state["best"]:
@@ -169,22 +187,20 @@ def train(cfg: TrainConfig, corpus: MusicCorpus, images: ImageSet, features: np.
     train_feats = features[~images.test].reshape(-1, features.shape[-1])
     model.conditioner.feat_mean.copy_(torch.from_numpy(train_feats.mean(0)))
     model.conditioner.feat_std.copy_(torch.from_numpy(train_feats.std(0) + 1e-3))
-    null = model.conditioner.feat_mean.expand(1, -1)
-
-    # pretrain: all music, null image; validate on the held-out windows of every set
+    # pretrain: all music, no emotion (uniform quadrant probabilities); validate on held-out windows of every set
     P = cfg.pretrain
     pre_train = WindowSampler(corpus, corpus.select(split="train"), P.seq_len)
     vx, vy, _ = WindowSampler(corpus, corpus.select(split="val", stretch=1.0), P.seq_len).fixed(256)
     vx, vy = torch.from_numpy(vx), torch.from_numpy(vy)
-    pre = run_phase("pretrain", model, P, pre_train, (vx, vy, null.expand(len(vx), -1)), run_dir, None, cfg.seed, progress)
+    pre = run_phase("pretrain", model, P, pre_train, (vx, vy, label_probs(np.zeros(len(vx), np.int64), 0.0)),
+                    run_dir, None, cfg.seed, progress)
 
     # finetune: labelled music paired with same-quadrant training images
     Fc = cfg.finetune
     pairing = Pairing(images, features)
     ft_train = WindowSampler(corpus, corpus.select(split="train", labelled=True), Fc.seq_len)
     fx, fy, fq = WindowSampler(corpus, corpus.select(split="val", labelled=True, stretch=1.0), Fc.seq_len).fixed(256)
-    ff, _, _ = pairing.draw(np.random.default_rng(99), fq, views=False)
-    fine = run_phase("finetune", model, Fc, ft_train, (torch.from_numpy(fx), torch.from_numpy(fy), torch.from_numpy(ff)),
+    fine = run_phase("finetune", model, Fc, ft_train, (torch.from_numpy(fx), torch.from_numpy(fy), label_probs(fq)),
                      run_dir, pairing, cfg.seed + 1, progress)
     summary = {"pretrain": {k: pre[k] for k in ("best", "best_step", "history")},
                "finetune": {k: fine[k] for k in ("best", "best_step", "history")}}
@@ -193,11 +209,10 @@ def train(cfg: TrainConfig, corpus: MusicCorpus, images: ImageSet, features: np.
 
 
 def test_nll(model: MusicModel, corpus: MusicCorpus, images: ImageSet, features: np.ndarray, seq_len: int) -> dict:
-    """Validation and test NLL per event (nats) on EMOPIA's official splits, conditioned on a
-    same-quadrant image (train images for val, held-out images for test), on a different-quadrant
-    image, and on the null image: the gap shows how much the image tells the model."""
+    """Validation and test NLL per event (nats) on EMOPIA's official splits, conditioned on the music's
+    own quadrant label, on a same-quadrant image (train images for val, held-out images for test), on an
+    image of the opposite quadrant, and on no emotion (uniform): the gaps show what emotion tells the model."""
     out = {}
-    null = model.conditioner.feat_mean.expand(1, -1)
     for split, use_test in (("val", False), ("test", True)):
         rows = np.array([r for r in corpus.select(split=split, labelled=True, stretch=1.0)
                          if corpus.pieces[corpus.index[r, 2]].source == "emopia"], dtype=np.int64)
@@ -210,8 +225,9 @@ def test_nll(model: MusicModel, corpus: MusicCorpus, images: ImageSet, features:
         other, _, _ = pairing.draw(rng, (q + 2) % 4, views=False)     # opposite quadrant
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         out[split] = {
-            "matched_image": round(nll(model, torch.from_numpy(same), x, y), 4),
-            "opposite_quadrant_image": round(nll(model, torch.from_numpy(other), x, y), 4),
-            "null_image": round(nll(model, null.expand(len(x), -1), x, y), 4),
+            "true_label": round(nll(model, label_probs(q), x, y, probs=True), 4),
+            "matched_image": round(nll(model, torch.from_numpy(same), x, y, probs=False), 4),
+            "opposite_quadrant_image": round(nll(model, torch.from_numpy(other), x, y, probs=False), 4),
+            "no_emotion": round(nll(model, label_probs(q, 0.0), x, y, probs=True), 4),
         }
     return out
