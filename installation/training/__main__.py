@@ -32,7 +32,7 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 shared cores)")
     ap.add_argument("--hidden", type=int, default=320)
     ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--pretrain-steps", type=int, default=600)
+    ap.add_argument("--pretrain-steps", type=int, default=500)
     ap.add_argument("--finetune-steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--seq-len", type=int, default=192)
