@@ -104,6 +104,14 @@ def _read_bgr(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
         return None
 
 
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as read-only RGB uint8; UserError naming the file if it cannot be read."""
+    bgr = _read_bgr(Path(path))
+    if bgr is None:
+        raise UserError(f"cannot read image {path}: not an image or corrupt")
+    return _to_rgb(bgr)
+
+
 def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 

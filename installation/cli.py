@@ -190,12 +190,7 @@ def render(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
-    frames = []
-    for p in images:
-        try:
-            frames.append(load_rgb(p))
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+    frames = [load_rgb(p) for p in images]          # an unreadable one: a UserError naming it
     models = M.load(args.models)
     enc = ImageEncoder(models, threads=2)
     dec = MusicDecoder(models, threads=2)

@@ -78,10 +78,8 @@ def training_views(rgb: np.ndarray) -> list[np.ndarray]:
 
 
 def load_rgb(path) -> np.ndarray:
-    """Read an image file as RGB uint8; ValueError naming the file if unreadable."""
-    import cv2
+    """Read an image file as RGB uint8 through capture.read_image, the one decoder
+    (UserError naming the file if unreadable)."""
+    from installation.capture import read_image
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {path}: not an image or corrupt")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return read_image(path)
