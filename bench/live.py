@@ -1,0 +1,94 @@
+"""The live engine in the benchmark's own process, with every send logged against its due time.
+
+``timed_engine()`` builds an installation.engine.Engine whose scheduler is a
+``TimedScheduler``: the same Scheduler, plus a log of (due, clock time of the
+actual send call, message) for every message ``tick`` sends. The scheduler's
+own lateness (stats()) uses the time ``tick`` started; this log takes the clock
+again right before each sink.send, so a message sent after others in the same
+tick is charged for the wait.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import common  # noqa: F401  (sys.path)
+from installation import engine as engine_module
+from installation.scheduler import Scheduler
+
+
+class TimedScheduler(Scheduler):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.send_log: list[tuple[float, float, tuple[int, ...]]] = []
+
+    def _send(self, now, due, msg):
+        self.send_log.append((due, self._clock(), msg))
+        super()._send(now, due, msg)
+
+
+def timed_engine(models, source, sink, cfg):
+    """An Engine whose scheduler logs every send (the class is swapped for this construction only),
+    and whose encoder logs the (start, end) clock times of every embed call in ``engine.embed_log``."""
+    engine_module.Scheduler = TimedScheduler
+    try:
+        eng = engine_module.Engine(models, source, sink, cfg)
+    finally:
+        engine_module.Scheduler = Scheduler
+    eng.embed_log = []
+    embed = eng.encoder.embed
+
+    def logged_embed(frames):
+        t0 = eng.clock()
+        try:
+            return embed(frames)
+        finally:
+            eng.embed_log.append((t0, eng.clock()))
+    eng.encoder.embed = logged_embed
+    return eng
+
+
+def during(times, intervals) -> int:
+    """How many of ``times`` fall inside one of the (start, end) intervals."""
+    import bisect
+    starts = [a for a, _ in intervals]
+    n = 0
+    for t in times:
+        i = bisect.bisect_right(starts, t) - 1
+        if i >= 0 and intervals[i][0] <= t <= intervals[i][1]:
+            n += 1
+    return n
+
+
+def match_arrivals(send_log, received):
+    """Pair each logged send with its arrival at the receiver, in order, by bytes.
+
+    JACK keeps the order of one port's messages, so the k-th arrival with given
+    bytes after the previous match is the one. Messages the receiver got that
+    are not in the log (the final panic's note-offs and CCs) are skipped.
+    Returns a list of arrival times (None where nothing matched).
+    """
+    out, j = [], 0
+    for _, _, msg in send_log:
+        k = j
+        while k < len(received) and received[k][1] != tuple(msg):
+            k += 1
+        if k < len(received):
+            out.append(received[k][0])
+            j = k + 1
+        else:
+            out.append(None)
+    return out
+
+
+def bench_video(path: Path, seconds_per_artwork: float = 8.0, size=(640, 480), fps: int = 10) -> Path:
+    """A real video file (MJPG .avi): the bundled artworks in turn, ``seconds_per_artwork`` each."""
+    from media import make_video
+    if path.exists():
+        return path
+    scenes = [(img, seconds_per_artwork) for _, img in common.artworks()]
+    return make_video(path, scenes, fps=fps, size=size)
+
+
+def wait_quietly(seconds: float) -> None:
+    time.sleep(seconds)
