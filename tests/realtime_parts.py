@@ -45,6 +45,15 @@ def _die_with_parent() -> None:
         pass
 
 
+def is_note_on(m) -> bool:
+    """A note-on with velocity > 0 (message bytes)."""
+    return len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0
+
+
+def count_note_ons(messages) -> int:
+    return sum(1 for m in messages if is_note_on(m))
+
+
 def _wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:
     """Poll ``predicate`` until it is true or ``timeout`` seconds pass (test set-up only)."""
     deadline = time.monotonic() + timeout
@@ -245,8 +254,7 @@ class MidiReceiver:
 
     def notes_on(self) -> list[tuple[int, int, int]]:
         """(channel, pitch, velocity) of each note-on (velocity > 0), in arrival order."""
-        return [(m[0] & 0x0F, m[1], m[2]) for m in self.received()
-                if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+        return [(m[0] & 0x0F, m[1], m[2]) for m in self.received() if is_note_on(m)]
 
     def unmatched_note_ons(self) -> list[tuple[int, int]]:
         """(channel, pitch) of note-ons that never got a note-off (or velocity-0 note-on)."""

@@ -17,7 +17,7 @@ import pytest
 from installation.capture import bundled_artworks
 from installation.preprocess import load_rgb
 from media import make_video
-from realtime_parts import MidiReceiver, wav_rms
+from realtime_parts import MidiReceiver, count_note_ons, wav_rms
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def test_notes_arrive_complete_and_on_schedule(jack_server, midi_receiver, tmp_p
 def test_sigterm_leaves_nothing_sounding(jack_server, midi_receiver):
     p = start_engine("--port", midi_receiver.port_name, "--source", str(bundled_artworks()), "--seed", "3")
     try:
-        assert midi_receiver.wait_until(lambda: len(midi_receiver.notes_on()) >= 8, timeout=40), "no music before SIGTERM"
+        assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 8, timeout=40), "no music before SIGTERM"
         t_sig = time.perf_counter()
         p.send_signal(signal.SIGTERM)
         code, out = finish(p, timeout=20)
@@ -136,12 +136,12 @@ def test_port_that_disappears_is_reconnected(jack_server):
     p = start_engine("--port", port, "--source", str(bundled_artworks()), "--seed", "5", "--duration", "20")
     second = None
     try:
-        assert first.wait_until(lambda: len(first.notes_on()) >= 3, timeout=40), "no music at first"
+        assert first.wait_until(lambda got: count_note_ons(got) >= 3, timeout=40), "no music at first"
         first.close()                                       # the synth's client disappears
         time.sleep(2.5)                                     # the engine notices (watchdog ~1 s) and keeps generating
         second = MidiReceiver(client_name="flaky-synth").open()
         assert second.port_name == port
-        assert second.wait_until(lambda: len(second.notes_on()) >= 3, timeout=10), "no music after the port returned"
+        assert second.wait_until(lambda got: count_note_ons(got) >= 3, timeout=10), "no music after the port returned"
         code, out = finish(p)
     finally:
         if p.poll() is None:

@@ -176,7 +176,7 @@ def export_all(args) -> dict:
         "emotion": {"valence_arousal_output": "standardised Emotion6 ratings: ((V - 5) / 4, (A - median A) / 4)",
                     "arousal_median": float(images.arousal_split)},
         "training": {"command": "python -m installation.training all", "data": summary["data"],
-                     "config": summary["config"],
+                     "config": summary["config"], "emotion_head": summary.get("emotion_head"),
                      "history": {k: summary[k] for k in ("pretrain", "finetune")}},
         "metrics": {"nll_per_event_nats": summary["nll"], "onnx_torch_parity": check},
     }

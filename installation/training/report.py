@@ -55,6 +55,17 @@ def quadrant_report(folder, manifest: dict, images, center_features: np.ndarray)
             "per_quadrant": per_q, "q1_vs_q3": diffs, "emotion_head_on_held_out_images": head}
 
 
+def _head_sentence(h: dict | None) -> str:
+    if not h:
+        return ""
+    best = h["quadrant_cv"][str(h["quadrant_l2"])]
+    return (f" (after fine-tuning, the two heads are refit as an L2 logistic regression and a ridge regression, "
+            f"penalties by cross-validation grouped by image: quadrant L2 {h['quadrant_l2']:g}, CV accuracy "
+            f"{best['accuracy']:.1%}; the sharpness is set so that cross-validated predictions have a mean top "
+            f"probability of {h['target_mean_top_probability']:.2f}: a calibrated classifier is unsure of most "
+            "photographs, and music made from near-uniform probabilities would be the same for every image)")
+
+
 def write_model_card(path, m: dict) -> None:
     met = m["metrics"]
     nll = met["nll_per_event_nats"]
@@ -76,7 +87,7 @@ def write_model_card(path, m: dict) -> None:
         f"| `{enc['file']}` | {enc['backbone']} ImageNet-1k CNN cut after global pooling; input `image` (N, 3, 224, 224) "
         f"RGB 0..255, normalisation in the graph; output `embedding` (N, {enc['outputs']['embedding'][1]}) | {enc['bytes'] / 1e6:.1f} MB |",
         f"| `conditioner.onnx` | embedding -> `cond` (N, {cfg['cond_dim']}), `h0` ({cfg['layers']}, N, {cfg['hidden']}), "
-        f"`valence_arousal` (N, 2) | {m['models']['conditioner']['bytes'] / 1e6:.1f} MB |",
+        f"`valence_arousal` (N, 2), `quadrant_probs` (N, 4) | {m['models']['conditioner']['bytes'] / 1e6:.1f} MB |",
         f"| `decoder_step.onnx` | one step of a {cfg['layers']}-layer GRU ({cfg['hidden']} wide): `event`, `hidden`, `cond` -> "
         f"`logits` (N, 388), `hidden_out` | {m['models']['decoder_step']['bytes'] / 1e6:.1f} MB |",
         "",
@@ -90,7 +101,8 @@ def write_model_card(path, m: dict) -> None:
         "`h0 = tanh(W' cond)` is its initial state, and `cond` is also concatenated to the event embedding at every step, "
         "so a running performance can be steered to a new image. Image and music meet in the quadrant space: the decoder "
         "is fine-tuned on music conditioned on its own quadrant label (mixed toward uniform by a random amount, so it "
-        "responds in proportion), and the image side learns Emotion6's quadrants and ratings. A first run that paired each "
+        "responds in proportion), and the image side learns Emotion6's quadrants and ratings"
+        + _head_sentence(m["training"].get("emotion_head")) + ". A first run that paired each "
         "music window with a *random* image of its quadrant, as the paper does, left the decoder ignoring the image "
         "(test NLL 2.8692 with a same-quadrant image vs 2.8694 with an opposite one; Q1 and Q3 music indistinguishable), "
         "because the image-to-quadrant signal it received was mostly noise.",

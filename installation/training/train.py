@@ -5,7 +5,8 @@ classical piano), with no emotion (uniform quadrant probabilities).
 Phase "finetune": labelled music only (EMOPIA train, VGMIDI labelled), each
 window conditioned on its own quadrant mixed toward uniform by a random
 amount; at the same time the image side learns the quadrant and the
-valence/arousal of Emotion6 training images (random crops/mirrors). Image and
+valence/arousal of Emotion6 training images (random crops/mirrors; a warm
+start only: ``emotion_head`` refits those heads convexly afterwards). Image and
 music meet in the quadrant space: an image's emotion selects music of that
 emotion (the paper's pairing by label, with the image side factored through
 an emotion classifier, so the decoder learns from clean labels).
@@ -31,6 +32,7 @@ import torch
 from torch.nn import functional as F
 
 from installation.training.data import ImageSet, MusicCorpus, WindowSampler
+from installation.training.emotion_head import fit_heads
 from installation.training.model import ModelConfig, MusicModel
 
 log = logging.getLogger(__name__)
@@ -204,6 +206,8 @@ def train(cfg: TrainConfig, corpus: MusicCorpus, images: ImageSet, features: np.
                      run_dir, pairing, cfg.seed + 1, progress)
     summary = {"pretrain": {k: pre[k] for k in ("best", "best_step", "history")},
                "finetune": {k: fine[k] for k in ("best", "best_step", "history")}}
+    # the image side: refit the emotion heads convexly, with cross-validated penalties
+    summary["emotion_head"] = fit_heads(model.conditioner, images, features, seed=cfg.seed)
     summary["nll"] = test_nll(model, corpus, images, features, Fc.seq_len)
     return model, summary
 
