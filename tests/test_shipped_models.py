@@ -109,7 +109,9 @@ def test_vocabulary_mismatch_is_refused(tmp_path):
 
 def test_happy_and_sad_images_get_different_music(shared_data):
     """Held-out Q1 (happy/excited) vs Q3 (sad) Emotion6 images through the shipped runtime path:
-    the happy images' music is denser and louder (arousal), as the model card reports."""
+    the conditioner hears more positive valence in the happy images, and their music is louder
+    (the model card's significant Q1 - Q3 difference; note density differs only within its noise,
+    see MODEL_CARD.md and EVALUATION.md)."""
     from installation import analysis
     from installation import events as E
     from installation.decoder import MusicDecoder
@@ -121,12 +123,13 @@ def test_happy_and_sad_images_get_different_music(shared_data):
     imgs = load_emotion6(shared_data)
     m = M.load(MODELS)
     enc, dec = ImageEncoder(m, threads=2), MusicDecoder(m, threads=2)
-    stats = {}
+    positive, loudness = {}, {}
     for q in (0, 2):
-        idx = np.flatnonzero(imgs.test & (imgs.quadrant == q))[:12]
+        idx = np.flatnonzero(imgs.test & (imgs.quadrant == q))[:16]
         emb = enc.embed([load_rgb(shared_data / imgs.rel[i]) for i in idx])
+        p = dec.condition(emb).quadrant_probs
+        positive[q] = float((p[:, 0] + p[:, 3]).mean())
         seqs = generate(dec, emb, [imgs.rel[i] for i in idx], RenderSettings(seconds=20, seed=0))
-        d = [analysis.describe(E.events_to_notes(s), seconds=20) for s in seqs]
-        stats[q] = (np.mean([x.note_density for x in d]), np.mean([x.mean_velocity for x in d]))
-    assert stats[0][0] > stats[2][0], stats     # denser
-    assert stats[0][1] > stats[2][1], stats     # louder
+        loudness[q] = float(np.mean([analysis.describe(E.events_to_notes(s), seconds=20).mean_velocity for s in seqs]))
+    assert positive[0] > positive[2], positive
+    assert loudness[0] > loudness[2] + 3, loudness
