@@ -35,7 +35,7 @@ import common
 import live
 
 
-def in_process(models, video: Path, duration: float, seed: int) -> dict:
+def in_process(models, video: Path, duration: float, seed: int, switch: float | None = None) -> dict:
     from installation import midi_io
     from installation.capture import VideoFileSource
     from installation.engine import EngineConfig
@@ -45,7 +45,7 @@ def in_process(models, video: Path, duration: float, seed: int) -> dict:
         sink.open()
         source = VideoFileSource(video)
         source.open()
-        cfg = EngineConfig(seed=seed)
+        cfg = EngineConfig(seed=seed, **({"gil_switch_s": switch} if switch else {}))
         eng = live.timed_engine(models, source, sink, cfg)
         cpu0 = time.process_time()
         eng.start()
@@ -124,6 +124,11 @@ def as_process(models: str | None, video: Path, duration: float, seed: int) -> d
             "log_tail": p.stderr.strip().splitlines()[-3:]}
 
 
+def _default_switch() -> float:
+    from installation.engine import EngineConfig
+    return EngineConfig.gil_switch_s
+
+
 def main() -> None:
     ap = common.parser(__doc__)
     ap.add_argument("--duration", type=float, default=30.0)
@@ -131,25 +136,23 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="in-process runs (figures pooled and per run)")
     ap.add_argument("--process", action="store_true", help="also run view B (the engine as a real process)")
     ap.add_argument("--switch-interval", type=float, default=None,
-                    help="sys.setswitchinterval for the in-process runs (an experiment; default: Python's 5 ms)")
+                    help="the engine's GIL switch interval for the in-process runs (EngineConfig.gil_switch_s, 0.5 ms)")
     args = ap.parse_args()
     duration = 10.0 if args.quick else args.duration
     repeats = 1 if args.quick else args.repeats
     busy = common.warn_if_busy()
     from realtime_parts import JackServer
 
-    if args.switch_interval is not None:
-        sys.setswitchinterval(args.switch_interval)
     models = common.load_models(args.models)
     video = live.bench_video(common.RESULTS / "artworks_48s_640x480.avi")
     res = {"benchmark": "midi_timing", "machine": common.machine(), "busy_at_start": busy,
            "models": common.models_label(args.models), "model_config": models.model_config,
            "jack": "jackd -S -d dummy -r 48000 -p 64 (period 1.333 ms)",
-           "switch_interval_s": sys.getswitchinterval(), "runs": []}
+           "switch_interval_s": args.switch_interval or _default_switch(), "runs": []}
     with JackServer(rate=48000, period=64) as jack:
         res["jack_server"] = jack.name
         for r in range(repeats):
-            run = in_process(models, video, duration, args.seed + r)
+            run = in_process(models, video, duration, args.seed + r, args.switch_interval)
             res["runs"].append(run)
             print(f"--- in-process run {r + 1}/{repeats}: {run['messages_sent']} messages, "
                   f"{run['embeds']} embeds ({run['embed_rate_per_s']:.1f}/s), "

@@ -9,6 +9,7 @@ stops the whole engine; the scheduler still closes every note.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class EngineConfig:
     top_p: float = 0.95
     encoder_threads: int = 1        # onnxruntime threads for the image encoder
     start_delay_s: float = 0.25     # first note is due this long after start (room to generate ahead)
+    gil_switch_s: float = 0.0005    # sys.setswitchinterval while running (Python's default 5 ms is a 5 ms late note)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
@@ -56,12 +58,18 @@ class Engine:
                                    clock=clock, on_error=self._fail)
         self.t0: float | None = None
         self._stopped = False
+        self._switch_before: float | None = None
 
     def _fail(self, exc: BaseException) -> None:
         self.failure = exc
         self.stop_event.set()
 
     def start(self) -> None:
+        # The scheduler is a Python thread: when it wakes while another thread runs Python code
+        # (sampling, scene smoothing), it waits up to the switch interval for the GIL. Measured in
+        # bench/bench_midi_timing.py: with the default 5 ms, send-error p99 reached 5.7 ms.
+        self._switch_before = sys.getswitchinterval()
+        sys.setswitchinterval(self.cfg.gil_switch_s)
         self.source.start()
         self.t0 = self.clock() + self.cfg.start_delay_s
         self.scheduler.start()
@@ -91,6 +99,8 @@ class Engine:
             self.generator.join(1.0)
             self.vision.join(2.0)
             self.source.close()
+            if self._switch_before is not None:
+                sys.setswitchinterval(self._switch_before)
 
     def stats(self) -> dict:
         s = self.scheduler.stats()

@@ -8,7 +8,8 @@ new scene wakes it at once.
 - Conditioning glides (scene.Crossfade) toward each new scene entry.
 - Live sources: a scene change discards what is queued but not yet due (the
   scheduler closes sounding notes) and generation resumes from now under the
-  new scene, so the change is heard within the detection delay plus ~50 ms.
+  new scene, so the change is heard within the detection delay plus ~50 ms;
+  a rest the model starts the new scene with is shortened to ``entry_gap_s``.
 - Phrase re-priming: after ``phrase_s`` of music, at the next moment with no
   note sounding, the hidden state is pulled part of the way back to the
   scene's h0, so long runs do not drift into noodling.
@@ -19,6 +20,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+
+import numpy as np
 
 from installation import events as E
 from installation.decoder import Performer
@@ -38,6 +41,7 @@ class GeneratorConfig:
     reprime_mix: float = 0.6       # how far the hidden state moves back to h0 at a re-prime
     scene_mix: float = 0.5         # how far it moves to the new scene's h0 at a scene change
     discard_margin_s: float = 0.05  # live scene change: keep what is due within this
+    entry_gap_s: float = 0.25      # live scene change: the new scene's first note comes within this of the cut
 
 
 class GeneratorThread:
@@ -56,6 +60,7 @@ class GeneratorThread:
         self.events_generated = 0
         self.scene_changes: list[tuple[float, float]] = []   # (clock time of the change, due time of the first new note)
         self._pending_change: float | None = None
+        self._entry_deadline = 0.0     # music time by which the new scene's first note must come
         self._last_prime = 0.0
         self._version = 0
         self._thread = threading.Thread(target=self._run, name="generator", daemon=True)
@@ -117,6 +122,7 @@ class GeneratorThread:
             self.offset = cut - (self.t0 + m_cut * self.cfg.tempo_scale)
             self.sounding.clear()
             self._pending_change = now
+            self._entry_deadline = m_cut + self.cfg.entry_gap_s / self.cfg.tempo_scale
             self._enter(e)
         elif e is not None and e.t > getattr(self, "_live_t", -1):
             self._live_t = e.t
@@ -134,10 +140,22 @@ class GeneratorThread:
         self.scene_id = e.scene_id
         self._scene_h0 = e.h0
 
+    def _shorten_entry_rest(self, ev: int, m: float) -> int:
+        """After a live scene change, a rest that would delay the new scene's first note past the entry
+        deadline is shortened (down to 10 ms steps), and the model is told the shorter rest it played."""
+        allowed = max(1, int(round((self._entry_deadline - m) * E.STEPS_PER_SECOND)))
+        if ev - E.TIME_SHIFT + 1 <= allowed:
+            return ev
+        ev = E.TIME_SHIFT + allowed - 1
+        self.p.last = np.array([ev], np.int64)
+        return ev
+
     def _one_event(self) -> None:
         m = self.stream.time
         ev = self.p.next(self.fade.value(m))
         self.events_generated += 1
+        if self._pending_change is not None and E.TIME_SHIFT <= ev < E.TIME_SHIFT + E.NUM_TIME_SHIFTS:
+            ev = self._shorten_entry_rest(ev, m)
         note = self.stream.feed(ev)
         if note is None:
             since = m - self._last_prime

@@ -55,24 +55,25 @@ def _generate_batch(decoder, emb, keys, s: RenderSettings) -> list[np.ndarray]:
     events = np.full(n, PRIMER, np.int64)
     hidden, cond = c.h0, c.cond
     clock = np.zeros(n, np.int64)                    # music time so far, in 10 ms steps
-    seqs = [[] for _ in range(n)]
+    buf = np.zeros((cap, n), np.int16)               # buf[t, row]: the row's t-th event
+    length = np.full(n, cap)
     active = np.arange(n)
-    for _ in range(cap):
+    for t in range(cap):
         logits, hidden = decoder.step(events, hidden, cond)
         u = np.array([rngs[r].random() for r in active])
         events = sample(logits, None, s.temperature, s.top_p, u=u)
+        buf[t, active] = events
         shift = (events >= E.TIME_SHIFT) & (events < E.TIME_SHIFT + E.NUM_TIME_SHIFTS)
         clock[active] += np.where(shift, events - E.TIME_SHIFT + 1, 0)
-        for j, r in enumerate(active):
-            seqs[r].append(events[j])
         done = clock[active] >= steps_needed
         if done.any():                              # drop finished rows from the batch
+            length[active[done]] = t + 1
             keep = ~done
             active, events, cond = active[keep], events[keep], cond[keep]
             hidden = np.ascontiguousarray(hidden[:, keep])
             if len(active) == 0:
                 break
-    return [np.asarray(q, np.int16) for q in seqs]
+    return [buf[:length[r], r].copy() for r in range(n)]
 
 
 def output_paths(images: list[Path], out_dir: Path) -> list[Path]:

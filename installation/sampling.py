@@ -22,17 +22,15 @@ def sample(logits: np.ndarray, rng: np.random.Generator | None, temperature: flo
         return logits.argmax(axis=-1)
     z = logits / temperature
     z -= z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
+    p = np.exp(z)                                       # unnormalised: the thresholds scale by the row total
     if top_p < 1.0:
-        order = np.argsort(-p, axis=-1, kind="stable")
-        sorted_p = np.take_along_axis(p, order, axis=-1)
+        total = p.sum(axis=-1, keepdims=True)
+        sorted_p = np.sort(p, axis=-1)[:, ::-1]
         cum = np.cumsum(sorted_p, axis=-1)
-        keep_sorted = (cum - sorted_p) < top_p          # always keeps the most likely event
-        keep = np.zeros_like(keep_sorted)
-        np.put_along_axis(keep, order, keep_sorted, axis=-1)
-        p = np.where(keep, p, 0.0)
-        p /= p.sum(axis=-1, keepdims=True)
-    u = (rng.random(p.shape[0]) if u is None else np.asarray(u, dtype=np.float64))[:, None]
-    idx = (np.cumsum(p, axis=-1) < u).sum(axis=-1)
+        kept = ((cum - sorted_p) < top_p * total).sum(axis=-1)      # always >= 1: the most likely event
+        cutoff = sorted_p[np.arange(len(p)), kept - 1]
+        p = np.where(p >= cutoff[:, None], p, 0.0)
+    u = rng.random(p.shape[0]) if u is None else np.asarray(u, dtype=np.float64)
+    cum = np.cumsum(p, axis=-1)
+    idx = (cum < (u * cum[:, -1])[:, None]).sum(axis=-1)
     return np.minimum(idx, p.shape[-1] - 1).astype(np.int64)

@@ -1,0 +1,40 @@
+"""The generator's handling of a live scene change: the new scene enters promptly."""
+import threading
+
+import numpy as np
+
+from installation import events as E
+from installation import manifest as M
+from installation.decoder import MusicDecoder, Performer
+from installation.generator import GeneratorConfig, GeneratorThread
+
+
+def make(tempo_scale=1.0):
+    perf = Performer(MusicDecoder(M.load(None)), seed=0)
+    return GeneratorThread(perf, scheduler=None, timeline=None, cfg=GeneratorConfig(tempo_scale=tempo_scale),
+                           stop=threading.Event())
+
+
+def shift(seconds):
+    return E.TIME_SHIFT + int(round(seconds * E.STEPS_PER_SECOND)) - 1
+
+
+def test_a_long_rest_after_a_scene_change_is_cut_to_the_entry_gap():
+    g = make()
+    g._entry_deadline = 10.0 + g.cfg.entry_gap_s          # the change was cut at music time 10.0
+    ev = g._shorten_entry_rest(shift(0.8), 10.0)
+    assert ev == shift(0.25)
+    assert int(g.p.last[0]) == ev                          # the model hears the rest that was played
+
+
+def test_a_short_rest_is_kept_and_late_rests_shrink_to_one_step():
+    g = make()
+    g._entry_deadline = 10.25
+    assert g._shorten_entry_rest(shift(0.1), 10.0) == shift(0.1)
+    assert g._shorten_entry_rest(shift(0.5), 10.3) == E.TIME_SHIFT       # past the deadline: 10 ms steps
+
+
+def test_entry_gap_counts_clock_time_under_tempo_scale():
+    g = make(tempo_scale=2.0)                              # music plays at half speed
+    g._entry_deadline = 10.0 + g.cfg.entry_gap_s / 2.0
+    assert g._shorten_entry_rest(shift(1.0), 10.0) == shift(0.125)
