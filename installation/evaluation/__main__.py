@@ -28,6 +28,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--k", type=int, default=3, help="pieces per image (default 3)")
     ap.add_argument("--limit-images", type=int, default=None, help="use only N held-out images, spread over the list")
     ap.add_argument("--seconds", type=float, default=30.0, help="music per piece (the classifiers' window is 30 s)")
+    ap.add_argument("--told-pieces", type=int, default=60,
+                    help="pieces per quadrant for the decoder-alone check (decoder told an exact quadrant)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--top-p", type=float, default=0.95)

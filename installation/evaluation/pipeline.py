@@ -108,6 +108,32 @@ def make_pairs(held: DS.HeldOutImages, pred: dict, corr: CL.CorrespondenceClassi
     return p
 
 
+def decoder_told(man, dec, clf, settings, n: int, seconds: float, resamples: int, seed: int) -> dict:
+    """The decoder alone: ``n`` pieces per quadrant made from an exact one-hot quadrant, judged like the rest."""
+    from dataclasses import replace
+
+    from installation.evaluation.decoder_probe import ToldDecoder, ToldQuadrant
+    from installation.render import generate
+
+    cfg = man.model_config
+    told = ToldDecoder(dec, ToldQuadrant(man.path("conditioner"), cfg["layers"], cfg["hidden"]))
+    q = np.repeat(np.arange(4), n)
+    seqs = generate(told, np.eye(4, dtype=np.float32)[q], [f"told-Q{int(x) + 1}#{i % n}" for i, x in enumerate(q)],
+                    replace(settings, seed=seed + 11))
+    X, ok, _, _ = generated_features(seqs, seconds)
+    pred = _predictions(clf, X, ok, (len(q), 1))
+    out = {"pieces_per_quadrant": n}
+    for name, want, got in (("quadrant", q, pred["q"][:, 0]), ("valence", CL.targets_of(q)["valence"], pred["v"][:, 0]),
+                            ("arousal", CL.targets_of(q)["arousal"], pred["a"][:, 0])):
+        est, lo, hi = MET.bootstrap_ci(lambda idx: MET.agreement(want[idx], got[idx]), len(q), resamples=resamples, seed=seed)
+        out[f"{name}_agreement"] = {"value": est, "ci95": [lo, hi]}
+    out["by_quadrant"] = {f"Q{k + 1}": {name: float(np.nanmean(X[q == k, MF.column(name)]))
+                                        for name in ("note_density", "velocity_mean", "key_mode")} for k in range(4)}
+    out["judged_quadrant_counts"] = {f"Q{k + 1}": np.bincount(pred["q"][q == k, 0][pred["q"][q == k, 0] >= 0],
+                                                              minlength=4).tolist() for k in range(4)}
+    return out
+
+
 # --- the run ------------------------------------------------------------------------------
 
 def _bootstrap_accuracy(correct: np.ndarray, groups: np.ndarray, resamples: int, seed: int) -> list[float]:
@@ -249,6 +275,8 @@ def run(args) -> dict:
         Xr = mw.X[rows.ravel()]
         results[name] = score(make_pairs(held, _predictions(clf, Xr, np.ones(len(Xr), bool), shape), corr),
                               resamples=args.bootstrap, permutations=args.permutations, seed=args.seed)
+    results["decoder_told_quadrant"] = decoder_told(man, dec, clf, settings, args.told_pieces, args.seconds,
+                                                    args.bootstrap, args.seed)
     confusion = np.zeros((4, 5), int)                                   # last column: not classifiable
     for i, q in enumerate(held.quadrant):
         for k in range(K):

@@ -94,6 +94,21 @@ def write(res: dict, path: Path, command: str | None = None) -> None:
     L += ["", "(Judged matching is left out for the probe and conditioner columns: the correspondence classifier's own image "
           "branch is such a probe, so music picked by a probe agrees with it by construction.)", "",
           "![confusion](confusion.png)", "", "![valence](valence_scatter.png)", ""]
+    told = em.get("decoder_told_quadrant")
+    if told:
+        L += ["The decoder alone: told an exact quadrant (one-hot quadrant probabilities through the conditioner's own "
+              f"weights, no image), {told['pieces_per_quadrant']} pieces per quadrant, judged by the same classifier. "
+              "This is what the music half of the chain delivers when the image half is perfect.", "",
+              "| figure | decoder told the quadrant | 95% CI |", "|---|---|---|"]
+        for key, label in (("quadrant_agreement", "quadrant agreement"), ("valence_agreement", "valence agreement"),
+                           ("arousal_agreement", "arousal agreement")):
+            r = told[key]
+            L.append(f"| {label} | **{_f(r['value'], True)}** | {_ci(r, True)} |")
+        L += ["", "| told | note density | mean velocity | major-minor r | judged as Q1 / Q2 / Q3 / Q4 |", "|---|---|---|---|---|"]
+        for q, v in told["by_quadrant"].items():
+            L.append(f"| {q} | {v['note_density']:.2f} | {v['velocity_mean']:.1f} | {v['key_mode']:+.3f} | "
+                     + " / ".join(str(c) for c in told["judged_quadrant_counts"][q]) + " |")
+        L.append("")
     icc = res.get("image_dependence_icc") or {}
     if icc:
         L += ["Does the music depend on the image at all? Intra-class correlation of the K pieces made for one image "
