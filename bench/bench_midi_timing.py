@@ -136,7 +136,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="in-process runs (figures pooled and per run)")
     ap.add_argument("--process", action="store_true", help="also run view B (the engine as a real process)")
     ap.add_argument("--switch-interval", type=float, default=None,
-                    help="the engine's GIL switch interval for the in-process runs (EngineConfig.gil_switch_s, 0.5 ms)")
+                    help="the engine's GIL switch interval for the in-process runs (EngineConfig.gil_switch_s, 0.2 ms)")
     args = ap.parse_args()
     duration = 10.0 if args.quick else args.duration
     repeats = 1 if args.quick else args.repeats

@@ -84,8 +84,8 @@ def table() -> str:
     r = load("render")
     if r:
         for x in r["render"]:
-            out.append(f"| render.generate, {r['images']} images x {r['seconds_per_image']:g} s, batch 64, "
-                       f"{x['onnx_threads']} onnx thread(s) | {x['events_per_cpu_s']:,.0f} events/CPU-s; "
+            out.append(f"| render.generate, {r['images']} images x {r['seconds_per_image']:g} s, "
+                       f"{x.get('workers', 1)} worker(s) x {x['onnx_threads']} onnx thread(s) | {x['events_per_cpu_s']:,.0f} events/CPU-s; "
                        f"{x['music_s_per_cpu_s']:,.0f} music-s/CPU-s; {x['music_s_per_wall_s']:,.0f} music-s/wall-s | | | | |")
         for b in r["baseline"]:
             out.append(f"| baseline torch eager, batch 1, {b['torch_threads']} thread(s) | "

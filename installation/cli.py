@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import logging
 import logging.handlers
+import os
 import queue
 import signal
 import sys
@@ -193,12 +194,13 @@ def render(args) -> int:
     frames = [load_rgb(p) for p in images]          # an unreadable one: a UserError naming it
     models = M.load(args.models)
     enc = ImageEncoder(models, threads=2)
-    dec = MusicDecoder(models, threads=2)
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    dec = MusicDecoder(models, threads=1)                # one thread per worker: the workers share the cores
     t = time.perf_counter()
     import numpy as np
     emb = np.concatenate([enc.embed(frames[i:i + 16]) for i in range(0, len(frames), 16)])
     settings = RenderSettings(seconds=args.seconds, seed=args.seed or 0, temperature=args.temperature,
-                              top_p=args.top_p, batch=args.batch)
+                              top_p=args.top_p, batch=args.batch, workers=workers)
     seqs = generate(dec, emb, [p.stem for p in images], settings)
     for path, seq in zip(output_paths(images, out), seqs):
         E.events_to_midi(seq, path)
