@@ -4,8 +4,7 @@ Each run: time.perf_counter() just before the process is spawned; the first
 note-on's arrival at an independent JACK MIDI receiver (its own process,
 perf_counter = CLOCK_MONOTONIC, the same clock) ends the interval. The
 process's own log lines (stderr, stamped here as they arrive) split it into:
-interpreter + imports + opening the source (``source:`` line; the CLI loses
-that line now and then, see BENCHMARKS.md), opening the
+interpreter + imports + opening the source (``source:`` line), opening the
 MIDI output (``output:``), loading and checking the models and starting the
 threads (``playing``; the first note is due 0.25 s later by design,
 EngineConfig.start_delay_s). Peak RSS is ru_maxrss from os.wait4 on that one

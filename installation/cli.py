@@ -72,10 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _private_stderr():
+    """A stream on a duplicate of file descriptor 2: the MIDI probes silence fd 2 for a moment
+    (libjack prints to it), and the log thread must not lose a line written in that moment."""
+    try:
+        return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
+                         errors="backslashreplace")
+    except (AttributeError, OSError, ValueError):      # no real file descriptor (e.g. captured output)
+        return sys.stderr
+
+
 def setup_logging(level: str) -> None:
     """Log through a queue: threads that log never wait for the terminal (stderr)."""
     q: queue.SimpleQueue = queue.SimpleQueue()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_private_stderr())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     listener = logging.handlers.QueueListener(q, handler)
     root = logging.getLogger()

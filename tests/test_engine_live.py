@@ -150,3 +150,15 @@ def test_port_that_disappears_is_reconnected(jack_server):
             second.close()
     assert code == 0, out
     assert "is gone" in out and "reconnected" in out, out
+
+
+def test_no_log_line_is_lost_while_the_midi_system_is_probed(jack_server):
+    """The MIDI probes silence stderr for a moment (libjack prints there); the lines logged just
+    before, from the log thread, must still arrive (they used to vanish now and then)."""
+    for _ in range(4):
+        code, out = finish(start_engine("--virtual-port", "probe-test", "--source", str(bundled_artworks()),
+                                        "--duration", "0.3"))
+        assert code == 0, out
+        lines = out.splitlines()
+        assert any(" source: " in line for line in lines), out
+        assert any(" output: " in line for line in lines), out
