@@ -81,6 +81,10 @@ def table() -> str:
         aim = "<= 3 s: " + ("met" if r["aim"]["met"] else "NOT met")
         out.append(row(f"process start -> first note-on at receiver ({len(r['runs'])} runs)", r["to_first_note_s"], "s", aim))
         out.append(row("peak RSS of the `play` process", r["peak_rss_mib"], "MiB", d=0))
+        if "sigterm_to_all_sound_off_ms" in r:
+            a = r["aim_shutdown"]
+            out.append(row(f"SIGTERM -> last all-sound-off at the receiver ({r['notes_left_sounding']} notes left sounding)",
+                           r["sigterm_to_all_sound_off_ms"], "ms", "<= 50 ms: " + ("met" if a["met"] else "NOT met")))
     r = load("render")
     if r:
         for x in r["render"]:
