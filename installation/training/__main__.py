@@ -30,6 +30,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--weights", default=None, help="backbone weights file (resnet18: a torchvision state_dict)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 shared cores)")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="where to train: auto = a CUDA GPU when torch sees one, else the CPU")
     ap.add_argument("--hidden", type=int, default=320)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--pretrain-steps", type=int, default=500)

@@ -73,7 +73,7 @@ def _config(args):
                       eval_every=args.eval_every or 100)
     fine = PhaseConfig(steps=args.finetune_steps, batch=args.batch, seq_len=args.seq_len, lr=1e-3,
                        eval_every=args.eval_every or 50)
-    return TrainConfig(seed=args.seed, threads=args.threads,
+    return TrainConfig(seed=args.seed, threads=args.threads, device=args.device,
                        model=ModelConfig(feature_dim=dim, hidden=args.hidden, layers=args.layers),
                        pretrain=pre, finetune=fine)
 

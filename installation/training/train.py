@@ -54,6 +54,7 @@ class PhaseConfig:
 class TrainConfig:
     seed: int = 7
     threads: int = 2
+    device: str = "auto"         # "auto" (CUDA when present), "cpu" or "cuda"
     model: ModelConfig = None
     pretrain: PhaseConfig = None
     finetune: PhaseConfig = None
@@ -85,18 +86,32 @@ class Pairing:
         return self.features[idx, v], self.va[idx], idx
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto': CUDA when torch sees a GPU, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA GPU (a CPU-only torch build, or no driver); use --device cpu")
+    return torch.device(name)
+
+
 def nll(model: MusicModel, cond_in: torch.Tensor, x: torch.Tensor, y: torch.Tensor, *, probs: bool) -> float:
     """Mean negative log-likelihood per event (nats) of fixed windows, conditioned on image
     features (probs=False) or on quadrant probabilities (probs=True)."""
     model.eval()
+    dev = _device_of(model)
     with torch.no_grad():
         tot, n = 0.0, 0
         for i in range(0, len(x), 32):
-            c = cond_in[i:i + 32]
-            logits = model.forward_probs(c, x[i:i + 32]) if probs else model(c, x[i:i + 32])
-            tot += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[i:i + 32].reshape(-1),
+            c, xb, yb = cond_in[i:i + 32].to(dev), x[i:i + 32].to(dev), y[i:i + 32].to(dev)
+            logits = model.forward_probs(c, xb) if probs else model(c, xb)
+            tot += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1),
                                    ignore_index=-100, reduction="sum").item()
-            n += int((y[i:i + 32] != -100).sum())
+            n += int((yb != -100).sum())
     model.train()
     return tot / max(n, 1)
 
@@ -112,12 +127,13 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
               pairing: Pairing | None, seed: int, progress=None) -> dict:
     """Train one phase with early stopping; returns its history. Resumes from run_dir/<name>.pt."""
     ckpt_path = run_dir / f"{name}.pt"
+    dev = _device_of(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     state = {"step": 0, "best": math.inf, "best_step": 0, "bad": 0, "history": [], "best_model": None}
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         rng.bit_generator.state = ck["rng"]
@@ -143,13 +159,14 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
             lam = rng.uniform(0.0, 1.0, cfg.batch)
             lam[rng.random(cfg.batch) < cfg.null_image_p] = 0.0
             p = label_probs(q, lam)
-        logits = model.forward_probs(p, torch.from_numpy(x))
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1), ignore_index=-100)
+        logits = model.forward_probs(p.to(dev), torch.from_numpy(x).to(dev))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).to(dev).reshape(-1),
+                               ignore_index=-100)
         if pairing is not None:                      # the image side: emotion of training images
             f, va, qi = pairing.draw_any(rng, cfg.batch)
-            q_logits, va_pred = model.conditioner.heads(torch.from_numpy(f))
-            loss = loss + cfg.va_weight * (F.cross_entropy(q_logits, torch.from_numpy(qi))
-                                           + F.mse_loss(va_pred, torch.from_numpy(va)))
+            q_logits, va_pred = model.conditioner.heads(torch.from_numpy(f).to(dev))
+            loss = loss + cfg.va_weight * (F.cross_entropy(q_logits, torch.from_numpy(qi).to(dev))
+                                           + F.mse_loss(va_pred, torch.from_numpy(va).to(dev)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -189,6 +206,9 @@ def train(cfg: TrainConfig, corpus: MusicCorpus, images: ImageSet, features: np.
     train_feats = features[~images.test].reshape(-1, features.shape[-1])
     model.conditioner.feat_mean.copy_(torch.from_numpy(train_feats.mean(0)))
     model.conditioner.feat_std.copy_(torch.from_numpy(train_feats.std(0) + 1e-3))
+    dev = resolve_device(cfg.device)
+    log.info("training on %s", dev if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})")
+    model.to(dev)
     # pretrain: all music, no emotion (uniform quadrant probabilities); validate on held-out windows of every set
     P = cfg.pretrain
     pre_train = WindowSampler(corpus, corpus.select(split="train"), P.seq_len)
@@ -206,6 +226,7 @@ def train(cfg: TrainConfig, corpus: MusicCorpus, images: ImageSet, features: np.
                      run_dir, pairing, cfg.seed + 1, progress)
     summary = {"pretrain": {k: pre[k] for k in ("best", "best_step", "history")},
                "finetune": {k: fine[k] for k in ("best", "best_step", "history")}}
+    model.cpu()                                     # the rest is small, and exact on the CPU
     # the image side: refit the emotion heads convexly, with cross-validated penalties
     summary["emotion_head"] = fit_heads(model.conditioner, images, features, seed=cfg.seed)
     summary["nll"] = test_nll(model, corpus, images, features, Fc.seq_len)
