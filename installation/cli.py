@@ -132,9 +132,8 @@ def play(args) -> int:
             if args.port:
                 raise
             record = time.strftime("installation-%Y%m%d-%H%M%S.mid")
-            log.warning("no MIDI system reachable (%s): playing to the file %s instead; "
-                        "start JACK or pass --record FILE to choose the file", exc.reason or exc, record)
-            sink, desc = midi_io.open_output(args.midi_api, None, args.virtual_port, record)
+            sink, desc = midi_io.open_output(args.midi_api, None, args.virtual_port, record)   # warns, naming the file
+            log.info("to play live instead: start JACK (or ALSA's sequencer); --record FILE chooses the file")
         cleanup.callback(sink.close)
         log.info("output: %s", desc)
         models = M.load(args.models)
