@@ -192,7 +192,7 @@ def write_model_card(path, m: dict) -> None:
         "",
         "## Limits",
         "",
-        "- Trained on CPU in under an hour on 2 cores: a small model trained briefly. It plays plausible piano textures, "
+        "- Trained on CPU in about an hour (one core; 2,800 optimiser steps, some 26M events seen): a small model trained briefly. It plays plausible piano textures, "
         "not long-form compositions; phrases wander after tens of seconds (the engine re-primes at phrase boundaries).",
         "- Emotion is learnt from 4 coarse quadrants paired by label, not from aligned image-music pairs; images within a "
         "quadrant get similar music. Emotion6 photographs are not artworks: paintings are out of the training distribution.",
