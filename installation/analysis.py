@@ -25,18 +25,20 @@ def pitch_class_histogram(notes: list[Note]) -> np.ndarray:
     return h / h.sum() if h.sum() > 0 else h
 
 
+def key_correlations(h: np.ndarray) -> np.ndarray:
+    """Correlation of a pitch-class histogram with every key profile: (2, 12), rows major/minor, columns tonic."""
+    return np.array([[float(np.corrcoef(h, np.roll(prof, tonic))[0, 1]) for tonic in range(12)]
+                     for prof in (MAJOR_PROFILE, MINOR_PROFILE)])
+
+
 def estimate_key(notes: list[Note]) -> tuple[int, str, float]:
     """Krumhansl-Schmuckler: (tonic 0..11, 'major' | 'minor', correlation)."""
     h = pitch_class_histogram(notes)
     if h.sum() == 0:
         return 0, "major", 0.0
-    best = (-2.0, 0, "major")
-    for mode, prof in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
-        for tonic in range(12):
-            r = float(np.corrcoef(h, np.roll(prof, tonic))[0, 1])
-            if r > best[0]:
-                best = (r, tonic, mode)
-    return best[1], best[2], best[0]
+    r = np.nan_to_num(key_correlations(h), nan=-2.0)                 # a flat histogram correlates with nothing
+    mode, tonic = np.unravel_index(int(np.argmax(r)), r.shape)     # the first best: major before minor, low tonic first
+    return int(tonic), ("major", "minor")[mode], float(r[mode, tonic])
 
 
 @dataclass(frozen=True)

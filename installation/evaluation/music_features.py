@@ -102,9 +102,9 @@ def describe(notes: list[Note], seconds: float) -> tuple[np.ndarray, Raw] | None
     dur = np.maximum(end - start, 0.01)
 
     pch = analysis.pitch_class_histogram(notes)
-    tonic, mode, _ = analysis.estimate_key(notes)
-    r_major = max(float(np.corrcoef(pch, np.roll(analysis.MAJOR_PROFILE, t))[0, 1]) for t in range(12))
-    r_minor = max(float(np.corrcoef(pch, np.roll(analysis.MINOR_PROFILE, t))[0, 1]) for t in range(12))
+    r = analysis.key_correlations(pch)                  # (major/minor, tonic); notes >= MIN_NOTES, so pch sums to 1
+    r_major, r_minor = float(r[0].max()), float(r[1].max())
+    tonic = int(np.unravel_index(int(np.argmax(r)), r.shape)[1])     # estimate_key's tonic
     pch_rel = np.roll(pch, -tonic)
     nz = pch[pch > 0]
     entropy = float(-(nz * np.log2(nz)).sum())
