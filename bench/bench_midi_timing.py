@@ -21,7 +21,6 @@ both aligned on their first message.
 """
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -91,7 +90,6 @@ LATENESS_LINE = re.compile(r"lateness p50 ([\d.]+) ms p99 ([\d.]+) ms")
 
 def as_process(models: str | None, video: Path, duration: float, seed: int) -> dict:
     import mido
-    from realtime_parts import MidiReceiver
 
     with tempfile.TemporaryDirectory() as tmp:
         rec = Path(tmp) / "played.mid"

@@ -15,7 +15,6 @@ acted on, due time of the first new note):
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np

@@ -24,8 +24,6 @@ import sys
 import threading
 import time
 
-import numpy as np
-
 import common
 import live
 

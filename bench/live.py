@@ -9,7 +9,6 @@ tick is charged for the wait.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import common  # noqa: F401  (sys.path)
@@ -89,6 +88,3 @@ def bench_video(path: Path, seconds_per_artwork: float = 8.0, size=(640, 480), f
     scenes = [(img, seconds_per_artwork) for _, img in common.artworks()]
     return make_video(path, scenes, fps=fps, size=size)
 
-
-def wait_quietly(seconds: float) -> None:
-    time.sleep(seconds)

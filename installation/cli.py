@@ -128,7 +128,7 @@ def play(args) -> int:
         record = args.record
         try:
             sink, desc = midi_io.open_output(args.midi_api, args.port, args.virtual_port, record)
-        except midi_io.NoMidiSystem as exc:
+        except midi_io.NoMidiSystem:
             if args.port:
                 raise
             record = time.strftime("installation-%Y%m%d-%H%M%S.mid")

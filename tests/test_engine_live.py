@@ -12,7 +12,6 @@ from pathlib import Path
 
 import mido
 import numpy as np
-import pytest
 
 from installation.capture import bundled_artworks
 from installation.preprocess import load_rgb

@@ -1,5 +1,4 @@
 """The event vocabulary and MIDI <-> events, on fixed pairs, messy streams and real MIDI files."""
-from pathlib import Path
 
 import mido
 import numpy as np

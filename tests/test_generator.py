@@ -1,8 +1,6 @@
 """The generator's handling of a live scene change: the new scene enters promptly."""
 import threading
 
-import numpy as np
-
 from installation import events as E
 from installation import manifest as M
 from installation.decoder import MusicDecoder, Performer

@@ -50,6 +50,7 @@ def test_render_is_reproducible_and_batch_independent(two_images, tmp_path):
     assert len(notes_of(a / first)) > 4
     # another seed gives other music
     r3 = run_cli("render", str(two_images[0]), "--out", str(tmp_path / "c"), "--seconds", "8", "--seed", "6")
+    assert r3.returncode == 0, r3.stderr
     assert notes_of(tmp_path / "c" / first) != notes_of(a / first)
     # and each file lasts about the asked length
     length = mido.MidiFile(a / first).length

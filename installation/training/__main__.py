@@ -10,7 +10,6 @@ Run ``python -m installation.training all --help`` for the options.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path

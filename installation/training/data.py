@@ -28,7 +28,6 @@ from installation import events as E
 
 log = logging.getLogger(__name__)
 
-QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
 STRETCHES = (0.95, 1.0, 1.05)          # tempo augmentation, encoded once at preparation
 
 

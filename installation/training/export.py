@@ -129,7 +129,6 @@ def export_all(args) -> dict:
     import platform
 
     from installation import events, preprocess
-    from installation.training import data as D
     from installation.training.backbones import sha256
     from installation.training.model import ModelConfig, MusicModel
     from installation.training.pipeline import _images, _paths
