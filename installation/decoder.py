@@ -1,14 +1,18 @@
-"""Where a number becomes events: the ONNX conditioner and step decoder, and a performer that samples.
+"""Where a number becomes events: the ONNX step decoder, steered by controls, and a performer that samples.
 
-    embedding --conditioner--> cond (C), h0 (L, N, H), valence/arousal (2), quadrant probabilities (4)
-    event, hidden, cond --decoder_step--> logits (388), hidden'
+    controls (N, K) --decoder_init--> state       the decoder's initial state for what is asked
+    event, state, controls --decoder_step--> logits (388), state'
 
-A ``Performer`` is one running voice: it holds the hidden state and the last
-event and samples one event at a time (temperature, top-p, its own seeded RNG).
+``controls`` is the vector of installation/controls.py (key, density, loudness,
+register, emotion, each possibly unset). The state is the decoder's own business:
+for the GRU it is the hidden state (L, N, H). Every decoder offers the same five
+operations (``initial``, ``step``, ``blend``, ``take``, ``kind``), so the
+generator and the offline render work with any of them.
+
+A ``Performer`` is one running voice: it holds the state and the last event and
+samples one event at a time (temperature, top-p, its own seeded RNG).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,56 +24,73 @@ from installation.sampling import sample
 PRIMER = E.TIME_SHIFT          # the first input event: a 10 ms pause, neutral in loudness and pitch
 
 
-@dataclass(frozen=True)
-class Conditioning:
-    """What the music model takes from images: per row, cond, h0 and predicted valence/arousal."""
-    cond: np.ndarray            # (N, C)
-    h0: np.ndarray              # (L, N, H)
-    valence_arousal: np.ndarray  # (N, 2), standardised: >0 means positive valence / high arousal
-    quadrant_probs: np.ndarray   # (N, 4), Q1..Q4: the image's emotion as the music model hears it
+class GruDecoder:
+    """The GRU's two ONNX graphs: controls -> h0, and one event step."""
 
-
-class MusicDecoder:
-    """The two ONNX graphs of the music model."""
+    kind = "gru"
 
     def __init__(self, manifest: Manifest, *, threads: int = 1, providers: list[str] | None = None):
-        self.conditioner, _ = open_session(manifest.path("conditioner"), threads=threads, providers=providers,
-                                           what="conditioner")
+        self.init_session, _ = open_session(manifest.path("decoder_init"), threads=threads, providers=providers,
+                                            what="decoder init")
         self.stepper, self.provider = open_session(manifest.path("decoder_step"), threads=threads,
                                                    providers=providers, what="step decoder")
         cfg = manifest.model_config
-        self.layers, self.hidden, self.cond_dim = cfg["layers"], cfg["hidden"], cfg["cond_dim"]
+        self.layers, self.hidden, self.control_dim = cfg["layers"], cfg["hidden"], cfg["control_dim"]
 
-    def condition(self, embeddings: np.ndarray) -> Conditioning:
-        cond, h0, va, p = self.conditioner.run(None, {"embedding": np.asarray(embeddings, np.float32)})
-        return Conditioning(cond, h0, va, p)
+    def initial(self, controls: np.ndarray) -> np.ndarray:
+        """(N, K) controls -> hidden (L, N, H)."""
+        return self.init_session.run(None, {"controls": np.asarray(controls, np.float32).reshape(-1, self.control_dim)})[0]
 
-    def step(self, events: np.ndarray, hidden: np.ndarray, cond: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """events (N,) int64, hidden (L, N, H), cond (N, C) -> logits (N, V), hidden (L, N, H)."""
-        logits, hidden = self.stepper.run(None, {"event": events, "hidden": hidden, "cond": cond})
+    def step(self, events: np.ndarray, state: np.ndarray, controls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """events (N,) int64, hidden (L, N, H), controls (N, K) -> logits (N, V), hidden (L, N, H)."""
+        logits, hidden = self.stepper.run(None, {"event": events, "hidden": state, "controls": controls})
         return logits, hidden
+
+    @staticmethod
+    def blend(state: np.ndarray, target: np.ndarray, mix: float) -> np.ndarray:
+        """Move a state part of the way (mix 0..1) to another (a re-prime or a scene change)."""
+        if mix >= 1.0:
+            return np.array(target, np.float32, copy=True)
+        return ((1.0 - mix) * state + mix * target).astype(np.float32)
+
+    @staticmethod
+    def take(state: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The state of some batch rows (render drops finished rows)."""
+        return np.ascontiguousarray(state[:, rows])
+
+    @staticmethod
+    def row(state: np.ndarray, i: int) -> np.ndarray:
+        """Row i of a batched state, as a batch of one."""
+        return np.ascontiguousarray(state[:, i:i + 1])
+
+
+MusicDecoder = GruDecoder        # the default decoder
+
+
+def open_decoder(manifest: Manifest, *, threads: int = 1, providers: list[str] | None = None):
+    """The manifest's decoder."""
+    return GruDecoder(manifest, threads=threads, providers=providers)
 
 
 class Performer:
-    """One voice sampled event by event from the step decoder."""
+    """One voice sampled event by event from a step decoder."""
 
-    def __init__(self, decoder: MusicDecoder, *, seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95):
+    def __init__(self, decoder, *, seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95):
         self.decoder = decoder
         self.rng = np.random.default_rng(seed)
         self.temperature, self.top_p = temperature, top_p
-        self.hidden: np.ndarray | None = None
+        self.state = None
         self.last = np.array([PRIMER], np.int64)
 
-    def prime(self, h0: np.ndarray, mix: float = 1.0) -> None:
-        """Set the hidden state to the scene's h0 (mix=1), or move it part of the way (a phrase re-prime)."""
-        h0 = np.asarray(h0, np.float32).reshape(self.decoder.layers, 1, self.decoder.hidden)
-        if self.hidden is None or mix >= 1.0:
-            self.hidden = h0.copy()
+    def prime(self, initial_state, mix: float = 1.0) -> None:
+        """Set the state to a scene's initial state (mix=1), or move it part of the way (a phrase re-prime)."""
+        if self.state is None or mix >= 1.0:
+            self.state = self.decoder.blend(initial_state, initial_state, 1.0)
         else:
-            self.hidden = ((1.0 - mix) * self.hidden + mix * h0).astype(np.float32)
+            self.state = self.decoder.blend(self.state, initial_state, mix)
 
-    def next(self, cond: np.ndarray) -> int:
-        """Sample the next event under conditioning vector ``cond`` (C,)."""
-        logits, self.hidden = self.decoder.step(self.last, self.hidden, np.asarray(cond, np.float32).reshape(1, -1))
+    def next(self, controls: np.ndarray) -> int:
+        """Sample the next event under the control vector ``controls`` (K,)."""
+        logits, self.state = self.decoder.step(self.last, self.state, np.asarray(controls, np.float32).reshape(1, -1))
         self.last = sample(logits, self.rng, self.temperature, self.top_p)
         return int(self.last[0])

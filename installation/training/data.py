@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from installation import controls as C
 from installation import events as E
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,10 @@ class WindowSampler:
         return np.array([self.c.pieces[self.c.index[r, 2]].quadrant for r in picks], np.int64)
 
     def sample(self, rng: np.random.Generator, batch: int):
-        """-> (inputs (B, T) int64, targets (B, T) int64, quadrants (B,))"""
+        """-> (inputs (B, T) int64, targets (B, T) int64, quadrants (B,) (-1: unlabelled), controls (B, K)).
+
+        The controls are measured on the whole window, after transposition, with emotion
+        set from the piece's quadrant where it has one (installation/controls.py)."""
         picks = self.rows[rng.choice(len(self.rows), size=batch, p=self.p)]
         x = np.zeros((batch, self.T + 1), np.int64)
         valid = np.zeros((batch, self.T + 1), bool)
@@ -199,7 +203,9 @@ class WindowSampler:
             x[b, :len(w)] = w
             valid[b, :len(w)] = True
         y = np.where(valid[:, 1:], x[:, 1:], -100)
-        return x[:, :-1], y, self.quadrants(picks)
+        q = self.quadrants(picks)
+        ctrl = C.set_emotion(C.measure(x, valid), quadrant_va(q), q >= 0)
+        return x[:, :-1], y, q, ctrl
 
     def fixed(self, batch: int, seed: int = 1234):
         """A fixed set of windows (no transposition) for validation and test losses."""
@@ -209,6 +215,15 @@ class WindowSampler:
             return self.sample(rng, batch)
         finally:
             self.transpose = keep
+
+
+QUADRANT_VA = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)    # Q1..Q4 -> (valence, arousal)
+
+
+def quadrant_va(q: np.ndarray) -> np.ndarray:
+    """Quadrants (B,) 0..3 (-1: none) -> valence/arousal signs (B, 2) (zeros for none)."""
+    q = np.asarray(q)
+    return np.where((q >= 0)[:, None], QUADRANT_VA[np.maximum(q, 0)], 0).astype(np.float32)
 
 
 def transpose_window(w: np.ndarray, k: int) -> np.ndarray:

@@ -33,45 +33,50 @@ def export_encoder(net: torch.nn.Module, path: Path) -> dict:
             "parity_max_abs_err": err}
 
 
-class _Step(torch.nn.Module):
-    def __init__(self, decoder):
+class _Init(torch.nn.Module):
+    def __init__(self, model):
         super().__init__()
-        self.decoder = decoder
+        self.model = model
 
-    def forward(self, event, hidden, cond):
-        return self.decoder.step(event, hidden, cond)
+    def forward(self, controls):
+        return self.model.initial(controls)
+
+
+class _Step(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, event, hidden, controls):
+        return self.model.step(event, hidden, controls)
 
 
 def export_music_model(model, out: Path) -> dict:
-    """conditioner.onnx: embedding -> cond, h0, valence_arousal; decoder_step.onnx: one event."""
+    """decoder_init.onnx: controls -> h0; decoder_step.onnx: one event under controls."""
     model.eval()
     cfg = model.cfg
-    f = torch.randn(2, cfg.feature_dim)
-    torch.onnx.export(model.conditioner, (f,), str(out / "conditioner.onnx"), input_names=["embedding"],
-                      output_names=["cond", "h0", "valence_arousal", "quadrant_probs"],
-                      dynamic_axes={"embedding": {0: "batch"}, "cond": {0: "batch"}, "h0": {1: "batch"},
-                                    "valence_arousal": {0: "batch"}, "quadrant_probs": {0: "batch"}},
+    c = torch.zeros(2, cfg.control_dim)
+    torch.onnx.export(_Init(model), (c,), str(out / "decoder_init.onnx"), input_names=["controls"],
+                      output_names=["h0"], dynamic_axes={"controls": {0: "batch"}, "h0": {1: "batch"}},
                       opset_version=OPSET, dynamo=False)
     ev = torch.tensor([1, 300])
     h = torch.zeros(cfg.layers, 2, cfg.hidden)
-    c = torch.zeros(2, cfg.cond_dim)
-    torch.onnx.export(_Step(model.decoder), (ev, h, c), str(out / "decoder_step.onnx"),
-                      input_names=["event", "hidden", "cond"], output_names=["logits", "hidden_out"],
-                      dynamic_axes={"event": {0: "batch"}, "hidden": {1: "batch"}, "cond": {0: "batch"},
+    torch.onnx.export(_Step(model), (ev, h, c), str(out / "decoder_step.onnx"),
+                      input_names=["event", "hidden", "controls"], output_names=["logits", "hidden_out"],
+                      dynamic_axes={"event": {0: "batch"}, "hidden": {1: "batch"}, "controls": {0: "batch"},
                                     "logits": {0: "batch"}, "hidden_out": {1: "batch"}},
                       opset_version=OPSET, dynamo=False)
     return {
-        "conditioner": {"inputs": {"embedding": ["batch", cfg.feature_dim]},
-                        "outputs": {"cond": ["batch", cfg.cond_dim], "h0": [cfg.layers, "batch", cfg.hidden],
-                                    "valence_arousal": ["batch", 2], "quadrant_probs": ["batch", 4]}},
+        "decoder_init": {"inputs": {"controls": ["batch", cfg.control_dim]},
+                         "outputs": {"h0": [cfg.layers, "batch", cfg.hidden]}},
         "decoder_step": {"inputs": {"event": ["batch"], "hidden": [cfg.layers, "batch", cfg.hidden],
-                                    "cond": ["batch", cfg.cond_dim]},
+                                    "controls": ["batch", cfg.control_dim]},
                          "outputs": {"logits": ["batch", cfg.vocab], "hidden_out": [cfg.layers, "batch", cfg.hidden]}},
     }
 
 
-def parity(model, out: Path, features: np.ndarray, steps: int = 200, seed: int = 3) -> dict:
-    """Run torch and ONNX side by side for ``steps`` events from real image features.
+def parity(model, out: Path, controls: np.ndarray, steps: int = 200, seed: int = 3) -> dict:
+    """Run torch and ONNX side by side for ``steps`` events under given control vectors (N, K).
 
     1. Teacher-forced on the same events: the largest logit difference.
     2. Sampled with the same seed through installation.sampling: the two sequences must agree.
@@ -81,34 +86,31 @@ def parity(model, out: Path, features: np.ndarray, steps: int = 200, seed: int =
     from installation.sampling import sample
 
     so = ort.SessionOptions()
-    cond_s = ort.InferenceSession(str(out / "conditioner.onnx"), so, providers=["CPUExecutionProvider"])
+    init_s = ort.InferenceSession(str(out / "decoder_init.onnx"), so, providers=["CPUExecutionProvider"])
     step_s = ort.InferenceSession(str(out / "decoder_step.onnx"), so, providers=["CPUExecutionProvider"])
-    feats = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    c = torch.from_numpy(np.ascontiguousarray(controls, dtype=np.float32))
     model.eval()
     with torch.no_grad():
-        torch_out = model.conditioner(feats)
-    onnx_out = cond_s.run(None, {"embedding": feats.numpy()})
-    max_err = float(max(np.abs(o - t.numpy()).max() for o, t in zip(onnx_out, torch_out)))
-    c_t, h_t = torch_out[0], torch_out[1]
-    c_o, h_o = onnx_out[0], onnx_out[1]
+        h_t = model.initial(c)
+    h_o = init_s.run(None, {"controls": c.numpy()})[0]
+    max_err = float(np.abs(h_o - h_t.numpy()).max())
 
     rng_t, rng_o = np.random.default_rng(seed), np.random.default_rng(seed)
-    ev_t = ev_o = np.full(len(feats), 355, np.int64)          # start with a 1 s time shift
+    ev_t = ev_o = np.full(len(c), 355, np.int64)          # start with a 1 s time shift
     seq_t, seq_o = [], []
-    h_tt, h_oo = h_t, h_o
-    forced_h_o = h_o
+    h_tt, h_oo, forced_h_o = h_t, h_o, h_o
     with torch.no_grad():
         for _ in range(steps):
-            lt, h_tt = model.decoder.step(torch.from_numpy(ev_t), h_tt, c_t)
-            lo_forced, forced_h_o = step_s.run(None, {"event": ev_t, "hidden": forced_h_o, "cond": c_o})
+            lt, h_tt = model.step(torch.from_numpy(ev_t), h_tt, c)
+            lo_forced, forced_h_o = step_s.run(None, {"event": ev_t, "hidden": forced_h_o, "controls": c.numpy()})
             max_err = max(max_err, float(np.abs(lo_forced - lt.numpy()).max()))
-            lo, h_oo = step_s.run(None, {"event": ev_o, "hidden": h_oo, "cond": c_o})
+            lo, h_oo = step_s.run(None, {"event": ev_o, "hidden": h_oo, "controls": c.numpy()})
             ev_t = sample(lt.numpy(), rng_t, 1.0, 0.95)
             ev_o = sample(lo, rng_o, 1.0, 0.95)
             seq_t.append(ev_t)
             seq_o.append(ev_o)
     same = bool(np.array_equal(np.stack(seq_t), np.stack(seq_o)))
-    return {"steps": steps, "batch": int(len(feats)), "max_abs_logit_err": max_err, "same_sampled_sequence": same, "seed": seed}
+    return {"steps": steps, "batch": int(len(c)), "max_abs_logit_err": max_err, "same_sampled_sequence": same, "seed": seed}
 
 
 def _git_commit(repo: Path) -> str:

@@ -67,13 +67,12 @@ def _config(args):
     from installation.training.model import ModelConfig
     from installation.training.train import PhaseConfig, TrainConfig
 
-    dim = 1280 if args.backbone == "efficientnet_lite0" else 512
     pre = PhaseConfig(steps=args.pretrain_steps, batch=args.batch, seq_len=args.seq_len,
                       eval_every=args.eval_every or 100)
     fine = PhaseConfig(steps=args.finetune_steps, batch=args.batch, seq_len=args.seq_len, lr=1e-3,
                        eval_every=args.eval_every or 50)
     return TrainConfig(seed=args.seed, threads=args.threads, device=args.device,
-                       model=ModelConfig(feature_dim=dim, hidden=args.hidden, layers=args.layers),
+                       model=ModelConfig(hidden=args.hidden, layers=args.layers),
                        pretrain=pre, finetune=fine)
 
 
@@ -83,12 +82,11 @@ def train(args) -> None:
 
     from installation.training.train import train as run
 
-    music_path, feat_path, _ = _paths(args)
+    music_path, _, _ = _paths(args)
     corpus = D.load_corpus(music_path)
     images = _images(args)
-    feats = np.load(feat_path, allow_pickle=True)["features"]
     cfg = _config(args)
-    model, summary = run(cfg, corpus, images, feats, args.run, progress=tqdm)
+    model, summary = run(cfg, corpus, args.run, progress=tqdm)
     summary["config"] = asdict(cfg)
     summary["data"] = corpus_summary(corpus, images)
     torch.save({"model": model.state_dict(), "config": cfg.model.to_dict()}, args.run / "model.pt")

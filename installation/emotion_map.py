@@ -1,0 +1,218 @@
+"""From emotion to musical controls: valence and arousal in, what the music is asked to play out.
+
+The numbers live in a data file (``emotion_map.toml`` beside this module, fitted
+on the labelled music by ``python -m installation.training export``); a patch may
+override any of them. The map is continuous: each control is interpolated
+bilinearly between its values at the four corners of the valence/arousal square
+(the quadrants' means in the labelled music), so valence +0.2 asks for a little
+more of what happy music does, not for "Q1".
+
+    density, velocity, pitch (v, a) = bilinear between the corners (v, a in [-1, 1])
+    mode                            = major when valence >= threshold (with hysteresis);
+                                      the corners' major_share is how often the labelled music is major
+    key on a new scene              = kept when the mode stays; on a change of mode, the parallel
+                                      (C major -> C minor) or relative (C major -> A minor) key:
+                                      a modulation, not a jump
+
+``KeyPlanner`` holds the current key between scenes; it is seeded, so a seeded run
+chooses the same keys. ``--key`` pins the tonic (and the mode, if given).
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from installation.controls import Key, Targets
+
+DEFAULT_PATH = Path(__file__).with_name("emotion_map.toml")
+CORNERS = {"Q1": (1.0, 1.0), "Q2": (-1.0, 1.0), "Q3": (-1.0, -1.0), "Q4": (1.0, -1.0)}
+KEY_CHANGES = ("parallel", "relative")
+
+
+class MapError(ValueError):
+    """An emotion map that cannot be used; the message names the key and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Corner:
+    """What the music of one corner of the valence/arousal square does."""
+    density: float          # note-ons per second
+    velocity: float         # mean MIDI velocity
+    pitch: float            # mean MIDI pitch
+    major_share: float      # share of major-key windows (documentation; the mode rule uses valence)
+
+
+@dataclass(frozen=True)
+class EmotionMap:
+    q1: Corner
+    q2: Corner
+    q3: Corner
+    q4: Corner
+    mode_threshold: float = 0.0     # major when valence >= this
+    mode_hysteresis: float = 0.15   # ... and the mode only flips once valence is this far past it
+    key_change: str = "parallel"    # "parallel" or "relative": where a change of mode takes the tonic
+    contrast: float = 1.0           # scales every control's distance from the centre of the square
+
+    def controls(self, valence: float, arousal: float) -> tuple[float, float, float]:
+        """(density, velocity, pitch) asked for at (valence, arousal)."""
+        v = float(np.clip(valence, -1.0, 1.0))
+        a = float(np.clip(arousal, -1.0, 1.0))
+        wv, wa = (v + 1) / 2, (a + 1) / 2            # 0 at the negative side, 1 at the positive
+        w = {"q1": wv * wa, "q2": (1 - wv) * wa, "q3": (1 - wv) * (1 - wa), "q4": wv * (1 - wa)}
+        out = []
+        for f in ("density", "velocity", "pitch"):
+            corners = {q: getattr(getattr(self, q), f) for q in w}
+            centre = sum(corners.values()) / 4
+            value = sum(w[q] * corners[q] for q in w)
+            out.append(centre + self.contrast * (value - centre))
+        density, velocity, pitch = out
+        return max(0.2, density), float(np.clip(velocity, 1, 127)), float(np.clip(pitch, 21, 108))
+
+    def minor(self, valence: float, was_minor: bool | None = None) -> bool:
+        """The mode for this valence, with hysteresis around the threshold when the mode was known."""
+        if was_minor is None:
+            return valence < self.mode_threshold
+        if was_minor:
+            return not valence >= self.mode_threshold + self.mode_hysteresis
+        return valence < self.mode_threshold - self.mode_hysteresis
+
+    # --- reading and overriding ------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict, where: str) -> "EmotionMap":
+        """From a parsed TOML table; every key checked (unknown keys, types, ranges), nothing half-applied."""
+        if not isinstance(d, dict):
+            raise MapError(f"{where}: the emotion map must be a table")
+        known = {"corners", "mode", "contrast"}
+        for k in d:
+            if k not in known:
+                raise MapError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(known))})")
+        corners = d.get("corners")
+        if not isinstance(corners, dict) or set(corners) != set(CORNERS):
+            raise MapError(f"{where}: [corners] must have exactly the tables Q1, Q2, Q3, Q4")
+        cs = {}
+        for q, c in corners.items():
+            cs[q.lower()] = _corner(c, f"{where}: corners.{q}")
+        mode = d.get("mode", {})
+        if not isinstance(mode, dict):
+            raise MapError(f"{where}: [mode] must be a table")
+        for k in mode:
+            if k not in ("threshold", "hysteresis", "key_change"):
+                raise MapError(f"{where}: unknown key mode.{k} (known: threshold, hysteresis, key_change)")
+        thr = _number(mode.get("threshold", 0.0), f"{where}: mode.threshold", -1, 1)
+        hyst = _number(mode.get("hysteresis", 0.15), f"{where}: mode.hysteresis", 0, 1)
+        kc = mode.get("key_change", "parallel")
+        if kc not in KEY_CHANGES:
+            raise MapError(f"{where}: mode.key_change is {kc!r}; use one of {', '.join(KEY_CHANGES)}")
+        contrast = _number(d.get("contrast", 1.0), f"{where}: contrast", 0, 3)
+        return cls(cs["q1"], cs["q2"], cs["q3"], cs["q4"], thr, hyst, kc, contrast)
+
+    def to_dict(self) -> dict:
+        return {"contrast": self.contrast,
+                "mode": {"threshold": self.mode_threshold, "hysteresis": self.mode_hysteresis,
+                         "key_change": self.key_change},
+                "corners": {q: {f.name: getattr(getattr(self, q.lower()), f.name) for f in fields(Corner)}
+                            for q in CORNERS}}
+
+    def overridden(self, override: dict | None, where: str) -> "EmotionMap":
+        """This map with a patch's partial table laid over it (same keys as the data file)."""
+        if not override:
+            return self
+        merged = _deep_merge(self.to_dict(), override, where)
+        return EmotionMap.from_dict(merged, where)
+
+
+def _number(x, where: str, lo: float, hi: float) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise MapError(f"{where} must be a number, not {type(x).__name__}")
+    if not lo <= x <= hi:
+        raise MapError(f"{where} is {x}; it must be between {lo} and {hi}")
+    return float(x)
+
+
+def _corner(c, where: str) -> Corner:
+    if not isinstance(c, dict):
+        raise MapError(f"{where} must be a table")
+    names = [f.name for f in fields(Corner)]
+    for k in c:
+        if k not in names:
+            raise MapError(f"{where}: unknown key {k!r} (known: {', '.join(names)})")
+    missing = [n for n in names if n not in c]
+    if missing:
+        raise MapError(f"{where}: missing {', '.join(missing)}")
+    return Corner(density=_number(c["density"], f"{where}.density", 0.1, 60),
+                  velocity=_number(c["velocity"], f"{where}.velocity", 1, 127),
+                  pitch=_number(c["pitch"], f"{where}.pitch", 21, 108),
+                  major_share=_number(c["major_share"], f"{where}.major_share", 0, 1))
+
+
+def _deep_merge(base: dict, over: dict, where: str) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if k not in base:
+            raise MapError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(base))})")
+        out[k] = _deep_merge(base[k], v, f"{where}.{k}") if isinstance(base[k], dict) and isinstance(v, dict) else v
+    return out
+
+
+def load(path: str | Path | None = None) -> EmotionMap:
+    """The emotion map from a TOML file (default: the fitted one beside this module)."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        d = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise MapError(f"{path}: cannot read the emotion map ({exc})") from None
+    return EmotionMap.from_dict(d, str(path))
+
+
+# --- keys across scenes -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pin:
+    """What the user fixed by hand: a tonic and/or a mode (None: free)."""
+    tonic: int | None = None
+    minor: bool | None = None
+
+
+class KeyPlanner:
+    """The key of the music, scene by scene: the emotion map's mode rule and the key-change rule.
+
+    The first key's tonic is drawn from the seeded RNG (or pinned); afterwards a scene keeps the key
+    while the mode stays, and a change of mode moves to the parallel or relative key.
+    """
+
+    def __init__(self, emap: EmotionMap, *, pin: Pin = Pin(), seed: int | None = None):
+        self.emap, self.pin = emap, pin
+        self.rng = np.random.default_rng(seed)
+        self.key: Key | None = None
+
+    def update(self, valence: float) -> Key:
+        """The key for the scene now, given its valence (call on every scene entry; the key moves only
+        when the mode changes)."""
+        was = None if self.key is None else self.key.minor
+        minor = self.pin.minor if self.pin.minor is not None else self.emap.minor(valence, was)
+        if self.key is None:
+            tonic = self.pin.tonic if self.pin.tonic is not None else int(self.rng.integers(0, 12))
+            self.key = Key(tonic, minor)
+        elif minor != self.key.minor:
+            k = self.key.parallel() if (self.emap.key_change == "parallel" or self.pin.tonic is not None) \
+                else self.key.relative()
+            self.key = k
+        return self.key
+
+
+@dataclass(frozen=True)
+class Override:
+    """Hand settings that replace what the image says (--valence, --arousal, --key)."""
+    valence: float | None = None
+    arousal: float | None = None
+    pin: Pin = Pin()
+
+
+def plan(emap: EmotionMap, keys: KeyPlanner, valence: float, arousal: float) -> Targets:
+    """Control targets for an emotion: the key from the planner, the rest from the map."""
+    density, velocity, pitch = emap.controls(valence, arousal)
+    return Targets(key=keys.update(valence), density=density, velocity=velocity, pitch=pitch,
+                   valence=float(np.clip(valence, -1, 1)), arousal=float(np.clip(arousal, -1, 1)))
