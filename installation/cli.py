@@ -29,6 +29,31 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy; default 1.0)")
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling: keep the most likely events up to this mass")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--decoder", default=None, choices=["gru", "transformer"],
+                   help="the music model (default: the one the models' manifest names)")
+    mood = p.add_argument_group("mood (override what the picture says)")
+    mood.add_argument("--valence", type=float, default=None, help="-1 (sad, tense) .. 1 (happy, calm): replaces the image's valence")
+    mood.add_argument("--arousal", type=float, default=None, help="-1 (calm, sad) .. 1 (excited, tense): replaces the image's arousal")
+    mood.add_argument("--key", default=None, help="pin the key: a tonic (D) or a key (F# minor, Bb major)")
+    mood.add_argument("--emotion-map", default=None, metavar="FILE",
+                      help="a TOML emotion map (valence/arousal -> controls) instead of installation/emotion_map.toml")
+
+
+def _steering(args, motion_weight: float = 0.0):
+    """The hand settings of the command line, checked; a mistake is one line."""
+    from installation.conductor import Steering
+    from installation import emotion_map
+
+    st = Steering(valence=args.valence, arousal=args.arousal, key=args.key, motion_weight=motion_weight)
+    try:
+        st.check()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        emap = emotion_map.load(args.emotion_map) if args.emotion_map else None
+    except emotion_map.MapError as exc:
+        raise UserError(f"--emotion-map: {exc}") from None
+    return st, emap
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a message that is late: send it at once, or drop it (note-offs are always sent)")
     play.add_argument("--max-polyphony", type=int, default=32, help="notes sounding at once; the oldest is released beyond")
     play.add_argument("--max-note-seconds", type=float, default=8.0, help="a note held longer is released")
+    play.add_argument("--motion-weight", type=float, default=0.0,
+                      help="live cameras: arousal added at full motion in the frame (0 = off, e.g. 0.6); still images and folders ignore it")
 
     render = sub.add_parser("render", help="write one MIDI file per image, offline and batched")
     _common(render)
@@ -136,10 +163,12 @@ def play(args) -> int:
             log.info("to play live instead: start JACK (or ALSA's sequencer); --record FILE chooses the file")
         cleanup.callback(sink.close)
         log.info("output: %s", desc)
+        steering, emap = _steering(args, args.motion_weight)
         models = M.load(args.models)
         recorder = midi_io.Recorder() if record else None
         cfg = EngineConfig(
             embed_fps=args.embed_fps, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
+            steering=steering, emotion_map=emap, decoder=args.decoder,
             generator=GeneratorConfig(lookahead_s=args.lookahead_ms / 1000, tempo_scale=args.tempo_scale,
                                       channel=args.channel - 1),
             scheduler=SchedulerConfig(late_policy=args.late_policy, max_polyphony=args.max_polyphony,
@@ -186,13 +215,16 @@ def render(args) -> int:
     from installation import events as E
     from installation import manifest as M
     from installation.capture import iter_images
-    from installation.decoder import MusicDecoder
+    from installation import emotion_map
+    from installation.decoder import open_decoder
+    from installation.emotion import ImageEmotion
     from installation.encoder import ImageEncoder
     from installation.preprocess import load_rgb
-    from installation.render import RenderSettings, generate, output_paths
+    from installation.render import RenderSettings, directions, generate, output_paths
 
     _check(args.seconds > 0, "--seconds must be above 0")
     _check(args.batch > 0, "--batch must be above 0")
+    steering, emap = _steering(args)
     images = iter_images(args.images)
     _check(bool(images), "render: no images found in " + " ".join(args.images))
     out = Path(args.out)
@@ -204,16 +236,20 @@ def render(args) -> int:
     models = M.load(args.models)
     enc = ImageEncoder(models, threads=2)
     workers = max(1, min(os.cpu_count() or 1, 8))
-    dec = MusicDecoder(models, threads=1)                # one thread per worker: the workers share the cores
+    dec = open_decoder(models, kind=args.decoder, threads=1)   # one thread per worker: the workers share the cores
+    feel = ImageEmotion(models, threads=2)
     t = time.perf_counter()
     import numpy as np
     emb = np.concatenate([enc.embed(frames[i:i + 16]) for i in range(0, len(frames), 16)])
+    va = np.concatenate([feel.predict(emb[i:i + 16], frames[i:i + 16]) for i in range(0, len(frames), 16)])
     settings = RenderSettings(seconds=args.seconds, seed=args.seed or 0, temperature=args.temperature,
                               top_p=args.top_p, batch=args.batch, workers=workers)
-    seqs = generate(dec, emb, [p.stem for p in images], settings)
-    for path, seq in zip(output_paths(images, out), seqs):
+    keys = [p.stem for p in images]
+    ds = directions(va, keys, steering, emap or emotion_map.load(), models.key_templates, settings.seed)
+    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings)
+    for path, seq, d in zip(output_paths(images, out), seqs, ds):
         E.events_to_midi(seq, path)
-        log.info("%s: %d events", path, len(seq))
+        log.info("%s: %d events; %s", path, len(seq), d.describe())
     dt = time.perf_counter() - t
     n = sum(len(s) for s in seqs)
     log.info("rendered %d images, %d events, %.0f s of music in %.1f s", len(images), n, args.seconds * len(images), dt)

@@ -67,8 +67,13 @@ class GruDecoder:
 MusicDecoder = GruDecoder        # the default decoder
 
 
-def open_decoder(manifest: Manifest, *, threads: int = 1, providers: list[str] | None = None):
-    """The manifest's decoder."""
+def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 1, providers: list[str] | None = None):
+    """The decoder of that kind ("gru"; None: the manifest's default)."""
+    kind = kind or manifest.default_decoder
+    if kind not in manifest.decoders:
+        from installation.errors import UserError
+        raise UserError(f"--decoder {kind}: the models in {manifest.folder} have {', '.join(manifest.decoders)}; "
+                        "choose one of those")
     return GruDecoder(manifest, threads=threads, providers=providers)
 
 

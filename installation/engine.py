@@ -1,6 +1,7 @@
 """The live engine: the four threads wired together, started and stopped in order.
 
-    capture (inside the source) -> vision -> SceneTimeline -> generator -> Scheduler -> MIDI sink
+    capture (inside the source) -> vision (encoder, image emotion, conductor) -> SceneTimeline
+        -> generator (step decoder under the controls) -> Scheduler -> MIDI sink
 
 The main thread owns start/stop order, signals and the final panic. Every
 thread watches one stop Event and is joined with a timeout. A failing thread
@@ -14,7 +15,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from installation.decoder import MusicDecoder, Performer
+from installation import emotion_map
+from installation.conductor import Conductor, Steering
+from installation.decoder import Performer, open_decoder
+from installation.emotion import ImageEmotion
 from installation.encoder import ImageEncoder
 from installation.generator import GeneratorConfig, GeneratorThread
 from installation.manifest import Manifest
@@ -34,6 +38,9 @@ class EngineConfig:
     encoder_threads: int = 1        # onnxruntime threads for the image encoder
     start_delay_s: float = 0.25     # first note is due this long after start (room to generate ahead)
     gil_switch_s: float = 0.0002    # sys.setswitchinterval while running (Python's default 5 ms is a 5 ms late note)
+    steering: Steering = field(default_factory=Steering)     # hand overrides: valence, arousal, key, motion weight
+    emotion_map: emotion_map.EmotionMap | None = None        # None: the fitted map (installation/emotion_map.toml)
+    decoder: str | None = None      # "gru" or "transformer" (None: the manifest's default)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
@@ -47,15 +54,23 @@ class Engine:
         self.stop_event = threading.Event()
         self.failure: BaseException | None = None
         self.encoder = ImageEncoder(manifest, threads=cfg.encoder_threads)
-        self.decoder = MusicDecoder(manifest, threads=1)
+        self.emotion = ImageEmotion(manifest, threads=1)
+        self.decoder = open_decoder(manifest, kind=cfg.decoder, threads=1)
+        self.conductor = Conductor(cfg.steering, cfg.emotion_map or emotion_map.load(), manifest.key_templates,
+                                   seed=cfg.seed)
+        motion = None
+        if source.live and cfg.steering.motion_weight > 0:
+            from installation.motion import MotionMeter
+            motion = MotionMeter()
         self.timeline = SceneTimeline(live=source.live)
         self.scheduler = Scheduler(sink, cfg.scheduler, clock=clock, recorder=recorder)
         performer = Performer(self.decoder, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p)
         self.generator = GeneratorThread(performer, self.scheduler, self.timeline, cfg.generator,
                                          stop=self.stop_event, clock=clock, on_error=self._fail)
-        self.vision = VisionThread(source, self.encoder, self.decoder, self.timeline, embed_fps=cfg.embed_fps,
-                                   scene=cfg.scene, stop=self.stop_event, music_time=self.generator.music_time,
-                                   clock=clock, on_error=self._fail)
+        self.vision = VisionThread(source, self.encoder, self.emotion, self.conductor, self.decoder, self.timeline,
+                                   embed_fps=cfg.embed_fps, scene=cfg.scene, stop=self.stop_event,
+                                   music_time=self.generator.music_time, motion=motion, clock=clock,
+                                   on_error=self._fail)
         self.t0: float | None = None
         self._stopped = False
         self._switch_before: float | None = None

@@ -16,7 +16,7 @@ from installation import events, preprocess
 from installation.errors import UserError
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "exported_models"
-MODELS = ("encoder", "conditioner", "decoder_step")
+MODELS = ("encoder", "image_emotion", "decoder_init", "decoder_step")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,22 @@ class Manifest:
     @property
     def model_config(self) -> dict:
         return self.data["model_config"]
+
+    @property
+    def decoders(self) -> list[str]:
+        """The decoders these models offer, e.g. ["gru", "transformer"]."""
+        return list(self.data.get("decoders", {"gru": {}}))
+
+    @property
+    def default_decoder(self) -> str:
+        return self.data.get("default_decoder", "gru")
+
+    @property
+    def key_templates(self):
+        """The mean major and minor pitch-class histograms on C (2, 12) the decoder learnt, or None."""
+        import numpy as np
+        t = self.data.get("controls", {}).get("key_templates")
+        return None if t is None else np.array([t["major"], t["minor"]], np.float64)
 
 
 def file_sha256(path: Path) -> str:

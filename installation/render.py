@@ -1,10 +1,11 @@
 """Offline render: images -> MIDI files, as fast as the CPU allows (the paper's original use).
 
-All images are embedded together and their performances are sampled in
+All images are embedded together, each gets its own conductor's direction
+(its emotion, key and control targets), and their performances are sampled in
 batches through the step decoder, so each step's cost is shared, on one
-thread per core. Each image has
-its own RNG, seeded from ``seed`` and the image's file stem, so its music does
-not depend on which other images are rendered with it.
+thread per core. Each image has its own RNG, seeded from ``seed`` and the
+image's file stem, so its music (and its key) does not depend on which other
+images are rendered with it.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from installation import events as E
-from installation.decoder import PRIMER, MusicDecoder
+from installation.conductor import Conductor, Direction, Steering
+from installation.decoder import PRIMER
+from installation.emotion_map import EmotionMap
 from installation.sampling import sample
 
 log = logging.getLogger(__name__)
@@ -37,39 +40,49 @@ def row_seed(seed: int, key: str) -> list[int]:
     return [int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode())]
 
 
-def generate(decoder: MusicDecoder, embeddings: np.ndarray, keys: list[str], s: RenderSettings) -> list[np.ndarray]:
-    """Sample one performance per embedding until each reaches ``s.seconds`` of music.
+def directions(image_va: np.ndarray, keys: list[str], steering: Steering, emap: EmotionMap,
+               templates: np.ndarray | None, seed: int) -> list[Direction]:
+    """One conductor's direction per image (its key drawn from the image's own seed)."""
+    out = []
+    for va, k in zip(image_va, keys):
+        c = Conductor(steering, emap, templates, seed=row_seed(seed, k))
+        out.append(c.direct(0.0, va, new_scene=True))
+    return out
+
+
+def generate(decoder, controls: np.ndarray, keys: list[str], s: RenderSettings) -> list[np.ndarray]:
+    """Sample one performance per control vector (N, K) until each reaches ``s.seconds`` of music.
 
     Returns int16 event arrays; ``keys`` (e.g. file stems) seed each row's RNG.
     With ``s.workers`` > 1 the rows are shared out in batches of at most
     ``s.batch`` to that many threads: the step is compute-bound, so two threads
     on two cores halve the wall time. A row's music is the same either way.
     """
-    n = len(embeddings)
+    n = len(controls)
     size = max(1, min(s.batch, -(-n // max(1, s.workers))))
     spans = [(i, min(i + size, n)) for i in range(0, n, size)]
     if s.workers <= 1 or len(spans) == 1:
-        return [q for a, b in spans for q in _generate_batch(decoder, embeddings[a:b], keys[a:b], s)]
+        return [q for a, b in spans for q in _generate_batch(decoder, controls[a:b], keys[a:b], s)]
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="render") as pool:
-        parts = pool.map(lambda ab: _generate_batch(decoder, embeddings[ab[0]:ab[1]], keys[ab[0]:ab[1]], s), spans)
+        parts = pool.map(lambda ab: _generate_batch(decoder, controls[ab[0]:ab[1]], keys[ab[0]:ab[1]], s), spans)
         return [q for part in parts for q in part]
 
 
-def _generate_batch(decoder, emb, keys, s: RenderSettings) -> list[np.ndarray]:
-    n = len(emb)
-    c = decoder.condition(emb)
+def _generate_batch(decoder, controls, keys, s: RenderSettings) -> list[np.ndarray]:
+    n = len(controls)
+    cond = np.ascontiguousarray(controls, np.float32)
     rngs = [np.random.default_rng(row_seed(s.seed, k)) for k in keys]
     steps_needed = int(round(s.seconds * E.STEPS_PER_SECOND))
     cap = s.max_events or int(200 * s.seconds) + 64
     events = np.full(n, PRIMER, np.int64)
-    hidden, cond = c.h0, c.cond
+    state = decoder.initial(cond)
     clock = np.zeros(n, np.int64)                    # music time so far, in 10 ms steps
     buf = np.zeros((cap, n), np.int16)               # buf[t, row]: the row's t-th event
     length = np.full(n, cap)
     active = np.arange(n)
     for t in range(cap):
-        logits, hidden = decoder.step(events, hidden, cond)
+        logits, state = decoder.step(events, state, cond)
         u = np.array([rngs[r].random() for r in active])
         events = sample(logits, None, s.temperature, s.top_p, u=u)
         buf[t, active] = events
@@ -80,7 +93,7 @@ def _generate_batch(decoder, emb, keys, s: RenderSettings) -> list[np.ndarray]:
             length[active[done]] = t + 1
             keep = ~done
             active, events, cond = active[keep], events[keep], cond[keep]
-            hidden = np.ascontiguousarray(hidden[:, keep])
+            state = decoder.take(state, keep)
             if len(active) == 0:
                 break
     return [buf[:length[r], r].copy() for r in range(n)]

@@ -1,4 +1,9 @@
-"""The vision thread: frames -> embeddings -> smoothed scene -> conditioning, published on a timeline.
+"""The vision thread: frames -> embeddings and emotion -> scene -> controls, published on a timeline.
+
+Each embedded frame gives a scene (SceneTracker on the embedding), the image's
+valence/arousal (ImageEmotion), on live cameras its motion (MotionMeter), and
+from these the conductor's direction: the control vector the decoder plays
+under, and the decoder's initial state for it.
 
 Two kinds of source, one timeline:
 
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from installation.decoder import MusicDecoder
+from installation.conductor import Conductor, Direction
 from installation.encoder import ImageEncoder
 from installation.errors import UserError
 from installation.scene import SceneConfig, SceneTracker
@@ -30,11 +35,9 @@ log = logging.getLogger(__name__)
 QUADRANT_WORDS = ("Q1 happy/excited", "Q2 tense/angry", "Q3 sad/depressed", "Q4 calm/content")
 
 
-def mood_words(quadrant_probs: np.ndarray, valence_arousal: np.ndarray) -> str:
-    """e.g. 'Q4 calm/content (p 0.61; valence +0.40, arousal -0.21)'."""
-    q = int(np.argmax(quadrant_probs))
-    v, a = float(valence_arousal[0]), float(valence_arousal[1])
-    return f"{QUADRANT_WORDS[q]} (p {float(quadrant_probs[q]):.2f}; valence {v:+.2f}, arousal {a:+.2f})"
+def quadrant_word(valence: float, arousal: float) -> str:
+    """The Russell quadrant of an emotion, e.g. 'Q4 calm/content'."""
+    return QUADRANT_WORDS[{(True, True): 0, (False, True): 1, (False, False): 2, (True, False): 3}[(valence >= 0, arousal >= 0)]]
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,10 @@ class SceneEntry:
     t: float
     scene_id: int
     changed: bool
-    cond: np.ndarray
-    h0: np.ndarray
-    valence_arousal: np.ndarray
-    quadrant_probs: np.ndarray
+    cond: np.ndarray                # the control vector (installation/controls.py)
+    h0: object                      # the decoder's initial state for it (batch of one)
+    valence_arousal: np.ndarray     # the emotion the music follows (after overrides and motion)
+    direction: Direction            # what the conductor asked for, for logs and status
     label: str
 
 
@@ -103,10 +106,12 @@ class SceneTimeline:
 class VisionThread:
     """Runs the encoder and the scene tracker; publishes to a SceneTimeline."""
 
-    def __init__(self, source, encoder: ImageEncoder, decoder: MusicDecoder, timeline: SceneTimeline, *,
+    def __init__(self, source, encoder: ImageEncoder, emotion, conductor: Conductor, decoder, timeline: SceneTimeline, *,
                  embed_fps: float, scene: SceneConfig, stop: threading.Event, music_time, ahead_s: float = 4.0,
-                 clock=time.perf_counter, on_error=None):
+                 motion=None, clock=time.perf_counter, on_error=None):
         self.source, self.encoder, self.decoder, self.timeline = source, encoder, decoder, timeline
+        self.emotion, self.conductor = emotion, conductor
+        self.motion = motion                  # a MotionMeter (live cameras with --motion-weight), or None
         self.period = 1.0 / embed_fps
         self.tracker = SceneTracker(scene)
         self.stop_event = stop
@@ -117,7 +122,7 @@ class VisionThread:
         self.embed_seconds: list[float] = []  # latency of each frame -> conditioning, for benchmarks
         self._thread = threading.Thread(target=self._run, name="vision", daemon=True)
         self._t0 = 0.0
-        self._last_key, self._last_emb = None, None
+        self._last_key, self._last_emb, self._last_va = None, None, None
 
     def start(self, t0: float) -> None:
         self._t0 = t0
@@ -132,16 +137,20 @@ class VisionThread:
         key = (frame.label, frame.index)
         if self.timeline.live or key != self._last_key:   # a still or slide shown again is not re-embedded
             self._last_emb = self.encoder.embed([frame.image])[0]
+            self._last_va = self.emotion.predict(self._last_emb[None, :], [frame.image])[0]
             self._last_key = key
         emb = self._last_emb
         up = self.tracker.update(t, emb)
-        c = self.decoder.condition(up.smoothed[None, :])
+        first = not self.embed_seconds
+        motion = self.motion.update(t, frame.image) if self.motion is not None else 0.0
+        d = self.conductor.direct(t, self._last_va, motion=motion, new_scene=up.changed or first)
+        h0 = self.decoder.initial(d.controls[None, :])
         self.embed_seconds.append(self.clock() - began)
-        entry = SceneEntry(t, up.scene_id, up.changed, c.cond[0], c.h0[:, 0], c.valence_arousal[0],
-                           c.quadrant_probs[0], frame.label)
-        if up.changed or len(self.embed_seconds) == 1:
-            log.info("scene %d at %.1f s: %s: %s", up.scene_id, t, frame.label,
-                     mood_words(entry.quadrant_probs, entry.valence_arousal))
+        entry = SceneEntry(t, up.scene_id, up.changed, d.controls, h0, np.array([d.valence, d.arousal], np.float32),
+                           d, frame.label)
+        if up.changed or first:
+            log.info("scene %d at %.1f s: %s: %s: %s", up.scene_id, t, frame.label,
+                     quadrant_word(d.valence, d.arousal), d.describe())
         self.timeline.publish(entry)
 
     def _run(self) -> None:

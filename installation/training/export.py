@@ -126,15 +126,20 @@ def _git_commit(repo: Path) -> str:
 
 
 def export_all(args) -> dict:
-    """Export the trained run to args.out, check parity, write manifest.json and MODEL_CARD.md."""
+    """Export the trained run to args.out, check parity, fit the emotion map, measure adherence,
+    and write manifest.json and MODEL_CARD.md. The image-emotion model (installation/training/image_emotion.py)
+    is fitted on its own; its manifest entry is kept."""
     import json
     import platform
 
+    from installation import controls as C
     from installation import events, preprocess
+    from installation.training import data as D
     from installation.training.backbones import sha256
+    from installation.training.emotion_map_fit import write as write_emotion_map
     from installation.training.model import ModelConfig, MusicModel
     from installation.training.pipeline import _images, _paths
-    from installation.training.report import quadrant_report, write_model_card
+    from installation.training.report import export_report, write_model_card
 
     out = args.out
     ck = torch.load(args.run / "model.pt", map_location="cpu", weights_only=False)
@@ -144,46 +149,61 @@ def export_all(args) -> dict:
     model.eval()
     io = export_music_model(model, out)
 
-    _, feat_path, enc_path = _paths(args)
+    music_path, _, enc_path = _paths(args)
+    corpus = D.load_corpus(music_path)
     images = _images(args)
-    feats = np.load(feat_path, allow_pickle=True)["features"]
-    test_idx = np.flatnonzero(images.test)
-    check = parity(model, out, feats[test_idx[:4], 0])
+    rows = corpus.select(split="val", stretch=1.0)
+    _, _, _, ctrl = D.WindowSampler(corpus, rows, 192).fixed(4, seed=99)
+    check = parity(model, out, ctrl)
     if check["max_abs_logit_err"] > 1e-4 or not check["same_sampled_sequence"]:
         raise RuntimeError(f"ONNX and torch disagree: {check}")
     log.info("parity: %s", check)
+    emap_path = Path(__file__).resolve().parents[1] / "emotion_map.toml"
+    emap = write_emotion_map(corpus, emap_path)
+    log.info("emotion map fitted and written to %s", emap_path)
 
+    old = {}
+    if (out / "manifest.json").is_file():
+        old = json.loads((out / "manifest.json").read_text()).get("models", {})
     enc_info = json.loads((args.cache / "encoder_info.json").read_text())
     enc_io = {k: enc_info[k] for k in ("inputs", "outputs")}
     models = {
         "encoder": {"file": enc_path.name, **enc_io, "backbone": enc_info["backbone"],
                     "weights": {k: enc_info.get(k) for k in ("weights_file", "weights_sha256", "weights_source")},
                     "parity_max_abs_err": enc_info["parity_max_abs_err"]},
-        "conditioner": {"file": "conditioner.onnx", **io["conditioner"]},
+        "decoder_init": {"file": "decoder_init.onnx", **io["decoder_init"]},
         "decoder_step": {"file": "decoder_step.onnx", **io["decoder_step"]},
     }
+    if "image_emotion" in old and (out / old["image_emotion"]["file"]).is_file():
+        models["image_emotion"] = old["image_emotion"]
     for name, m in models.items():
         m["sha256"] = sha256(out / m["file"])
-        m["opset"] = OPSET
+        m.setdefault("opset", OPSET)
         m["bytes"] = (out / m["file"]).stat().st_size
     manifest = {
-        "format": 1,
+        "format": 2,
         "git_commit": _git_commit(Path(__file__).resolve().parents[2]),
         "exported_with": {"torch": torch.__version__, "python": platform.python_version()},
         "models": models,
+        "decoders": {"gru": {"files": ["decoder_init", "decoder_step"], "config": ck["config"]}},
+        "default_decoder": "gru",
         "vocabulary": events.vocabulary_spec(),
         "preprocessing": preprocess.SPEC,
         "model_config": ck["config"],
-        "emotion": {"valence_arousal_output": "standardised Emotion6 ratings: ((V - 5) / 4, (A - median A) / 4)",
+        "controls": {"dim": C.CONTROL_DIM, "groups": list(C.GROUPS),
+                     "layout": "key 0-13 (histogram 12, major, minor), density 14, loudness 15, register 16, "
+                               "emotion 17-18 (valence, arousal), unset flags 19-23 (one per group)",
+                     "key_templates": summary["key_templates"]},
+        "emotion_map": emap.to_dict(),
+        "emotion": {"valence_arousal": "each in [-1, 1]; 0 = the quadrant split (Emotion6: V = 5; A = the median)",
                     "arousal_median": float(images.arousal_split)},
         "training": {"command": "python -m installation.training all", "data": summary["data"],
-                     "config": summary["config"], "emotion_head": summary.get("emotion_head"),
-                     "history": {k: summary[k] for k in ("pretrain", "finetune")}},
+                     "config": summary["config"],
+                     "history": {k: summary[k] for k in ("pretrain", "finetune")},
+                     "seconds": summary.get("seconds")},
         "metrics": {"nll_per_event_nats": summary["nll"], "onnx_torch_parity": check},
     }
-    # what music the held-out images of each quadrant get, through the runtime's own path
-    report = quadrant_report(out, manifest, images, feats[:, 0])
-    manifest["metrics"]["generated_by_quadrant"] = report
+    manifest["metrics"].update(export_report(out, manifest))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     write_model_card(out / "MODEL_CARD.md", manifest)
     log.info("exported to %s", out)

@@ -86,7 +86,10 @@ def train(args) -> None:
     corpus = D.load_corpus(music_path)
     images = _images(args)
     cfg = _config(args)
+    import time
+    t0 = time.time()
     model, summary = run(cfg, corpus, args.run, progress=tqdm)
+    summary["seconds"] = round(time.time() - t0)            # this invocation (a resumed run counts its last part)
     summary["config"] = asdict(cfg)
     summary["data"] = corpus_summary(corpus, images)
     torch.save({"model": model.state_dict(), "config": cfg.model.to_dict()}, args.run / "model.pt")

@@ -1,7 +1,7 @@
-"""The export report: what music held-out images of each quadrant get, and the model card.
+"""The export report and the model card: what the shipped decoder plays when asked, measured on the ONNX files.
 
-Generation goes through the runtime's ONNX path (installation.render), so the
-figures describe the shipped files, not the torch model.
+Generation goes through the runtime's path (installation.render, installation.conductor),
+so the figures describe the shipped files, not the torch model.
 """
 from __future__ import annotations
 
@@ -9,72 +9,61 @@ import numpy as np
 
 from installation import analysis
 from installation import events as E
-from installation.decoder import MusicDecoder
+from installation.conductor import Steering
+from installation.decoder import open_decoder
+from installation.emotion_map import EmotionMap
+from installation.evaluation import adherence
 from installation.manifest import Manifest
-from installation.render import RenderSettings, generate
+from installation.render import RenderSettings, directions, generate
 
 QNAMES = ("Q1 happy/excited", "Q2 tense/angry", "Q3 sad/depressed", "Q4 calm/content")
-STATS = ("note_density", "mean_velocity", "mean_pitch", "polyphony", "major")
-REPORT_SETTINGS = RenderSettings(seconds=30.0, seed=0, temperature=1.0, top_p=0.95)
+CORNER_VA = ((1.0, 1.0), (-1.0, 1.0), (-1.0, -1.0), (1.0, -1.0))
+REPORT_SETTINGS = RenderSettings(seconds=30.0, seed=0, temperature=1.0, top_p=0.95, batch=128)
 
 
-def bootstrap_diff(a: np.ndarray, b: np.ndarray, n: int = 5000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean(a) - mean(b) with a 95% bootstrap interval."""
-    rng = np.random.default_rng(seed)
-    d = [rng.choice(a, len(a)).mean() - rng.choice(b, len(b)).mean() for _ in range(n)]
-    return float(a.mean() - b.mean()), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
-
-
-def quadrant_report(folder, manifest: dict, images, center_features: np.ndarray) -> dict:
-    dec = MusicDecoder(Manifest(folder, manifest), threads=2)
-    idx = np.flatnonzero(images.test & (images.quadrant >= 0))
-    keys = [images.rel[i] for i in idx]
-    seqs = generate(dec, center_features[idx], keys, REPORT_SETTINGS)
+def told_emotion(dec, man: Manifest, emap: EmotionMap, n: int = 24) -> dict:
+    """Music made when the conductor is told each corner's valence/arousal (the decoder alone)."""
+    va = np.repeat(np.array(CORNER_VA, np.float32), n, axis=0)
+    keys = [f"told-Q{i // n + 1}#{i % n}" for i in range(len(va))]
+    ds = directions(va, keys, Steering(), emap, man.key_templates, REPORT_SETTINGS.seed)
+    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, REPORT_SETTINGS)
     rows = [analysis.describe(E.events_to_notes(s), seconds=REPORT_SETTINGS.seconds) for s in seqs]
-    table = {s: np.array([float(getattr(r, s)) for r in rows]) for s in STATS}
-    q = images.quadrant[idx]
-    per_q = {}
+    out = {}
     for k in range(4):
-        m = q == k
-        per_q[f"Q{k + 1}"] = {"images": int(m.sum()), **{s: round(float(table[s][m].mean()), 3) for s in STATS}}
-    diffs = {}
-    for s in STATS:
-        d, lo, hi = bootstrap_diff(table[s][q == 0], table[s][q == 2])
-        diffs[s] = {"q1_minus_q3": round(d, 3), "ci95": [round(lo, 3), round(hi, 3)]}
-    c = dec.condition(center_features[idx])
-    va = c.valence_arousal
-    v_true = images.valence[idx] > 5.0
-    a_true = images.arousal[idx] > images.arousal_split
-    head = {"valence_sign_accuracy": round(float(((va[:, 0] > 0) == v_true).mean()), 3),
-            "arousal_sign_accuracy": round(float(((va[:, 1] > 0) == a_true).mean()), 3),
-            "quadrant_accuracy": round(float((c.quadrant_probs.argmax(1) == q).mean()), 3),
-            "majority_quadrant_share": round(float(np.bincount(q, minlength=4).max() / len(q)), 3)}
-    return {"settings": {"seconds": REPORT_SETTINGS.seconds, "seed": REPORT_SETTINGS.seed,
-                         "temperature": REPORT_SETTINGS.temperature, "top_p": REPORT_SETTINGS.top_p,
-                         "images": "Emotion6 held-out images with a quadrant, centre crop"},
-            "per_quadrant": per_q, "q1_vs_q3": diffs, "emotion_head_on_held_out_images": head}
+        r = rows[k * n:(k + 1) * n]
+        asked = ds[k * n]
+        out[f"Q{k + 1}"] = {"pieces": n, "asked": asked.targets.describe().split(", ", 1)[1],
+                            "asked_minor": bool(asked.targets.key.minor),
+                            "note_density": round(float(np.mean([x.note_density for x in r])), 2),
+                            "mean_velocity": round(float(np.mean([x.mean_velocity for x in r])), 1),
+                            "mean_pitch": round(float(np.mean([x.mean_pitch for x in r])), 1),
+                            "major_share": round(float(np.mean([x.major for x in r])), 3)}
+    return out
 
 
-def _head_sentence(h: dict | None) -> str:
-    if not h:
-        return ""
-    best = h["quadrant_cv"][str(h["quadrant_l2"])]
-    return (f" (after fine-tuning, the two heads are refit as an L2 logistic regression and a ridge regression, "
-            f"penalties by cross-validation grouped by image: quadrant L2 {h['quadrant_l2']:g}, CV accuracy "
-            f"{best['accuracy']:.1%}; the sharpness is set so that cross-validated predictions have a mean top "
-            f"probability of {h['target_mean_top_probability']:.2f}: a calibrated classifier is unsure of most "
-            "photographs, and music made from near-uniform probabilities would be the same for every image)")
+def export_report(folder, manifest: dict) -> dict:
+    man = Manifest(folder, manifest)
+    dec = open_decoder(man, threads=2)
+    emap = EmotionMap.from_dict(manifest["emotion_map"], "manifest emotion_map")
+    return {"adherence": adherence.measure(dec, man.key_templates, REPORT_SETTINGS),
+            "told_emotion": told_emotion(dec, man, emap),
+            "report_settings": {"seconds": REPORT_SETTINGS.seconds, "seed": REPORT_SETTINGS.seed,
+                                "temperature": REPORT_SETTINGS.temperature, "top_p": REPORT_SETTINGS.top_p}}
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.1f}%"
 
 
 def write_model_card(path, m: dict) -> None:
     met = m["metrics"]
     nll = met["nll_per_event_nats"]
-    rep = met["generated_by_quadrant"]
     data = m["training"]["data"]
     enc = m["models"]["encoder"]
     cfg = m["model_config"]
+    ie = m["models"].get("image_emotion", {})
     lines = [
-        "# Model card: image encoder and emotion-conditioned performance GRU",
+        "# Model card: image encoder, image emotion, and a control-steered performance GRU",
         "",
         "Generated by `python -m installation.training export` (part of `python -m installation.training all`); "
         "figures below are measured on the shipped ONNX files. Git commit of the export: "
@@ -86,26 +75,33 @@ def write_model_card(path, m: dict) -> None:
         "|---|---|---|",
         f"| `{enc['file']}` | {enc['backbone']} ImageNet-1k CNN cut after global pooling; input `image` (N, 3, 224, 224) "
         f"RGB 0..255, normalisation in the graph; output `embedding` (N, {enc['outputs']['embedding'][1]}) | {enc['bytes'] / 1e6:.1f} MB |",
-        f"| `conditioner.onnx` | embedding -> `cond` (N, {cfg['cond_dim']}), `h0` ({cfg['layers']}, N, {cfg['hidden']}), "
-        f"`valence_arousal` (N, 2), `quadrant_probs` (N, 4) | {m['models']['conditioner']['bytes'] / 1e6:.1f} MB |",
-        f"| `decoder_step.onnx` | one step of a {cfg['layers']}-layer GRU ({cfg['hidden']} wide): `event`, `hidden`, `cond` -> "
-        f"`logits` (N, 388), `hidden_out` | {m['models']['decoder_step']['bytes'] / 1e6:.1f} MB |",
+    ]
+    if ie:
+        lines.append(f"| `{ie['file']}` | the picture's valence and arousal, each in [-1, 1] (`valence_arousal` (N, 2)), "
+                     f"from {', '.join(ie.get('inputs', {}))} | {ie['bytes'] / 1e6:.2f} MB |")
+    lines += [
+        f"| `decoder_init.onnx` | `controls` (N, {cfg['control_dim']}) -> `h0` ({cfg['layers']}, N, {cfg['hidden']}): "
+        f"the GRU's initial state for what is asked | {m['models']['decoder_init']['bytes'] / 1e6:.2f} MB |",
+        f"| `decoder_step.onnx` | one step of a {cfg['layers']}-layer GRU ({cfg['hidden']} wide): `event`, `hidden`, "
+        f"`controls` -> `logits` (N, 388), `hidden_out` | {m['models']['decoder_step']['bytes'] / 1e6:.1f} MB |",
         "",
         f"Encoder weights: {enc['weights']['weights_source']}, file `{enc['weights']['weights_file']}` "
         f"(sha256 `{enc['weights']['weights_sha256']}`). The paper used ResNet-18, whose ImageNet weights cannot be "
         "downloaded on our machines; `--backbone resnet18 --weights FILE` exports it instead (tested for graph and parity).",
         "",
-        "Architecture (the paper's Model 1, extended): the image embedding is standardised and read by a linear emotion "
-        "classifier (quadrant probabilities `p`, sharpened at run time by dividing the logits by "
-        f"{cfg.get('sharpness', 1.0)}) and a valence/arousal head; `cond = tanh(W p + b)` conditions the GRU, "
-        "`h0 = tanh(W' cond)` is its initial state, and `cond` is also concatenated to the event embedding at every step, "
-        "so a running performance can be steered to a new image. Image and music meet in the quadrant space: the decoder "
-        "is fine-tuned on music conditioned on its own quadrant label (mixed toward uniform by a random amount, so it "
-        "responds in proportion), and the image side learns Emotion6's quadrants and ratings"
-        + _head_sentence(m["training"].get("emotion_head")) + ". A first run that paired each "
-        "music window with a *random* image of its quadrant, as the paper does, left the decoder ignoring the image "
-        "(test NLL 2.8692 with a same-quadrant image vs 2.8694 with an opposite one; Q1 and Q3 music indistinguishable), "
-        "because the image-to-quadrant signal it received was mostly noise.",
+        "## How emotion reaches the music",
+        "",
+        "    picture --encoder--> embedding --image_emotion--> valence, arousal (continuous, [-1, 1])",
+        "            --emotion map (installation/emotion_map.toml)--> key, density, loudness, register",
+        "            --controls (installation/controls.py)--> the GRU, at every step and through h0",
+        "",
+        "The decoder is steered by musical controls measured from the training music itself (Performance RNN's "
+        "lesson): a 12-bin pitch-class histogram of note-ons with its Krumhansl-Schmuckler mode, note density, mean "
+        "velocity and mean pitch, plus valence/arousal for labelled music, each with an \"unset\" flag (control dropout "
+        "in training: each group unset with probability 0.15, all at once with 0.05), so it also runs free. "
+        "Transposition augmentation moves the histogram with the notes. A key is asked for with the mean histogram the "
+        "decoder saw for that mode, rotated to the tonic (`controls.key_templates` in manifest.json). The emotion map's "
+        "corners are the labelled music's quadrant means; between them it is bilinear (continuous).",
         "",
         "## Data and licences",
         "",
@@ -115,87 +111,98 @@ def write_model_card(path, m: dict) -> None:
     lic = {"emopia": "CC BY-NC-SA 4.0 (non-commercial)", "vgmidi_labelled": "no licence file; cite Ferreira & Whitehead 2019",
            "vgmidi_unlabelled": "no licence file; cite Ferreira & Whitehead 2019",
            "classical_piano": "CC BY-SA 3.0 DE (piano-midi.de), for study and research"}
-    use = {"emopia": "pretraining, and pairs (Q1-Q4 labels)", "vgmidi_labelled": "pretraining, and pairs (valence/arousal labels)",
-           "vgmidi_unlabelled": "pretraining", "classical_piano": "pretraining"}
+    use = {"emopia": "all phases; emotion (Q1-Q4) and the emotion map", "vgmidi_labelled": "all phases; emotion (valence/arousal signs) and the emotion map",
+           "vgmidi_unlabelled": "pretraining (controls only)", "classical_piano": "pretraining (controls only)"}
     for src, sp in data["music_files"].items():
         lines.append(f"| {src} | {use.get(src, '')} | {sp.get('train', 0)}/{sp.get('val', 0)}/{sp.get('test', 0)} | {lic.get(src, '')} |")
     im = data["emotion6_images"]
     lines += [
-        f"| Emotion6 images | pairs (quadrant from V, A) and the valence/arousal head | {im['train']} train / {im['test']} held out | academic research only |",
+        f"| Emotion6 images | the image-emotion model (valence/arousal ratings) | {im['train']} train / {im['test']} held out | academic research only |",
         "",
         "**These models are for research and non-commercial use** (EMOPIA is CC BY-NC-SA; Emotion6 is academic-only).",
         "",
-        f"Quadrants: valence > 5 is positive, arousal above the Emotion6 median ({im['arousal_split_median']}) is high; "
-        "images rated exactly V = 5 are not paired. Held out: Emotion6 images with sha1(relative path) mod 100 < 15 "
-        f"({im['test']} images; per quadrant Q1-Q4: {im['per_quadrant_test']}), and EMOPIA's official test split. "
-        f"Augmentation: tempo stretch x{data['tempo_stretches']}, transposition up to +-{data['transpose_semitones']} "
-        "semitones, 6 crops/mirrors per image (features cached once). "
-        f"Files skipped as unreadable: {', '.join(data['skipped_files']) or 'none'}.",
+        f"Held out: Emotion6 images with sha1(relative path) mod 100 < 15 ({im['test']} images), and EMOPIA's official "
+        f"test split. Augmentation: tempo stretch x{data['tempo_stretches']}, transposition up to "
+        f"+-{data['transpose_semitones']} semitones. Files skipped as unreadable: {', '.join(data['skipped_files']) or 'none'}. "
         f"Events (unstretched): {data['music_events_unstretched']:,}.",
         "",
-        "## Likelihood",
+        "## Likelihood, with the controls and without",
         "",
-        "Negative log-likelihood per event (nats) on 256 fixed windows from EMOPIA's official splits, conditioned on "
-        "the music's own quadrant label, on an image of the same quadrant (validation: training images; test: held-out "
-        "images), on an image of the opposite quadrant, and on no emotion (uniform quadrant probabilities):",
+        "Negative log-likelihood per event (nats) on 256 fixed windows from EMOPIA's official splits, with every control "
+        "set to the window's own measured value, with the musical controls but no emotion, with only the emotion, and "
+        "with nothing set (the model running free):",
         "",
-        "| split | own label | same-quadrant image | opposite-quadrant image | no emotion |",
+        "| split | all controls | musical controls, no emotion | emotion only | no controls |",
         "|---|---|---|---|---|",
     ]
     for split in ("val", "test"):
         if split in nll:
             r = nll[split]
-            lines.append(f"| {split} | {r['true_label']:.4f} | {r['matched_image']:.4f} | "
-                         f"{r['opposite_quadrant_image']:.4f} | {r['no_emotion']:.4f} |")
+            lines.append(f"| {split} | {r['all_controls']:.4f} | {r['musical_controls_no_emotion']:.4f} | "
+                         f"{r['emotion_only']:.4f} | {r['no_controls']:.4f} |")
     hist = m["training"]["history"]
+    secs = m["training"].get("seconds")
     lines += [
         "",
         f"Training: pretraining best validation NLL {hist['pretrain']['best']:.4f} at step {hist['pretrain']['best_step']}, "
         f"fine-tuning best {hist['finetune']['best']:.4f} at step {hist['finetune']['best_step']} "
-        "(Adam, early stopping on validation loss; config in manifest.json).",
-        "",
-        "## Music from held-out images, by quadrant",
-        "",
-        f"Each held-out Emotion6 image with a quadrant gets {rep['settings']['seconds']:.0f} s of music (seed {rep['settings']['seed']}, "
-        f"temperature {rep['settings']['temperature']}, top-p {rep['settings']['top_p']}), generated through the shipped ONNX files. "
-        "Note density is onsets per second, register the mean MIDI pitch, major the share of pieces whose Krumhansl key estimate is major.",
-        "",
-        "| quadrant | images | note density | mean velocity | register | polyphony | major share |",
-        "|---|---|---|---|---|---|---|",
+        "(Adam, early stopping on validation loss; config in manifest.json)"
+        + (f"; {secs / 60:.0f} minutes on one CPU core." if secs else "."),
     ]
-    for k, name in enumerate(QNAMES):
-        r = rep["per_quadrant"][f"Q{k + 1}"]
-        lines.append(f"| {name} | {r['images']} | {r['note_density']:.2f} | {r['mean_velocity']:.1f} | {r['mean_pitch']:.1f} | "
-                     f"{r['polyphony']:.2f} | {r['major']:.2f} |")
-    lines += ["", "Q1 (happy/excited) minus Q3 (sad), with 95% bootstrap intervals:", "",
-              "| measure | Q1 - Q3 | 95% interval | direction the labels predict |", "|---|---|---|---|"]
-    expect = {"note_density": "higher (arousal)", "mean_velocity": "higher (arousal)", "mean_pitch": "higher (valence)",
-              "polyphony": "-", "major": "higher (valence)"}
-    for s, r in rep["q1_vs_q3"].items():
-        lines.append(f"| {s} | {r['q1_minus_q3']:+.3f} | [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}] | {expect[s]} |")
-    h = rep["emotion_head_on_held_out_images"]
+    ad = met.get("adherence")
+    if ad:
+        lines += [
+            "",
+            "## Does it play what it is asked?",
+            "",
+            f"One control group set at a time, the others unset; {ad['pieces_seconds']:.0f} s pieces, measured as a "
+            "listener's tools would (key: Krumhansl-Schmuckler on the sounding notes). "
+            "Reproduce: `python -m installation.evaluation` (section \"adherence\") or `python -m installation.training export`.",
+            "",
+            "| asked | measured | aim | met |",
+            "|---|---|---|---|",
+            f"| major or minor ({ad['mode']['pieces']} pieces, tonics over all 12) | {_pct(ad['mode']['share_with_asked_mode'])} "
+            f"have that mode (asked major {_pct(ad['mode']['asked_major'])}, minor {_pct(ad['mode']['asked_minor'])}) | >= 90% | "
+            f"{'yes' if ad['mode']['share_with_asked_mode'] >= 0.9 else 'no'} |",
+            f"| a tonic (same pieces) | {_pct(ad['tonic']['share_with_asked_tonic'])} have that tonic "
+            f"({_pct(ad['tonic']['share_with_asked_key'])} the exact key) | >= 70% | "
+            f"{'yes' if ad['tonic']['share_with_asked_tonic'] >= 0.7 else 'no'} |",
+        ]
+        for d, r in ad["density"]["targets"].items():
+            lines.append(f"| {d} notes/s ({ad['density']['pieces_per_target']} pieces) | median {r['median']} notes/s "
+                         f"({100 * r['relative_error']:.0f}% off) | within 25% | {'yes' if r['within_25pct'] else 'no'} |")
+        for v, r in ad["loudness"]["targets"].items():
+            lines.append(f"| velocity {v} ({ad['loudness']['pieces_per_target']} pieces) | median {r['median']} "
+                         f"({r['error']} off) | within 8 | {'yes' if r['within_8'] else 'no'} |")
+    te = met.get("told_emotion")
+    if te:
+        lines += ["", "## Music made when told an emotion (the decoder alone)", "",
+                  "The conductor told each corner of the valence/arousal square (valence and arousal +-1); "
+                  "major share: pieces whose key estimate is major.", "",
+                  "| told | asked | note density | mean velocity | register | major share |", "|---|---|---|---|---|---|"]
+        for k, name in enumerate(QNAMES):
+            r = te[f"Q{k + 1}"]
+            lines.append(f"| {name} | {'minor' if r['asked_minor'] else 'major'}, {r['asked']} | {r['note_density']:.2f} | "
+                         f"{r['mean_velocity']:.1f} | {r['mean_pitch']:.1f} | {r['major_share']:.2f} |")
+    ev = m.get("evaluation")
+    if ev:
+        lines += ["", "## The emotion aims (from EVALUATION.md)", ""] + ev
     p = met["onnx_torch_parity"]
     lines += [
         "",
-        f"The image side on held-out images: valence sign {h['valence_sign_accuracy']:.1%}, "
-        f"arousal sign {h['arousal_sign_accuracy']:.1%}, quadrant {h['quadrant_accuracy']:.1%} "
-        f"(majority quadrant {h['majority_quadrant_share']:.1%}).",
-        "",
-        "Reproduce these figures: `python -m installation.training export` (needs the run folder from `train`); "
-        "reproduce everything: `python -m installation.training all`.",
-        "",
         "## ONNX and torch agree",
         "",
-        f"Over {p['steps']} steps on a batch of {p['batch']} held-out images: largest logit difference "
+        f"Over {p['steps']} steps on a batch of {p['batch']} real control vectors: largest difference (h0 and logits) "
         f"{p['max_abs_logit_err']:.2e} (limit 1e-4); sampled sequences with seed {p['seed']} identical: {p['same_sampled_sequence']}. "
         f"Encoder: largest embedding difference {enc['parity_max_abs_err']:.2e}.",
         "",
         "## Limits",
         "",
-        "- Trained on CPU in about an hour (one core; 2,800 optimiser steps, some 26M events seen): a small model trained briefly. It plays plausible piano textures, "
+        "- Trained on CPU in about an hour (one core): a small model trained briefly. It plays plausible piano textures, "
         "not long-form compositions; phrases wander after tens of seconds (the engine re-primes at phrase boundaries).",
-        "- Emotion is learnt from 4 coarse quadrants paired by label, not from aligned image-music pairs; images within a "
-        "quadrant get similar music. Emotion6 photographs are not artworks: paintings are out of the training distribution.",
+        "- Emotion is learnt from 4 coarse quadrant labels of the music; the continuous map between them is an "
+        "interpolation, not a measurement. Emotion6 photographs are not artworks: paintings are out of the image model's "
+        "training distribution.",
         "- EMOPIA is pop piano transcribed from audio; the classical and game-music sets shape the style.",
         "- Valence in music is hard to carry and to measure; see EVALUATION.md for the machine evaluation.",
     ]

@@ -1,0 +1,93 @@
+"""Where emotion becomes instructions: the conductor tells the decoder what to play.
+
+    image valence/arousal --(hand overrides, motion)--> emotion --emotion map--> control targets --> control vector
+
+- Hand overrides (``--valence``, ``--arousal``) replace what the image says, each on its own.
+- Motion (live cameras only) adds ``motion_weight * motion`` to arousal: visitors moving make
+  the music livelier, a still room plays calmer.
+- The emotion is smoothed over time (restarting at a scene change), so the controls glide.
+- The key follows the emotion map's rule through a seeded ``KeyPlanner`` (kept while the mode stays,
+  parallel or relative on a change of mode); ``--key`` pins it.
+
+Plain numpy and dataclasses; the vision thread and the offline render both use it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from installation import controls as C
+from installation.emotion_map import EmotionMap, KeyPlanner, Pin, plan
+
+
+@dataclass(frozen=True)
+class Steering:
+    """What the user sets by hand (None: follow the image)."""
+    valence: float | None = None        # -1..1
+    arousal: float | None = None        # -1..1
+    key: str | None = None              # e.g. "D", "F# minor"
+    motion_weight: float = 0.0          # arousal added at full motion (live cameras)
+    smoothing_s: float = 1.5            # time constant of the emotion's smoothing
+
+    def pin(self) -> Pin:
+        if self.key is None:
+            return Pin()
+        tonic, minor = C.parse_key(self.key)
+        return Pin(tonic, minor)
+
+    def check(self) -> None:
+        """Raises ValueError naming the option when a setting is out of range."""
+        for name, v in (("--valence", self.valence), ("--arousal", self.arousal)):
+            if v is not None and not -1.0 <= v <= 1.0:
+                raise ValueError(f"{name} {v}: must be between -1 and 1")
+        if not 0.0 <= self.motion_weight <= 2.0:
+            raise ValueError(f"--motion-weight {self.motion_weight}: must be between 0 and 2")
+        self.pin()
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One instruction to the decoder: the emotion it follows, the targets and their control vector."""
+    valence: float
+    arousal: float
+    motion: float
+    image_valence_arousal: tuple[float, float]
+    targets: C.Targets
+    controls: np.ndarray                 # (CONTROL_DIM,) float32
+
+    def describe(self) -> str:
+        """e.g. 'valence +0.41, arousal -0.22 (motion 0.10) -> C major, 6.1 notes/s, velocity 62, pitch 62'."""
+        m = f" (motion {self.motion:.2f})" if self.motion else ""
+        return f"valence {self.valence:+.2f}, arousal {self.arousal:+.2f}{m} -> {self.targets.describe()}"
+
+
+class Conductor:
+    """Turns the image's emotion into control vectors, scene by scene; holds the key and the smoothing."""
+
+    def __init__(self, steering: Steering, emap: EmotionMap, templates: np.ndarray | None = None,
+                 seed: int | None = None):
+        steering.check()
+        self.s, self.emap = steering, emap
+        self.templates = templates
+        self.keys = KeyPlanner(emap, pin=steering.pin(), seed=seed)
+        self._va: np.ndarray | None = None
+        self._t = 0.0
+
+    def direct(self, t: float, image_va, *, motion: float = 0.0, new_scene: bool = False) -> Direction:
+        """The direction at time t (s) for the image's valence/arousal; a new scene restarts the smoothing."""
+        img = np.clip(np.asarray(image_va, np.float64).reshape(2), -1.0, 1.0)
+        if self._va is None or new_scene or self.s.smoothing_s <= 0:
+            va = img
+        else:
+            alpha = 1.0 - math.exp(-max(0.0, t - self._t) / self.s.smoothing_s)
+            va = self._va + alpha * (img - self._va)
+        self._va, self._t = va, t
+        v = self.s.valence if self.s.valence is not None else float(va[0])
+        a = self.s.arousal if self.s.arousal is not None else float(va[1])
+        if self.s.arousal is None:
+            a = float(np.clip(a + self.s.motion_weight * motion, -1.0, 1.0))
+        targets = plan(self.emap, self.keys, v, a)
+        return Direction(v, a, float(motion), (float(img[0]), float(img[1])), targets,
+                         C.encode(targets, self.templates))
