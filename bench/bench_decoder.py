@@ -18,11 +18,11 @@ import numpy as np
 import common
 
 
-def needed_rates(decoder, emb, names, seconds: float) -> dict:
+def needed_rates(decoder, ctrl, names, seconds: float) -> dict:
     from installation import events as E
     from installation.render import RenderSettings, generate
 
-    seqs = generate(decoder, emb, names, RenderSettings(seconds=seconds, seed=0, batch=len(emb)))
+    seqs = generate(decoder, ctrl, names, RenderSettings(seconds=seconds, seed=0, batch=len(ctrl)))
     per = []
     peak = 0
     for name, seq in zip(names, seqs):
@@ -52,23 +52,22 @@ def main() -> None:
     seconds = 10.0 if args.quick else args.seconds
     busy = common.warn_if_busy()
 
-    from installation.decoder import MusicDecoder, Performer
-    from installation.encoder import ImageEncoder
+    from installation.decoder import Performer, open_decoder
     from installation.sampling import sample
 
     models = common.load_models(args.models)
     frames = common.artworks()
     names = [name for name, _ in frames]
-    emb = ImageEncoder(models, threads=1).embed([img for _, img in frames])
-    decoder = MusicDecoder(models, threads=1)                 # as the live engine opens it
-    c = decoder.condition(emb)
+    ctrl, _ = common.artwork_controls(models, [img for _, img in frames], names)
+    decoder = open_decoder(models, kind=args.decoder, threads=1)      # as the live engine opens it
+    h0 = decoder.initial(ctrl)
 
     per_image = max(1, (n + args.warmup) // len(frames))
     total, onnx, samp = [], [], []
     for k in range(len(frames)):
         p = Performer(decoder, seed=k, temperature=1.0, top_p=0.95)
-        p.prime(c.h0[:, k])
-        cond = c.cond[k]
+        p.prime(decoder.row(h0, k))
+        cond = ctrl[k]
         for i in range(per_image):
             # the call as the engine makes it ...
             t0 = time.perf_counter()
@@ -77,7 +76,7 @@ def main() -> None:
             if k * per_image + i >= args.warmup:
                 total.append(t1 - t0)
         # ... and its two halves, on a second pass
-        hidden, last = c.h0[:, k:k + 1].copy(), np.array([p.last[0]], np.int64)
+        hidden, last = decoder.row(h0, k), np.array([p.last[0]], np.int64)
         rng = np.random.default_rng(k)
         cond2 = cond[None].astype(np.float32)
         for i in range(per_image // 2):
@@ -92,15 +91,16 @@ def main() -> None:
 
     st = common.summary(total, 1e3)
     made = 1000.0 / st["mean"]
-    need = needed_rates(decoder, emb, names, seconds)
+    need = needed_rates(decoder, ctrl, names, seconds)
     res = {"benchmark": "decoder", "machine": common.machine(), "busy_at_start": busy,
-           "models": common.models_label(args.models), "model_config": models.model_config,
+           "models": common.models_label(args.models), "decoder": decoder.kind, "model_config": models.model_config,
            "onnx_threads": 1, "warmup": args.warmup,
            "step_ms": st, "onnx_run_ms": common.summary(onnx, 1e3), "sampling_ms": common.summary(samp, 1e3),
            "events_generated_per_s": made, "needed": need,
            "headroom_mean": made / need["mean_events_per_s"], "headroom_busiest_second": made / need["busiest_1s_window"]}
     mc = models.model_config
-    print(f"decoder: GRU {mc['layers']} x {mc['hidden']}, batch 1, 1 onnxruntime thread")
+    print(f"decoder: {decoder.kind}" + (f" {mc['layers']} x {mc['hidden']}" if decoder.kind == "gru" else "")
+          + ", batch 1, 1 onnxruntime thread")
     print(common.line("Performer.next (step + sampling)", st))
     print(common.line("  of which ONNX step", res["onnx_run_ms"]))
     print(common.line("  of which sampling", res["sampling_ms"]))

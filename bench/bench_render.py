@@ -66,10 +66,11 @@ def music_seconds(seq) -> float:
     return float((s[shift] - E.TIME_SHIFT + 1).sum()) / E.STEPS_PER_SECOND
 
 
-def run_render(models, emb, keys, seconds: float, threads: int, workers: int = 1) -> dict:
-    from installation.decoder import MusicDecoder
+def run_render(models, emb, keys, seconds: float, threads: int, workers: int = 1, kind: str | None = None) -> dict:
+    """``emb``: the rows' control vectors (N, K)."""
+    from installation.decoder import open_decoder
     from installation.render import RenderSettings, generate
-    dec = MusicDecoder(models, threads=threads)
+    dec = open_decoder(models, kind=kind, threads=threads)
     s = RenderSettings(seconds=seconds, seed=0, batch=64, workers=workers)
     generate(dec, emb[:4], keys[:4], RenderSettings(seconds=2.0, seed=0, batch=64))     # warm-up
     w0, c0 = time.perf_counter(), time.process_time()
@@ -108,11 +109,12 @@ def baseline(models, emb, seconds: float, torch_threads: int, n_images: int, che
     with torch.no_grad():
         for k in range(n_images):
             rng = np.random.default_rng(k)
-            cond, h = model.conditioner(torch.from_numpy(emb[k:k + 1]))[:2]     # (cond, h0, ...)
+            cond = torch.from_numpy(emb[k:k + 1])                               # the row's controls
+            h = model.initial(cond)
             ev = torch.tensor([PRIMER], dtype=torch.long)
             clock = 0
             for _ in range(cap):
-                logits, h = model.decoder.step(ev, h, cond)
+                logits, h = model.step(ev, h, cond)
                 nxt = sample(logits.numpy(), rng, 1.0, 0.95)
                 e = int(nxt[0])
                 events += 1
@@ -150,6 +152,7 @@ def main() -> None:
     t0 = time.perf_counter()
     emb = np.concatenate([enc.embed(imgs[i:i + 16]) for i in range(0, len(imgs), 16)])
     embed_s = time.perf_counter() - t0
+    emb, _ = common.artwork_controls(models, imgs, keys, emb)        # the rows' control vectors
 
     res = {"benchmark": "render", "machine": common.machine(), "busy_at_start": busy,
            "models": common.models_label(args.models), "model_config": models.model_config,
@@ -157,7 +160,7 @@ def main() -> None:
            "embed_all_images_s": embed_s, "render": [], "baseline": []}
     print(f"{n_img} images ({origin}), {seconds:g} s of music each; embedding them took {embed_s:.2f} s (2 threads)")
     for th, workers in ((1, 2), (1, 1), (2, 1)):        # first: as `run_installation.py render` does it
-        r = run_render(models, emb, keys, seconds, th, workers)
+        r = run_render(models, emb, keys, seconds, th, workers, kind=args.decoder)
         res["render"].append(r)
         print(f"render, {workers} worker(s) x {th} onnx thread(s): {r['events']} events, {r['music_s']:.0f} s of music in "
               f"{r['wall_s']:.2f} s wall / {r['cpu_s']:.2f} s CPU -> {r['events_per_cpu_s']:,.0f} events/CPU-s, "

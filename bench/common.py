@@ -31,6 +31,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--models", default=None, help="model folder (default: exported_models/, the shipped models)")
     ap.add_argument("--out", default=None, help="result JSON (default: bench/results/<name>.json)")
     ap.add_argument("--quick", action="store_true", help="fewer samples: check the script, not the machine")
+    ap.add_argument("--decoder", default=None, choices=["gru", "transformer"], help="the decoder (default: the manifest's)")
     return ap
 
 
@@ -205,3 +206,18 @@ class ReceiverProcess:
 
 def note_ons(messages) -> list:
     return [(t, m) for t, m in messages if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+
+
+def artwork_controls(models, frames: list[np.ndarray], names: list[str], emb: np.ndarray | None = None):
+    """The control vectors the engine would ask for each artwork (image emotion -> conductor), and the embeddings."""
+    from installation import emotion_map
+    from installation.conductor import Steering
+    from installation.emotion import ImageEmotion
+    from installation.encoder import ImageEncoder
+    from installation.render import directions
+
+    if emb is None:
+        emb = ImageEncoder(models, threads=1).embed(frames)
+    va = ImageEmotion(models, threads=1).predict(emb, frames)
+    ds = directions(va, names, Steering(), emotion_map.load(), models.key_templates, 0)
+    return np.stack([d.controls for d in ds]), emb

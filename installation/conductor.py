@@ -52,14 +52,14 @@ class Direction:
     """One instruction to the decoder: the emotion it follows, the targets and their control vector."""
     valence: float
     arousal: float
-    motion: float
+    motion: float | None                 # None: no motion meter (still images, folders, or weight 0)
     image_valence_arousal: tuple[float, float]
     targets: C.Targets
     controls: np.ndarray                 # (CONTROL_DIM,) float32
 
     def describe(self) -> str:
-        """e.g. 'valence +0.41, arousal -0.22 (motion 0.10) -> C major, 6.1 notes/s, velocity 62, pitch 62'."""
-        m = f" (motion {self.motion:.2f})" if self.motion else ""
+        """e.g. 'valence +0.41, arousal -0.22, motion 0.10 -> C major, 6.1 notes/s, velocity 62, pitch 62'."""
+        m = ", motion off" if self.motion is None else f", motion {self.motion:.2f}"
         return f"valence {self.valence:+.2f}, arousal {self.arousal:+.2f}{m} -> {self.targets.describe()}"
 
 
@@ -75,7 +75,7 @@ class Conductor:
         self._va: np.ndarray | None = None
         self._t = 0.0
 
-    def direct(self, t: float, image_va, *, motion: float = 0.0, new_scene: bool = False) -> Direction:
+    def direct(self, t: float, image_va, *, motion: float | None = None, new_scene: bool = False) -> Direction:
         """The direction at time t (s) for the image's valence/arousal; a new scene restarts the smoothing."""
         img = np.clip(np.asarray(image_va, np.float64).reshape(2), -1.0, 1.0)
         if self._va is None or new_scene or self.s.smoothing_s <= 0:
@@ -86,8 +86,8 @@ class Conductor:
         self._va, self._t = va, t
         v = self.s.valence if self.s.valence is not None else float(va[0])
         a = self.s.arousal if self.s.arousal is not None else float(va[1])
-        if self.s.arousal is None:
+        if self.s.arousal is None and motion is not None:
             a = float(np.clip(a + self.s.motion_weight * motion, -1.0, 1.0))
         targets = plan(self.emap, self.keys, v, a)
-        return Direction(v, a, float(motion), (float(img[0]), float(img[1])), targets,
+        return Direction(v, a, None if motion is None else float(motion), (float(img[0]), float(img[1])), targets,
                          C.encode(targets, self.templates))

@@ -142,7 +142,7 @@ class VisionThread:
         emb = self._last_emb
         up = self.tracker.update(t, emb)
         first = not self.embed_seconds
-        motion = self.motion.update(t, frame.image) if self.motion is not None else 0.0
+        motion = self.motion.update(t, frame.image) if self.motion is not None else None
         d = self.conductor.direct(t, self._last_va, motion=motion, new_scene=up.changed or first)
         h0 = self.decoder.initial(d.controls[None, :])
         self.embed_seconds.append(self.clock() - began)

@@ -259,20 +259,3 @@ def test_cli_defaults_and_checks():
     assert parse(["--k", "5", "--limit-images", "10"]).limit_images == 10
     with pytest.raises(SystemExit):
         parse(["--k", "0"])
-
-
-def test_told_quadrant_reproduces_the_conditioner_from_its_own_probabilities():
-    """Conditioning computed from the ONNX weights for given quadrant probabilities equals what
-    conditioner.onnx outputs for images with those probabilities (the decoder-alone check relies on it)."""
-    from installation import manifest as M
-    from installation.decoder import MusicDecoder
-    from installation.evaluation.decoder_probe import ToldQuadrant
-
-    man = M.load(None)
-    dec = MusicDecoder(man)
-    emb = np.random.default_rng(0).normal(0, 1, (5, man.model_config["feature_dim"])).astype(np.float32)
-    real = dec.condition(emb)
-    cfg = man.model_config
-    told = ToldQuadrant(man.path("conditioner"), cfg["layers"], cfg["hidden"]).condition(real.quadrant_probs)
-    np.testing.assert_allclose(told.cond, real.cond, atol=1e-5)
-    np.testing.assert_allclose(told.h0, real.h0, atol=1e-5)

@@ -3,12 +3,12 @@ import threading
 
 from installation import events as E
 from installation import manifest as M
-from installation.decoder import MusicDecoder, Performer
+from installation.decoder import Performer, open_decoder
 from installation.generator import GeneratorConfig, GeneratorThread
 
 
 def make(tempo_scale=1.0):
-    perf = Performer(MusicDecoder(M.load(None)), seed=0)
+    perf = Performer(open_decoder(M.load(None)), seed=0)
     return GeneratorThread(perf, scheduler=None, timeline=None, cfg=GeneratorConfig(tempo_scale=tempo_scale),
                            stop=threading.Event())
 

@@ -29,7 +29,10 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--limit-images", type=int, default=None, help="use only N held-out images, spread over the list")
     ap.add_argument("--seconds", type=float, default=30.0, help="music per piece (the classifiers' window is 30 s)")
     ap.add_argument("--told-pieces", type=int, default=60,
-                    help="pieces per quadrant for the decoder-alone check (decoder told an exact quadrant)")
+                    help="pieces per quadrant for the decoder-alone check (told that corner's valence and arousal)")
+    ap.add_argument("--adherence-pieces", type=int, default=48,
+                    help="pieces per mode for the adherence check (half that per density or loudness target)")
+    ap.add_argument("--decoder", default=None, choices=["gru", "transformer"], help="the decoder to evaluate (default: the manifest's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--top-p", type=float, default=0.95)

@@ -108,21 +108,23 @@ def make_pairs(held: DS.HeldOutImages, pred: dict, corr: CL.CorrespondenceClassi
     return p
 
 
-def decoder_told(man, dec, clf, settings, n: int, seconds: float, resamples: int, seed: int) -> dict:
-    """The decoder alone: ``n`` pieces per quadrant made from an exact one-hot quadrant, judged like the rest."""
+def decoder_told(man, dec, clf, settings, emap, n: int, seconds: float, resamples: int, seed: int) -> dict:
+    """The decoder alone: ``n`` pieces per quadrant made when told that corner's valence and arousal
+    (``--valence/--arousal`` overrides, through the conductor, no image), judged like the rest."""
     from dataclasses import replace
 
-    from installation.evaluation.decoder_probe import ToldDecoder, ToldQuadrant
-    from installation.render import generate
+    from installation.conductor import Steering
+    from installation.render import directions, generate
 
-    cfg = man.model_config
-    told = ToldDecoder(dec, ToldQuadrant(man.path("conditioner"), cfg["layers"], cfg["hidden"]))
     q = np.repeat(np.arange(4), n)
-    seqs = generate(told, np.eye(4, dtype=np.float32)[q], [f"told-Q{int(x) + 1}#{i % n}" for i, x in enumerate(q)],
-                    replace(settings, seed=seed + 11))
+    corner = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)[q]
+    keys = [f"told-Q{int(x) + 1}#{i % n}" for i, x in enumerate(q)]
+    ds = [directions(np.zeros((1, 2), np.float32), [k], Steering(valence=float(v), arousal=float(a)), emap,
+                     man.key_templates, seed + 11)[0] for k, (v, a) in zip(keys, corner)]
+    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, replace(settings, seed=seed + 11))
     X, ok, _, _ = generated_features(seqs, seconds)
     pred = _predictions(clf, X, ok, (len(q), 1))
-    out = {"pieces_per_quadrant": n}
+    out = {"pieces_per_quadrant": n, "told": "valence and arousal +-1 (the corners of the square)"}
     for name, want, got in (("quadrant", q, pred["q"][:, 0]), ("valence", CL.targets_of(q)["valence"], pred["v"][:, 0]),
                             ("arousal", CL.targets_of(q)["arousal"], pred["a"][:, 0])):
         est, lo, hi = MET.bootstrap_ci(lambda idx: MET.agreement(want[idx], got[idx]), len(q), resamples=resamples, seed=seed)
@@ -131,6 +133,22 @@ def decoder_told(man, dec, clf, settings, n: int, seconds: float, resamples: int
                                         for name in ("note_density", "velocity_mean", "key_mode")} for k in range(4)}
     out["judged_quadrant_counts"] = {f"Q{k + 1}": np.bincount(pred["q"][q == k, 0][pred["q"][q == k, 0] >= 0],
                                                               minlength=4).tolist() for k in range(4)}
+    return out
+
+
+def image_side(va: np.ndarray, valence: np.ndarray, arousal: np.ndarray, arousal_split: float, resamples: int,
+               permutations: int, seed: int) -> dict:
+    """The picture read as numbers: Spearman of predicted vs rated valence and arousal, and sign agreement."""
+    n = len(va)
+    out = {"images": int(n)}
+    for k, (name, rated, split) in enumerate((("valence", valence, 5.0), ("arousal", arousal, arousal_split))):
+        pred = va[:, k]
+        est, lo, hi = MET.bootstrap_ci(lambda idx: MET.spearman(rated[idx], pred[idx]), n, resamples=resamples, seed=seed)
+        sh = MET.shuffled(lambda perm: MET.spearman(rated, pred[perm]), n, permutations=permutations, seed=seed + 1)
+        keep = rated != split
+        sign = float(np.mean((pred[keep] > 0) == (rated[keep] > split)))
+        out[name] = {"spearman": est, "ci95": [lo, hi], "shuffled": sh[0], "shuffled_range95": [sh[1], sh[2]],
+                     "sign_agreement": sign, "mean_prediction": float(pred.mean()), "sd_prediction": float(pred.std())}
     return out
 
 
@@ -164,10 +182,15 @@ def generated_features(seqs: list[np.ndarray], seconds: float):
 
 
 def run(args) -> dict:
+    from installation import emotion_map
     from installation import manifest as M
-    from installation.decoder import MusicDecoder
+    from installation.conductor import Steering
+    from installation.decoder import open_decoder
+    from installation.emotion import ImageEmotion
     from installation.encoder import ImageEncoder
-    from installation.render import RenderSettings, generate
+    from installation.evaluation import adherence
+    from installation.preprocess import load_rgb
+    from installation.render import RenderSettings, directions, generate
 
     t_start = time.time()
     timings = {}
@@ -186,6 +209,16 @@ def run(args) -> dict:
     feats, feat_source = DS.image_features(args.data, images, encoder, enc_sha, caches=caches)
     held = DS.held_out_images(images, feats, args.limit_images)
     log.info("held-out images with a quadrant: %d (image features: %s)", len(held.rel), feat_source)
+    feel = ImageEmotion(man, threads=args.threads)
+    every = np.flatnonzero(images.test)                               # the image side: every held-out image
+    if args.limit_images is not None:
+        every = every[np.linspace(0, len(every) - 1, min(args.limit_images, len(every))).round().astype(int)]
+    frames_all = [load_rgb(Path(args.data) / images.rel[i]) for i in every] if feel.needs_frames else None
+    va_all = feel.predict(np.asarray(feats[every, 0], np.float32), frames_all)
+    row_of = {images.rel[i]: j for j, i in enumerate(every)}
+    held_va = np.stack([va_all[row_of[r]] if r in row_of else
+                        feel.predict(held.embedding[[k]], [load_rgb(Path(args.data) / r)] if feel.needs_frames else None)[0]
+                        for k, r in enumerate(held.rel)])
     mw = DS.load_music(args.data, event_cache=event_cache)
     if mw.skipped:
         log.warning("music files skipped: %s", ", ".join(mw.skipped))
@@ -227,28 +260,23 @@ def run(args) -> dict:
     # 3. generate K pieces per held-out image through the shipped ONNX models
     t = time.time()
     K = args.k
-    dec = MusicDecoder(man, threads=args.threads)
+    dec = open_decoder(man, kind=getattr(args, "decoder", None), threads=args.threads)
+    emap = emotion_map.load()
     keys = [f"{rel}#{k}" for rel in held.rel for k in range(K)]
     settings = RenderSettings(seconds=args.seconds, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
                               batch=args.batch)
-    seqs = generate(dec, np.repeat(held.embedding, K, axis=0), keys, settings)
+    ds = directions(np.repeat(held_va, K, axis=0), keys, Steering(), emap, man.key_templates, args.seed)
+    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings)
     timings["generate_s"] = time.time() - t
     log.info("generated %d pieces in %.0f s", len(seqs), timings["generate_s"])
-    cnd = dec.condition(held.embedding)
-    head = cnd.valence_arousal
-    conditioner_head = {"valence": float(np.mean((head[:, 0] > 0) == held.valence_positive)),
-                        "arousal": float(np.mean((head[:, 1] > 0) == held.arousal_high)),
-                        "valence_rank_correlation": MET.spearman(held.valence, head[:, 0])}
-    cond_q = None
-    if getattr(cnd, "quadrant_probs", None) is not None:        # models with the emotion bottleneck
-        cond_q = np.asarray(cnd.quadrant_probs).argmax(1)
-        yq = CL.targets_of(cond_q)
-        conditioner_head["quadrant_probs"] = {
-            "quadrant": float(np.mean(cond_q == held.quadrant)),
-            "valence": float(np.mean(yq["valence"] == held.valence_positive)),
-            "arousal": float(np.mean(yq["arousal"] == held.arousal_high)),
-            "predicted_share": np.bincount(cond_q, minlength=4).tolist(),
-            "mean_max_probability": float(np.asarray(cnd.quadrant_probs).max(1).mean())}
+    side = image_side(va_all, images.valence[every], images.arousal[every], images.arousal_split, args.bootstrap,
+                      args.permutations, args.seed)
+    cond_q = np.where(held_va[:, 0] >= 0, np.where(held_va[:, 1] >= 0, 0, 3), np.where(held_va[:, 1] >= 0, 1, 2))
+    side["quadrant_of_held_out_with_a_quadrant"] = {
+        "quadrant": float(np.mean(cond_q == held.quadrant)),
+        "valence": float(np.mean((held_va[:, 0] >= 0) == held.valence_positive)),
+        "arousal": float(np.mean((held_va[:, 1] >= 0) == held.arousal_high)),
+        "predicted_share": np.bincount(cond_q, minlength=4).tolist()}
     gX, gok, graw, gcount = generated_features(seqs, args.seconds)
     if args.save_midi:
         mdir = out / "midi"
@@ -267,16 +295,18 @@ def run(args) -> dict:
         k: v for k, v in score(nd, resamples=200, permutations=100, seed=args.seed).items()}
     rng = np.random.default_rng(args.seed + 7)
     test_q = mw.quadrant[te]
-    refs = [("real_music_true_quadrant", held.quadrant), ("real_music_probe_quadrant", probe_q)]
-    if cond_q is not None:
-        refs.insert(1, ("real_music_conditioner_quadrant", cond_q))
+    refs = [("real_music_true_quadrant", held.quadrant), ("real_music_image_side_quadrant", cond_q),
+            ("real_music_probe_quadrant", probe_q)]
     for name, want in refs:
         rows = np.array([[rng.choice(te[test_q == q]) for _ in range(K)] for q in want])
         Xr = mw.X[rows.ravel()]
         results[name] = score(make_pairs(held, _predictions(clf, Xr, np.ones(len(Xr), bool), shape), corr),
                               resamples=args.bootstrap, permutations=args.permutations, seed=args.seed)
-    results["decoder_told_quadrant"] = decoder_told(man, dec, clf, settings, args.told_pieces, args.seconds,
-                                                    args.bootstrap, args.seed)
+    results["decoder_told_emotion"] = decoder_told(man, dec, clf, settings, emap, args.told_pieces, args.seconds,
+                                                   args.bootstrap, args.seed)
+    t_ad = time.time()
+    results["adherence"] = adherence.measure(dec, man.key_templates, settings, n=args.adherence_pieces)
+    timings["adherence_s"] = time.time() - t_ad
     confusion = np.zeros((4, 5), int)                                   # last column: not classifiable
     for i, q in enumerate(held.quadrant):
         for k in range(K):
@@ -309,7 +339,8 @@ def run(args) -> dict:
 
     res = {
         "models": {"folder": str(Path(args.models).resolve()), "git_commit": man.data.get("git_commit"),
-                   "sha256": {k: man.io(k).get("sha256") for k in M.MODELS}, "model_config": man.model_config},
+                   "sha256": {k: man.io(k).get("sha256") for k in M.MODELS}, "model_config": man.model_config,
+                   "decoder": dec.kind},
         "settings": {"k": K, "seconds": args.seconds, "seed": args.seed, "temperature": args.temperature,
                      "top_p": args.top_p, "bootstrap": args.bootstrap, "permutations": args.permutations,
                      "images": len(held.rel), "pieces": len(seqs), "limit_images": args.limit_images,
@@ -318,7 +349,8 @@ def run(args) -> dict:
         "images_per_quadrant": np.bincount(held.quadrant, minlength=4).tolist(),
         "music_classifier": music_clf,
         "correspondence_classifier": corr_info,
-        "conditioner_head_on_held_out": conditioner_head,
+        "image_side_on_held_out": side,
+        "decoder": dec.kind,
         "emotion": results,
         "confusion": confusion.tolist(),
         "unclassifiable_pieces": int((~gok).sum()),
@@ -340,6 +372,7 @@ def run(args) -> dict:
                             f"Q{pred['q'][i, k] + 1}" if pred["q"][i, k] >= 0 else "-", f"{pred['pv'][i, k]:.3f}",
                             f"{pred['a'][i, k]}", f"{gen.match[i, k]:.3f}", gcount[j], len(seqs[j])])
     from installation.evaluation import plots, report
+    plots.pictures_for_people(Path(args.data), held, held_va, seqs, K, args.seconds, out, per_quadrant=3)
     plots.confusion(confusion, out / "confusion.png")
     plots.valence_scatter(held.valence, pred["pv"], held.quadrant, results["generated"]["valence_rank_correlation"],
                           out / "valence_scatter.png")

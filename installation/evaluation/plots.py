@@ -109,3 +109,62 @@ def quality(gen_X, gen_raw, real_X, real_raw, path: Path, rows: list[dict] | Non
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def piano_roll(ax, notes, seconds: float, color: str) -> None:
+    """Notes as horizontal bars (time x pitch), alpha by velocity."""
+    for n in notes:
+        if n.start >= seconds:
+            continue
+        ax.add_patch(_rect(n.start, n.pitch - 0.45, min(n.end, seconds) - n.start, 0.9, color, 0.25 + 0.75 * n.velocity / 127))
+    ax.set_xlim(0, seconds)
+    pitches = [n.pitch for n in notes] or [60]
+    ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
+    ax.set_yticks([])
+    ax.tick_params(labelsize=7)
+
+
+def _rect(x, y, w, h, color, alpha):
+    from matplotlib.patches import Rectangle
+    return Rectangle((x, y), w, h, facecolor=color, edgecolor="none", alpha=alpha)
+
+
+def picture_rows(rows, path: Path, seconds: float, title: str) -> None:
+    """One row per picture: the image, then the piano roll of its music and what was asked.
+    ``rows``: (RGB image, notes, caption, colour)."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 1.9 * len(rows)), gridspec_kw={"width_ratios": [1, 4]},
+                             squeeze=False)
+    for (img, notes, caption, color), (a0, a1) in zip(rows, axes):
+        a0.imshow(img)
+        a0.axis("off")
+        piano_roll(a1, notes, seconds, color)
+        a1.set_title(caption, fontsize=8, loc="left")
+    axes[-1, 1].set_xlabel("seconds")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+def pictures_for_people(data: Path, held, held_va, seqs, K: int, seconds: float, out: Path, per_quadrant: int = 3) -> list[Path]:
+    """For each quadrant, a few held-out images beside the piano rolls of their first piece
+    (written to the report folder only: Emotion6 images may not be redistributed)."""
+    from installation import events as E
+    from installation.preprocess import load_rgb
+
+    paths = []
+    for q in range(4):
+        idx = np.flatnonzero(held.quadrant == q)[:per_quadrant]
+        rows = []
+        for i in idx:
+            img = load_rgb(Path(data) / held.rel[i])
+            v, a = held_va[i]
+            rows.append((img, E.events_to_notes(seqs[i * K]),
+                         f"{held.rel[i].split('/')[-2]}/{held.rel[i].split('/')[-1]}: rated V {held.valence[i]:.1f} "
+                         f"A {held.arousal[i]:.1f}; read valence {v:+.2f}, arousal {a:+.2f}", QCOLORS[q]))
+        if rows:
+            p = out / f"pictures_Q{q + 1}.png"
+            picture_rows(rows, p, seconds, f"{QLABELS[q]}: held-out images and the music made for them")
+            paths.append(p)
+    return paths
