@@ -1,0 +1,65 @@
+"""The picture read as continuous valence and arousal, at run time (onnxruntime, no torch).
+
+``ImageEmotion`` runs ``exported_models/image_emotion.onnx``: encoder embeddings
+(and, when the model was fitted with them, the colour/texture statistics of the
+frames, installation.image_stats) -> (N, 2) float32 valence and arousal in
+[-1, 1]. 0 is the Emotion6 quadrant split (valence rating 5, arousal the median
+rating); the training images span about [-1, 1] (see
+installation/training/image_emotion.py for the calibration). Positive valence
+is pleasant, positive arousal lively.
+
+    emotion = ImageEmotion(manifest.load())
+    va = emotion.predict(encoder.embed(frames), frames)      # (N, 2)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from installation import image_stats
+from installation.errors import UserError
+from installation.manifest import Manifest
+from installation.onnx_session import open_session
+
+NAME = "image_emotion"
+
+
+class ImageEmotion:
+    """Embeddings (+ frames) -> (N, 2) valence/arousal in [-1, 1]."""
+
+    def __init__(self, manifest: Manifest, *, threads: int = 1, providers: list[str] | None = None):
+        if NAME not in manifest.data.get("models", {}):
+            raise UserError(f"{manifest.folder / 'manifest.json'}: no entry for the {NAME} model; export it with "
+                            "`python -m installation.training.image_emotion`")
+        path = manifest.path(NAME)
+        if not path.is_file():
+            raise UserError(f"model file missing: {path} (listed in manifest.json); restore it with git or re-export")
+        from installation.manifest import file_sha256
+        if file_sha256(path) != manifest.io(NAME)["sha256"]:
+            raise UserError(f"{path}: sha256 does not match manifest.json; the file was altered or truncated "
+                            "(git checkout it again, or re-export it)")
+        self.session, self.provider = open_session(path, threads=threads, providers=providers, what="image emotion")
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        io = manifest.io(NAME)
+        self.dims = {k: int(v[1]) for k, v in io["inputs"].items()}
+        names = tuple(io.get("stats_names", ()))
+        if "stats" in self.inputs and names != image_stats.NAMES:
+            raise UserError(f"{path}: fitted on image statistics {list(names)}, this runtime computes "
+                            f"{list(image_stats.NAMES)}; re-export it with this version")
+        self.feature_set = io.get("feature_set", "?")
+
+    @property
+    def needs_frames(self) -> bool:
+        """Whether predict() needs the frames themselves (for their colour statistics)."""
+        return "stats" in self.inputs
+
+    def predict(self, embeddings: np.ndarray, frames: list[np.ndarray] | None = None) -> np.ndarray:
+        """(N, D) embeddings of ``frames`` (RGB uint8, any size) -> (N, 2) float32 valence, arousal in [-1, 1]."""
+        emb = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if emb.ndim != 2 or emb.shape[1] != self.dims["embedding"]:
+            raise ValueError(f"expected embeddings of shape (N, {self.dims['embedding']}), got {emb.shape}")
+        feed = {"embedding": emb}
+        if self.needs_frames:
+            if frames is None or len(frames) != len(emb):
+                raise ValueError(f"the {self.feature_set} model needs the {len(emb)} frames beside their embeddings")
+            feed["stats"] = image_stats.stats_batch(frames)
+        return self.session.run(None, feed)[0]
