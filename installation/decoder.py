@@ -59,6 +59,10 @@ class GruDecoder:
         return np.ascontiguousarray(state[:, rows])
 
     @staticmethod
+    def batch_of(state: np.ndarray) -> int:
+        return int(state.shape[1])
+
+    @staticmethod
     def row(state: np.ndarray, i: int) -> np.ndarray:
         """Row i of a batched state, as a batch of one."""
         return np.ascontiguousarray(state[:, i:i + 1])
