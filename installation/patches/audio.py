@@ -43,7 +43,7 @@ def midi_to_audio(midi_path: str | Path, out_path: str | Path, *, soundfont: str
     sf2 = find_soundfont(soundfont)
     synth = fs.Synth(gain=gain, samplerate=float(rate))
     try:
-        if synth.sfload(str(sf2)) == -1:
+        if synth.sfload(str(sf2), update_midi_preset=1) == -1:
             raise UserError(f"SoundFont {sf2}: FluidSynth cannot load it; give another with --soundfont")
         chunks: list[np.ndarray] = []
         done = 0                                   # frames rendered so far

@@ -7,9 +7,14 @@ at its due time like a note (sub-millisecond on JACK; see BENCHMARKS.md). Its
 tempo follows arousal between ``min_bpm`` and ``max_bpm``, smoothed.
 
 ClockIn opens a MIDI input and measures incoming 0xF8 ticks by the MIDI API's
-own time stamps (not by when Python got the GIL); the median of the last
-``window`` intervals is the tempo. ``on_tempo(bpm)`` is called when it moves
-by more than ``tolerance`` (the engine then sets the generator's tempo scale).
+own time stamps (not by when Python got the GIL). The tempo is the mean tick
+interval over up to ``window`` ticks (2 beats): single intervals are quantized
+to the audio period (JACK delivers MIDI once per period), their mean is not.
+When the median of the last ``jump_ticks`` intervals differs by more than
+``jump`` from the tempo, the tempo changed: the window restarts from those
+ticks, so a new tempo is followed within a quarter of a beat. ``on_tempo(bpm)``
+is called when the estimate moves by more than ``tolerance`` (the engine then
+sets the generator's tempo scale).
 """
 from __future__ import annotations
 
@@ -74,10 +79,11 @@ class ClockOut:
 class ClockIn:
     """Follows the MIDI clock arriving on an input port (the DAW is master)."""
 
-    def __init__(self, api: str, port_query: str, on_tempo, *, window: int = 6, tolerance: float = 0.005,
-                 client_name: str = "image-to-music-clock-in"):
+    def __init__(self, api: str, port_query: str, on_tempo, *, window: int = 48, jump_ticks: int = 6,
+                 jump: float = 0.08, tolerance: float = 0.005, client_name: str = "image-to-music-clock-in"):
         self.api, self.port_query, self.on_tempo = api, port_query, on_tempo
         self.window, self.tolerance, self.client_name = window, tolerance, client_name
+        self.jump_ticks, self.jump = jump_ticks, jump
         self.bpm: float | None = None
         self.running: bool | None = None        # None: no start/stop seen yet
         self.port_name: str | None = None
@@ -113,8 +119,14 @@ class ClockIn:
                 if self._since_tick is not None and self._since_tick > 0:
                     self._intervals.append(self._since_tick)
                 self._since_tick = 0.0
-                if len(self._intervals) >= min(3, self.window):
-                    bpm = 60.0 / (PPQN * statistics.median(self._intervals))
+                if len(self._intervals) >= self.jump_ticks and self.bpm is not None:
+                    recent = list(self._intervals)[-self.jump_ticks:]
+                    med = statistics.median(recent)
+                    if abs(60.0 / (PPQN * med) - self.bpm) > self.jump * self.bpm:     # a new tempo: start again
+                        self._intervals = deque([x for x in recent if abs(x - med) < self.jump * med],
+                                                maxlen=self.window)
+                if len(self._intervals) >= 3:
+                    bpm = 60.0 / (PPQN * statistics.fmean(self._intervals))
                     if self.bpm is None or abs(bpm - self.bpm) > self.tolerance * self.bpm:
                         self.bpm = bpm
                         self.on_tempo(bpm)

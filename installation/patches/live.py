@@ -71,6 +71,7 @@ class PatchRuntime:
         self.link = None
         self.generator = None
         self.base_tempo_scale = 1.0
+        self._logged_bpm: float | None = None
         self.valence: float | None = None
         self.arousal: float | None = None
         self._osc_smooth = (OnePole(0.5), OnePole(0.5))
@@ -111,7 +112,10 @@ class PatchRuntime:
             return
         scale = self.base_tempo_scale * self.patch.clock.reference_bpm / bpm
         self.generator.set_tempo_scale(scale)
-        log.info("clock in: %.1f bpm, tempo scale %.3f", bpm, scale)
+        big = self._logged_bpm is None or abs(bpm - self._logged_bpm) > 0.02 * self._logged_bpm
+        log.log(logging.INFO if big else logging.DEBUG, "clock in: %.1f bpm, tempo scale %.3f", bpm, scale)
+        if big:
+            self._logged_bpm = bpm
 
     # --- the control thread ---
     def start(self, t0: float) -> None:

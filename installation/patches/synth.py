@@ -82,7 +82,7 @@ class FluidSynthSink:
             driver = "file"
         elif driver:
             synth.setting("audio.driver", driver)
-        if synth.sfload(str(self.soundfont)) == -1:
+        if synth.sfload(str(self.soundfont), update_midi_preset=1) == -1:
             self.close()
             raise UserError(f"SoundFont {self.soundfont}: FluidSynth cannot load it; give another with --soundfont")
         self._audio = fs.new_fluid_audio_driver(synth.settings, synth.synth)
