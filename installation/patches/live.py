@@ -104,7 +104,7 @@ class PatchRuntime:
             self.clock_in = ClockIn(self.api or midi_io.choose_api(None), c.follow_port, self._on_tempo).open()
         if c.link:
             from installation.patches.link import LinkTempo
-            self.link = LinkTempo(c.min_bpm, self._on_tempo)
+            self.link = LinkTempo(c.reference_bpm, self._on_tempo)
 
     def _on_tempo(self, bpm: float) -> None:
         """An incoming clock (or Link) set a tempo: the performance's time stretches to it."""
