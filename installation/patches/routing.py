@@ -177,8 +177,9 @@ class NoteRouter:
 
 def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, *, max_note_s: float = 8.0) -> int:
     """Offline: decode performance events, route them through the patch, write a type-0 MIDI file
-    (1 tick = 1 ms; program changes at time 0). Notes still open at the end, or held longer than
-    ``max_note_s`` (as the live scheduler caps them), are closed. Returns the number of note-ons."""
+    (1 tick = 1 ms; program changes at time 0; times stretched by the patch's tempo_scale). Notes still
+    open at the end, or held longer than ``max_note_s`` (as the live scheduler caps them), are closed.
+    Returns the number of note-ons. CCs, OSC and clock are live-only."""
     import mido
 
     from installation import events as E
@@ -200,17 +201,19 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
                 continue                            # closed already (held too long)
             timed.append((t, m))
 
+    stretch = patch.shaping.tempo_scale
     for ev in events:
         note = stream.feed(int(ev))
         if note is None:
             continue
+        now = note.time * stretch
         # close notes held too long, as the live scheduler does
         for key, t_on in list(opened.items()):
-            if note.time - t_on > max_note_s:
+            if now - t_on > max_note_s:
                 timed.append((t_on + max_note_s, (NOTE_OFF | key[0], key[1], 0)))
                 del opened[key]
-        emit(note.time, router.note(note.time, note.on, note.pitch, note.velocity))
-    end = stream.time
+        emit(now, router.note(note.time, note.on, note.pitch, note.velocity))
+    end = stream.time * stretch
     for key, t_on in opened.items():
         timed.append((min(end, t_on + max_note_s), (NOTE_OFF | key[0], key[1], 0)))
     timed.sort(key=lambda x: x[0])                  # stable: same-time messages keep their order
