@@ -138,17 +138,21 @@ def play(args) -> int:
     port, virtual = args.port, args.virtual_port
     if port is None and virtual is None:
         port, virtual = patch.output.port, patch.output.virtual_port
+    synth = None
+    if args.synth:                                   # finds pyfluidsynth and the SoundFont, or says what to install
+        from installation.patches.synth import FluidSynthSink, import_fluidsynth
+        import_fluidsynth()
+        synth_cfg = patch.synth or {}
+        synth = FluidSynthSink(args.soundfont or synth_cfg.get("soundfont"), args.audio_driver,
+                               gain=synth_cfg.get("gain", 0.5))
 
     with contextlib.ExitStack() as cleanup:
         source = open_source(args.source, slide_seconds=args.slide_seconds)
         cleanup.callback(source.close)
         log.info("source: %s", source.description)
         record = args.record
-        if args.synth:
-            from installation.patches.synth import FluidSynthSink
-            synth_cfg = patch.synth or {}
-            sink = FluidSynthSink(args.soundfont or synth_cfg.get("soundfont"), args.audio_driver,
-                                  gain=synth_cfg.get("gain", 0.5))
+        if synth is not None:
+            sink = synth
             sink.open()
             desc = sink.describe()
         else:

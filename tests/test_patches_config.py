@@ -67,3 +67,12 @@ def test_the_cli_refuses_a_bad_patch_before_starting(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "run_installation.py"), "play", "--patch", "no-such-patch"],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "gm-piano" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_missing_soundfont_is_one_line_before_anything_runs(tmp_path):
+    for cmd in (["play", "--synth", "--duration", "1"], ["render", str(REPO / "installation" / "artworks"),
+                                                          "--out", str(tmp_path / "o"), "--audio"]):
+        r = subprocess.run([sys.executable, str(REPO / "run_installation.py"), *cmd, "--soundfont", "/no/such.sf2"],
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: SoundFont /no/such.sf2"), r.stderr
+        assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
