@@ -131,6 +131,8 @@ def play(args) -> int:
     if args.record:
         rp = Path(args.record)
         _check(rp.parent.is_dir(), f"--record {rp}: folder {rp.parent} does not exist")
+    if args.patch is not None and args.channel != 1:
+        log.warning("--channel %d is ignored: the patch's layers set the channels", args.channel)
     if args.patch is None and args.channel != 1:     # the default patch, on the channel asked for
         import dataclasses
         patch = dataclasses.replace(patch, layers=tuple(dataclasses.replace(la, channel=args.channel)

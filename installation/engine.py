@@ -40,7 +40,10 @@ class EngineConfig:
 
 
 class Engine:
-    """Owns the models, the threads and the stop Event. Constructing it loads models; nothing runs until start()."""
+    """Owns the models, the threads and the stop Event. Constructing it loads models; nothing runs until start().
+
+    ``patch`` (installation.patches.Patch): the generator's notes go through its router, and
+    ``self.patch`` (a PatchRuntime) runs its CCs, OSC, clock and inputs next to the threads."""
 
     def __init__(self, manifest: Manifest, source, sink, cfg: EngineConfig, *, recorder=None, clock=time.perf_counter,
                  patch=None, midi_api: str | None = None):
