@@ -56,6 +56,19 @@ def _steering(args, motion_weight: float = 0.0):
     return st, emap
 
 
+def _patched_map(emap, patch):
+    """The emotion map with the patch's [emotion_map] table laid over it (None: no change)."""
+    from installation import emotion_map
+
+    override = getattr(patch, "emotion_map", None) if patch is not None else None
+    if not override:
+        return emap
+    try:
+        return (emap or emotion_map.load()).overridden(override, f"patch {patch.path}: emotion_map")
+    except emotion_map.MapError as exc:
+        raise UserError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="run_installation.py",
                                  description="Image-to-music installation: hear the mood of what the camera sees.")
@@ -82,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--max-note-seconds", type=float, default=8.0, help="a note held longer is released")
     play.add_argument("--motion-weight", type=float, default=0.0,
                       help="live cameras: arousal added at full motion in the frame (0 = off, e.g. 0.6); still images and folders ignore it")
+    play.add_argument("--patch", default=None, help="a patch: a name in patches/ or a .toml path (default: gm-piano; see docs/PATCHES.md)")
+    play.add_argument("--synth", action="store_true", help="play through FluidSynth inside this process (optional extra)")
+    play.add_argument("--soundfont", default=None, help="the .sf2 SoundFont for --synth (default: the system's General MIDI one)")
+    play.add_argument("--audio-driver", default=None,
+                      help="FluidSynth audio driver for --synth (alsa, pulseaudio, jack, coreaudio...; file:OUT.wav writes a file)")
 
     render = sub.add_parser("render", help="write one MIDI file per image, offline and batched")
     _common(render)
@@ -89,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out", required=True, help="output folder (created if needed)")
     render.add_argument("--seconds", type=float, default=30.0, help="music per image")
     render.add_argument("--batch", type=int, default=64, help="images sampled together")
+    render.add_argument("--patch", default=None, help="route and shape the notes with this patch (name in patches/ or .toml path)")
+    render.add_argument("--audio", nargs="?", const="wav", default=None, choices=["wav", "flac"],
+                        help="also write audio (WAV, or FLAC) next to each MIDI file, through FluidSynth (optional extra)")
+    render.add_argument("--soundfont", default=None, help="the .sf2 SoundFont for --audio (default: the system's General MIDI one)")
 
     ports = sub.add_parser("ports", help="list MIDI ports")
     ports.add_argument("--midi-api", default=None, choices=["alsa", "jack", "coremidi", "winmm"])
@@ -135,8 +157,12 @@ def play(args) -> int:
     from installation.capture import open_source
     from installation.engine import Engine, EngineConfig
     from installation.generator import GeneratorConfig
+    from installation.patches import load_patch
     from installation.scheduler import SchedulerConfig
 
+    patch = load_patch(args.patch)                   # a bad patch stops here: nothing has been opened yet
+    steering, emap = _steering(args, args.motion_weight)
+    emap = _patched_map(emap, patch)                 # so does a bad emotion map in it
     _check(1 <= args.channel <= 16, f"--channel {args.channel}: MIDI channels are 1-16")
     _check(args.embed_fps > 0, "--embed-fps must be above 0")
     _check(args.tempo_scale > 0, "--tempo-scale must be above 0")
@@ -147,33 +173,57 @@ def play(args) -> int:
     if args.record:
         rp = Path(args.record)
         _check(rp.parent.is_dir(), f"--record {rp}: folder {rp.parent} does not exist")
+    if args.patch is not None and args.channel != 1:
+        log.warning("--channel %d is ignored: the patch's layers set the channels", args.channel)
+    if args.patch is None and args.channel != 1:     # the default patch, on the channel asked for
+        import dataclasses
+        patch = dataclasses.replace(patch, layers=tuple(dataclasses.replace(la, channel=args.channel)
+                                                        for la in patch.layers))
+    port, virtual = args.port, args.virtual_port
+    if port is None and virtual is None:
+        port, virtual = patch.output.port, patch.output.virtual_port
+    synth = None
+    if args.synth:                                   # finds pyfluidsynth and the SoundFont, or says what to install
+        from installation.patches.synth import FluidSynthSink, import_fluidsynth
+        import_fluidsynth()
+        synth_cfg = patch.synth or {}
+        synth = FluidSynthSink(args.soundfont or synth_cfg.get("soundfont"), args.audio_driver,
+                               gain=synth_cfg.get("gain", 0.5))
 
     with contextlib.ExitStack() as cleanup:
         source = open_source(args.source, slide_seconds=args.slide_seconds)
         cleanup.callback(source.close)
         log.info("source: %s", source.description)
         record = args.record
-        try:
-            sink, desc = midi_io.open_output(args.midi_api, args.port, args.virtual_port, record)
-        except midi_io.NoMidiSystem:
-            if args.port:
-                raise
-            record = time.strftime("installation-%Y%m%d-%H%M%S.mid")
-            sink, desc = midi_io.open_output(args.midi_api, None, args.virtual_port, record)   # warns, naming the file
-            log.info("to play live instead: start JACK (or ALSA's sequencer); --record FILE chooses the file")
+        if synth is not None:
+            sink = synth
+            sink.open()
+            desc = sink.describe()
+        else:
+            try:
+                sink, desc = midi_io.open_output(args.midi_api, port, virtual, record)
+            except midi_io.NoMidiSystem:
+                if port:
+                    raise
+                record = time.strftime("installation-%Y%m%d-%H%M%S.mid")
+                sink, desc = midi_io.open_output(args.midi_api, None, virtual, record)   # warns, naming the file
+                log.info("to play live instead: start JACK (or ALSA's sequencer), or hear it with --synth; "
+                         "--record FILE chooses the file")
         cleanup.callback(sink.close)
+        log.info("patch: %s (%s)", patch.name, patch.description or patch.path)
         log.info("output: %s", desc)
-        steering, emap = _steering(args, args.motion_weight)
         models = M.load(args.models)
         recorder = midi_io.Recorder() if record else None
         cfg = EngineConfig(
             embed_fps=args.embed_fps, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
             steering=steering, emotion_map=emap, decoder=args.decoder,
-            generator=GeneratorConfig(lookahead_s=args.lookahead_ms / 1000, tempo_scale=args.tempo_scale,
+            generator=GeneratorConfig(lookahead_s=args.lookahead_ms / 1000,
+                                      tempo_scale=args.tempo_scale * patch.shaping.tempo_scale,
                                       channel=args.channel - 1),
             scheduler=SchedulerConfig(late_policy=args.late_policy, max_polyphony=args.max_polyphony,
                                       max_note_s=args.max_note_seconds))
-        engine = Engine(models, source, sink, cfg, recorder=recorder)
+        engine = Engine(models, source, sink, cfg, recorder=recorder, patch=patch,
+                        midi_api=getattr(sink, "api", None) or args.midi_api)
         return _perform(engine, sink, recorder, record, args.duration)
 
 
@@ -225,6 +275,16 @@ def render(args) -> int:
     _check(args.seconds > 0, "--seconds must be above 0")
     _check(args.batch > 0, "--batch must be above 0")
     steering, emap = _steering(args)
+    patch = None
+    if args.patch is not None:
+        from installation.patches import load_patch
+        patch = load_patch(args.patch)
+        emap = _patched_map(emap, patch)
+    if args.audio:                                   # say what is missing before the long part
+        from installation.patches.synth import find_soundfont, import_fluidsynth
+        import_fluidsynth()
+        synth_cfg = (patch.synth if patch else None) or {}
+        sf2 = find_soundfont(args.soundfont or synth_cfg.get("soundfont"))
     images = iter_images(args.images)
     _check(bool(images), "render: no images found in " + " ".join(args.images))
     out = Path(args.out)
@@ -248,8 +308,17 @@ def render(args) -> int:
     ds = directions(va, keys, steering, emap or emotion_map.load(), models.key_templates, settings.seed)
     seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings)
     for path, seq, d in zip(output_paths(images, out), seqs, ds):
-        E.events_to_midi(seq, path)
+        if patch is None:
+            E.events_to_midi(seq, path)
+        else:
+            from installation.patches.routing import route_events_to_midi
+            route_events_to_midi(seq, path, patch)
         log.info("%s: %d events; %s", path, len(seq), d.describe())
+        if args.audio:
+            from installation.patches.audio import midi_to_audio
+            wav = path.with_suffix("." + args.audio)
+            length = midi_to_audio(path, wav, soundfont=sf2, gain=synth_cfg.get("gain", 0.5))
+            log.info("%s: %.1f s of audio", wav, length)
     dt = time.perf_counter() - t
     n = sum(len(s) for s in seqs)
     log.info("rendered %d images, %d events, %.0f s of music in %.1f s", len(images), n, args.seconds * len(images), dt)

@@ -3,6 +3,8 @@
     image valence/arousal --(hand overrides, motion)--> emotion --emotion map--> control targets --> control vector
 
 - Hand overrides (``--valence``, ``--arousal``) replace what the image says, each on its own.
+- A hand on a controller (a patch's MIDI CC or OSC input, ``hand``) is blended with the picture
+  by the patch's weight, per axis it has touched.
 - Motion (live cameras only) adds ``motion_weight * motion`` to arousal: visitors moving make
   the music livelier, a still room plays calmer.
 - The emotion is smoothed over time (restarting at a scene change), so the controls glide.
@@ -54,6 +56,7 @@ class Direction:
     arousal: float
     motion: float | None                 # None: no motion meter (still images, folders, or weight 0)
     image_valence_arousal: tuple[float, float]
+    hand: bool                           # a controller's setting was blended in
     targets: C.Targets
     controls: np.ndarray                 # (CONTROL_DIM,) float32
 
@@ -74,6 +77,7 @@ class Conductor:
         self.keys = KeyPlanner(emap, pin=steering.pin(), seed=seed)
         self._va: np.ndarray | None = None
         self._t = 0.0
+        self.hand = None          # an object with current() -> (valence | None, arousal | None, weight) | None
 
     def direct(self, t: float, image_va, *, motion: float | None = None, new_scene: bool = False) -> Direction:
         """The direction at time t (s) for the image's valence/arousal; a new scene restarts the smoothing."""
@@ -84,10 +88,17 @@ class Conductor:
             alpha = 1.0 - math.exp(-max(0.0, t - self._t) / self.s.smoothing_s)
             va = self._va + alpha * (img - self._va)
         self._va, self._t = va, t
-        v = self.s.valence if self.s.valence is not None else float(va[0])
-        a = self.s.arousal if self.s.arousal is not None else float(va[1])
+        v, a = float(va[0]), float(va[1])
+        cur = self.hand.current() if self.hand is not None else None
+        if cur is not None:
+            hv, ha, w = cur
+            v = v if hv is None else (1 - w) * v + w * hv
+            a = a if ha is None else (1 - w) * a + w * ha
+        v = self.s.valence if self.s.valence is not None else v
+        a = self.s.arousal if self.s.arousal is not None else a
         if self.s.arousal is None and motion is not None:
             a = float(np.clip(a + self.s.motion_weight * motion, -1.0, 1.0))
         targets = plan(self.emap, self.keys, v, a)
-        return Direction(v, a, None if motion is None else float(motion), (float(img[0]), float(img[1])), targets,
+        return Direction(v, a, None if motion is None else float(motion), (float(img[0]), float(img[1])),
+                         cur is not None, targets,
                          C.encode(targets, self.templates))

@@ -47,9 +47,13 @@ class EngineConfig:
 
 
 class Engine:
-    """Owns the models, the threads and the stop Event. Constructing it loads models; nothing runs until start()."""
+    """Owns the models, the threads and the stop Event. Constructing it loads models; nothing runs until start().
 
-    def __init__(self, manifest: Manifest, source, sink, cfg: EngineConfig, *, recorder=None, clock=time.perf_counter):
+    ``patch`` (installation.patches.Patch): the generator's notes go through its router, and
+    ``self.patch`` (a PatchRuntime) runs its CCs, OSC, clock and inputs next to the threads."""
+
+    def __init__(self, manifest: Manifest, source, sink, cfg: EngineConfig, *, recorder=None, clock=time.perf_counter,
+                 patch=None, midi_api: str | None = None):
         self.cfg, self.source, self.sink, self.clock = cfg, source, sink, clock
         self.stop_event = threading.Event()
         self.failure: BaseException | None = None
@@ -65,8 +69,22 @@ class Engine:
         self.timeline = SceneTimeline(live=source.live)
         self.scheduler = Scheduler(sink, cfg.scheduler, clock=clock, recorder=recorder)
         performer = Performer(self.decoder, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p)
+        self.patch = None                 # a patch's controls (installation.patches.live.PatchRuntime)
+        if patch is not None:
+            from installation.patches.live import PatchRuntime
+            self.patch = PatchRuntime(patch, self.scheduler, self.timeline, api=midi_api, clock=clock)
         self.generator = GeneratorThread(performer, self.scheduler, self.timeline, cfg.generator,
-                                         stop=self.stop_event, clock=clock, on_error=self._fail)
+                                         stop=self.stop_event, clock=clock, on_error=self._fail,
+                                         shaper=self.patch.shaper if self.patch else None)
+        if self.patch is not None:
+            self.patch.attach(self.generator)
+            if getattr(self.patch, "input", None) is not None:
+                self.conductor.hand = self.patch.input      # knobs steer the music too, not only the CCs
+            try:
+                self.patch.open_inputs()      # a missing input port is a UserError now, before anything plays
+            except BaseException:
+                self.patch.stop()
+                raise
         self.vision = VisionThread(source, self.encoder, self.emotion, self.conductor, self.decoder, self.timeline,
                                    embed_fps=cfg.embed_fps, scene=cfg.scene, stop=self.stop_event,
                                    music_time=self.generator.music_time, motion=motion, clock=clock,
@@ -88,6 +106,8 @@ class Engine:
         self.source.start()
         self.t0 = self.clock() + self.cfg.start_delay_s
         self.scheduler.start()
+        if self.patch is not None:
+            self.patch.start(self.t0)
         self.vision.start(self.t0)
         self.generator.start(self.t0)
 
@@ -108,8 +128,12 @@ class Engine:
             return
         self._stopped = True
         self.stop_event.set()
+        if self.patch is not None:
+            self.patch.stop()
         try:
             self.scheduler.stop(timeout=0.5)        # first: silence within 50 ms, whatever the others do
+            if self.patch is not None:
+                self.patch.close(self.sink, scheduler_alive=self.scheduler.is_running())
         finally:
             self.generator.join(1.0)
             self.vision.join(2.0)

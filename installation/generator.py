@@ -48,8 +48,11 @@ class GeneratorThread:
     """Owns a Performer; writes (due, message) pairs into the scheduler."""
 
     def __init__(self, performer: Performer, scheduler, timeline: SceneTimeline, cfg: GeneratorConfig, *,
-                 stop: threading.Event, clock=time.perf_counter, on_error=None):
+                 stop: threading.Event, clock=time.perf_counter, on_error=None, shaper=None):
         self.p, self.scheduler, self.timeline, self.cfg = performer, scheduler, timeline, cfg
+        self.shaper = shaper           # a patch's NoteRouter: note -> messages (None: one channel, as generated)
+        self.tempo_scale = cfg.tempo_scale
+        self._tempo_request: float | None = None
         self.stop_event, self.clock, self.on_error = stop, clock, on_error
         self.fade = Crossfade(cfg.crossfade_s)
         self.stream = E.EventStream()
@@ -67,7 +70,24 @@ class GeneratorThread:
 
     # --- time -----------------------------------------------------------------
     def due(self, m: float) -> float:
-        return self.t0 + self.offset + m * self.cfg.tempo_scale
+        return self.t0 + self.offset + m * self.tempo_scale
+
+    def music_at(self, t: float) -> float:
+        """The music time sounding at clock time t (for controls that follow the playback)."""
+        return (t - self.t0 - self.offset) / self.tempo_scale
+
+    def set_tempo_scale(self, scale: float) -> None:
+        """Ask for a new tempo scale (any thread; e.g. an incoming MIDI clock). Music generated from
+        now on is due at the new rate, continuing from the last generated event without a jump."""
+        self._tempo_request = float(scale)
+
+    def _apply_tempo(self) -> None:
+        new, self._tempo_request = self._tempo_request, None
+        if new is None or new == self.tempo_scale:
+            return
+        m = self.stream.time
+        self.offset += m * (self.tempo_scale - new)       # due(m) stays where it was
+        self.tempo_scale = new
 
     def music_time(self) -> float:
         return self.stream.time
@@ -90,6 +110,8 @@ class GeneratorThread:
                 return
             self._enter(entry, first=True)
             while not self.stop_event.is_set():
+                if self._tempo_request is not None:
+                    self._apply_tempo()
                 ahead = self.due(self.stream.time) - self.clock()
                 if ahead > self.cfg.lookahead_s:
                     self._version = self.timeline.wait_newer(self._version, min(ahead - self.cfg.lookahead_s, 0.05))
@@ -119,10 +141,12 @@ class GeneratorThread:
             self.scheduler.discard_after(cut)
             # resume the music clock at the cut: later events are due from there
             m_cut = self.stream.time
-            self.offset = cut - (self.t0 + m_cut * self.cfg.tempo_scale)
+            self.offset = cut - (self.t0 + m_cut * self.tempo_scale)
             self.sounding.clear()
+            if self.shaper is not None:
+                self.shaper.reset()                     # the scheduler closes what sounds
             self._pending_change = now
-            self._entry_deadline = m_cut + self.cfg.entry_gap_s / self.cfg.tempo_scale
+            self._entry_deadline = m_cut + self.cfg.entry_gap_s / self.tempo_scale
             self._enter(e)
         elif e is not None and e.t > getattr(self, "_live_t", -1):
             self._live_t = e.t
@@ -177,4 +201,8 @@ class GeneratorThread:
                 return                                  # orphan note-off: nothing to end
             msg = (0x80 | ch, note.pitch, 0)
             self.sounding.discard(note.pitch)
-        self.scheduler.push([(self.due(note.time), msg)])
+        due = self.due(note.time)
+        if self.shaper is None:
+            self.scheduler.push([(due, msg)])
+        else:
+            self.scheduler.push([(due, m) for m in self.shaper.note(note.time, note.on, note.pitch, msg[2], due)])

@@ -461,6 +461,8 @@ class Recorder:
         start = events[0][0] if events else 0.0
         now, skipped = 0, 0
         for t, message in events:
+            if message and message[0] >= 0xF8:        # clock ticks, start/stop: not allowed in a MIDI file
+                continue
             try:
                 msg = mido.Message.from_bytes(message)
             except (ValueError, TypeError):

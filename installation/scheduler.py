@@ -142,7 +142,8 @@ class Scheduler:
             return self._last_due
 
     def discard_after(self, t: float) -> int:
-        """Scene change: drop queued messages due after ``t``; returns how many were dropped.
+        """Scene change: drop queued notes due after ``t``; returns how many were dropped.
+        Other messages (clock ticks, controllers) stay: they do not belong to the old scene's music.
 
         Every note that is open now, or that a kept note-on would open, gets a
         note-off queued at ``t`` (before anything pushed later for ``t``). Where
@@ -150,7 +151,7 @@ class Scheduler:
         an orphan when its time comes, so each note still gets exactly one.
         """
         with self._cond:
-            kept = [item for item in self._heap if item[0] <= t]
+            kept = [item for item in self._heap if item[0] <= t or item[2][0] & 0xE0 != NOTE_OFF]
             dropped = len(self._heap) - len(kept)
             keys = dict.fromkeys(self._open)
             for _, _, msg in kept:
@@ -272,6 +273,10 @@ class Scheduler:
         except BaseException as exc:                      # the thread ends here; the engine sees .error
             self.error = exc
             log.exception("scheduler thread died")
+
+    def is_running(self) -> bool:
+        """True while the scheduler thread runs."""
+        return self._thread is not None and self._thread.is_alive()
 
     def _wake(self) -> None:
         self._wakes += 1

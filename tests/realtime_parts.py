@@ -184,8 +184,9 @@ class MidiReceiver:
     """
 
     def __init__(self, client_name: str = "test-receiver", port: str = "in",
-                 source: str | None = None):
+                 source: str | None = None, timing: bool = False):
         self.client_name, self.port, self.source = client_name, port, source
+        self.timing = timing                    # also keep MIDI clock and start/stop/continue
         self.port_name: str | None = None       # full name of our port, e.g. 'test-receiver:in'
         self.messages: list[tuple[float, tuple[int, ...]]] = []
         self._cond = threading.Condition()
@@ -193,7 +194,7 @@ class MidiReceiver:
 
     def open(self) -> "MidiReceiver":
         self._in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, self.client_name)
-        self._in.ignore_types(sysex=False, timing=True, active_sense=True)
+        self._in.ignore_types(sysex=False, timing=not self.timing, active_sense=True)
         self._in.set_callback(self._on_message)
         if self.source is None:
             out_lister = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test-lister")

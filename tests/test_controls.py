@@ -218,3 +218,21 @@ def test_the_emotion_glides_within_a_scene_and_restarts_on_a_new_one():
 def test_bad_steering_is_refused_naming_the_option(st, msg):
     with pytest.raises(ValueError, match=msg):
         st.check()
+
+
+def test_a_hand_on_a_controller_is_blended_per_axis_and_a_command_line_override_still_wins():
+    class Knob:
+        def __init__(self, v, a, w):
+            self.value = (v, a, w)
+
+        def current(self):
+            return self.value
+
+    c = Conductor(Steering(), emap(), seed=0)
+    c.hand = Knob(1.0, None, 0.5)                          # only the valence knob was touched
+    d = c.direct(0.0, [-0.6, 0.4], new_scene=True)
+    assert d.hand and d.valence == pytest.approx(0.2) and d.arousal == pytest.approx(0.4)
+    c2 = Conductor(Steering(valence=-1.0), emap(), seed=0)
+    c2.hand = Knob(1.0, 1.0, 1.0)
+    d = c2.direct(0.0, [0.0, 0.0], new_scene=True)
+    assert d.valence == -1.0 and d.arousal == pytest.approx(1.0)

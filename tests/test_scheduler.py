@@ -294,11 +294,20 @@ def test_discard_after_drops_later_messages_and_closes_what_would_stay_open():
 
 def test_discard_after_with_nothing_open_adds_nothing():
     s, sink, _ = make()
-    s.push([(2.0, cc(1)), (3.0, cc(2))])
+    s.push([(2.0, off(1)), (3.0, off(2))])
     assert s.discard_after(2.5) == 1
     assert s.pending() == 1 and s.last_due() == 2.0
     assert s.discard_after(0.0) == 1
     assert s.pending() == 0 and s.last_due() is None
+
+
+def test_discard_after_keeps_controllers_and_clock():
+    """A scene change drops the old scene's notes; a patch's CCs and MIDI clock ticks run on."""
+    s, sink, _ = make()
+    s.push([(2.0, cc(1)), (3.0, on(60)), (3.0, (0xF8,)), (3.5, cc(2)), (4.0, off(60))])
+    assert s.discard_after(2.5) == 2
+    s.tick(10.0)
+    assert sink.msgs == [cc(1), (0xF8,), cc(2)]
 
 
 # --- stop and panic -------------------------------------------------------------

@@ -1,0 +1,234 @@
+"""Routing: the performance's notes, shaped, to one or several layers (channels, programs).
+
+``NoteRouter(patch)`` turns each performance note-on/off into zero or more MIDI
+messages. It keeps its own tables, so each message note-on it returns is
+matched by exactly one note-off, whatever mono, polyphony limits, folding or
+two performance notes landing on the same output note do. The generator calls
+it live (before ``scheduler.push``); ``render`` calls it offline, so a rendered
+file is what the same patch plays live.
+
+    router = NoteRouter(patch)
+    router.start_messages()            # bank select + program changes, once at start
+    router.note(t, True, 60, 80)       # -> [(0x90, 60, 80), (0x91, 48, 80)]
+    router.note(t, False, 60, 0)       # -> [(0x80, 60, 0), (0x81, 48, 0)]
+    router.close_all()                 # note-offs for what still sounds (end of a file)
+    router.reset()                     # forget everything (the scheduler closed it: live scene change)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from installation.patches.patch import Layer, Patch
+from installation.patches.shaping import (DensityLimit, VoiceLimiter, constrain_to_scale, fold_pitch,
+                                          shape_velocity)
+
+NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE = 0x80, 0x90, 0xB0, 0xC0
+
+
+class _LayerVoice:
+    """One layer: which notes it takes, its own transposition, range, velocity and voice limit."""
+
+    def __init__(self, layer: Layer):
+        self.layer = layer
+        self.ch = layer.channel - 1
+        self.limiter = VoiceLimiter(layer.max_polyphony, layer.mono)
+        self.taken: set[int] = set()            # performance keys this layer took
+        self.key_pitch: dict[int, int] = {}     # key -> output pitch it sounds
+        self.owner: dict[int, int] = {}         # output pitch -> key that owns it now
+
+    def wants(self, pitch: int, sounding: dict[int, int]) -> bool:
+        v = self.layer.voices
+        others = [p for p in sounding.values()]
+        if v == "all" or not others:
+            return True
+        return pitch <= min(others) if v == "lowest" else pitch >= max(others)
+
+    def on(self, key: int, pitch: int, velocity: int) -> list[tuple[int, int, int]]:
+        la = self.layer
+        p = fold_pitch(pitch + la.transpose, la.pitch_range[0], la.pitch_range[1], la.out_of_range)
+        if p is None:
+            return []
+        vel = shape_velocity(velocity, scale=la.velocity_scale)
+        self.taken.add(key)
+        return self._play(self.limiter.on(key, p, vel))
+
+    def off(self, key: int) -> list[tuple[int, int, int]]:
+        if key not in self.taken:
+            return []
+        self.taken.discard(key)
+        return self._play(self.limiter.off(key))
+
+    def _play(self, events) -> list[tuple[int, int, int]]:
+        out = []
+        for kind, key, p, vel in events:
+            if kind == "on":
+                if p in self.owner:                   # another note sounds there: end it first (retrigger)
+                    prev = self.owner.pop(p)
+                    self.key_pitch.pop(prev, None)
+                    out.append((NOTE_OFF | self.ch, p, 0))
+                self.owner[p] = key
+                self.key_pitch[key] = p
+                out.append((NOTE_ON | self.ch, p, vel))
+            else:
+                q = self.key_pitch.pop(key, None)
+                if q is not None and self.owner.get(q) == key:
+                    del self.owner[q]
+                    out.append((NOTE_OFF | self.ch, q, 0))
+        return out
+
+    def close_all(self) -> list[tuple[int, int, int]]:
+        out = [(NOTE_OFF | self.ch, p, 0) for p in self.owner]
+        self.reset()
+        return out
+
+    def reset(self) -> None:
+        self.limiter.reset()
+        self.taken.clear()
+        self.key_pitch.clear()
+        self.owner.clear()
+
+
+class NoteRouter:
+    """The whole patch's note path: shaping of the performance, then its layers."""
+
+    def __init__(self, patch: Patch):
+        self.patch = patch
+        s = patch.shaping
+        self.shaping = s
+        self._pcs = s.scale_pitch_classes
+        self._density = DensityLimit(s.max_notes_per_second)
+        self._limiter = VoiceLimiter(s.max_polyphony, s.mono)
+        self._sounding: dict[int, int] = {}     # key (performance pitch) -> shaped pitch, after the global limiter
+        self.layers = [_LayerVoice(la) for la in patch.layers]
+        self.performance: list[tuple[bool, int, int]] = []   # the last note()'s shaped notes, before the layers
+
+    def start_messages(self) -> list[tuple[int, ...]]:
+        """Bank select (CC0/CC32) and program change for each layer that sets a program."""
+        out: list[tuple[int, ...]] = []
+        seen = set()
+        for la in self.patch.layers:
+            ch = la.channel - 1
+            if la.program is None or ch in seen:
+                continue
+            seen.add(ch)
+            if la.bank is not None:
+                out += [(CONTROL_CHANGE | ch, 0, la.bank >> 7), (CONTROL_CHANGE | ch, 32, la.bank & 0x7F)]
+            out.append((PROGRAM_CHANGE | ch, la.program - 1))
+        return out
+
+    def shape_pitch(self, pitch: int) -> int | None:
+        s = self.shaping
+        p = constrain_to_scale(pitch + s.transpose, self._pcs, s.off_scale)
+        if p is None:
+            return None
+        p = fold_pitch(p, s.pitch_range[0], s.pitch_range[1], s.out_of_range)
+        if p is not None and self._pcs is not None and p % 12 not in self._pcs:
+            return None                                     # folding keeps the pitch class; this cannot happen
+        return p
+
+    def note(self, t: float, on: bool, pitch: int, velocity: int, due: float | None = None) -> list[tuple[int, int, int]]:
+        """The messages for one performance note-on (``on``) or note-off at music time ``t`` (seconds).
+        ``due`` (the clock time it will sound) is for wrappers that time other outputs (OSC).
+        Afterwards ``performance`` holds the shaped notes (on, pitch, velocity) before the layers."""
+        self.performance = []
+        return self._note(t, on, pitch, velocity)
+
+    def _note(self, t: float, on: bool, pitch: int, velocity: int) -> list[tuple[int, int, int]]:
+        if on:
+            out = self._note(t, False, pitch, 0) if pitch in self._limiter.held or pitch in self._limiter.active else []
+            p = self.shape_pitch(pitch)
+            if p is None or not self._density.allow(t):
+                return out
+            s = self.shaping
+            vel = shape_velocity(velocity, s.velocity_curve, s.velocity_range[0], s.velocity_range[1])
+            return out + self._dispatch(self._limiter.on(pitch, p, vel))
+        return self._dispatch(self._limiter.off(pitch))
+
+    def _dispatch(self, events) -> list[tuple[int, int, int]]:
+        out = []
+        for kind, key, p, vel in events:
+            self.performance.append((kind == "on", p, vel))
+            if kind == "on":
+                for lv in self.layers:
+                    if lv.wants(p, self._sounding):
+                        out += lv.on(key, p, vel)
+                self._sounding[key] = p
+            else:
+                self._sounding.pop(key, None)
+                for lv in self.layers:
+                    out += lv.off(key)
+        return out
+
+    def close_all(self) -> list[tuple[int, int, int]]:
+        """Note-offs for every note still sounding; then the router is empty."""
+        out = [m for lv in self.layers for m in lv.close_all()]
+        self.reset()
+        return out
+
+    def reset(self) -> None:
+        """Forget every sounding note (someone else closed them, e.g. the scheduler at a scene change)."""
+        self._limiter.reset()
+        self._sounding.clear()
+        self._density.reset()
+        for lv in self.layers:
+            lv.reset()
+
+
+def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, *, max_note_s: float = 8.0) -> int:
+    """Offline: decode performance events, route them through the patch, write a type-0 MIDI file
+    (1 tick = 1 ms; program changes at time 0; times stretched by the patch's tempo_scale). Notes still
+    open at the end, or held longer than ``max_note_s`` (as the live scheduler caps them), are closed.
+    Returns the number of note-ons. CCs, OSC and clock are live-only."""
+    import mido
+
+    from installation import events as E
+
+    router = NoteRouter(patch)
+    stream = E.EventStream()
+    timed: list[tuple[float, tuple[int, ...]]] = [(0.0, m) for m in router.start_messages()]
+    opened: dict[tuple[int, int], float] = {}
+    n_on = 0
+
+    def emit(t: float, msgs) -> None:
+        nonlocal n_on
+        for m in msgs:
+            key = (m[0] & 0x0F, m[1])
+            if m[0] & 0xF0 == NOTE_ON:
+                opened[key] = t
+                n_on += 1
+            elif opened.pop(key, None) is None:
+                continue                            # closed already (held too long)
+            timed.append((t, m))
+
+    stretch = patch.shaping.tempo_scale
+    for ev in events:
+        note = stream.feed(int(ev))
+        if note is None:
+            continue
+        now = note.time * stretch
+        # close notes held too long, as the live scheduler does
+        for key, t_on in list(opened.items()):
+            if now - t_on > max_note_s:
+                timed.append((t_on + max_note_s, (NOTE_OFF | key[0], key[1], 0)))
+                del opened[key]
+        emit(now, router.note(note.time, note.on, note.pitch, note.velocity))
+    end = stream.time * stretch
+    for key, t_on in opened.items():
+        timed.append((min(end, t_on + max_note_s), (NOTE_OFF | key[0], key[1], 0)))
+    timed.sort(key=lambda x: x[0])                  # stable: same-time messages keep their order
+
+    mid = mido.MidiFile(type=0, ticks_per_beat=500)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))
+    now = 0
+    for t, m in timed:
+        tick = int(round(t * 1000))
+        msg = mido.Message.from_bytes(list(m))
+        msg.time = max(0, tick - now)
+        now += msg.time
+        track.append(msg)
+    track.append(mido.MetaMessage("end_of_track", time=max(0, int(round(end * 1000)) - now)))
+    mid.save(path)
+    return n_on

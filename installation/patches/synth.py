@@ -1,0 +1,135 @@
+"""Hearing it with no synth: FluidSynth inside the process (pyfluidsynth + a General MIDI SoundFont).
+
+``FluidSynthSink`` is a sink like ``midi_io.MidiOut``: the scheduler calls
+``send(msg)`` and FluidSynth plays it to the machine's audio output, so
+``play --synth`` needs no MIDI system at all. The patch's program changes pick
+the instruments. FluidSynth's API is thread-safe and its audio runs on its own
+(C) thread; ``send`` only hands an event over.
+
+Optional: ``pip install pyfluidsynth`` and the FluidSynth library with a
+SoundFont (Debian: ``apt install fluidsynth fluid-soundfont-gm``; macOS:
+``brew install fluid-synth`` and a .sf2 file). Without them: one line saying so.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from installation.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SOUNDFONTS = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "/opt/homebrew/share/soundfonts/default.sf2",
+    "/usr/local/share/soundfonts/default.sf2",
+)
+INSTALL_HINT = ("install FluidSynth and a General MIDI SoundFont (Debian: apt install fluidsynth "
+                "fluid-soundfont-gm; then pip install pyfluidsynth)")
+
+
+def find_soundfont(requested: str | Path | None = None) -> Path:
+    """The SoundFont to use: the one asked for, else the first General MIDI one installed."""
+    if requested is not None:
+        p = Path(requested).expanduser()
+        if not p.is_file():
+            raise UserError(f"SoundFont {p}: no such file; give a .sf2 file with --soundfont")
+        return p
+    for cand in SOUNDFONTS:
+        if Path(cand).is_file():
+            return Path(cand)
+    raise UserError(f"no General MIDI SoundFont found (looked in {', '.join(SOUNDFONTS[:3])}, ...); "
+                    f"{INSTALL_HINT}, or give one with --soundfont FILE.sf2")
+
+
+def import_fluidsynth():
+    """pyfluidsynth, or a UserError saying what to install."""
+    try:
+        import fluidsynth
+    except (ImportError, OSError) as exc:     # no package, or the package without the C library
+        raise UserError(f"--synth needs FluidSynth, which is not available here ({str(exc).strip() or 'missing'}); "
+                        f"{INSTALL_HINT}") from None
+    return fluidsynth
+
+
+class FluidSynthSink:
+    """FluidSynth in this process, as a MIDI sink. ``driver``: FluidSynth's audio driver
+    ('alsa', 'pulseaudio', 'jack', 'coreaudio', ...; None: its default), or 'file:OUT.wav'
+    to write the audio to a file in real time (machines with no sound card)."""
+
+    def __init__(self, soundfont: str | Path | None = None, driver: str | None = None,
+                 gain: float = 0.5, rate: int = 48000):
+        self.soundfont = find_soundfont(soundfont)
+        self.driver, self.gain, self.rate = driver, gain, rate
+        self.port_name = "FluidSynth (in this process)"
+        self._fs = None
+        self._synth = None
+        self._audio = None
+
+    def open(self) -> None:
+        fs = import_fluidsynth()
+        self._fs = fs
+        synth = fs.Synth(gain=self.gain, samplerate=float(self.rate))
+        self._synth = synth
+        driver = self.driver
+        if driver and driver.startswith("file:"):
+            synth.setting("audio.driver", "file")
+            synth.setting("audio.file.name", driver[5:])
+            driver = "file"
+        elif driver:
+            synth.setting("audio.driver", driver)
+        if synth.sfload(str(self.soundfont), update_midi_preset=1) == -1:
+            self.close()
+            raise UserError(f"SoundFont {self.soundfont}: FluidSynth cannot load it; give another with --soundfont")
+        from installation.midi_io import _quiet_stderr
+        with _quiet_stderr():                  # libasound/FluidSynth print their own errors on failure
+            self._audio = fs.new_fluid_audio_driver(synth.settings, synth.synth)
+        if not self._audio:
+            used = driver or synth.get_setting("audio.driver")
+            self.close()
+            raise UserError(f"--synth: FluidSynth cannot open its audio output (driver {used!r}); "
+                            f"choose another with --audio-driver (e.g. alsa, pulseaudio, jack, "
+                            f"or file:out.wav to write the sound to a file)")
+        log.info("synth: FluidSynth in this process, SoundFont %s, audio %s", self.soundfont,
+                 driver or synth.get_setting("audio.driver"))
+
+    def send(self, msg) -> bool:
+        s = self._synth
+        if s is None or not msg:
+            return False
+        status = msg[0]
+        if status >= 0xF0:
+            return True                       # clock, start/stop: nothing for a synth to play
+        kind, ch = status & 0xF0, status & 0x0F
+        if kind == 0x90 and msg[2] > 0:
+            s.noteon(ch, msg[1], msg[2])
+        elif kind in (0x80, 0x90):
+            s.noteoff(ch, msg[1])
+        elif kind == 0xB0:
+            s.cc(ch, msg[1], msg[2])
+        elif kind == 0xC0:
+            s.program_change(ch, msg[1])
+        elif kind == 0xE0:
+            s.pitch_bend(ch, (msg[1] | (msg[2] << 7)) - 8192)
+        return True
+
+    def all_sound_off(self, channels=range(16)) -> bool:
+        for ch in channels:
+            self.send((0xB0 | ch, 123, 0))
+            self.send((0xB0 | ch, 120, 0))
+        return True
+
+    def close(self) -> None:
+        if self._audio:
+            self._fs.delete_fluid_audio_driver(self._audio)
+            self._audio = None
+        if self._synth is not None:
+            self._synth.delete()
+            self._synth = None
+
+    def describe(self) -> str:
+        return f"FluidSynth in this process ({self.soundfont.name})"
