@@ -31,6 +31,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--decoder", default=None, choices=["gru", "transformer"],
                    help="the music model (default: the one the models' manifest names)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="how hard the decoder leans into the asked key (0 = off; default: the weight the manifest gives)")
     mood = p.add_argument_group("mood (override what the picture says)")
     mood.add_argument("--valence", type=float, default=None, help="-1 (sad, tense) .. 1 (happy, calm): replaces the image's valence")
     mood.add_argument("--arousal", type=float, default=None, help="-1 (calm, sad) .. 1 (excited, tense): replaces the image's arousal")
@@ -44,6 +46,7 @@ def _steering(args, motion_weight: float = 0.0):
     from installation.conductor import Steering
     from installation import emotion_map
 
+    _check(args.guidance is None or 0 <= args.guidance <= 8, f"--guidance {args.guidance}: must be between 0 and 8")
     st = Steering(valence=args.valence, arousal=args.arousal, key=args.key, motion_weight=motion_weight)
     try:
         st.check()
@@ -216,7 +219,7 @@ def play(args) -> int:
         recorder = midi_io.Recorder() if record else None
         cfg = EngineConfig(
             embed_fps=args.embed_fps, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
-            steering=steering, emotion_map=emap, decoder=args.decoder,
+            steering=steering, emotion_map=emap, decoder=args.decoder, guidance=args.guidance,
             generator=GeneratorConfig(lookahead_s=args.lookahead_ms / 1000,
                                       tempo_scale=args.tempo_scale * patch.shaping.tempo_scale,
                                       channel=args.channel - 1),
@@ -296,7 +299,7 @@ def render(args) -> int:
     models = M.load(args.models)
     enc = ImageEncoder(models, threads=2)
     workers = max(1, min(os.cpu_count() or 1, 8))
-    dec = open_decoder(models, kind=args.decoder, threads=1)   # one thread per worker: the workers share the cores
+    dec = open_decoder(models, kind=args.decoder, threads=1, guidance=args.guidance)   # one thread per worker
     feel = ImageEmotion(models, threads=2)
     t = time.perf_counter()
     import numpy as np

@@ -71,14 +71,22 @@ class GruDecoder:
 MusicDecoder = GruDecoder        # the default decoder
 
 
-def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 1, providers: list[str] | None = None):
-    """The decoder of that kind ("gru"; None: the manifest's default)."""
+def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 1, providers: list[str] | None = None,
+                 guidance: float | None = None):
+    """The decoder of that kind ("gru"; None: the manifest's default), with control guidance at the
+    weight the manifest gives for it (``guidance`` overrides; 0 turns it off; installation/guidance.py)."""
     kind = kind or manifest.default_decoder
     if kind not in manifest.decoders:
         from installation.errors import UserError
         raise UserError(f"--decoder {kind}: the models in {manifest.folder} have {', '.join(manifest.decoders)}; "
                         "choose one of those")
-    return GruDecoder(manifest, threads=threads, providers=providers)
+    dec = GruDecoder(manifest, threads=threads, providers=providers)
+    g = manifest.data.get("decoders", {}).get(kind, {}).get("guidance", {})
+    weight = g.get("weight", 0.0) if guidance is None else guidance
+    if weight > 0:
+        from installation.guidance import GuidedDecoder
+        dec = GuidedDecoder(dec, weight, tuple(g.get("groups", ("key",))))
+    return dec
 
 
 class Performer:

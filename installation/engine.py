@@ -41,6 +41,7 @@ class EngineConfig:
     steering: Steering = field(default_factory=Steering)     # hand overrides: valence, arousal, key, motion weight
     emotion_map: emotion_map.EmotionMap | None = None        # None: the fitted map (installation/emotion_map.toml)
     decoder: str | None = None      # "gru" or "transformer" (None: the manifest's default)
+    guidance: float | None = None   # control guidance weight (None: the manifest's)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
@@ -59,7 +60,7 @@ class Engine:
         self.failure: BaseException | None = None
         self.encoder = ImageEncoder(manifest, threads=cfg.encoder_threads)
         self.emotion = ImageEmotion(manifest, threads=1)
-        self.decoder = open_decoder(manifest, kind=cfg.decoder, threads=1)
+        self.decoder = open_decoder(manifest, kind=cfg.decoder, threads=1, guidance=cfg.guidance)
         self.conductor = Conductor(cfg.steering, cfg.emotion_map or emotion_map.load(), manifest.key_templates,
                                    seed=cfg.seed)
         motion = None

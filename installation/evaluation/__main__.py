@@ -32,6 +32,7 @@ def parse(argv=None) -> argparse.Namespace:
                     help="pieces per quadrant for the decoder-alone check (told that corner's valence and arousal)")
     ap.add_argument("--adherence-pieces", type=int, default=48,
                     help="pieces per mode for the adherence check (half that per density or loudness target)")
+    ap.add_argument("--guidance", type=float, default=None, help="control guidance weight (default: the manifest's)")
     ap.add_argument("--decoder", default=None, choices=["gru", "transformer"], help="the decoder to evaluate (default: the manifest's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=1.0)

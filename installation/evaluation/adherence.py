@@ -36,12 +36,10 @@ def _clip(notes, seconds):
     return [n for n in notes if n.start < seconds]
 
 
-def measure(decoder, templates, settings: RenderSettings, n: int = 48) -> dict:
-    """Adherence figures; ``n`` pieces per mode and n/2 per density or loudness target."""
+def measure_key(decoder, templates, settings: RenderSettings, n: int = 48) -> dict:
+    """Mode and tonic adherence: n pieces per mode, tonics spread over the 12."""
     s = settings
-    out: dict = {"pieces_seconds": s.seconds, "seed": s.seed}
-
-    # key: n pieces per mode, tonics spread over the 12
+    out = {}
     keys = [C.Key(i % 12, minor) for minor in (False, True) for i in range(n)]
     notes = _pieces(decoder, [C.Targets(key=k) for k in keys], templates, replace(s, seed=s.seed + 101), "key")
     est = [analysis.estimate_key(_clip(x, s.seconds)) for x in notes]
@@ -53,6 +51,14 @@ def measure(decoder, templates, settings: RenderSettings, n: int = 48) -> dict:
                    "asked_minor": float(mode_ok[minor].mean()), "pieces": len(keys), "aim": 0.9}
     out["tonic"] = {"share_with_asked_tonic": float(tonic_ok.mean()), "share_with_asked_key": float(both_ok.mean()),
                     "pieces": len(keys), "aim": 0.7}
+    return out
+
+
+def measure(decoder, templates, settings: RenderSettings, n: int = 48) -> dict:
+    """Adherence figures; ``n`` pieces per mode and n/2 per density or loudness target."""
+    s = settings
+    out: dict = {"pieces_seconds": s.seconds, "seed": s.seed, "guidance": getattr(decoder, "weight", 0.0)}
+    out.update(measure_key(decoder, templates, settings, n))
 
     # density and loudness: n/2 pieces per target
     m = max(2, n // 2)

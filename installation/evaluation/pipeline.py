@@ -260,7 +260,8 @@ def run(args) -> dict:
     # 3. generate K pieces per held-out image through the shipped ONNX models
     t = time.time()
     K = args.k
-    dec = open_decoder(man, kind=getattr(args, "decoder", None), threads=args.threads)
+    dec = open_decoder(man, kind=getattr(args, "decoder", None), threads=args.threads,
+                       guidance=getattr(args, "guidance", None))
     emap = emotion_map.load()
     keys = [f"{rel}#{k}" for rel in held.rel for k in range(K)]
     settings = RenderSettings(seconds=args.seconds, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
