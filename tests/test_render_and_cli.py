@@ -97,3 +97,31 @@ def test_error_port_not_found(jack_server, midi_receiver):
 
 def test_kiosk_is_not_pretended():
     _one_line_error(run_cli("kiosk"), "kiosk")
+
+
+@pytest.mark.parametrize("args,needle", [(["--valence", "1.5"], "--valence"), (["--arousal", "-3"], "--arousal"),
+                                         (["--key", "H minor"], "--key"), (["--guidance", "-1"], "--guidance")])
+def test_error_bad_mood_overrides(tmp_path, args, needle):
+    _one_line_error(run_cli("render", str(bundled_artworks()), "--out", str(tmp_path), *args), needle)
+
+
+def test_error_bad_emotion_map(tmp_path):
+    bad = tmp_path / "map.toml"
+    bad.write_text("[corners.Q1]\ndensity = 'fast'\n")
+    _one_line_error(run_cli("render", str(bundled_artworks()), "--out", str(tmp_path), "--emotion-map", str(bad)),
+                    "map.toml")
+
+
+def test_render_overrides_set_the_mood_and_pin_the_key(two_images, tmp_path):
+    """--valence/--arousal replace what each image says and --key pins the key: every image is asked
+    for the same thing, and the log says so; a minor key asked for is heard as minor in most pieces."""
+    from installation import analysis, events as E
+
+    r = run_cli("render", *map(str, two_images), "--out", str(tmp_path), "--seconds", "30", "--seed", "2",
+                "--valence", "-0.8", "--arousal", "-0.6", "--key", "D minor")
+    assert r.returncode == 0, r.stderr
+    asked = [l.split("; ", 1)[1] for l in r.stderr.splitlines() if ".mid:" in l and "events; " in l]
+    assert len(asked) == len(two_images) and len(set(asked)) == 1, asked
+    assert asked[0].startswith("valence -0.80, arousal -0.60") and "-> D minor" in asked[0]
+    modes = [analysis.estimate_key(E.load_notes(p))[1] for p in tmp_path.glob("*.mid")]
+    assert modes.count("minor") >= 2, modes
