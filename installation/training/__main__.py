@@ -38,6 +38,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--seq-len", type=int, default=192)
     ap.add_argument("--eval-every", type=int, default=None, help="steps between validations (default: 100 / 50)")
+    ap.add_argument("--report-pieces", type=int, default=48,
+                    help="export: pieces per mode for the adherence report and the guidance choice (fewer: a quick check)")
     ap.add_argument("--limit-files", type=int, default=None, help="use only N MIDI files per set (a quick pipeline check)")
     ap.add_argument("--limit-images", type=int, default=None, help="use only N images (a quick pipeline check)")
     return ap.parse_args(argv)

@@ -203,7 +203,7 @@ def export_all(args) -> dict:
                      "seconds": summary.get("seconds")},
         "metrics": {"nll_per_event_nats": summary["nll"], "onnx_torch_parity": check},
     }
-    manifest["metrics"].update(export_report(out, manifest))
+    manifest["metrics"].update(export_report(out, manifest, pieces=getattr(args, "report_pieces", 48)))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     write_model_card(out / "MODEL_CARD.md", manifest)
     log.info("exported to %s", out)

@@ -44,7 +44,7 @@ def told_emotion(dec, man: Manifest, emap: EmotionMap, n: int = 24) -> dict:
 GUIDANCE_GRID = (0.0, 1.0, 2.0, 3.0)
 
 
-def choose_guidance(man: Manifest, kind: str = "gru") -> dict:
+def choose_guidance(man: Manifest, kind: str = "gru", n: int = 24) -> dict:
     """The control-guidance weight: the smallest on the grid whose key adherence meets the aims (mode 90%,
     tonic 70%), else the one with the best mode + tonic adherence. Measured on its own seed (not the
     report's), 24 pieces per mode."""
@@ -54,23 +54,24 @@ def choose_guidance(man: Manifest, kind: str = "gru") -> dict:
     sweep = {}
     for w in GUIDANCE_GRID:
         d = plain if w == 0 else GuidedDecoder(plain, w)
-        a = adherence.measure_key(d, man.key_templates, RenderSettings(seconds=30.0, seed=1000, batch=128), n=24)
+        a = adherence.measure_key(d, man.key_templates, RenderSettings(seconds=30.0, seed=1000, batch=128), n=n)
         sweep[f"{w:g}"] = {"mode": round(a["mode"]["share_with_asked_mode"], 3),
                            "tonic": round(a["tonic"]["share_with_asked_tonic"], 3)}
     ok = [w for w in GUIDANCE_GRID if sweep[f"{w:g}"]["mode"] >= 0.9 and sweep[f"{w:g}"]["tonic"] >= 0.7]
     best = ok[0] if ok else max(GUIDANCE_GRID, key=lambda w: sweep[f"{w:g}"]["mode"] + sweep[f"{w:g}"]["tonic"])
     return {"weight": best, "groups": ["key"], "sweep": sweep, "rule": "smallest weight meeting mode >= 90% and tonic "
-            ">= 70% on 48 pieces (seed 1000), else the best mode + tonic"}
+            f">= 70% on {2 * n} pieces (seed 1000), else the best mode + tonic"}
 
 
-def export_report(folder, manifest: dict) -> dict:
+def export_report(folder, manifest: dict, pieces: int = 48) -> dict:
+    """Guidance weight, adherence and told-emotion figures; ``pieces`` per mode (fewer for a pipeline check)."""
     man = Manifest(folder, manifest)
-    g = choose_guidance(man)
+    g = choose_guidance(man, n=max(1, pieces // 2))
     manifest["decoders"]["gru"]["guidance"] = g
     dec = open_decoder(man, threads=2)
     emap = EmotionMap.from_dict(manifest["emotion_map"], "manifest emotion_map")
-    return {"guidance": g, "adherence": adherence.measure(dec, man.key_templates, REPORT_SETTINGS),
-            "told_emotion": told_emotion(dec, man, emap),
+    return {"guidance": g, "adherence": adherence.measure(dec, man.key_templates, REPORT_SETTINGS, n=pieces),
+            "told_emotion": told_emotion(dec, man, emap, n=max(1, pieces // 2)),
             "report_settings": {"seconds": REPORT_SETTINGS.seconds, "seed": REPORT_SETTINGS.seed,
                                 "temperature": REPORT_SETTINGS.temperature, "top_p": REPORT_SETTINGS.top_p}}
 
