@@ -219,5 +219,5 @@ def artwork_controls(models, frames: list[np.ndarray], names: list[str], emb: np
     if emb is None:
         emb = ImageEncoder(models, threads=1).embed(frames)
     va = ImageEmotion(models, threads=1).predict(emb, frames)
-    ds = directions(va, names, Steering(), emotion_map.load(), models.key_templates, 0)
+    ds = directions(va, names, Steering(), emotion_map.for_models(models.folder), models.key_templates, 0)
     return np.stack([d.controls for d in ds]), emb

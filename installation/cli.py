@@ -38,7 +38,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     mood.add_argument("--arousal", type=float, default=None, help="-1 (calm, sad) .. 1 (excited, tense): replaces the image's arousal")
     mood.add_argument("--key", default=None, help="pin the key: a tonic (D) or a key (F# minor, Bb major)")
     mood.add_argument("--emotion-map", default=None, metavar="FILE",
-                      help="a TOML emotion map (valence/arousal -> controls) instead of installation/emotion_map.toml")
+                      help="a TOML emotion map (valence/arousal -> controls) instead of the models' emotion_map.toml")
 
 
 def _steering(args, motion_weight: float = 0.0):
@@ -59,7 +59,7 @@ def _steering(args, motion_weight: float = 0.0):
     return st, emap
 
 
-def _patched_map(emap, patch):
+def _patched_map(emap, patch, models=None):
     """The emotion map with the patch's [emotion_map] table laid over it (None: no change)."""
     from installation import emotion_map
 
@@ -67,7 +67,9 @@ def _patched_map(emap, patch):
     if not override:
         return emap
     try:
-        return (emap or emotion_map.load()).overridden(override, f"patch {patch.path}: emotion_map")
+        from installation.manifest import DEFAULT_DIR
+        base = emap or emotion_map.for_models(models or DEFAULT_DIR)
+        return base.overridden(override, f"patch {patch.path}: emotion_map")
     except emotion_map.MapError as exc:
         raise UserError(str(exc)) from None
 
@@ -165,7 +167,7 @@ def play(args) -> int:
 
     patch = load_patch(args.patch)                   # a bad patch stops here: nothing has been opened yet
     steering, emap = _steering(args, args.motion_weight)
-    emap = _patched_map(emap, patch)                 # so does a bad emotion map in it
+    emap = _patched_map(emap, patch, args.models)    # so does a bad emotion map in it
     _check(1 <= args.channel <= 16, f"--channel {args.channel}: MIDI channels are 1-16")
     _check(args.embed_fps > 0, "--embed-fps must be above 0")
     _check(args.tempo_scale > 0, "--tempo-scale must be above 0")
@@ -282,7 +284,7 @@ def render(args) -> int:
     if args.patch is not None:
         from installation.patches import load_patch
         patch = load_patch(args.patch)
-        emap = _patched_map(emap, patch)
+        emap = _patched_map(emap, patch, args.models)
     if args.audio:                                   # say what is missing before the long part
         from installation.patches.synth import find_soundfont, import_fluidsynth
         import_fluidsynth()
@@ -308,7 +310,7 @@ def render(args) -> int:
     settings = RenderSettings(seconds=args.seconds, seed=args.seed or 0, temperature=args.temperature,
                               top_p=args.top_p, batch=args.batch, workers=workers)
     keys = [p.stem for p in images]
-    ds = directions(va, keys, steering, emap or emotion_map.load(), models.key_templates, settings.seed)
+    ds = directions(va, keys, steering, emap or emotion_map.for_models(models.folder), models.key_templates, settings.seed)
     seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings)
     for path, seq, d in zip(output_paths(images, out), seqs, ds):
         if patch is None:

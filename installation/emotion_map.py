@@ -1,8 +1,8 @@
 """From emotion to musical controls: valence and arousal in, what the music is asked to play out.
 
-The numbers live in a data file (``emotion_map.toml`` beside this module, fitted
-on the labelled music by ``python -m installation.training export``); a patch may
-override any of them. The map is continuous: each control is interpolated
+The numbers live in a data file (``emotion_map.toml`` beside the models in
+exported_models/, fitted on the labelled music by ``python -m installation.training
+export``); ``--emotion-map FILE`` replaces it and a patch may override any of them. The map is continuous: each control is interpolated
 bilinearly between its values at the four corners of the valence/arousal square
 (the quadrants' means in the labelled music), so valence +0.2 asks for a little
 more of what happy music does, not for "Q1".
@@ -27,7 +27,7 @@ import numpy as np
 
 from installation.controls import Key, Targets
 
-DEFAULT_PATH = Path(__file__).with_name("emotion_map.toml")
+FILE = "emotion_map.toml"          # beside the models' manifest.json
 CORNERS = {"Q1": (1.0, 1.0), "Q2": (-1.0, 1.0), "Q3": (-1.0, -1.0), "Q4": (1.0, -1.0)}
 KEY_CHANGES = ("parallel", "relative")
 
@@ -157,9 +157,14 @@ def _deep_merge(base: dict, over: dict, where: str) -> dict:
     return out
 
 
-def load(path: str | Path | None = None) -> EmotionMap:
-    """The emotion map from a TOML file (default: the fitted one beside this module)."""
-    path = Path(path) if path is not None else DEFAULT_PATH
+def for_models(folder: str | Path) -> EmotionMap:
+    """The emotion map fitted with the models in ``folder`` (exported_models/emotion_map.toml)."""
+    return load(Path(folder) / FILE)
+
+
+def load(path: str | Path) -> EmotionMap:
+    """The emotion map from a TOML file."""
+    path = Path(path)
     try:
         d = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:

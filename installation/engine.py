@@ -39,7 +39,7 @@ class EngineConfig:
     start_delay_s: float = 0.25     # first note is due this long after start (room to generate ahead)
     gil_switch_s: float = 0.0002    # sys.setswitchinterval while running (Python's default 5 ms is a 5 ms late note)
     steering: Steering = field(default_factory=Steering)     # hand overrides: valence, arousal, key, motion weight
-    emotion_map: emotion_map.EmotionMap | None = None        # None: the fitted map (installation/emotion_map.toml)
+    emotion_map: emotion_map.EmotionMap | None = None        # None: the models' fitted map (emotion_map.toml)
     decoder: str | None = None      # "gru" or "transformer" (None: the manifest's default)
     guidance: float | None = None   # control guidance weight (None: the manifest's)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -61,7 +61,7 @@ class Engine:
         self.encoder = ImageEncoder(manifest, threads=cfg.encoder_threads)
         self.emotion = ImageEmotion(manifest, threads=1)
         self.decoder = open_decoder(manifest, kind=cfg.decoder, threads=1, guidance=cfg.guidance)
-        self.conductor = Conductor(cfg.steering, cfg.emotion_map or emotion_map.load(), manifest.key_templates,
+        self.conductor = Conductor(cfg.steering, cfg.emotion_map or emotion_map.for_models(manifest.folder), manifest.key_templates,
                                    seed=cfg.seed)
         motion = None
         if source.live and cfg.steering.motion_weight > 0:

@@ -31,7 +31,7 @@ enc, feel, dec = ImageEncoder(m), ImageEmotion(m), open_decoder(m)
 img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
 e = enc.embed([img])
 va = feel.predict(e, [img])[0]
-d = Conductor(Steering(), emotion_map.load(), m.key_templates, seed=0).direct(0.0, va, new_scene=True)
+d = Conductor(Steering(), emotion_map.for_models(m.folder), m.key_templates, seed=0).direct(0.0, va, new_scene=True)
 p = Performer(dec, seed=1)
 p.prime(dec.initial(d.controls[None]))
 ev = [p.next(d.controls) for _ in range(200)]
@@ -174,7 +174,7 @@ def test_happy_and_sad_images_get_different_music(shared_data):
         v = feel.predict(enc.embed(frames), frames)
         va[q] = v.mean(0)
         keys = [imgs.rel[i] for i in idx]
-        ds = directions(v, keys, Steering(), emotion_map.load(), m.key_templates, 0)
+        ds = directions(v, keys, Steering(), emotion_map.for_models(m.folder), m.key_templates, 0)
         seqs = generate(dec, np.stack([d.controls for d in ds]), keys, RenderSettings(seconds=20, seed=0))
         stats = [analysis.describe(E.events_to_notes(s), seconds=20) for s in seqs]
         loud[q] = float(np.mean([s.mean_velocity for s in stats]))

@@ -262,7 +262,7 @@ def run(args) -> dict:
     K = args.k
     dec = open_decoder(man, kind=getattr(args, "decoder", None), threads=args.threads,
                        guidance=getattr(args, "guidance", None))
-    emap = emotion_map.load()
+    emap = emotion_map.for_models(man.folder)
     keys = [f"{rel}#{k}" for rel in held.rel for k in range(K)]
     settings = RenderSettings(seconds=args.seconds, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
                               batch=args.batch)

@@ -4,7 +4,7 @@ For every labelled training piece (EMOPIA train, VGMIDI labelled) many windows a
 measured with the same code that measures the decoder's controls
 (installation/controls.py), and each quadrant's corner gets the windows' mean
 density (averaged in the control's log code), velocity, pitch and share of major.
-The result is written as the TOML data file installation/emotion_map.toml.
+The result is written as the TOML data file emotion_map.toml beside the models.
 """
 from __future__ import annotations
 

@@ -158,7 +158,7 @@ def export_all(args) -> dict:
     if check["max_abs_logit_err"] > 1e-4 or not check["same_sampled_sequence"]:
         raise RuntimeError(f"ONNX and torch disagree: {check}")
     log.info("parity: %s", check)
-    emap_path = Path(__file__).resolve().parents[1] / "emotion_map.toml"
+    emap_path = out / "emotion_map.toml"
     emap = write_emotion_map(corpus, emap_path)
     log.info("emotion map fitted and written to %s", emap_path)
 

@@ -117,7 +117,7 @@ def write_model_card(path, m: dict) -> None:
         "## How emotion reaches the music",
         "",
         "    picture --encoder--> embedding --image_emotion--> valence, arousal (continuous, [-1, 1])",
-        "            --emotion map (installation/emotion_map.toml)--> key, density, loudness, register",
+        "            --emotion map (emotion_map.toml)--> key, density, loudness, register",
         "            --controls (installation/controls.py)--> the GRU, at every step and through h0",
         "",
         "The decoder is steered by musical controls measured from the training music itself (Performance RNN's "
