@@ -373,7 +373,8 @@ def run(args) -> dict:
                             f"Q{pred['q'][i, k] + 1}" if pred["q"][i, k] >= 0 else "-", f"{pred['pv'][i, k]:.3f}",
                             f"{pred['a'][i, k]}", f"{gen.match[i, k]:.3f}", gcount[j], len(seqs[j])])
     from installation.evaluation import plots, report
-    plots.pictures_for_people(Path(args.data), held, held_va, seqs, K, args.seconds, out, per_quadrant=3)
+    plots.pictures_for_people(Path(args.data), held, held_va, seqs, K, args.seconds, out, per_quadrant=3,
+                              asked=[d.targets.describe() for d in ds[::K]])
     plots.confusion(confusion, out / "confusion.png")
     plots.valence_scatter(held.valence, pred["pv"], held.quadrant, results["generated"]["valence_rank_correlation"],
                           out / "valence_scatter.png")

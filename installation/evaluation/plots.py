@@ -147,7 +147,8 @@ def picture_rows(rows, path: Path, seconds: float, title: str) -> None:
     plt.close(fig)
 
 
-def pictures_for_people(data: Path, held, held_va, seqs, K: int, seconds: float, out: Path, per_quadrant: int = 3) -> list[Path]:
+def pictures_for_people(data: Path, held, held_va, seqs, K: int, seconds: float, out: Path, per_quadrant: int = 3,
+                        asked: list[str] | None = None) -> list[Path]:
     """For each quadrant, a few held-out images beside the piano rolls of their first piece
     (written to the report folder only: Emotion6 images may not be redistributed)."""
     from installation import events as E
@@ -162,7 +163,8 @@ def pictures_for_people(data: Path, held, held_va, seqs, K: int, seconds: float,
             v, a = held_va[i]
             rows.append((img, E.events_to_notes(seqs[i * K]),
                          f"{held.rel[i].split('/')[-2]}/{held.rel[i].split('/')[-1]}: rated V {held.valence[i]:.1f} "
-                         f"A {held.arousal[i]:.1f}; read valence {v:+.2f}, arousal {a:+.2f}", QCOLORS[q]))
+                         f"A {held.arousal[i]:.1f}; read valence {v:+.2f}, arousal {a:+.2f}"
+                         + (f" -> asked {asked[i]}" if asked else ""), QCOLORS[q]))
         if rows:
             p = out / f"pictures_Q{q + 1}.png"
             picture_rows(rows, p, seconds, f"{QLABELS[q]}: held-out images and the music made for them")
