@@ -152,6 +152,27 @@ def image_side(va: np.ndarray, valence: np.ndarray, arousal: np.ndarray, arousal
     return out
 
 
+def artworks_figure(man, encoder, feel, dec, emap, settings, path: Path) -> None:
+    """The bundled public-domain artworks beside the music the shipped chain makes for them (safe to publish)."""
+    from installation.capture import bundled_artworks
+    from installation.conductor import Steering
+    from installation.evaluation import plots
+    from installation.preprocess import load_rgb
+    from installation.render import directions, generate
+
+    files = sorted(bundled_artworks().glob("*.jpg"))
+    frames = [load_rgb(p) for p in files]
+    emb = encoder.embed(frames)
+    va = feel.predict(emb, frames)
+    keys = [p.stem for p in files]
+    ds = directions(va, keys, Steering(), emap, man.key_templates, settings.seed)
+    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings)
+    rows = [(img, E.events_to_notes(s), f"{p.stem}: {d.describe()}", plots.QCOLORS[
+        {(True, True): 0, (False, True): 1, (False, False): 2, (True, False): 3}[(d.valence >= 0, d.arousal >= 0)]])
+        for p, img, s, d in zip(files, frames, seqs, ds)]
+    plots.picture_rows(rows, path, settings.seconds, "The bundled artworks and the music the shipped models make for them")
+
+
 # --- the run ------------------------------------------------------------------------------
 
 def _bootstrap_accuracy(correct: np.ndarray, groups: np.ndarray, resamples: int, seed: int) -> list[float]:
@@ -375,6 +396,7 @@ def run(args) -> dict:
     from installation.evaluation import plots, report
     plots.pictures_for_people(Path(args.data), held, held_va, seqs, K, args.seconds, out, per_quadrant=3,
                               asked=[d.targets.describe() for d in ds[::K]])
+    artworks_figure(man, encoder, feel, dec, emap, settings, out / "pictures_artworks.png")
     plots.confusion(confusion, out / "confusion.png")
     plots.valence_scatter(held.valence, pred["pv"], held.quadrant, results["generated"]["valence_rank_correlation"],
                           out / "valence_scatter.png")
