@@ -15,6 +15,8 @@ is pleasant, positive arousal lively.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from installation import image_stats
@@ -23,6 +25,7 @@ from installation.manifest import Manifest
 from installation.onnx_session import open_session
 
 NAME = "image_emotion"
+log = logging.getLogger(__name__)
 
 
 class ImageEmotion:
@@ -48,6 +51,10 @@ class ImageEmotion:
             raise UserError(f"{path}: fitted on image statistics {list(names)}, this runtime computes "
                             f"{list(image_stats.NAMES)}; re-export it with this version")
         self.feature_set = io.get("feature_set", "?")
+        fitted_on = io.get("encoder_sha256")
+        if fitted_on and fitted_on != manifest.io("encoder").get("sha256"):
+            log.warning("image emotion: fitted on the features of another encoder file (%s...); if the encoder's "
+                        "weights changed, refit it with `python -m installation.training.image_emotion`", fitted_on[:12])
 
     @property
     def needs_frames(self) -> bool:

@@ -170,6 +170,11 @@ def export_all(args) -> dict:
         m["sha256"] = sha256(out / m["file"])
         m["opset"] = OPSET
         m["bytes"] = (out / m["file"]).stat().st_size
+    # the image-emotion model (python -m installation.training.image_emotion) is fitted separately: keep its entry
+    previous = json.loads((out / "manifest.json").read_text()).get("models", {}) if (out / "manifest.json").exists() else {}
+    emo = previous.get("image_emotion")
+    if emo and (out / emo["file"]).is_file() and sha256(out / emo["file"]) == emo["sha256"]:
+        models["image_emotion"] = emo
     manifest = {
         "format": 1,
         "git_commit": _git_commit(Path(__file__).resolve().parents[2]),

@@ -440,7 +440,7 @@ def run(args) -> dict:
                           "held-out images only scored",
              "metrics": {"heldout": report["variants"][name]["heldout_centre"],
                          "baseline_conditioner_quadrant_probs": report["baseline"]["quadrant_probs"]},
-             "arousal_split": float(images.arousal_split)}
+             "arousal_split": float(images.arousal_split), "encoder_sha256": sha256(args.encoder)}
     report["chosen"] = name
     report["manifest_entry"] = entry
     report["seconds"] = round(time.time() - t0, 1)
