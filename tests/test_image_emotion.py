@@ -212,3 +212,10 @@ def test_fitting_cli_names_a_missing_data_folder(tmp_path):
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error:") and "nope" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fitting_cli_names_an_unknown_variant(shared_data):
+    r = subprocess.run([sys.executable, "-m", "installation.training.image_emotion", "--data", str(shared_data),
+                        "--variants", "embedding,colour"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: --variants") and "colour" in r.stderr and "Traceback" not in r.stderr

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from installation.errors import UserError
 from installation.training.data import ImageSet, load_emotion6
 
 log = logging.getLogger("installation.training.image_emotion")
@@ -103,8 +104,8 @@ def encoder_blocks(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, 
     sess = ort.InferenceSession(str(encoder), opts, providers=["CPUExecutionProvider"])
     outs = [o.name for o in sess.get_outputs()]
     if "features_mid" not in outs:
-        raise SystemExit(f"error: {encoder} has no 'features_mid' output; re-export it "
-                         "(python -m installation.training prepare) with this version")
+        raise UserError(f"{encoder} has no 'features_mid' output; re-export it "
+                        "(python -m installation.training prepare) with this version")
     emb, mid = [], []
     t0 = time.time()
     for i, rel in enumerate(images.rel):
@@ -421,7 +422,7 @@ def run(args) -> dict:
         if name in args.export_from.split(",") and (chosen is None or cv_key > chosen[1] + args.min_cv_gain):
             chosen = (name, cv_key)
     if chosen is None:
-        raise SystemExit("error: no variant to export; check --variants and --export-from")
+        raise UserError("no variant to export: --export-from names none of the fitted --variants")
     name = chosen[0]
     model = fits[name]
     info = export_onnx(model, args.out / "image_emotion.onnx")
@@ -502,7 +503,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(1)
     except ImportError:
         pass
-    report = run(args)
+    try:
+        report = run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({k: report[k] for k in ("chosen", "baseline")} |
                      {"variants": {n: {"heldout_centre": e["heldout_centre"], "heldout_mean_of_6_views":
                                        e["heldout_mean_of_6_views"]} for n, e in report["variants"].items()}},
