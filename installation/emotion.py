@@ -1,17 +1,21 @@
 """The picture read as continuous valence and arousal, at run time (onnxruntime, no torch).
 
 ``ImageEmotion`` runs ``exported_models/image_emotion.onnx``: encoder embeddings
-(and, when the model was fitted with them, the colour/texture statistics of the
-frames, installation.image_stats) -> (N, 2) float32 valence and arousal in
+and, when the model was fitted with them, the encoder's pooled earlier stages
+(``features_mid``, ImageEncoder.embed_all) and the colour/texture statistics of
+the frames (installation.image_stats) -> (N, 2) float32 valence and arousal in
 [-1, 1]. 0 is the Emotion6 quadrant split (valence rating 5, arousal the median
 rating); the training images span about [-1, 1] (see
 installation/training/image_emotion.py for the calibration). Positive valence
 is pleasant, positive arousal lively.
 
     emotion = ImageEmotion(manifest.load())
-    va = emotion.predict(encoder.embed(frames), frames)      # (N, 2)
+    emb, mid = encoder.embed_all(frames)                    # one encoder pass; emb also serves scene tracking
+    va = emotion.predict(emb, frames, mid)                  # (N, 2)
 """
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
@@ -21,6 +25,7 @@ from installation.manifest import Manifest
 from installation.onnx_session import open_session
 
 NAME = "image_emotion"
+log = logging.getLogger(__name__)
 
 
 class ImageEmotion:
@@ -46,18 +51,35 @@ class ImageEmotion:
             raise UserError(f"{path}: fitted on image statistics {list(names)}, this runtime computes "
                             f"{list(image_stats.NAMES)}; re-export it with this version")
         self.feature_set = io.get("feature_set", "?")
+        fitted_on = io.get("encoder_sha256")
+        if fitted_on and fitted_on != manifest.io("encoder").get("sha256"):
+            log.warning("image emotion: fitted on the features of another encoder file (%s...); if the encoder's "
+                        "weights changed, refit it with `python -m installation.training.image_emotion`", fitted_on[:12])
 
     @property
     def needs_frames(self) -> bool:
         """Whether predict() needs the frames themselves (for their colour statistics)."""
         return "stats" in self.inputs
 
-    def predict(self, embeddings: np.ndarray, frames: list[np.ndarray] | None = None) -> np.ndarray:
-        """(N, D) embeddings of ``frames`` (RGB uint8, any size) -> (N, 2) float32 valence, arousal in [-1, 1]."""
+    @property
+    def needs_mid(self) -> bool:
+        """Whether predict() needs the encoder's ``features_mid`` (ImageEncoder.embed_all)."""
+        return "features_mid" in self.inputs
+
+    def predict(self, embeddings: np.ndarray, frames: list[np.ndarray] | None = None,
+                features_mid: np.ndarray | None = None) -> np.ndarray:
+        """(N, D) embeddings of ``frames`` (RGB uint8, any size) and their (N, D2) ``features_mid``
+        -> (N, 2) float32 valence, arousal in [-1, 1]."""
         emb = np.ascontiguousarray(embeddings, dtype=np.float32)
         if emb.ndim != 2 or emb.shape[1] != self.dims["embedding"]:
             raise ValueError(f"expected embeddings of shape (N, {self.dims['embedding']}), got {emb.shape}")
         feed = {"embedding": emb}
+        if self.needs_mid:
+            d = self.dims["features_mid"]
+            if features_mid is None or np.shape(features_mid) != (len(emb), d):
+                raise ValueError(f"the {self.feature_set} model needs features_mid of shape ({len(emb)}, {d}) "
+                                 f"from ImageEncoder.embed_all, got {None if features_mid is None else np.shape(features_mid)}")
+            feed["features_mid"] = np.ascontiguousarray(features_mid, dtype=np.float32)
         if self.needs_frames:
             if frames is None or len(frames) != len(emb):
                 raise ValueError(f"the {self.feature_set} model needs the {len(emb)} frames beside their embeddings")

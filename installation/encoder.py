@@ -15,10 +15,26 @@ class ImageEncoder:
         self.session, self.provider = open_session(manifest.path("encoder"), threads=threads,
                                                    providers=providers, what="image encoder")
         self.input = self.session.get_inputs()[0].name
-        self.dim = int(manifest.io("encoder")["outputs"]["embedding"][1])
+        outputs = manifest.io("encoder")["outputs"]
+        self.dim = int(outputs["embedding"][1])
+        # pooled earlier stages (encoders exported since the image-emotion model; None for older ones)
+        self.mid_dim = int(outputs["features_mid"][1]) if "features_mid" in outputs else None
         self.backbone = manifest.io("encoder").get("backbone", "?")
 
     def embed(self, frames: list[np.ndarray]) -> np.ndarray:
         """RGB uint8 images of any size -> embeddings, one row per image."""
         batch = np.stack([prepare(f) for f in frames])
-        return self.session.run(None, {self.input: batch})[0]
+        return self.session.run(["embedding"], {self.input: batch})[0]
+
+    def embed_all(self, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """RGB uint8 images -> (embeddings (N, D), features_mid (N, D2)) from one encoder pass.
+
+        ``features_mid`` (pooled earlier stages of the CNN) is what installation.emotion reads beside the
+        embedding; it costs nothing extra, the stages are computed on the way to the embedding anyway."""
+        if self.mid_dim is None:
+            from installation.errors import UserError
+            raise UserError("the image encoder has no 'features_mid' output (exported by an older version); "
+                            "re-export it with `python -m installation.training prepare`")
+        batch = np.stack([prepare(f) for f in frames])
+        emb, mid = self.session.run(["embedding", "features_mid"], {self.input: batch})
+        return emb, mid

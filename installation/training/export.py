@@ -13,23 +13,29 @@ OPSET = 17
 
 
 def export_encoder(net: torch.nn.Module, path: Path) -> dict:
-    """(N, 3, 224, 224) float32 0..255 RGB 'image' -> (N, D) 'embedding'; checks ORT against torch."""
+    """(N, 3, 224, 224) float32 0..255 RGB 'image' -> (N, D) 'embedding' and (N, D2) 'features_mid'
+    (pooled earlier stages, backbones.Normalized.forward_all); checks ORT against torch on both."""
     import onnxruntime as ort
 
+    from installation.training.backbones import AllOutputs
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    full = AllOutputs(net).eval()
     x = torch.rand(2, 3, 224, 224) * 255
-    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["embedding"],
-                      dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}},
+    torch.onnx.export(full, (x,), str(path), input_names=["image"], output_names=["embedding", "features_mid"],
+                      dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}, "features_mid": {0: "batch"}},
                       opset_version=OPSET, dynamo=False)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.rand(3, 3, 224, 224) * 255
     with torch.no_grad():
         ref = net(x).numpy()
-    got = sess.run(None, {"image": x.numpy()})[0]
-    err = float(np.abs(got - ref).max())
+        ref_all = [t.numpy() for t in full(x)]
+    got = sess.run(None, {"image": x.numpy()})
+    err = float(max(np.abs(got[0] - ref).max(), *(np.abs(g - r).max() for g, r in zip(got, ref_all))))
     if err > 1e-3:
         raise RuntimeError(f"{path}: ONNX encoder differs from torch by {err}")
-    return {"inputs": {"image": ["batch", 3, 224, 224]}, "outputs": {"embedding": ["batch", net.dim]},
+    return {"inputs": {"image": ["batch", 3, 224, 224]},
+            "outputs": {"embedding": ["batch", net.dim], "features_mid": ["batch", net.mid_dim]},
             "parity_max_abs_err": err}
 
 
@@ -180,6 +186,11 @@ def export_all(args) -> dict:
         m["sha256"] = sha256(out / m["file"])
         m.setdefault("opset", OPSET)
         m["bytes"] = (out / m["file"]).stat().st_size
+    # the image-emotion model (python -m installation.training.image_emotion) is fitted separately: keep its entry
+    previous = json.loads((out / "manifest.json").read_text()).get("models", {}) if (out / "manifest.json").exists() else {}
+    emo = previous.get("image_emotion")
+    if emo and (out / emo["file"]).is_file() and sha256(out / emo["file"]) == emo["sha256"]:
+        models["image_emotion"] = emo
     manifest = {
         "format": 2,
         "git_commit": _git_commit(Path(__file__).resolve().parents[2]),

@@ -41,13 +41,15 @@ from pathlib import Path
 
 import numpy as np
 
+from installation.errors import UserError
 from installation.training.data import ImageSet, load_emotion6
 
 log = logging.getLogger("installation.training.image_emotion")
 
 REPO = Path(__file__).resolve().parents[2]
-ALPHAS = (30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0, 30000.0, 100000.0)
-BLOCK_WEIGHTS = (1.0, 3.0, 10.0, 30.0)
+ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0, 30000.0, 100000.0)
+BLOCK_WEIGHTS = {"stats": (3.0, 10.0, 30.0, 100.0), "mid": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
+                 "embedding": (1.0,)}
 FOLDS = 5
 CAL_PERCENTILE = 97.5
 BOOTSTRAP = 2000
@@ -72,20 +74,52 @@ def targets(images: ImageSet) -> np.ndarray:
     return np.stack([(images.valence - 5.0) / 4.0, (images.arousal - images.arousal_split) / 4.0], 1).astype(np.float64)
 
 
-def embedding_block(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, data: Path,
-                    encoder: Path, backbone: str) -> np.ndarray:
-    """(n, 6, D) encoder features: rows of the prepare step's cache when it holds them, else computed."""
-    from installation.training.features import cache_features
+def encoder_blocks(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, data: Path,
+                   encoder: Path, backbone: str, threads: int = 1) -> dict[str, np.ndarray]:
+    """{"embedding": (n, 6, D), "mid": (n, 6, D2)}: both encoder outputs for the six cached views of each image.
 
-    full = cache / f"features_{backbone}.npz"
-    if full.exists():
-        z = np.load(full, allow_pickle=True)
-        everything = load_emotion6(data).rel
-        if list(z["rel"]) == everything:
-            log.info("embedding features from %s", full)
-            return z["features"][keep]
-    suffix = "" if len(keep) == len(load_emotion6(data).rel) else f"_limit{len(keep)}"
-    return cache_features(encoder, data, images.rel, work / f"features_{backbone}{suffix}.npz")
+    Read from ``features_all_<backbone>.npz`` in ``cache`` or ``work`` when one was made by the same encoder
+    for the same images (rows are taken from a full-set file for a slice); else computed into ``work``."""
+    import onnxruntime as ort
+
+    from installation.preprocess import load_rgb, training_views
+    from installation.training.backbones import sha256
+
+    digest = sha256(encoder)
+    name = f"features_all_{backbone}.npz"
+    everything = load_emotion6(data).rel
+    sliced = f"features_all_{backbone}_{len(images.rel)}.npz"
+    for f in (cache / name, work / name, work / sliced):
+        if f.exists():
+            z = np.load(f, allow_pickle=True)
+            if str(z["encoder_sha256"]) != digest:
+                continue
+            rel = list(z["rel"])
+            if rel == images.rel:
+                return {"embedding": z["embedding"], "mid": z["features_mid"]}
+            if rel == everything:
+                return {"embedding": z["embedding"][keep], "mid": z["features_mid"][keep]}
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    sess = ort.InferenceSession(str(encoder), opts, providers=["CPUExecutionProvider"])
+    outs = [o.name for o in sess.get_outputs()]
+    if "features_mid" not in outs:
+        raise UserError(f"{encoder} has no 'features_mid' output; re-export it "
+                        "(python -m installation.training prepare) with this version")
+    emb, mid = [], []
+    t0 = time.time()
+    for i, rel in enumerate(images.rel):
+        e, m = sess.run(["embedding", "features_mid"], {"image": np.stack(training_views(load_rgb(data / rel)))})
+        emb.append(e)
+        mid.append(m)
+        if i % 200 == 0:
+            log.info("encoder features: %d/%d images, %.0f s", i, len(images.rel), time.time() - t0)
+    out = {"embedding": np.stack(emb).astype(np.float32), "mid": np.stack(mid).astype(np.float32)}
+    work.mkdir(parents=True, exist_ok=True)
+    np.savez(work / (name if len(images.rel) == len(everything) else sliced),
+             embedding=out["embedding"], features_mid=out["mid"], rel=np.array(images.rel, dtype=object),
+             encoder_sha256=digest)
+    return out
 
 
 def stats_block(images: ImageSet, data: Path, work: Path) -> np.ndarray:
@@ -143,50 +177,41 @@ def standardiser(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat.mean(0), np.maximum(flat.std(0), 1e-6)
 
 
-class RidgePath:
-    """Ridge fits of one design for many penalties at once, through one eigendecomposition."""
-
-    def __init__(self, X: np.ndarray, Y: np.ndarray):
-        self.mx, self.my = X.mean(0), Y.mean(0)
-        Xc = X - self.mx
-        self.s, self.V = np.linalg.eigh(Xc.T @ Xc)
-        self.proj = self.V.T @ (Xc.T @ (Y - self.my))          # (d, 2)
-
-    def coef(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-        W = self.V @ (self.proj / (self.s + alpha)[:, None])
-        return W, self.my - self.mx @ W
-
-
-def _design(feats, blocks, weights, mean, std, rows=None):
-    parts = []
-    for k in blocks:
-        f = feats[k] if rows is None else feats[k][rows]
-        parts.append((f - mean[k]) / std[k] * weights[k])
-    return np.concatenate(parts, -1)
-
-
 def folds_of(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n) % FOLDS
 
 
-def cross_validate(feats: dict[str, np.ndarray], y: np.ndarray, blocks: tuple[str, ...],
-                   weights: dict[str, float], fold: np.ndarray) -> dict:
-    """Out-of-fold centre-view predictions for every penalty: {alpha: (n, 2)}.
+def image_rows(feats: dict[str, np.ndarray], blocks, weights, mean, std) -> np.ndarray:
+    """(n, 6, d) blocks -> (n, sum d): standardised, weighted, averaged over the views."""
+    return np.concatenate([((feats[b] - mean[b]) / std[b]).mean(1) * weights[b] for b in blocks], -1)
 
+
+def cross_validate(feats: dict[str, np.ndarray], y: np.ndarray, blocks: tuple[str, ...],
+                   grid: list[dict[str, float]], fold: np.ndarray) -> dict:
+    """Out-of-fold centre-view predictions for every (block weights, penalty): {(grid index, alpha): (n, 2)}.
+
+    Ridge in its dual form on the training images' view-averaged rows: the kernel of weighted blocks is the
+    weighted sum of per-block kernels, so each weight setting costs one n x n eigendecomposition.
     Standardisation is refit inside each fold, so nothing leaks from the left-out images."""
-    n, views = len(y), feats[blocks[0]].shape[1]
-    oof = {a: np.zeros((n, 2)) for a in ALPHAS}
+    n = len(y)
+    oof = {(g, a): np.zeros((n, 2)) for g in range(len(grid)) for a in ALPHAS}
     for k in range(FOLDS):
         tr, te = fold != k, fold == k
-        mean, std = {}, {}
+        K, Kt = {}, {}
         for b in blocks:
-            mean[b], std[b] = standardiser(feats[b][tr])
-        X = _design(feats, blocks, weights, mean, std, tr).reshape(-1, sum(len(mean[b]) for b in blocks))
-        path = RidgePath(X, np.repeat(y[tr], views, axis=0))
-        Xte = _design({b: feats[b][te][:, 0] for b in blocks}, blocks, weights, mean, std)
-        for a in ALPHAS:
-            W, c = path.coef(a)
-            oof[a][te] = Xte @ W + c
+            m, s = standardiser(feats[b][tr])
+            X = ((feats[b][tr] - m) / s).mean(1)
+            mu = X.mean(0)
+            X -= mu
+            Xte = (feats[b][te][:, 0] - m) / s - mu
+            K[b], Kt[b] = X @ X.T, Xte @ X.T
+        ym = y[tr].mean(0)
+        for g, w in enumerate(grid):
+            ev, U = np.linalg.eigh(sum(w[b] ** 2 * K[b] for b in blocks))
+            kt = sum(w[b] ** 2 * Kt[b] for b in blocks)
+            proj = U.T @ (y[tr] - ym)
+            for a in ALPHAS:
+                oof[(g, a)][te] = kt @ (U @ (proj / (np.maximum(ev, 0) + a)[:, None])) + ym
     return oof
 
 
@@ -225,57 +250,56 @@ def score(pred: np.ndarray, y: np.ndarray) -> dict:
 
 @dataclass(frozen=True)
 class Variant:
-    """A feature set: which blocks, and which block weights to try for the non-embedding blocks."""
+    """A feature set: the blocks; the first has weight 1, the others' weights are chosen by CV (BLOCK_WEIGHTS)."""
     name: str
     blocks: tuple[str, ...]
 
+    def grid(self) -> list[dict[str, float]]:
+        import itertools
 
-def select(feats: dict[str, np.ndarray], y: np.ndarray, variant: Variant, fold: np.ndarray) -> dict:
-    """Grouped CV over penalties (per target) and block weights; -> the best settings and their CV figures."""
-    extra = list(variant.blocks[1:])                 # the first block has weight 1
-    grids = [dict(zip(extra, ws)) for ws in np.array(np.meshgrid(*[BLOCK_WEIGHTS] * len(extra))).reshape(len(extra), -1).T] \
-        if extra else [{}]
-    best = None
-    for g in grids:
-        weights = {variant.blocks[0]: 1.0, **{k: float(v) for k, v in g.items()}}
-        oof = cross_validate(feats, y, variant.blocks, weights, fold)
-        mse = {a: ((oof[a] - y) ** 2).mean(0) for a in ALPHAS}
-        for j in range(2):
-            a = min(ALPHAS, key=lambda a: mse[a][j])
-            cand = {"weights": weights, "alpha": a, "cv_mse": float(mse[a][j]),
-                    "cv_spearman": spearman(oof[a][:, j], y[:, j]), "oof": oof[a][:, j]}
-            if best is None:
-                best = [None, None]
-            if best[j] is None or cand["cv_mse"] < best[j]["cv_mse"]:
-                best[j] = cand
-    return {"per_target": best}
+        extra = self.blocks[1:]
+        return [{self.blocks[0]: 1.0, **dict(zip(extra, ws))}
+                for ws in itertools.product(*[BLOCK_WEIGHTS[b] for b in extra])]
+
+
+def select(feats: dict[str, np.ndarray], y: np.ndarray, variant: Variant, fold: np.ndarray) -> list[dict]:
+    """Grouped CV over penalties and block weights, per target (lowest out-of-fold MSE of centre views)."""
+    grid = variant.grid()
+    oof = cross_validate(feats, y, variant.blocks, grid, fold)
+    best = []
+    for j in range(2):
+        key = min(oof, key=lambda k: float(((oof[k][:, j] - y[:, j]) ** 2).mean()))
+        best.append({"weights": grid[key[0]], "alpha": float(key[1]),
+                     "cv_mse": float(((oof[key][:, j] - y[:, j]) ** 2).mean()),
+                     "cv_spearman": spearman(oof[key][:, j], y[:, j]), "oof": oof[key][:, j]})
+    return best
 
 
 def fit(feats: dict[str, np.ndarray], y: np.ndarray, blocks: tuple[str, ...], weights: tuple[dict, dict],
         alphas: tuple[float, float], oof: np.ndarray) -> Fit:
-    """The final fit on all training images (all views); calibration from the out-of-fold predictions.
-
-    When the two targets chose different block weights, valence's weights are used for the shared design
-    and each target keeps its own penalty (the ONNX model is one linear layer)."""
-    views = feats[blocks[0]].shape[1]
+    """The final ridge on all training images (view-averaged rows), one penalty and weight set per target;
+    calibration from the out-of-fold predictions. Both targets share the design of valence's block weights
+    (a block weight is a column scaling, so target 2's coefficients are rescaled into it)."""
     mean, std = {}, {}
     for b in blocks:
         mean[b], std[b] = standardiser(feats[b])
-    W = np.zeros((sum(len(mean[b]) for b in blocks), 2))
-    c = np.zeros(2)
+    d = sum(len(mean[b]) for b in blocks)
+    W, c = np.zeros((d, 2)), np.zeros(2)
     for j in range(2):
-        X = _design(feats, blocks, weights[j], mean, std).reshape(-1, W.shape[0])
-        path = RidgePath(X, np.repeat(y[:, j:j + 1], views, axis=0))
-        Wj, cj = path.coef(alphas[j])
-        # express target j in the design of weights[0] (block weights are per-column scalings)
+        X = image_rows(feats, blocks, weights[j], mean, std)
+        mu = X.mean(0)
+        Xc = X - mu
+        yc = y[:, j] - y[:, j].mean()
+        if d > len(Xc):                                    # dual form: n x n
+            Wj = Xc.T @ np.linalg.solve(Xc @ Xc.T + alphas[j] * np.eye(len(Xc)), yc)
+        else:
+            Wj = np.linalg.solve(Xc.T @ Xc + alphas[j] * np.eye(d), Xc.T @ yc)
         scale = np.concatenate([np.full(len(mean[b]), weights[j][b] / weights[0][b]) for b in blocks])
-        W[:, j], c[j] = Wj[:, 0] * scale, cj[0]
-    model = Fit(blocks, weights[0], mean, std, W, c, alphas)
-    pos = np.array([np.percentile(oof[oof[:, j] > 0, j], CAL_PERCENTILE) if (oof[:, j] > 0).any() else 1.0
-                    for j in range(2)])
-    neg = np.array([np.percentile(-oof[oof[:, j] < 0, j], CAL_PERCENTILE) if (oof[:, j] < 0).any() else 1.0
-                    for j in range(2)])
-    model.pos, model.neg = np.maximum(pos, 1e-6), np.maximum(neg, 1e-6)
+        W[:, j], c[j] = Wj * scale, y[:, j].mean() - mu @ Wj
+    model = Fit(tuple(blocks), dict(weights[0]), mean, std, W, c, tuple(alphas))
+    pos = [np.percentile(oof[oof[:, j] > 0, j], CAL_PERCENTILE) if (oof[:, j] > 0).any() else 1.0 for j in range(2)]
+    neg = [np.percentile(-oof[oof[:, j] < 0, j], CAL_PERCENTILE) if (oof[:, j] < 0).any() else 1.0 for j in range(2)]
+    model.pos, model.neg = np.maximum(np.array(pos), 1e-6), np.maximum(np.array(neg), 1e-6)
     return model
 
 
@@ -340,13 +364,14 @@ def export_onnx(model: Fit, path: Path) -> dict:
 
 # --- the whole run ------------------------------------------------------------------
 
-VARIANTS = {
-    "embedding": Variant("embedding", ("embedding",)),
-    "embedding+stats": Variant("embedding+stats", ("embedding", "stats")),
-    "stats": Variant("stats", ("stats",)),
-    "embedding+mid": Variant("embedding+mid", ("embedding", "mid")),
-    "embedding+mid+stats": Variant("embedding+mid+stats", ("embedding", "mid", "stats")),
-}
+VARIANTS = {v.name: v for v in (
+    Variant("embedding", ("embedding",)),
+    Variant("embedding+stats", ("embedding", "stats")),
+    Variant("embedding+mid", ("embedding", "mid")),
+    Variant("embedding+mid+stats", ("embedding", "mid", "stats")),
+    Variant("stats", ("stats",)),
+    Variant("mid+stats", ("mid", "stats")),
+)}
 
 
 def run(args) -> dict:
@@ -354,13 +379,8 @@ def run(args) -> dict:
     t0 = time.time()
     images, keep = limited(load_emotion6(args.data), args.limit_images)
     work = args.work
-    feats = {"embedding": embedding_block(images, keep, args.cache, work, args.data, args.encoder, args.backbone)}
+    feats = encoder_blocks(images, keep, args.cache, work, args.data, args.encoder, args.backbone)
     feats["stats"] = stats_block(images, args.data, work)
-    if args.mid is not None:
-        z = np.load(args.mid, allow_pickle=True)
-        if list(z["rel"]) != load_emotion6(args.data).rel:
-            raise SystemExit(f"error: {args.mid} is not a cache of the Emotion6 images in load_emotion6 order")
-        feats["mid"] = np.concatenate([z[k] for k in args.mid_keys.split(",")], -1)[keep].astype(np.float32)
     y = targets(images)
     tr, te = ~images.test, images.test
     train = {k: v[tr] for k, v in feats.items()}
@@ -379,8 +399,7 @@ def run(args) -> dict:
         v = VARIANTS[name]
         if not all(b in feats for b in v.blocks):
             continue
-        sel = select(train, ytr, v, fold)
-        pt = sel["per_target"]
+        pt = select(train, ytr, v, fold)
         oof = np.stack([pt[0]["oof"], pt[1]["oof"]], 1)
         model = fit(train, ytr, v.blocks, (pt[0]["weights"], pt[1]["weights"]), (pt[0]["alpha"], pt[1]["alpha"]), oof)
         test_feats = {b: feats[b][te] for b in v.blocks}
@@ -403,7 +422,7 @@ def run(args) -> dict:
         if name in args.export_from.split(",") and (chosen is None or cv_key > chosen[1] + args.min_cv_gain):
             chosen = (name, cv_key)
     if chosen is None:
-        raise SystemExit("error: no variant to export; check --variants and --export-from")
+        raise UserError("no variant to export: --export-from names none of the fitted --variants")
     name = chosen[0]
     model = fits[name]
     info = export_onnx(model, args.out / "image_emotion.onnx")
@@ -422,7 +441,7 @@ def run(args) -> dict:
                           "held-out images only scored",
              "metrics": {"heldout": report["variants"][name]["heldout_centre"],
                          "baseline_conditioner_quadrant_probs": report["baseline"]["quadrant_probs"]},
-             "arousal_split": float(images.arousal_split)}
+             "arousal_split": float(images.arousal_split), "encoder_sha256": sha256(args.encoder)}
     report["chosen"] = name
     report["manifest_entry"] = entry
     report["seconds"] = round(time.time() - t0, 1)
@@ -455,11 +474,9 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--encoder", type=Path, default=None, help="encoder ONNX (default: OUT/encoder.onnx)")
     ap.add_argument("--conditioner", type=Path, default=None, help="conditioner ONNX for the baseline (default: OUT/...)")
     ap.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "resnet18"])
-    ap.add_argument("--mid", type=Path, default=None, help="a cache of pooled mid-depth features (experiments)")
-    ap.add_argument("--mid-keys", default="b14_192,b15_320")
-    ap.add_argument("--variants", default="embedding,embedding+stats,stats")
-    ap.add_argument("--export-from", default="embedding,embedding+stats",
-                    help="variants that may be exported (the best summed CV Spearman wins)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="feature sets to fit and score")
+    ap.add_argument("--export-from", default="embedding,embedding+stats,embedding+mid,embedding+mid+stats",
+                    help="variants that may be exported (the best summed CV Spearman of valence and arousal wins)")
     ap.add_argument("--min-cv-gain", type=float, default=0.0, help="a later variant must beat by this much")
     ap.add_argument("--no-manifest", dest="manifest", action="store_false", help="do not touch OUT/manifest.json")
     ap.add_argument("--limit-images", type=int, default=None, help="use only N images (a quick pipeline check)")
@@ -486,7 +503,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(1)
     except ImportError:
         pass
-    report = run(args)
+    try:
+        report = run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({k: report[k] for k in ("chosen", "baseline")} |
                      {"variants": {n: {"heldout_centre": e["heldout_centre"], "heldout_mean_of_6_views":
                                        e["heldout_mean_of_6_views"]} for n, e in report["variants"].items()}},

@@ -1,0 +1,64 @@
+"""Image-emotion costs per frame: colour statistics, the valence/arousal model, the motion meter, crop averaging.
+
+- ``frame_stats``: installation.image_stats on each artwork at its own size and on a 1280x720 camera frame.
+- ``predict``: ImageEmotion.predict for one frame (statistics + image_emotion.onnx), given the encoder outputs.
+- ``motion``: MotionMeter.update on a 1280x720 frame.
+- ``encoder_1_view`` vs ``encoder_6_views``: what averaging the six training views at run time would cost
+  (it was measured not to help on held-out images, docs/IMAGE_EMOTION.md, so the runtime uses the centre view).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import common
+
+
+def timed(fn, n: int, warmup: int = 10) -> dict:
+    out = []
+    for i in range(warmup + n):
+        t0 = time.perf_counter()
+        fn(i)
+        if i >= warmup:
+            out.append(time.perf_counter() - t0)
+    return common.summary(out, 1e3)
+
+
+def main() -> None:
+    ap = common.parser(__doc__)
+    ap.add_argument("-n", type=int, default=300)
+    args = ap.parse_args()
+    n = 30 if args.quick else args.n
+    busy = common.warn_if_busy()
+
+    from installation.emotion import ImageEmotion
+    from installation.encoder import ImageEncoder
+    from installation.image_stats import frame_stats
+    from installation.motion import MotionMeter
+    from installation.preprocess import load_rgb, training_views
+
+    models = common.load_models(args.models)
+    frames = [img for _, img in common.artworks()]
+    cam = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    enc, emo = ImageEncoder(models, threads=1), ImageEmotion(models, threads=1)
+    embs = [enc.embed_all([f]) for f in frames]
+    meter = MotionMeter(2.0)
+    views = [np.stack(training_views(f)) for f in frames]
+    res = {"benchmark": "image_emotion", "machine": common.machine(), "busy_at_start": busy,
+           "models": common.models_label(args.models), "samples": n, "feature_set": emo.feature_set,
+           "frame_stats_artworks_ms": timed(lambda i: frame_stats(frames[i % len(frames)]), n),
+           "frame_stats_1280x720_ms": timed(lambda i: frame_stats(cam), n),
+           "predict_ms": timed(lambda i: emo.predict(embs[i % len(frames)][0], [frames[i % len(frames)]],
+                                                      embs[i % len(frames)][1]), n),
+           "motion_update_1280x720_ms": timed(lambda i: meter.update(i / 30, cam), n),
+           "encoder_1_view_ms": timed(lambda i: enc.session.run(None, {enc.input: views[i % len(frames)][:1]}), n // 3),
+           "encoder_6_views_ms": timed(lambda i: enc.session.run(None, {enc.input: views[i % len(frames)]}), n // 3)}
+    for k, v in res.items():
+        if k.endswith("_ms"):
+            print(common.line(k[:-3], v))
+    common.write_result("image_emotion", res, args.out)
+
+
+if __name__ == "__main__":
+    main()
