@@ -216,8 +216,7 @@ def artwork_controls(models, frames: list[np.ndarray], names: list[str], emb: np
     from installation.encoder import ImageEncoder
     from installation.render import directions
 
-    if emb is None:
-        emb = ImageEncoder(models, threads=1).embed(frames)
-    va = ImageEmotion(models, threads=1).predict(emb, frames)
+    e, va = ImageEmotion(models, threads=1).read(ImageEncoder(models, threads=1), frames)
+    emb = e if emb is None else emb
     ds = directions(va, names, Steering(), emotion_map.for_models(models.folder), models.key_templates, 0)
     return np.stack([d.controls for d in ds]), emb

@@ -305,8 +305,7 @@ def render(args) -> int:
     feel = ImageEmotion(models, threads=2)
     t = time.perf_counter()
     import numpy as np
-    emb = np.concatenate([enc.embed(frames[i:i + 16]) for i in range(0, len(frames), 16)])
-    va = np.concatenate([feel.predict(emb[i:i + 16], frames[i:i + 16]) for i in range(0, len(frames), 16)])
+    va = np.concatenate([feel.read(enc, frames[i:i + 16])[1] for i in range(0, len(frames), 16)])
     settings = RenderSettings(seconds=args.seconds, seed=args.seed or 0, temperature=args.temperature,
                               top_p=args.top_p, batch=args.batch, workers=workers)
     keys = [p.stem for p in images]

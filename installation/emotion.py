@@ -85,3 +85,11 @@ class ImageEmotion:
                 raise ValueError(f"the {self.feature_set} model needs the {len(emb)} frames beside their embeddings")
             feed["stats"] = image_stats.stats_batch(frames)
         return self.session.run(None, feed)[0]
+
+    def read(self, encoder, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Frames -> (embeddings (N, D), valence/arousal (N, 2)): one encoder pass, then this model."""
+        if self.needs_mid:
+            emb, mid = encoder.embed_all(frames)
+        else:
+            emb, mid = encoder.embed(frames), None
+        return emb, self.predict(emb, frames if self.needs_frames else None, mid)

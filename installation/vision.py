@@ -136,8 +136,8 @@ class VisionThread:
         began = self.clock()
         key = (frame.label, frame.index)
         if self.timeline.live or key != self._last_key:   # a still or slide shown again is not re-embedded
-            self._last_emb = self.encoder.embed([frame.image])[0]
-            self._last_va = self.emotion.predict(self._last_emb[None, :], [frame.image])[0]
+            emb, va = self.emotion.read(self.encoder, [frame.image])
+            self._last_emb, self._last_va = emb[0], va[0]
             self._last_key = key
         emb = self._last_emb
         up = self.tracker.update(t, emb)

@@ -29,8 +29,8 @@ from installation.encoder import ImageEncoder
 m = manifest.load({str(MODELS)!r})
 enc, feel, dec = ImageEncoder(m), ImageEmotion(m), open_decoder(m)
 img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
-e = enc.embed([img])
-va = feel.predict(e, [img])[0]
+e, va = feel.read(enc, [img])
+va = va[0]
 d = Conductor(Steering(), emotion_map.for_models(m.folder), m.key_templates, seed=0).direct(0.0, va, new_scene=True)
 p = Performer(dec, seed=1)
 p.prime(dec.initial(d.controls[None]))
@@ -171,7 +171,7 @@ def test_happy_and_sad_images_get_different_music(shared_data):
     for q in (0, 2):
         idx = np.flatnonzero(imgs.test & (imgs.quadrant == q))[:16]
         frames = [load_rgb(shared_data / imgs.rel[i]) for i in idx]
-        v = feel.predict(enc.embed(frames), frames)
+        v = feel.read(enc, frames)[1]
         va[q] = v.mean(0)
         keys = [imgs.rel[i] for i in idx]
         ds = directions(v, keys, Steering(), emotion_map.for_models(m.folder), m.key_templates, 0)

@@ -162,8 +162,7 @@ def artworks_figure(man, encoder, feel, dec, emap, settings, path: Path) -> None
 
     files = sorted(bundled_artworks().glob("*.jpg"))
     frames = [load_rgb(p) for p in files]
-    emb = encoder.embed(frames)
-    va = feel.predict(emb, frames)
+    emb, va = feel.read(encoder, frames)
     keys = [p.stem for p in files]
     ds = directions(va, keys, Steering(), emap, man.key_templates, settings.seed)
     seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings)
@@ -234,12 +233,11 @@ def run(args) -> dict:
     every = np.flatnonzero(images.test)                               # the image side: every held-out image
     if args.limit_images is not None:
         every = every[np.linspace(0, len(every) - 1, min(args.limit_images, len(every))).round().astype(int)]
-    frames_all = [load_rgb(Path(args.data) / images.rel[i]) for i in every] if feel.needs_frames else None
-    va_all = feel.predict(np.asarray(feats[every, 0], np.float32), frames_all)
+    every = np.union1d(every, [images.rel.index(r) for r in held.rel])
+    va_all = np.concatenate([feel.read(encoder, [load_rgb(Path(args.data) / images.rel[i]) for i in every[j:j + 16]])[1]
+                             for j in range(0, len(every), 16)])        # as the runtime reads a picture
     row_of = {images.rel[i]: j for j, i in enumerate(every)}
-    held_va = np.stack([va_all[row_of[r]] if r in row_of else
-                        feel.predict(held.embedding[[k]], [load_rgb(Path(args.data) / r)] if feel.needs_frames else None)[0]
-                        for k, r in enumerate(held.rel)])
+    held_va = np.stack([va_all[row_of[r]] for r in held.rel])
     mw = DS.load_music(args.data, event_cache=event_cache)
     if mw.skipped:
         log.warning("music files skipped: %s", ", ".join(mw.skipped))

@@ -3,7 +3,8 @@
     python -m installation.training all        # the whole pipeline, as shipped
     python -m installation.training prepare    # encoder ONNX + MIDI event cache + image feature cache
     python -m installation.training train      # pretrain + finetune (resumes from runs/<name>/)
-    python -m installation.training export     # conditioner + step decoder ONNX, manifest, parity checks
+    python -m installation.training export     # decoder ONNX, parity, emotion map, adherence, manifest, model card
+    python -m installation.training image-emotion   # image -> valence/arousal model (the picture's mood)
 
 Run ``python -m installation.training all --help`` for the options.
 """
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m installation.training", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["prepare", "train", "export", "all"])
+    ap.add_argument("command", choices=["prepare", "train", "export", "image-emotion", "all"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the shared data folder")
     ap.add_argument("--out", type=Path, default=REPO / "exported_models", help="where the ONNX models go")
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "prep", help="event and feature caches")
@@ -51,12 +52,13 @@ def main(argv=None) -> int:
     if not args.data.is_dir():
         print(f"error: data folder {args.data} not found; pass --data PATH/TO/shared/data", file=sys.stderr)
         return 2
+    from installation.errors import UserError
     from installation.training import pipeline
-    steps = ["prepare", "train", "export"] if args.command == "all" else [args.command]
+    steps = ["prepare", "train", "export", "image-emotion"] if args.command == "all" else [args.command]
     try:
         for step in steps:
-            getattr(pipeline, step)(args)
-    except (ValueError, FileNotFoundError) as exc:      # bad options or files: one line, no traceback
+            getattr(pipeline, step.replace("-", "_"))(args)
+    except (ValueError, FileNotFoundError, UserError) as exc:   # bad options or files: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

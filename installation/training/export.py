@@ -168,9 +168,9 @@ def export_all(args) -> dict:
     emap = write_emotion_map(corpus, emap_path)
     log.info("emotion map fitted and written to %s", emap_path)
 
-    old = {}
-    if (out / "manifest.json").is_file():
-        old = json.loads((out / "manifest.json").read_text()).get("models", {})
+    # kept from the manifest being replaced, when their files are unchanged: the encoder (the image-emotion
+    # step may re-export it) and the image-emotion model (python -m installation.training.image_emotion)
+    previous = json.loads((out / "manifest.json").read_text()).get("models", {}) if (out / "manifest.json").exists() else {}
     enc_info = json.loads((args.cache / "encoder_info.json").read_text())
     enc_io = {k: enc_info[k] for k in ("inputs", "outputs")}
     models = {
@@ -180,17 +180,14 @@ def export_all(args) -> dict:
         "decoder_init": {"file": "decoder_init.onnx", **io["decoder_init"]},
         "decoder_step": {"file": "decoder_step.onnx", **io["decoder_step"]},
     }
-    if "image_emotion" in old and (out / old["image_emotion"]["file"]).is_file():
-        models["image_emotion"] = old["image_emotion"]
+    for name in ("encoder", "image_emotion"):
+        e = previous.get(name)
+        if e and (out / e["file"]).is_file() and sha256(out / e["file"]) == e.get("sha256"):
+            models[name] = e
     for name, m in models.items():
         m["sha256"] = sha256(out / m["file"])
         m.setdefault("opset", OPSET)
         m["bytes"] = (out / m["file"]).stat().st_size
-    # the image-emotion model (python -m installation.training.image_emotion) is fitted separately: keep its entry
-    previous = json.loads((out / "manifest.json").read_text()).get("models", {}) if (out / "manifest.json").exists() else {}
-    emo = previous.get("image_emotion")
-    if emo and (out / emo["file"]).is_file() and sha256(out / emo["file"]) == emo["sha256"]:
-        models["image_emotion"] = emo
     manifest = {
         "format": 2,
         "git_commit": _git_commit(Path(__file__).resolve().parents[2]),

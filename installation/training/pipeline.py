@@ -1,4 +1,4 @@
-"""The steps of ``python -m installation.training``: prepare, train, export."""
+"""The steps of ``python -m installation.training``: prepare, train, export, image-emotion."""
 from __future__ import annotations
 
 import json
@@ -120,3 +120,14 @@ def export(args) -> None:
     from installation.training.export import export_all
 
     export_all(args)
+
+
+def image_emotion(args) -> None:
+    """Fit the image -> valence/arousal model (installation/training/image_emotion.py) and add it to the manifest."""
+    from installation.training import image_emotion as IE
+
+    argv = ["--data", str(args.data), "--cache", str(args.cache), "--out", str(args.out),
+            "--work", str(args.cache / "image_emotion"), "--backbone", args.backbone]
+    if args.limit_images is not None:
+        argv += ["--limit-images", str(args.limit_images)]
+    IE.run(IE.parse(argv))
