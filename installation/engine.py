@@ -42,14 +42,18 @@ class EngineConfig:
 class Engine:
     """Owns the models, the threads and the stop Event. Constructing it loads models; nothing runs until start()."""
 
-    def __init__(self, manifest: Manifest, source, sink, cfg: EngineConfig, *, recorder=None, clock=time.perf_counter):
+    def __init__(self, manifest: Manifest, source, sink, cfg: EngineConfig, *, recorder=None, clock=time.perf_counter,
+                 scheduler=None):
+        """``scheduler``: where the generator's (due, message) pairs go; default a Scheduler on ``sink`` in this
+        process. The kiosk's thinker passes a proxy with the same push/discard_after/start/stop/stats (kiosk.link)."""
         self.cfg, self.source, self.sink, self.clock = cfg, source, sink, clock
         self.stop_event = threading.Event()
         self.failure: BaseException | None = None
         self.encoder = ImageEncoder(manifest, threads=cfg.encoder_threads)
         self.decoder = MusicDecoder(manifest, threads=1)
         self.timeline = SceneTimeline(live=source.live)
-        self.scheduler = Scheduler(sink, cfg.scheduler, clock=clock, recorder=recorder)
+        self.scheduler = scheduler if scheduler is not None else Scheduler(sink, cfg.scheduler, clock=clock,
+                                                                           recorder=recorder)
         performer = Performer(self.decoder, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p)
         self.generator = GeneratorThread(performer, self.scheduler, self.timeline, cfg.generator,
                                          stop=self.stop_event, clock=clock, on_error=self._fail)
