@@ -128,3 +128,49 @@ def first_note_on_after(messages, t: float) -> float | None:
         if at > t and len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0:
             return at
     return None
+
+
+def proc_sample(pid: int) -> dict | None:
+    """Resident memory (MiB), threads and open file descriptors of one process, from /proc (None: gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {"rss_mib": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"]), "fds": fds}
+
+
+def slope_per_hour(ts, ys) -> float:
+    """Least-squares slope of ys over ts (seconds), per hour."""
+    import numpy as np
+    ts, ys = np.asarray(ts, float), np.asarray(ys, float)
+    if len(ts) < 3 or np.ptp(ts) == 0:
+        return 0.0
+    return float(np.polyfit(ts, ys, 1)[0] * 3600)
+
+
+def soak(kiosk: Kiosk, seconds: float, every: float = 2.0, warmup: float = 20.0) -> dict:
+    """Sample the supervisor and its two children every ``every`` s for ``seconds``; per role: the samples
+    after ``warmup``, the RSS slope (MiB/hour), and the first and last thread and fd counts."""
+    pids = {"supervisor": kiosk.proc.pid, **kiosk.pids()}
+    t0 = time.monotonic()
+    samples = {role: [] for role in pids}
+    while (now := time.monotonic()) - t0 < seconds:
+        h = kiosk.health()
+        assert h is not None and h["state"] == "playing", (h, kiosk.output()[-2000:])
+        for role, pid in pids.items():
+            s = proc_sample(pid)
+            assert s is not None, f"{role} is gone"
+            if now - t0 >= warmup:
+                samples[role].append((now - t0, s))
+        time.sleep(every)
+    out = {}
+    for role, rows in samples.items():
+        ts = [t for t, _ in rows]
+        out[role] = {"rss_mib_first": rows[0][1]["rss_mib"], "rss_mib_last": rows[-1][1]["rss_mib"],
+                     "rss_mib_per_hour": slope_per_hour(ts, [s["rss_mib"] for _, s in rows]),
+                     "threads": (rows[0][1]["threads"], max(s["threads"] for _, s in rows), rows[-1][1]["threads"]),
+                     "fds": (rows[0][1]["fds"], max(s["fds"] for _, s in rows), rows[-1][1]["fds"]),
+                     "samples": len(rows)}
+    return out

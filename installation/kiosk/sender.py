@@ -53,6 +53,27 @@ class NoteTap:
         return out
 
 
+class SendLogScheduler(Scheduler):
+    """A Scheduler that also notes (due, clock at the send call, status byte) of every message, saved as .npy
+    at exit. Used only when ITM_SEND_LOG=FILE is set (bench/bench_kiosk.py measures the send error with it)."""
+
+    def __init__(self, *a, path: str, **kw):
+        super().__init__(*a, **kw)
+        import numpy as np
+        self._np, self._log_path = np, path
+        self._log = np.zeros((1 << 20, 3))
+        self._n = 0
+
+    def _send(self, now, due, msg):
+        if self._n < self._log.shape[0]:
+            self._log[self._n] = (due, self._clock(), msg[0])
+            self._n += 1
+        super()._send(now, due, msg)
+
+    def save(self) -> None:
+        self._np.save(self._log_path, self._log[:self._n])
+
+
 class _Stop(Exception):
     pass
 
@@ -65,8 +86,10 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
     sink, desc = midi_io.open_output(cfg.midi_api, cfg.port, cfg.virtual_port, None)
     log.info("sender: %s", desc)
     tap = NoteTap(sink)
-    sched = Scheduler(tap, SchedulerConfig(late_policy=cfg.late_policy, max_polyphony=cfg.max_polyphony,
-                                           max_note_s=cfg.max_note_seconds))
+    scfg = SchedulerConfig(late_policy=cfg.late_policy, max_polyphony=cfg.max_polyphony,
+                           max_note_s=cfg.max_note_seconds)
+    send_log = os.environ.get("ITM_SEND_LOG")
+    sched = SendLogScheduler(tap, scfg, path=send_log) if send_log else Scheduler(tap, scfg)
     state = {"thinker": False, "thinkers": 0, "panics": 0}
     stop = threading.Event()
 
@@ -119,6 +142,8 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
         beacon.send({"role": "sender", "ready": True, "notes": tap.drain(), "stats": sched.stats()})
         listener.close()
         sink.close()
+        if send_log:
+            sched.save()
     return 0
 
 
