@@ -25,7 +25,8 @@ def free_port() -> int:
 class Kiosk:
     """``python run_installation.py kiosk --midi-api jack --status-port P ...`` with its output in a temp file."""
 
-    def __init__(self, *args: str, status_port: int | None = None):
+    def __init__(self, *args: str, status_port: int | None = None, env: dict | None = None):
+        self.extra_env = env or {}
         self.status_port = status_port or free_port()
         self.args = ["--midi-api", "jack", "--status-port", str(self.status_port), "--start-seconds", "1",
                      "--camera-timeout-s", "3", *args]
@@ -35,7 +36,7 @@ class Kiosk:
     def start(self) -> "Kiosk":
         cmd = [sys.executable, str(REPO / "run_installation.py"), "kiosk", *self.args]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._out, stderr=subprocess.STDOUT, text=True,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1", **self.extra_env))
         return self
 
     def output(self) -> str:

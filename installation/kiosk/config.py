@@ -41,6 +41,7 @@ class KioskConfig:
     late_policy: str = "send"           # a late message: "send" at once, or "drop" (note-offs are always sent)
     max_polyphony: int = 32             # notes sounding at once
     max_note_seconds: float = 8.0       # a note held longer is released
+    sender_priority: int = 10           # SCHED_FIFO priority for the sender process (1-99; 0: normal)
     # --- pictures
     camera: str = "0"                   # camera index, stream URL, or a video file standing in for a camera
     camera_timeout_s: float = 10.0      # no frame this long: the bundled artworks play (attract mode)
@@ -94,6 +95,7 @@ class KioskConfig:
              else "start_retries", "out of range")
         need(self.log_level in ("debug", "info", "warning", "error"), "log_level",
              "one of debug, info, warning, error")
+        need(0 <= self.sender_priority <= 99, "sender_priority", "0 (normal) or 1-99 (SCHED_FIFO)")
         need(self.start_seconds >= 0, "start_seconds", "must be >= 0")
         try:
             OpeningHours.parse(self.hours)

@@ -153,6 +153,19 @@ def _release(sched: Scheduler) -> None:
     sched.panic()
 
 
+def _realtime(priority: int) -> None:
+    """SCHED_FIFO at ``priority`` for this process's threads (inherited by those started later), so a busy
+    machine's other processes do not delay a due message. Needs CAP_SYS_NICE or an rtprio limit (the systemd
+    unit grants it); without, the sender runs at normal priority and says so once."""
+    if priority <= 0 or not hasattr(os, "sched_setscheduler"):
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        log.info("sender: real-time priority %d (SCHED_FIFO)", priority)
+    except (PermissionError, OSError) as exc:
+        log.warning("sender: no real-time priority (%s); running at normal priority", exc.strerror or exc)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="installation.kiosk.sender")
     ap.add_argument("--listen", required=True)
@@ -165,6 +178,7 @@ def main(argv=None) -> int:
     cfg = from_json(args.config)
     from installation.cli import setup_logging
     setup_logging(cfg.log_level)
+    _realtime(cfg.sender_priority)
     beacon = Beacon(args.status_fd)
     try:
         return serve(cfg, args.listen, beacon)

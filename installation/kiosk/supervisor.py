@@ -95,6 +95,8 @@ class Supervisor:
         cmd = [self.python, "-m", mod, *where, "--status-fd", str(theirs.fileno()), "--config", to_json(self.cfg)]
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+        if role == "sender":                # no BLAS worker threads in a process that only sends MIDI
+            env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         try:
             proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)      # a terminal's Ctrl-C reaches only us

@@ -51,7 +51,8 @@ def run(cfg: KioskConfig, sender_path: str, beacon: Beacon) -> int:
     models = M.load(cfg.models)
     remote = RemoteScheduler(sender_path)
     remote.connect(timeout=5.0)
-    ecfg = EngineConfig(embed_fps=cfg.embed_fps, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p,
+    # start_delay_s: a fresh process's first ONNX calls are slow; notes due sooner would be late
+    ecfg = EngineConfig(start_delay_s=1.0, embed_fps=cfg.embed_fps, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p,
                         generator=GeneratorConfig(lookahead_s=cfg.lookahead_ms / 1000, tempo_scale=cfg.tempo_scale,
                                                   channel=cfg.channel - 1))
     engine = Engine(models, source, None, ecfg, scheduler=remote)
