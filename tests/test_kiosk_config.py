@@ -72,3 +72,9 @@ def test_opening_hours():
     for bad in ["10-18", "10:00-10:00", "10:61-11:00", "24:01-25:00"]:
         with pytest.raises(ValueError):
             OpeningHours.parse([bad])
+
+
+def test_the_shipped_example_config_loads(tmp_path):
+    values = C.read_toml(REPO / "deploy" / "kiosk.example.toml")
+    cfg = C.build(None, {**values, "log_file": str(tmp_path / "k.jsonl")})
+    assert cfg.port and cfg.hours == ("10:00-18:00",) and cfg.status_bind == "127.0.0.1"

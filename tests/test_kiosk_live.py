@@ -121,3 +121,23 @@ def test_closing_time_brings_silence_and_a_panic(jack_server, midi_receiver, tmp
         assert k.health()["programs"]["thinker"]["state"] == "stopped"
         assert "closing time" in k.output()
         assert k.stop() == 0
+
+
+def test_systemd_notify_ready_watchdog_stopping(jack_server, tmp_path):
+    """Type=notify and WatchdogSec: READY=1 once, WATCHDOG=1 over and over, STOPPING=1 at the end."""
+    import socket
+    path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(30)
+    got = []
+    try:
+        with Kiosk("--virtual-port", "notify-test", "--camera", "nonexistent-camera", "--duration", "6",
+                   env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}) as k:
+            while not any("STOPPING=1" in g for g in got):
+                got.append(sock.recv(4096).decode())
+            assert k.proc.wait(30) == 0
+    finally:
+        sock.close()
+    assert got[0] == "READY=1"
+    assert sum(g.startswith("WATCHDOG=1") for g in got) >= 6       # every 0.5 s for 6 s

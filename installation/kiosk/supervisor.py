@@ -32,6 +32,7 @@ import numpy as np
 from installation.kiosk.config import KioskConfig, to_json
 from installation.kiosk.eventlog import EventLog
 from installation.kiosk.program import Policy, Program, State
+from installation.kiosk.systemd import Notifier
 
 log = logging.getLogger("installation.kiosk")
 NOTE_KEEP_S = 15.0       # notes kept for the piano roll and the key estimate
@@ -267,6 +268,8 @@ class Supervisor:
             server.start()
             self.events.emit("status_server", url=server.url)
         self.events.emit("kiosk", value="started", hours=self.hours.describe(), pid=os.getpid())
+        notifier = Notifier()
+        notifier.notify("READY=1")
         deadline = None if self.cfg.duration is None else self.started + self.cfg.duration
         try:
             while not self.stop_requested.is_set():
@@ -277,7 +280,10 @@ class Supervisor:
                 for p in self.programs.values():
                     p.tick()
                 self._update()
+                notifier.alive(self.status.data.get("state"))
         finally:
+            notifier.notify("STOPPING=1")
+            notifier.close()
             self._shutdown()
             if server is not None:
                 server.stop()
