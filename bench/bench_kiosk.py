@@ -78,12 +78,14 @@ def kills(n: int, seed: int) -> dict:
                 back = [(first_note_on_after(msgs, t + (q or 0)) or np.nan) - t for t, q in zip(times, quiet)]
                 out["+".join(roles)] = {
                     "kills": n, "never_silent": sum(q is None for q in quiet),
+                    "silence_ms_each": [None if q is None else round(q * 1e3, 1) for q in quiet],
                     "sounding_at_kill": [len(open_notes_at(msgs, t)) for t in times],
                     "kill_to_silence_ms": common.summary([q for q in quiet if q is not None], 1e3),
                     "kill_to_music_s": common.summary([b for b in back if b == b]),
                 }
                 print(f"--- SIGKILL {'+'.join(roles)} x{n}: " + common.line("silence", out["+".join(roles)]["kill_to_silence_ms"]))
                 print(common.line("  music again", out["+".join(roles)]["kill_to_music_s"], "s"))
+            out["panic_log"] = [line for line in k.output().splitlines() if " panic " in line or "error" in line]
             assert k.stop() == 0
         time.sleep(0.3)
         out["unmatched_at_end"] = len(rx.unmatched_note_ons())

@@ -131,13 +131,19 @@ class Supervisor:
         from installation import midi_io
         from installation.errors import UserError
         ch = self.cfg.channel - 1
-        try:
-            if self._api is None:
-                self._api = midi_io.choose_api(self.cfg.midi_api)
-            out = midi_io.MidiOut(self._api, self.cfg.port, client_name="image-to-music-panic")
-            out.open()
-        except UserError as exc:
-            self.events.emit("panic", ok=False, why=why, error=str(exc))
+        out, error = None, None
+        for attempt in range(5):               # JACK may be busy removing the dead sender's client: try again
+            try:
+                if self._api is None:
+                    self._api = midi_io.choose_api(self.cfg.midi_api)
+                out = midi_io.MidiOut(self._api, self.cfg.port, client_name="image-to-music-panic")
+                out.open()
+                break
+            except UserError as exc:
+                out, error = None, exc
+                time.sleep(0.05)
+        if out is None:
+            self.events.emit("panic", ok=False, why=why, error=str(error))
             return
         try:
             for pitch in range(128):
