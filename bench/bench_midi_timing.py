@@ -62,7 +62,7 @@ def in_process(models, video: Path, duration: float, seed: int, switch: float | 
     ok = np.array([a is not None for a in arrivals])
     arr = np.array([a if a is not None else np.nan for a in arrivals])
     st = eng.stats()
-    embeds = eng.vision.embed_seconds
+    embeds = list(eng.vision.embed_seconds)
     err = sent - due
     late = [d for (d, s_, _), e in zip(log, err) if e > 0.001]
     busy = sum(b - a for a, b in eng.embed_log) / duration

@@ -121,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     ports.add_argument("--midi-api", default=None, choices=["alsa", "jack", "coremidi", "winmm"])
     ports.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
-    kiosk = sub.add_parser("kiosk", help="unattended gallery mode (not built yet)")
-    kiosk.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    kiosk = sub.add_parser("kiosk", help="unattended gallery mode: supervised, opening hours, status pages")
+    kiosk.add_argument("--config", default=None, help="TOML file with any of the options below (docs/KIOSK.md)")
+    from installation.kiosk.cli_options import add_options
+    add_options(kiosk)
     return ap
 
 
@@ -345,7 +347,8 @@ def ports(args) -> int:
 
 
 def kiosk(args) -> int:
-    raise UserError("kiosk mode is not built yet; run `python run_installation.py play` (it has its own issue)")
+    from installation.kiosk.cli_options import run_kiosk
+    return run_kiosk(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv.insert(0, "play")
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level or "info")
     try:
         return {"play": play, "render": render, "ports": ports, "kiosk": kiosk}[args.command](args)
     except UserError as exc:

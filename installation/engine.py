@@ -51,10 +51,12 @@ class Engine:
     """Owns the models, the threads and the stop Event. Constructing it loads models; nothing runs until start().
 
     ``patch`` (installation.patches.Patch): the generator's notes go through its router, and
-    ``self.patch`` (a PatchRuntime) runs its CCs, OSC, clock and inputs next to the threads."""
+    ``self.patch`` (a PatchRuntime) runs its CCs, OSC, clock and inputs next to the threads.
+    ``scheduler``: where the generator's (due, message) pairs go; default a Scheduler on ``sink`` in this
+    process. The kiosk's thinker passes a proxy with the same push/discard_after/start/stop/stats (kiosk.link)."""
 
     def __init__(self, manifest: Manifest, source, sink, cfg: EngineConfig, *, recorder=None, clock=time.perf_counter,
-                 patch=None, midi_api: str | None = None):
+                 patch=None, midi_api: str | None = None, scheduler=None):
         self.cfg, self.source, self.sink, self.clock = cfg, source, sink, clock
         self.stop_event = threading.Event()
         self.failure: BaseException | None = None
@@ -68,7 +70,8 @@ class Engine:
             from installation.motion import MotionMeter
             motion = MotionMeter()
         self.timeline = SceneTimeline(live=source.live)
-        self.scheduler = Scheduler(sink, cfg.scheduler, clock=clock, recorder=recorder)
+        self.scheduler = scheduler if scheduler is not None else Scheduler(sink, cfg.scheduler, clock=clock,
+                                                                           recorder=recorder)
         performer = Performer(self.decoder, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p)
         self.patch = None                 # a patch's controls (installation.patches.live.PatchRuntime)
         if patch is not None:
@@ -145,6 +148,6 @@ class Engine:
     def stats(self) -> dict:
         s = self.scheduler.stats()
         s.update(events_generated=self.generator.events_generated,
-                 embeds=len(self.vision.embed_seconds),
+                 embeds=self.vision.embeds,
                  scene_changes=list(self.generator.scene_changes))
         return s

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,7 +120,8 @@ class VisionThread:
         self.ahead_s = ahead_s
         self.clock = clock
         self.on_error = on_error
-        self.embed_seconds: list[float] = []  # latency of each frame -> conditioning, for benchmarks
+        self.embed_seconds: deque[float] = deque(maxlen=4096)  # latency of recent frames -> controls, for benchmarks
+        self.embeds = 0                       # frames embedded since the start
         self._thread = threading.Thread(target=self._run, name="vision", daemon=True)
         self._t0 = 0.0
         self._last_key, self._last_emb, self._last_va = None, None, None
@@ -141,11 +143,12 @@ class VisionThread:
             self._last_key = key
         emb = self._last_emb
         up = self.tracker.update(t, emb)
-        first = not self.embed_seconds
+        first = self.embeds == 0
         motion = self.motion.update(t, frame.image) if self.motion is not None else None
         d = self.conductor.direct(t, self._last_va, motion=motion, new_scene=up.changed or first)
         h0 = self.decoder.initial(d.controls[None, :])
         self.embed_seconds.append(self.clock() - began)
+        self.embeds += 1
         entry = SceneEntry(t, up.scene_id, up.changed, d.controls, h0, np.array([d.valence, d.arousal], np.float32),
                            d, frame.label)
         if up.changed or first:

@@ -95,8 +95,8 @@ def test_error_port_not_found(jack_server, midi_receiver):
     assert "test-receiver" in r.stderr            # lists the ports that exist
 
 
-def test_kiosk_is_not_pretended():
-    _one_line_error(run_cli("kiosk"), "kiosk")
+def test_kiosk_refuses_a_bad_option_before_starting_anything():
+    _one_line_error(run_cli("kiosk", "--channel", "17", "--status-port", "0"), "channel")
 
 
 @pytest.mark.parametrize("args,needle", [(["--valence", "1.5"], "--valence"), (["--arousal", "-3"], "--arousal"),

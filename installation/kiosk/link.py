@@ -1,0 +1,146 @@
+"""The wires between the kiosk's processes.
+
+- Thinker -> sender: a Unix socket in a private (0700) folder; pickled tuples
+  ``("push", [(due, msg), ...])``, ``("discard", t)``, ``("panic",)``. Due times are
+  ``time.perf_counter()`` seconds: on Linux that is CLOCK_MONOTONIC, one clock for
+  every process on the machine, so a due time means the same in both.
+- Child -> supervisor: a socketpair per child (``Beacon``); the child sends dicts
+  (heartbeats with its figures) and never waits for an answer.
+
+``RemoteScheduler`` is what the thinker's Engine uses in place of a Scheduler.
+If the sender is gone it drops messages (the music goes on unheard) and
+reconnects to the next sender within 0.2 s.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import threading
+import time
+from multiprocessing.connection import Client, Connection
+
+log = logging.getLogger(__name__)
+RECONNECT_S = 0.2
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Linux: get ``sig`` when the supervisor dies, so no child outlives it."""
+    try:
+        ctypes.CDLL(None).prctl(1, sig)      # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Beacon:
+    """A child's line to the supervisor: ``send(dict)`` never raises and never blocks for long."""
+
+    def __init__(self, fd: int):
+        self._conn = Connection(fd)
+        self._lock = threading.Lock()
+        self.broken = False
+
+    def send(self, msg: dict) -> None:
+        with self._lock:
+            if self.broken:
+                return
+            try:
+                self._conn.send(msg)
+            except (OSError, ValueError):
+                self.broken = True
+
+
+class RemoteScheduler:
+    """The thinker's side of the sender: the Scheduler methods the engine and generator call."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.error: BaseException | None = None
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+        self._next_try = 0.0
+        self._last_due: float | None = None
+        self.pushed = self.dropped = self.connects = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def _send(self, msg) -> bool:
+        with self._lock:
+            if self._conn is None:
+                now = time.monotonic()
+                if now < self._next_try:
+                    return False
+                try:
+                    self._conn = Client(self.path, family="AF_UNIX")
+                    self.connects += 1
+                    if self.connects > 1:
+                        log.info("sender reached again")
+                except OSError:
+                    self._next_try = now + RECONNECT_S
+                    return False
+            try:
+                self._conn.send(msg)
+                return True
+            except (OSError, ValueError):
+                log.warning("sender gone; music is generated unheard until it is back")
+                self._drop()
+                return False
+
+    def _drop(self) -> None:
+        try:
+            self._conn.close()
+        except OSError:
+            pass
+        self._conn = None
+        self._next_try = time.monotonic() + RECONNECT_S
+
+    def connect(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the sender (at start-up)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                self._next_try = 0.0
+            if self._send(("hello",)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(RECONNECT_S)
+
+    # --- the Scheduler interface the engine and generator use ---------------------------
+    def push(self, items) -> None:
+        items = [(float(d), tuple(int(b) for b in m)) for d, m in items]
+        if not items:
+            return
+        self._last_due = max([self._last_due or -1e300] + [d for d, _ in items])
+        if self._send(("push", items)):
+            self.pushed += len(items)
+        else:
+            self.dropped += len(items)
+
+    def discard_after(self, t: float) -> int:
+        self._send(("discard", float(t)))
+        return 0
+
+    def last_due(self) -> float | None:
+        return self._last_due
+
+    def pending(self) -> int:
+        return 0
+
+    def panic(self) -> None:
+        self._send(("panic",))
+
+    def start(self) -> None:
+        pass
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """The engine is stopping: ask the sender to release everything now, then hang up."""
+        self._send(("panic",))
+        with self._lock:
+            if self._conn is not None:
+                self._drop()
+
+    def stats(self) -> dict:
+        return {"sent": self.pushed, "dropped_unheard": self.dropped, "lateness_p50": None, "lateness_p99": None}

@@ -1,0 +1,192 @@
+"""The sender process: owns the MIDI port, the Scheduler and the open-note table; nothing else.
+
+It listens on a Unix socket for one thinker at a time and places the (due, message)
+pairs it receives at their due times. When the thinker's connection ends (it
+exited, crashed or was killed) every sounding note is released at once, and the
+sender waits for the next thinker: the port, and a DAW's connection to it, stay.
+No model, no camera: its scheduler thread shares the GIL only with the socket
+reader and a 4 Hz heartbeat.
+
+    python -m installation.kiosk.sender --listen PATH --status-fd FD --config JSON
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from multiprocessing.connection import Listener
+
+from installation import midi_io
+from installation.errors import UserError
+from installation.kiosk.config import KioskConfig, from_json
+from installation.kiosk.link import Beacon, die_with_parent
+from installation.scheduler import Scheduler, SchedulerConfig
+
+log = logging.getLogger("installation.kiosk.sender")
+BEAT_S = 0.25
+
+
+class NoteTap:
+    """A sink wrapper that remembers (time, status, pitch, velocity) of each note message sent (for the display)."""
+
+    def __init__(self, sink, clock=time.perf_counter):
+        self.sink, self.clock = sink, clock
+        self.notes: collections.deque = collections.deque(maxlen=4096)
+
+    def send(self, msg) -> bool:
+        ok = self.sink.send(msg)
+        if msg[0] & 0xE0 == 0x80:                     # 0x8n or 0x9n
+            self.notes.append((self.clock(), msg[0], msg[1], msg[2]))
+        return ok
+
+    def drain(self) -> list:
+        out = []
+        while self.notes:
+            out.append(self.notes.popleft())
+        return out
+
+
+class SendLogScheduler(Scheduler):
+    """A Scheduler that also notes (due, clock at the send call, status byte) of every message, saved as .npy
+    at exit. Used only when ITM_SEND_LOG=FILE is set (bench/bench_kiosk.py measures the send error with it)."""
+
+    def __init__(self, *a, path: str, **kw):
+        super().__init__(*a, **kw)
+        import numpy as np
+        self._np, self._log_path = np, path
+        self._log = np.zeros((1 << 20, 3))
+        self._n = 0
+
+    def _send(self, now, due, msg):
+        if self._n < self._log.shape[0]:
+            self._log[self._n] = (due, self._clock(), msg[0])
+            self._n += 1
+        super()._send(now, due, msg)
+
+    def save(self) -> None:
+        self._np.save(self._log_path, self._log[:self._n])
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
+    sink, desc = midi_io.open_output(cfg.midi_api, cfg.port, cfg.virtual_port, None)
+    log.info("sender: %s", desc)
+    tap = NoteTap(sink)
+    scfg = SchedulerConfig(late_policy=cfg.late_policy, max_polyphony=cfg.max_polyphony,
+                           max_note_s=cfg.max_note_seconds)
+    send_log = os.environ.get("ITM_SEND_LOG")
+    sched = SendLogScheduler(tap, scfg, path=send_log) if send_log else Scheduler(tap, scfg)
+    state = {"thinker": False, "thinkers": 0, "panics": 0}
+    stop = threading.Event()
+
+    def beats():
+        n = 0
+        while not stop.wait(BEAT_S):
+            msg = {"role": "sender", "ready": True, "port": sink.describe(), "port_name": sink.port_name,
+                   "port_connected": bool(getattr(sink, "connected", True)), "thinker": state["thinker"],
+                   "notes": tap.drain(), "panics": state["panics"]}
+            if n % 4 == 0:
+                msg["stats"] = sched.stats()
+            n += 1
+            beacon.send(msg)
+
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(listen)                           # left behind by a sender that was killed
+    listener = Listener(listen, family="AF_UNIX")
+    sched.start()
+    beater = threading.Thread(target=beats, name="heartbeat", daemon=True)
+    beater.start()
+    try:
+        while True:
+            conn = listener.accept()
+            state["thinker"], state["thinkers"] = True, state["thinkers"] + 1
+            log.info("thinker connected")
+            try:
+                while True:
+                    msg = conn.recv()
+                    kind = msg[0]
+                    if kind == "push":
+                        sched.push(msg[1])
+                    elif kind == "discard":
+                        sched.discard_after(msg[1])
+                    elif kind == "panic":
+                        _release(sched)
+                        state["panics"] += 1
+            except (EOFError, OSError):
+                _release(sched)                     # the thinker is gone: silence now, not at max_note_s
+                state["panics"] += 1
+                log.warning("thinker gone; every sounding note released, waiting for the next one")
+            finally:
+                state["thinker"] = False
+                conn.close()
+    except _Stop:
+        log.info("sender stopping")
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop.set()
+        sched.stop(timeout=0.5)                     # note-offs for open notes, CC123 + CC120
+        beacon.send({"role": "sender", "ready": True, "notes": tap.drain(), "stats": sched.stats()})
+        listener.close()
+        sink.close()
+        if send_log:
+            sched.save()
+    return 0
+
+
+def _release(sched: Scheduler) -> None:
+    """Drop what is queued, a note-off for each open note now, then CC123 + CC120."""
+    sched.discard_after(time.perf_counter())
+    sched.panic()
+
+
+def _realtime(priority: int) -> None:
+    """SCHED_FIFO at ``priority`` for this process's threads (inherited by those started later), so a busy
+    machine's other processes do not delay a due message. Needs CAP_SYS_NICE or an rtprio limit (the systemd
+    unit grants it); without, the sender runs at normal priority and says so once."""
+    if priority <= 0 or not hasattr(os, "sched_setscheduler"):
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        log.info("sender: real-time priority %d (SCHED_FIFO)", priority)
+    except (PermissionError, OSError) as exc:
+        log.warning("sender: no real-time priority (%s); running at normal priority", exc.strerror or exc)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="installation.kiosk.sender")
+    ap.add_argument("--listen", required=True)
+    ap.add_argument("--status-fd", type=int, required=True)
+    ap.add_argument("--config", required=True, help="KioskConfig as JSON")
+    args = ap.parse_args(argv)
+    die_with_parent()
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C goes to the supervisor, which stops us in order
+    cfg = from_json(args.config)
+    from installation.cli import setup_logging
+    setup_logging(cfg.log_level)
+    _realtime(cfg.sender_priority)
+    beacon = Beacon(args.status_fd)
+    try:
+        return serve(cfg, args.listen, beacon)
+    except UserError as exc:
+        beacon.send({"role": "sender", "error": str(exc)})
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""The supervisor: runs the sender and the thinker, restarts what dies, keeps the hours, logs, serves status.
+
+Its main loop waits (at most 0.1 s) on the children's heartbeat sockets, then
+ticks both state machines (kiosk.program) and the opening hours. A child's
+heartbeats carry its figures; the supervisor merges them into one status
+(kiosk.status serves it) and writes one structured log line per state change
+(kiosk.eventlog).
+
+When the sender ends other than by a stop we asked for, or at closing time, the
+supervisor opens the named port itself for a moment and sends a panic: a
+note-off for all 128 pitches on the channel, then CC123 and CC120, so nothing
+sounds on even when the sender could not say so.
+"""
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection, wait
+
+import numpy as np
+
+from installation.kiosk.config import KioskConfig, to_json
+from installation.kiosk.eventlog import EventLog
+from installation.kiosk.program import Policy, Program, State
+from installation.kiosk.systemd import Notifier
+
+log = logging.getLogger("installation.kiosk")
+NOTE_KEEP_S = 15.0       # notes kept for the piano roll and the key estimate
+
+
+class Status:
+    """What the status server shows; written by the supervisor loop, read by the server's thread."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.data: dict = {}
+        self.jpeg: bytes = b""
+        self.notes: collections.deque = collections.deque(maxlen=2048)   # [t_on, t_off|None, pitch, vel]
+        self.version = 0
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return dict(self.data)
+
+    def frame(self) -> bytes:
+        with self.lock:
+            return self.jpeg
+
+    def recent_notes(self, now: float, window: float = 12.0) -> list:
+        with self.lock:
+            return [[round(now - on, 3), None if off is None else round(now - off, 3), p, v]
+                    for on, off, p, v in self.notes if off is None or now - off < window]
+
+
+class Supervisor:
+    def __init__(self, cfg: KioskConfig, *, python: str = sys.executable):
+        self.cfg, self.python = cfg, python
+        self.hours = cfg.opening_hours
+        self.events = EventLog(cfg.log_file, cfg.log_max_mb, cfg.log_backups)
+        self.status = Status()
+        self.runtime = tempfile.mkdtemp(prefix="image-to-music-")      # 0700: only we reach the socket
+        self.sock_path = os.path.join(self.runtime, "sender.sock")
+        policy = Policy(start_seconds=cfg.start_seconds, start_timeout_s=cfg.start_timeout_s,
+                        heartbeat_timeout_s=cfg.heartbeat_timeout_s, start_retries=cfg.start_retries,
+                        backoff_s=cfg.backoff_s, backoff_max_s=cfg.backoff_max_s,
+                        stop_timeout_s=cfg.stop_timeout_s, fatal_retry_s=cfg.fatal_retry_s)
+        self.programs = {role: Program(role, lambda role=role: self._spawn(role), policy,
+                                       on_change=self._on_change, on_exit=self._on_exit)
+                         for role in ("sender", "thinker")}
+        self.conns: dict[str, Connection] = {}
+        self.info = {"sender": {}, "thinker": {}}
+        self.started = time.monotonic()
+        self.is_open: bool | None = None
+        self.stop_requested = threading.Event()
+        self.last_error: str | None = None
+        self.panics = 0
+        self._open_notes: dict[int, list] = {}
+        self._seen = {}                       # field -> last logged value, for one line per change
+        self._api: str | None = None
+
+    # --- children ------------------------------------------------------------------
+    def _spawn(self, role: str):
+        ours, theirs = socket.socketpair()
+        mod = f"installation.kiosk.{role}"
+        where = ["--listen", self.sock_path] if role == "sender" else ["--sender", self.sock_path]
+        cmd = [self.python, "-m", mod, *where, "--status-fd", str(theirs.fileno()), "--config", to_json(self.cfg)]
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+        if role == "sender":                # no BLAS worker threads in a process that only sends MIDI
+            env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        try:
+            proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)      # a terminal's Ctrl-C reaches only us
+        finally:
+            theirs.close()
+        old = self.conns.pop(role, None)
+        if old is not None:
+            old.close()
+        self.conns[role] = Connection(ours.detach())
+        self.info[role] = {}
+        return proc
+
+    def _on_change(self, prog: Program, old: State, new: State, reason: str) -> None:
+        self.events.emit("program", program=prog.name, old=old.value, new=new.value, reason=reason,
+                         restarts=prog.restarts)
+        if new in (State.BACKOFF, State.FATAL):
+            self.last_error = f"{prog.name}: {prog.last_error}"
+
+    def _on_exit(self, prog: Program, code: int, reason: str) -> None:
+        if prog.state is not State.STOPPING:
+            self.last_error = f"{prog.name} {reason}"
+        if prog.name == "sender" and code != 0:
+            self.port_panic(f"sender ended ({reason})")
+        self._close_open_notes()
+
+    def port_panic(self, why: str) -> None:
+        """Open the named port for a moment and silence it (only with --port: a virtual port died with the sender)."""
+        if not self.cfg.port:
+            return
+        t0 = time.perf_counter()
+        from installation import midi_io
+        from installation.errors import UserError
+        ch = self.cfg.channel - 1
+        out, error = None, None
+        for attempt in range(5):               # JACK may be busy removing the dead sender's client: try again
+            try:
+                if self._api is None:
+                    self._api = midi_io.choose_api(self.cfg.midi_api)
+                out = midi_io.MidiOut(self._api, self.cfg.port, client_name="image-to-music-panic")
+                out.open()
+                break
+            except UserError as exc:
+                out, error = None, exc
+                time.sleep(0.05)
+        if out is None:
+            self.events.emit("panic", ok=False, why=why, error=str(error))
+            return
+        try:
+            for pitch in range(128):
+                out.send((0x80 | ch, pitch, 0))
+            out.all_sound_off([ch])
+        finally:
+            out.close()
+        self.panics += 1
+        self.events.emit("panic", ok=True, why=why, ms=round((time.perf_counter() - t0) * 1e3, 1))
+
+    # --- heartbeats -----------------------------------------------------------------------
+    def _read(self, timeout: float) -> None:
+        by_conn = {c: r for r, c in self.conns.items()}
+        for conn in wait(list(by_conn), timeout):
+            role = by_conn[conn]
+            try:
+                while conn.poll():
+                    self._beat(role, conn.recv())
+            except (EOFError, OSError):
+                conn.close()
+                self.conns.pop(role, None)
+
+    def _beat(self, role: str, msg: dict) -> None:
+        if "error" in msg:
+            self.last_error = f"{role}: {msg['error']}"
+            self.events.emit("error", program=role, error=msg["error"])
+            return
+        self.programs[role].heartbeat(bool(msg.get("ready")))
+        notes = msg.pop("notes", None)
+        jpeg = msg.pop("jpeg", None)
+        self.info[role].update(msg)
+        if notes:
+            self._add_notes(notes)
+        if jpeg:
+            with self.status.lock:
+                self.status.jpeg = jpeg
+
+    def _add_notes(self, notes) -> None:
+        with self.status.lock:
+            for t, status, pitch, vel in notes:
+                if status & 0xF0 == 0x90 and vel > 0:
+                    rec = [t, None, pitch, vel]
+                    self.status.notes.append(rec)
+                    self._open_notes[pitch] = rec
+                else:
+                    rec = self._open_notes.pop(pitch, None)
+                    if rec is not None:
+                        rec[1] = t
+
+    def _close_open_notes(self) -> None:
+        now = time.perf_counter()
+        with self.status.lock:
+            for rec in self._open_notes.values():
+                rec[1] = now
+            self._open_notes.clear()
+
+    # --- status and logs ----------------------------------------------------------------
+    def _key(self, now: float) -> str | None:
+        from installation.analysis import PITCH_NAMES, estimate_key
+        from installation.events import Note
+        with self.status.lock:
+            notes = [Note(p, v, on - now, (now if off is None else off) - now)
+                     for on, off, p, v in self.status.notes if now - on < NOTE_KEEP_S]
+        if len(notes) < 8:
+            return None
+        tonic, mode, r = estimate_key(notes)
+        return f"{PITCH_NAMES[tonic]} {mode}"
+
+    def _update(self) -> None:
+        s, t = self.info["sender"], self.info["thinker"]
+        progs = {r: p.snapshot() for r, p in self.programs.items()}
+        if self.is_open is False:
+            state = "closed"
+        elif any(p.state is State.FATAL for p in self.programs.values()):
+            state = "fatal"
+        elif all(p.state is State.RUNNING for p in self.programs.values()):
+            state = "playing"
+        else:
+            state = "recovering" if any(p.restarts for p in self.programs.values()) else "starting"
+        stats = s.get("stats") or {}
+        p99 = stats.get("lateness_p99")
+        now = time.perf_counter()
+        thinker_up = self.programs["thinker"].state is State.RUNNING
+        data = {
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "state": state,
+            "open": bool(self.is_open),
+            "hours": self.hours.describe(),
+            "camera": t.get("camera") if thinker_up else None,
+            "picture": t.get("label") if thinker_up else None,
+            "port": s.get("port_name") or self.cfg.port or self.cfg.virtual_port,
+            "port_connected": bool(s.get("port_connected")) and self.programs["sender"].state is State.RUNNING,
+            "fps": _r(t.get("fps")) if thinker_up else None,
+            "events_per_s": _r(t.get("events_per_s")) if thinker_up else None,
+            "lateness_p99_ms": None if p99 is None else round(p99 * 1e3, 3),
+            "valence": _r(t.get("valence")),
+            "arousal": _r(t.get("arousal")),
+            "key": t.get("key") or self._key(now),
+            "scene": t.get("scene"),
+            "restarts": sum(p.restarts for p in self.programs.values()),
+            "programs": progs,
+            "panics": self.panics,
+            "sent": stats.get("sent"),
+            "last_error": self.last_error,
+        }
+        with self.status.lock:
+            self.status.data = data
+            self.status.version += 1
+        self._log_changes(data)
+
+    def _log_changes(self, d: dict) -> None:
+        for field in ("camera", "port_connected", "state"):
+            if d[field] != self._seen.get(field, "?"):
+                self._seen[field] = d[field]
+                extra = {"port": d["port"]} if field == "port_connected" else {}
+                self.events.emit(field if field != "port_connected" else "port", value=d[field], **extra)
+        if d["scene"] is not None and d["scene"] != self._seen.get("scene"):
+            self._seen["scene"] = d["scene"]
+            self.events.emit("scene", scene=d["scene"], picture=d["picture"], valence=d["valence"],
+                             arousal=d["arousal"])
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(self) -> int:
+        server = None
+        if self.cfg.status_port:
+            from installation.kiosk.status import StatusServer
+            server = StatusServer(self.status, self.cfg.status_bind, self.cfg.status_port, self.cfg.status_token)
+            server.start()
+            self.events.emit("status_server", url=server.url)
+        self.events.emit("kiosk", value="started", hours=self.hours.describe(), pid=os.getpid())
+        notifier = Notifier()
+        notifier.notify("READY=1")
+        deadline = None if self.cfg.duration is None else self.started + self.cfg.duration
+        try:
+            while not self.stop_requested.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                self._hours()
+                self._read(0.1)
+                for p in self.programs.values():
+                    p.tick()
+                self._update()
+                notifier.alive(self.status.data.get("state"))
+        finally:
+            notifier.notify("STOPPING=1")
+            notifier.close()
+            self._shutdown()
+            if server is not None:
+                server.stop()
+            shutil.rmtree(self.runtime, ignore_errors=True)
+            self.events.emit("kiosk", value="stopped")
+            self.events.close()
+        return 0
+
+    def _hours(self) -> None:
+        open_now = self.hours.is_open(dt.datetime.now())
+        if open_now == self.is_open:
+            return
+        was = self.is_open
+        self.is_open = open_now
+        self.events.emit("hours", value="open" if open_now else "closed", hours=self.hours.describe())
+        if open_now:
+            for role in ("sender", "thinker"):
+                self.programs[role].start()
+        else:
+            self._stop_children()
+            if was is not None:
+                self.port_panic("closing time")
+
+    def _stop_children(self) -> None:
+        """Thinker first (the sender releases its notes when it hangs up), then the sender; wait for both."""
+        for role in ("thinker", "sender"):
+            p = self.programs[role]
+            p.stop()
+            limit = time.monotonic() + self.cfg.stop_timeout_s + 3
+            while p.state is not State.STOPPED and time.monotonic() < limit:
+                self._read(0.05)
+                p.tick()
+        self._close_open_notes()
+
+    def _shutdown(self) -> None:
+        self._stop_children()
+        for c in self.conns.values():
+            c.close()
+        self.conns.clear()
+
+
+def _r(x, nd=3):
+    return None if x is None else round(float(x), nd)

@@ -1,0 +1,144 @@
+"""The thinker process: capture, encoder, scene tracking and generator, feeding the sender ahead of time.
+
+It is today's Engine (installation.engine) with a RemoteScheduler in place of the
+in-process Scheduler: the generator's (due, message) pairs go to the sender over
+a Unix socket, ``lookahead_ms`` ahead of their due times. Twice a second it tells
+the supervisor what it sees: camera state, embeddings and events per second,
+valence/arousal, the scene, and a small JPEG of the current picture (bytes in
+memory, for the visitor display; never written to disk).
+
+    python -m installation.kiosk.thinker --sender PATH --status-fd FD --config JSON
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from installation.errors import UserError
+from installation.kiosk.config import KioskConfig, from_json
+from installation.kiosk.link import Beacon, RemoteScheduler, die_with_parent
+from installation.kiosk.sources import CameraWithAttract
+
+log = logging.getLogger("installation.kiosk.thinker")
+BEAT_S = 0.5
+THUMB_WIDTH = 480
+THINKER_NICE = 5
+
+
+def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH) -> bytes:
+    """An RGB frame as JPEG bytes, ``width`` pixels wide (in memory only)."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else b""
+
+
+def run(cfg: KioskConfig, sender_path: str, beacon: Beacon) -> int:
+    from installation import manifest as M
+    from installation.engine import Engine, EngineConfig
+    from installation.generator import GeneratorConfig
+
+    source = CameraWithAttract(cfg.camera, cfg.attract, timeout_s=cfg.camera_timeout_s,
+                               slide_seconds=cfg.slide_seconds)
+    models = M.load(cfg.models)
+    remote = RemoteScheduler(sender_path)
+    remote.connect(timeout=5.0)
+    # start_delay_s: a fresh process's first ONNX calls are slow; notes due sooner would be late
+    from installation import emotion_map
+    from installation.conductor import Steering
+    from installation.patches import load_patch
+    patch = load_patch(cfg.patch)
+    if cfg.patch is None and cfg.channel != 1:        # the default patch, on the channel asked for
+        import dataclasses
+        patch = dataclasses.replace(patch, layers=tuple(dataclasses.replace(la, channel=cfg.channel)
+                                                        for la in patch.layers))
+    emap = emotion_map.load(cfg.emotion_map) if cfg.emotion_map else emotion_map.for_models(models.folder)
+    if patch.emotion_map:
+        emap = emap.overridden(patch.emotion_map, f"patch {patch.path}: emotion_map")
+    steering = Steering(valence=cfg.valence, arousal=cfg.arousal, key=cfg.key, motion_weight=cfg.motion_weight)
+    ecfg = EngineConfig(start_delay_s=1.0, embed_fps=cfg.embed_fps, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p,
+                        steering=steering, emotion_map=emap, decoder=cfg.decoder, guidance=cfg.guidance,
+                        generator=GeneratorConfig(lookahead_s=cfg.lookahead_ms / 1000,
+                                                  tempo_scale=cfg.tempo_scale * patch.shaping.tempo_scale,
+                                                  channel=cfg.channel - 1))
+    engine = Engine(models, source, None, ecfg, scheduler=remote, patch=patch, midi_api=cfg.midi_api)
+    signal.signal(signal.SIGTERM, lambda *_: engine.stop_event.set())
+    stop_beats = threading.Event()
+
+    def beats():
+        kept = events = 0
+        t_last = time.monotonic()
+        last_frame = None
+        while not stop_beats.wait(BEAT_S):
+            now = time.monotonic()
+            dt = max(1e-6, now - t_last)
+            n = engine.vision.embeds
+            fresh = n - kept
+            kept = n
+            n_events = engine.generator.events_generated
+            msg = {"role": "thinker", "ready": True, "camera": source.state, "sender": remote.connected,
+                   "fps": fresh / dt, "events_per_s": (n_events - events) / dt}
+            entry = engine.timeline.at(0.0, timeout=0)
+            if entry is not None:
+                va = entry.valence_arousal
+                msg.update(valence=float(va[0]), arousal=float(va[1]), scene=int(entry.scene_id),
+                           label=entry.label, key=str(entry.direction.targets.key) if entry.direction.targets.key else None,
+                           asked=entry.direction.describe())
+            frame = source.latest
+            if frame is not None and frame is not last_frame:
+                msg["jpeg"] = thumbnail(frame.image)
+                last_frame = frame
+            beacon.send(msg)
+            events, t_last = n_events, now
+
+    engine.start()
+    log.info("thinker: %s; sender %s", source.description, "reached" if remote.connected else "not reached yet")
+    beater = threading.Thread(target=beats, name="heartbeat", daemon=True)
+    beater.start()
+    try:
+        engine.wait()
+    finally:
+        stop_beats.set()
+        engine.stop()
+    if engine.failure is not None:
+        if isinstance(engine.failure, UserError):
+            raise engine.failure
+        log.error("thinker stopped on an internal error: %s", engine.failure)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="installation.kiosk.thinker")
+    ap.add_argument("--sender", required=True)
+    ap.add_argument("--status-fd", type=int, required=True)
+    ap.add_argument("--config", required=True, help="KioskConfig as JSON")
+    args = ap.parse_args(argv)
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.nice(THINKER_NICE)      # on a busy machine the sender (and its deadlines) gets the CPU first
+    except OSError:
+        pass
+    cfg: KioskConfig = from_json(args.config)
+    from installation.cli import setup_logging
+    setup_logging(cfg.log_level)
+    beacon = Beacon(args.status_fd)
+    try:
+        return run(cfg, args.sender, beacon)
+    except UserError as exc:
+        beacon.send({"role": "thinker", "error": str(exc)})
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Kiosk configuration: TOML into one frozen dataclass, bad files refused with the key and the reason, hours."""
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from installation.kiosk import config as C
+from installation.kiosk.hours import OpeningHours
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text):
+    p = tmp_path / "kiosk.toml"
+    p.write_text(text)
+    return p
+
+
+def test_file_then_command_line(tmp_path):
+    p = write(tmp_path, 'port = "fluid"\nstatus-port = 9000\nhours = ["10:00-18:00"]\nlookahead_ms = 500\n')
+    cfg = C.build(p, {"status_port": 9100, "seed": None})
+    assert (cfg.port, cfg.status_port, cfg.hours, cfg.lookahead_ms) == ("fluid", 9100, ("10:00-18:00",), 500.0)
+    with pytest.raises(Exception):
+        cfg.port = "x"                                  # frozen
+
+
+@pytest.mark.parametrize("text, words", [
+    ('bogus = 1\n', ["unknown key 'bogus'"]),
+    ('channel = 17\n', ["channel", "1-16"]),
+    ('status_port = "80"\n', ["status_port", "not a whole number"]),
+    ('hours = ["25:00-18:00"]\n', ["hours", "25:00-18:00"]),
+    ('status_bind = "0.0.0.0"\n', ["status_bind", "status_token"]),
+    ('port = "a"\nvirtual_port = "b"\n', ["port", "not both"]),
+    ('port = \n', ["not valid TOML"]),
+    ('late_policy = "later"\n', ["late_policy"]),
+])
+def test_bad_files_are_refused_with_key_and_reason(tmp_path, text, words):
+    with pytest.raises(C.ConfigError) as e:
+        C.build(write(tmp_path, text))
+    assert all(w in str(e.value) for w in words), str(e.value)
+    assert "kiosk.toml" in str(e.value)
+
+
+def test_cli_refuses_a_bad_file_with_one_line_and_status_2(tmp_path):
+    p = write(tmp_path, 'status_port = 9000\nmax_polyphony = 0\n')
+    r = subprocess.run([sys.executable, str(REPO / "run_installation.py"), "kiosk", "--config", str(p)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: ") and "max_polyphony" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_child_processes_get_the_same_config():
+    cfg = C.build(None, {"hours": ["09:00-12:00", "13:00-17:30"], "port": "x", "seed": 4})
+    assert C.from_json(C.to_json(cfg)) == cfg
+
+
+def at(h, m, s=0):
+    return dt.datetime(2026, 11, 25, h, m, s)
+
+
+def test_opening_hours():
+    oh = OpeningHours.parse(["10:00-12:00, 14:00-18:00"])
+    assert [oh.is_open(at(*t)) for t in [(9, 59, 59), (10, 0), (11, 59, 59), (12, 0), (15, 0), (18, 0)]] == \
+           [False, True, True, False, True, False]
+    night = OpeningHours.parse(["22:00-02:00"])
+    assert night.is_open(at(23, 0)) and night.is_open(at(1, 0)) and not night.is_open(at(12, 0))
+    assert OpeningHours.parse([]).is_open(at(3, 0))
+    assert OpeningHours.parse(["10:00:30-10:01"]).is_open(at(10, 0, 45))
+    for bad in ["10-18", "10:00-10:00", "10:61-11:00", "24:01-25:00"]:
+        with pytest.raises(ValueError):
+            OpeningHours.parse([bad])
+
+
+def test_the_shipped_example_config_loads(tmp_path):
+    values = C.read_toml(REPO / "deploy" / "kiosk.example.toml")
+    cfg = C.build(None, {**values, "log_file": str(tmp_path / "k.jsonl")})
+    assert cfg.port and cfg.hours == ("10:00-18:00",) and cfg.status_bind == "127.0.0.1"
