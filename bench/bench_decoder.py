@@ -3,7 +3,7 @@
 - Step latency: one Performer (the live engine's voice, 1 onnxruntime thread)
   conditioned on each artwork in turn, timed call by call; the ONNX run and the
   sampling are also timed apart on the same calls.
-- Events needed: the model's own output. installation.render.generate makes
+- Events needed: the model's own output. installation.music.render.generate makes
   ``--seconds`` of music for every artwork; events / seconds is the rate the
   live engine must keep up with (mean over the artworks, and the busiest
   1-second window anywhere, which is what the look-ahead must absorb).
@@ -19,8 +19,8 @@ import common
 
 
 def needed_rates(decoder, ctrl, names, seconds: float) -> dict:
-    from installation import events as E
-    from installation.render import RenderSettings, generate
+    from installation.music import events as E
+    from installation.music.render import RenderSettings, generate
 
     seqs = generate(decoder, ctrl, names, RenderSettings(seconds=seconds, seed=0, batch=len(ctrl)))
     per = []
@@ -52,8 +52,8 @@ def main() -> None:
     seconds = 10.0 if args.quick else args.seconds
     busy = common.warn_if_busy()
 
-    from installation.decoder import Performer, open_decoder
-    from installation.sampling import sample
+    from installation.music.decoder import Performer, open_decoder
+    from installation.music.sampling import sample
 
     models = common.load_models(args.models)
     frames = common.artworks()

@@ -14,8 +14,8 @@ import common
 
 
 def run(models, threads: int, frames, n: int, warmup: int) -> dict:
-    from installation.encoder import ImageEncoder
-    from installation.preprocess import prepare
+    from installation.image.encoder import ImageEncoder
+    from installation.image.preprocess import prepare
 
     enc = ImageEncoder(models, threads=threads)
     pre, inf, tot = [], [], []

@@ -1,6 +1,6 @@
 """Image-emotion costs per frame: colour statistics, the valence/arousal model, the motion meter, crop averaging.
 
-- ``frame_stats``: installation.image_stats on each artwork at its own size and on a 1280x720 camera frame.
+- ``frame_stats``: installation.image.image_stats on each artwork at its own size and on a 1280x720 camera frame.
 - ``predict``: ImageEmotion.predict for one frame (statistics + image_emotion.onnx), given the encoder outputs.
 - ``motion``: MotionMeter.update on a 1280x720 frame.
 - ``encoder_1_view`` vs ``encoder_6_views``: what averaging the six training views at run time would cost
@@ -32,11 +32,11 @@ def main() -> None:
     n = 30 if args.quick else args.n
     busy = common.warn_if_busy()
 
-    from installation.emotion import ImageEmotion
-    from installation.encoder import ImageEncoder
-    from installation.image_stats import frame_stats
-    from installation.motion import MotionMeter
-    from installation.preprocess import load_rgb, training_views
+    from installation.image.emotion import ImageEmotion
+    from installation.image.encoder import ImageEncoder
+    from installation.image.image_stats import frame_stats
+    from installation.image.motion import MotionMeter
+    from installation.image.preprocess import load_rgb, training_views
 
     models = common.load_models(args.models)
     frames = [img for _, img in common.artworks()]

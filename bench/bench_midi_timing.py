@@ -35,8 +35,8 @@ import live
 
 
 def in_process(models, video: Path, duration: float, seed: int, switch: float | None = None) -> dict:
-    from installation import midi_io
-    from installation.capture import VideoFileSource
+    from installation.midi import midi_io
+    from installation.image.capture import VideoFileSource
     from installation.engine import EngineConfig
 
     with common.ReceiverProcess() as rx:

@@ -1,4 +1,4 @@
-"""Offline render throughput: installation.render.generate (batched ONNX) against a paper-style torch baseline.
+"""Offline render throughput: installation.music.render.generate (batched ONNX) against a paper-style torch baseline.
 
 Images: 64 photographs from ../shared/data/images/emotion6 (the first of each
 class in turn, by file name), or, without that folder, the bundled artworks
@@ -14,7 +14,7 @@ and with 2 onnxruntime threads. Timed: wall clock and this process's CPU time
 Baseline, written the way the paper's code generates: torch eager, batch 1,
 one event at a time: MusicModel(ModelConfig(**manifest['model_config'])),
 ``model.decoder.step`` per event under torch.no_grad(), sampling with
-installation.sampling.sample (same temperature/top-p), until the image has
+installation.music.sampling.sample (same temperature/top-p), until the image has
 ``seconds`` of music. Weights: the training checkpoint runs/shipped/model.pt
 when it is there and matches the manifest (so the music, and its event rate,
 is the shipped model's), else random weights (speed per event is the same;
@@ -36,7 +36,7 @@ EMOTION6 = common.REPO.parent / "shared" / "data" / "images" / "emotion6" / "ima
 
 
 def pick_images(n: int) -> tuple[list[str], list[np.ndarray], str]:
-    from installation.preprocess import load_rgb
+    from installation.image.preprocess import load_rgb
     if EMOTION6.is_dir():
         classes = sorted(d for d in EMOTION6.iterdir() if d.is_dir())
         files = [sorted(c.glob("*.jpg"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0) for c in classes]
@@ -60,7 +60,7 @@ def pick_images(n: int) -> tuple[list[str], list[np.ndarray], str]:
 
 
 def music_seconds(seq) -> float:
-    from installation import events as E
+    from installation.music import events as E
     s = np.asarray(seq, np.int64)
     shift = (s >= E.TIME_SHIFT) & (s < E.TIME_SHIFT + E.NUM_TIME_SHIFTS)
     return float((s[shift] - E.TIME_SHIFT + 1).sum()) / E.STEPS_PER_SECOND
@@ -68,8 +68,8 @@ def music_seconds(seq) -> float:
 
 def run_render(models, emb, keys, seconds: float, threads: int, workers: int = 1, kind: str | None = None) -> dict:
     """``emb``: the rows' control vectors (N, K)."""
-    from installation.decoder import open_decoder
-    from installation.render import RenderSettings, generate
+    from installation.music.decoder import open_decoder
+    from installation.music.render import RenderSettings, generate
     dec = open_decoder(models, kind=kind, threads=threads)
     s = RenderSettings(seconds=seconds, seed=0, batch=64, workers=workers)
     generate(dec, emb[:4], keys[:4], RenderSettings(seconds=2.0, seed=0, batch=64))     # warm-up
@@ -86,9 +86,9 @@ def run_render(models, emb, keys, seconds: float, threads: int, workers: int = 1
 
 def baseline(models, emb, seconds: float, torch_threads: int, n_images: int, checkpoint: Path | None) -> dict:
     import torch
-    from installation import events as E
-    from installation.decoder import PRIMER
-    from installation.sampling import sample
+    from installation.music import events as E
+    from installation.music.decoder import PRIMER
+    from installation.music.sampling import sample
     from installation.training.model import ModelConfig, MusicModel
 
     torch.set_num_threads(torch_threads)
@@ -145,7 +145,7 @@ def main() -> None:
     n_base = 2 if args.quick else args.baseline_images
     busy = common.warn_if_busy()
 
-    from installation.encoder import ImageEncoder
+    from installation.image.encoder import ImageEncoder
     models = common.load_models(args.models)
     keys, imgs, origin = pick_images(n_img)
     enc = ImageEncoder(models, threads=2)

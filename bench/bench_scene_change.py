@@ -21,7 +21,7 @@ import numpy as np
 
 import common
 import live
-from installation.capture import Frame, FrameSource
+from installation.image.capture import Frame, FrameSource
 
 
 class SwitchingSource(FrameSource):
@@ -54,9 +54,9 @@ def main() -> None:
     n_sw = 3 if args.quick else args.switches
     busy = common.warn_if_busy()
 
-    from installation import midi_io
+    from installation.midi import midi_io
     from installation.engine import EngineConfig
-    from installation.scene import cosine_distance
+    from installation.image.scene import cosine_distance
     from realtime_parts import JackServer
 
     models = common.load_models(args.models)

@@ -157,8 +157,8 @@ def _json_default(o):
 
 def artworks() -> list[tuple[str, np.ndarray]]:
     """The bundled artworks as (file name, RGB uint8)."""
-    from installation.capture import bundled_artworks, iter_images
-    from installation.preprocess import load_rgb
+    from installation.image.capture import bundled_artworks, iter_images
+    from installation.image.preprocess import load_rgb
     return [(p.name, load_rgb(p)) for p in iter_images([bundled_artworks()])]
 
 
@@ -210,11 +210,11 @@ def note_ons(messages) -> list:
 
 def artwork_controls(models, frames: list[np.ndarray], names: list[str], emb: np.ndarray | None = None):
     """The control vectors the engine would ask for each artwork (image emotion -> conductor), and the embeddings."""
-    from installation import emotion_map
-    from installation.conductor import Steering
-    from installation.emotion import ImageEmotion
-    from installation.encoder import ImageEncoder
-    from installation.render import directions
+    from installation.mood import emotion_map
+    from installation.mood.conductor import Steering
+    from installation.image.emotion import ImageEmotion
+    from installation.image.encoder import ImageEncoder
+    from installation.music.render import directions
 
     e, va = ImageEmotion(models, threads=1).read(ImageEncoder(models, threads=1), frames)
     emb = e if emb is None else emb

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import common  # noqa: F401  (sys.path)
 from installation import engine as engine_module
-from installation.scheduler import Scheduler
+from installation.midi.scheduler import Scheduler
 
 
 class TimedScheduler(Scheduler):

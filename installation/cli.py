@@ -43,8 +43,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _steering(args, motion_weight: float = 0.0):
     """The hand settings of the command line, checked; a mistake is one line."""
-    from installation.conductor import Steering
-    from installation import emotion_map
+    from installation.mood.conductor import Steering
+    from installation.mood import emotion_map
 
     _check(args.guidance is None or 0 <= args.guidance <= 8, f"--guidance {args.guidance}: must be between 0 and 8")
     st = Steering(valence=args.valence, arousal=args.arousal, key=args.key, motion_weight=motion_weight)
@@ -61,7 +61,7 @@ def _steering(args, motion_weight: float = 0.0):
 
 def _patched_map(emap, patch, models=None):
     """The emotion map with the patch's [emotion_map] table laid over it (None: no change)."""
-    from installation import emotion_map
+    from installation.mood import emotion_map
 
     override = getattr(patch, "emotion_map", None) if patch is not None else None
     if not override:
@@ -160,12 +160,12 @@ def _check(cond: bool, msg: str) -> None:
 
 def play(args) -> int:
     from installation import manifest as M
-    from installation import midi_io
-    from installation.capture import open_source
+    from installation.midi import midi_io
+    from installation.image.capture import open_source
     from installation.engine import Engine, EngineConfig
-    from installation.generator import GeneratorConfig
+    from installation.music.generator import GeneratorConfig
     from installation.patches import load_patch
-    from installation.scheduler import SchedulerConfig
+    from installation.midi.scheduler import SchedulerConfig
 
     patch = load_patch(args.patch)                   # a bad patch stops here: nothing has been opened yet
     steering, emap = _steering(args, args.motion_weight)
@@ -269,15 +269,15 @@ def _ms(x) -> str:
 # --- render ---------------------------------------------------------------------------
 
 def render(args) -> int:
-    from installation import events as E
+    from installation.music import events as E
     from installation import manifest as M
-    from installation.capture import iter_images
-    from installation import emotion_map
-    from installation.decoder import open_decoder
-    from installation.emotion import ImageEmotion
-    from installation.encoder import ImageEncoder
-    from installation.preprocess import load_rgb
-    from installation.render import RenderSettings, directions, generate, output_paths
+    from installation.image.capture import iter_images
+    from installation.mood import emotion_map
+    from installation.music.decoder import open_decoder
+    from installation.image.emotion import ImageEmotion
+    from installation.image.encoder import ImageEncoder
+    from installation.image.preprocess import load_rgb
+    from installation.music.render import RenderSettings, directions, generate, output_paths
 
     _check(args.seconds > 0, "--seconds must be above 0")
     _check(args.batch > 0, "--batch must be above 0")
@@ -334,7 +334,7 @@ def render(args) -> int:
 # --- ports ----------------------------------------------------------------------------
 
 def ports(args) -> int:
-    from installation import midi_io
+    from installation.midi import midi_io
 
     api = midi_io.choose_api(args.midi_api)
     found = midi_io.list_ports(api)

@@ -15,16 +15,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from installation import emotion_map
-from installation.conductor import Conductor, Steering
-from installation.decoder import Performer, open_decoder
-from installation.emotion import ImageEmotion
-from installation.encoder import ImageEncoder
-from installation.generator import GeneratorConfig, GeneratorThread
+from installation.mood import emotion_map
+from installation.mood.conductor import Conductor, Steering
+from installation.music.decoder import Performer, open_decoder
+from installation.image.emotion import ImageEmotion
+from installation.image.encoder import ImageEncoder
+from installation.music.generator import GeneratorConfig, GeneratorThread
 from installation.manifest import Manifest
-from installation.scene import SceneConfig
-from installation.scheduler import Scheduler, SchedulerConfig
-from installation.vision import SceneTimeline, VisionThread
+from installation.image.scene import SceneConfig
+from installation.midi.scheduler import Scheduler, SchedulerConfig
+from installation.image.vision import SceneTimeline, VisionThread
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Engine:
                                    seed=cfg.seed)
         motion = None
         if source.live and cfg.steering.motion_weight > 0:
-            from installation.motion import MotionMeter
+            from installation.image.motion import MotionMeter
             motion = MotionMeter()
         self.timeline = SceneTimeline(live=source.live)
         self.scheduler = scheduler if scheduler is not None else Scheduler(sink, cfg.scheduler, clock=clock,

@@ -12,7 +12,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from installation import events, preprocess
+from installation.music import events
+
+from installation.image import preprocess
 from installation.errors import UserError
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "exported_models"

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from installation.capture import (
+from installation.image.capture import (
     IMAGE_EXTENSIONS, Frame, LiveSource, bundled_artworks, iter_images, open_source,
 )
 from installation.errors import UserError
@@ -57,7 +57,7 @@ def test_slideshow_maps_time_to_image(folder):
 
 def test_slideshow_skips_unreadable_images_and_names_them(folder, caplog):
     (folder / "broken.jpg").write_bytes(b"\x00garbage, not a jpeg" * 10)
-    with caplog.at_level(logging.WARNING, logger="installation.capture"):
+    with caplog.at_level(logging.WARNING, logger="installation.image.capture"):
         show = open_source(str(folder), slide_seconds=1.0)
     assert "broken.jpg" in caplog.text
     assert show.description.startswith("slideshow of 3 images")
@@ -148,7 +148,7 @@ def test_bundled_artworks_all_load_and_have_provenance():
 
 
 def test_no_camera_falls_back_to_the_artworks(caplog):
-    with caplog.at_level(logging.WARNING, logger="installation.capture"):
+    with caplog.at_level(logging.WARNING, logger="installation.image.capture"):
         source = open_source(None, slide_seconds=5.0)
     try:
         if source.description.startswith("camera"):   # a machine with a webcam

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from installation import controls as C
-from installation import events as E
-from installation.conductor import Conductor, Steering
-from installation.emotion_map import EmotionMap, KeyPlanner, MapError, Pin
+from installation.mood import controls as C
+from installation.music import events as E
+from installation.mood.conductor import Conductor, Steering
+from installation.mood.emotion_map import EmotionMap, KeyPlanner, MapError, Pin
 
 CORNERS = {"Q1": {"density": 10.0, "velocity": 80.0, "pitch": 62.0, "major_share": 0.7},
            "Q2": {"density": 12.0, "velocity": 84.0, "pitch": 60.0, "major_share": 0.3},

@@ -13,8 +13,8 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from installation.capture import bundled_artworks
-from installation.preprocess import load_rgb
+from installation.image.capture import bundled_artworks
+from installation.image.preprocess import load_rgb
 from media import make_video
 from realtime_parts import MidiReceiver, count_note_ons, wav_rms
 

@@ -4,8 +4,8 @@ import mido
 import numpy as np
 import pytest
 
-from installation import events as E
-from installation.events import Note
+from installation.music import events as E
+from installation.music.events import Note
 
 
 # Golden (event, index) pairs, in both directions (Performance RNN's layout).

@@ -1,10 +1,10 @@
 """The generator's handling of a live scene change: the new scene enters promptly."""
 import threading
 
-from installation import events as E
+from installation.music import events as E
 from installation import manifest as M
-from installation.decoder import Performer, open_decoder
-from installation.generator import GeneratorConfig, GeneratorThread
+from installation.music.decoder import Performer, open_decoder
+from installation.music.generator import GeneratorConfig, GeneratorThread
 
 
 def make(tempo_scale=1.0):

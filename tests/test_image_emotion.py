@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from installation import image_stats, manifest
-from installation.image_stats import NAMES, frame_stats, window_stats
+from installation import manifest
+
+from installation.image import image_stats
+from installation.image.image_stats import NAMES, frame_stats, window_stats
 
 REPO = Path(__file__).resolve().parents[1]
 S = {n: i for i, n in enumerate(NAMES)}
@@ -56,8 +58,8 @@ def test_checkerboard_has_high_edge_density_and_full_contrast():
 
 
 def test_frame_stats_is_the_statistics_of_the_encoder_window():
-    from installation.capture import bundled_artworks, read_image
-    from installation.preprocess import prepare
+    from installation.image.capture import bundled_artworks, read_image
+    from installation.image.preprocess import prepare
 
     frame = read_image(bundled_artworks() / "06_starry_night_van_gogh.jpg")
     window = prepare(frame).transpose(1, 2, 0).astype(np.uint8)
@@ -79,9 +81,9 @@ def test_shipped_image_emotion_on_heldout_emotion6(shared_data):
     and arousal, and its valence ranks better than the shipped conditioner's quadrant probabilities."""
     import onnxruntime as ort
 
-    from installation.emotion import ImageEmotion
-    from installation.encoder import ImageEncoder
-    from installation.preprocess import load_rgb
+    from installation.image.emotion import ImageEmotion
+    from installation.image.encoder import ImageEncoder
+    from installation.image.preprocess import load_rgb
     from installation.training.data import load_emotion6
 
     m = manifest.load()
@@ -127,7 +129,7 @@ def test_manifest_entry_matches_the_file():
 
 
 def test_image_emotion_needs_its_frames_and_its_manifest_entry(tmp_path):
-    from installation.emotion import ImageEmotion
+    from installation.image.emotion import ImageEmotion
     from installation.errors import UserError
 
     m = manifest.load()
@@ -203,7 +205,7 @@ def test_fitting_cli_on_a_small_slice(shared_data, tmp_path):
         assert -1 <= lo <= v["heldout_centre"]["valence"]["spearman"] <= hi <= 1
     m = manifest.load(out)                       # the manifest now lists the new model, with its checksum
     assert manifest.file_sha256(m.path("image_emotion")) == m.io("image_emotion")["sha256"]
-    from installation.emotion import ImageEmotion
+    from installation.image.emotion import ImageEmotion
     ImageEmotion(m)
 
 

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from installation.capture import bundled_artworks
-from installation.preprocess import load_rgb
+from installation.image.capture import bundled_artworks
+from installation.image.preprocess import load_rgb
 from kiosk_parts import Kiosk, first_note_on_after, open_notes_at, playing, silence_after
 from media import make_video
 from realtime_parts import MidiReceiver, count_note_ons

@@ -10,9 +10,9 @@ import mido
 import pytest
 import rtmidi
 
-from installation import midi_io
+from installation.midi import midi_io
 from installation.errors import UserError
-from installation.midi_io import MidiOut, NoMidiSystem, Recorder, RecordOnly
+from installation.midi.midi_io import MidiOut, NoMidiSystem, Recorder, RecordOnly
 from realtime_parts import FluidSynthJack, MidiReceiver, wav_rms
 
 NO_ALSA = not os.path.exists("/dev/snd/seq")
@@ -60,7 +60,7 @@ def test_unknown_or_uncompiled_api_is_a_one_line_user_error():
 
 
 def test_auto_api_falls_back_to_jack_when_it_answers(jack_server, caplog):
-    caplog.set_level(logging.INFO, logger="installation.midi_io")
+    caplog.set_level(logging.INFO, logger="installation.midi.midi_io")
     expected = "jack" if NO_ALSA else "alsa"
     assert midi_io.choose_api(None) == expected
     assert f"MIDI API: {expected}" in caplog.text
@@ -179,7 +179,7 @@ def test_all_sound_off_sends_cc123_and_cc120_per_channel(jack_server, midi_recei
 
 
 def test_reconnects_when_the_receiver_comes_back(jack_server, caplog):
-    caplog.set_level(logging.INFO, logger="installation.midi_io")
+    caplog.set_level(logging.INFO, logger="installation.midi.midi_io")
     first = MidiReceiver("comeback").open()
     out = MidiOut("jack", port_query="comeback:in")
     out.open()
@@ -268,7 +268,7 @@ def test_no_midi_system_falls_back_to_record_only(no_jack, api, tmp_path, caplog
         midi_io.open_output(api, None, None, None)
     assert "--record" in str(err.value) and "\n" not in str(err.value)
 
-    caplog.set_level(logging.WARNING, logger="installation.midi_io")
+    caplog.set_level(logging.WARNING, logger="installation.midi.midi_io")
     sink, description = midi_io.open_output(api, "some-synth", None, tmp_path / "out.mid")
     assert isinstance(sink, RecordOnly)
     assert sink.send((0x90, 60, 100)) is True

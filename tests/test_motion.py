@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from installation.capture import bundled_artworks, read_image
-from installation.motion import MotionMeter, changed_share, grey_small, raise_arousal
+from installation.image.capture import bundled_artworks, read_image
+from installation.image.motion import MotionMeter, changed_share, grey_small, raise_arousal
 
 FPS = 15
 W, H = 320, 240

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import rtmidi
 
-from installation.capture import bundled_artworks
+from installation.image.capture import bundled_artworks
 from realtime_parts import MidiReceiver, count_note_ons, wav_rms
 
 REPO = Path(__file__).resolve().parents[1]

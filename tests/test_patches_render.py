@@ -8,7 +8,7 @@ import mido
 import numpy as np
 import pytest
 
-from installation.capture import bundled_artworks
+from installation.image.capture import bundled_artworks
 from realtime_parts import read_wav
 
 REPO = Path(__file__).resolve().parents[1]

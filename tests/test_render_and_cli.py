@@ -7,8 +7,8 @@ from pathlib import Path
 import mido
 import pytest
 
-from installation.capture import bundled_artworks
-from installation.render import output_paths
+from installation.image.capture import bundled_artworks
+from installation.music.render import output_paths
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,8 @@ def test_error_bad_emotion_map(tmp_path):
 def test_render_overrides_set_the_mood_and_pin_the_key(two_images, tmp_path):
     """--valence/--arousal replace what each image says and --key pins the key: every image is asked
     for the same thing, and the log says so; a minor key asked for is heard as minor in most pieces."""
-    from installation import analysis, events as E
+    from installation.music import analysis
+    from installation.music import events as E
 
     r = run_cli("render", *map(str, two_images), "--out", str(tmp_path), "--seconds", "30", "--seed", "2",
                 "--valence", "-0.8", "--arousal", "-0.6", "--key", "D minor")

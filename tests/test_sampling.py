@@ -1,7 +1,7 @@
 """Sampling: temperature, top-p and the inverse-CDF draw, on distributions with known answers."""
 import numpy as np
 
-from installation.sampling import sample
+from installation.music.sampling import sample
 
 P = np.array([0.5, 0.3, 0.15, 0.05])
 LOGITS = np.log(P)[None, :]

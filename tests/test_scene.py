@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from installation.scene import Crossfade, SceneConfig, SceneTracker, cosine_distance
+from installation.image.scene import Crossfade, SceneConfig, SceneTracker, cosine_distance
 
 DIM = 1280
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from installation.errors import UserError
-from installation.scheduler import Scheduler, SchedulerConfig
+from installation.midi.scheduler import Scheduler, SchedulerConfig
 
 
 def on(p, v=100, ch=0):

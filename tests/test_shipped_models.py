@@ -21,11 +21,13 @@ def test_runtime_loads_and_runs_without_torch():
 import sys
 sys.modules['torch'] = None          # any import of torch now raises ImportError
 import numpy as np
-from installation import manifest, events, emotion_map
-from installation.conductor import Conductor, Steering
-from installation.decoder import open_decoder, Performer
-from installation.emotion import ImageEmotion
-from installation.encoder import ImageEncoder
+from installation import manifest
+from installation.music import events
+from installation.mood import emotion_map
+from installation.mood.conductor import Conductor, Steering
+from installation.music.decoder import open_decoder, Performer
+from installation.image.emotion import ImageEmotion
+from installation.image.encoder import ImageEncoder
 m = manifest.load({str(MODELS)!r})
 enc, feel, dec = ImageEncoder(m), ImageEmotion(m), open_decoder(m)
 img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
@@ -68,8 +70,8 @@ def test_onnx_io_names_and_dynamic_batch():
         sess = ort.InferenceSession(str(m.path(name)), providers=["CPUExecutionProvider"])
         assert [i.name for i in sess.get_inputs()] == list(m.io(name)["inputs"])
         assert [o.name for o in sess.get_outputs()] == list(m.io(name)["outputs"])
-    from installation import controls as C
-    from installation.decoder import open_decoder
+    from installation.mood import controls as C
+    from installation.music.decoder import open_decoder
     dec = open_decoder(m)
     for batch in (1, 5):
         ctrl = np.tile(C.unset(), (batch, 1))
@@ -114,10 +116,10 @@ def test_vocabulary_mismatch_is_refused(tmp_path):
 
 
 def _key_estimates(dec, templates, keys, seconds=30.0, seed=0):
-    from installation import analysis
-    from installation import controls as C
-    from installation import events as E
-    from installation.render import RenderSettings, generate
+    from installation.music import analysis
+    from installation.mood import controls as C
+    from installation.music import events as E
+    from installation.music.render import RenderSettings, generate
 
     ctrl = np.stack([C.encode(C.Targets(key=k), templates) for k in keys])
     seqs = generate(dec, ctrl, [f"{k}#{i}" for i, k in enumerate(keys)], RenderSettings(seconds=seconds, seed=seed))
@@ -127,8 +129,8 @@ def _key_estimates(dec, templates, keys, seconds=30.0, seed=0):
 def test_music_asked_for_major_and_for_minor_differ_in_mode():
     """The shipped decoder, seed 0: 12 pieces asked for a major key and 12 for a minor key (all tonics);
     a Krumhansl-Schmuckler key estimator hears the asked mode in most of each."""
-    from installation import controls as C
-    from installation.decoder import open_decoder
+    from installation.mood import controls as C
+    from installation.music.decoder import open_decoder
 
     m = M.load(MODELS)
     dec = open_decoder(m, threads=2)
@@ -140,8 +142,8 @@ def test_music_asked_for_major_and_for_minor_differ_in_mode():
 
 
 def test_an_asked_tonic_is_heard():
-    from installation import controls as C
-    from installation.decoder import open_decoder
+    from installation.mood import controls as C
+    from installation.music.decoder import open_decoder
 
     m = M.load(MODELS)
     dec = open_decoder(m, threads=2)
@@ -154,14 +156,15 @@ def test_happy_and_sad_images_get_different_music(shared_data):
     """Held-out Q1 (happy/excited) vs Q3 (sad) Emotion6 images through the shipped runtime path (encoder,
     image emotion, conductor, decoder): the image side reads more positive valence and higher arousal in the
     happy images, and their music is louder and more often in a major key."""
-    from installation import analysis, emotion_map
-    from installation import events as E
-    from installation.conductor import Steering
-    from installation.decoder import open_decoder
-    from installation.emotion import ImageEmotion
-    from installation.encoder import ImageEncoder
-    from installation.preprocess import load_rgb
-    from installation.render import RenderSettings, directions, generate
+    from installation.music import analysis
+    from installation.mood import emotion_map
+    from installation.music import events as E
+    from installation.mood.conductor import Steering
+    from installation.music.decoder import open_decoder
+    from installation.image.emotion import ImageEmotion
+    from installation.image.encoder import ImageEncoder
+    from installation.image.preprocess import load_rgb
+    from installation.music.render import RenderSettings, directions, generate
     from installation.training.data import load_emotion6     # pure numpy: no torch
 
     imgs = load_emotion6(shared_data)

@@ -17,10 +17,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from installation import analysis
-from installation import controls as C
-from installation import events as E
-from installation.render import RenderSettings, generate
+from installation.music import analysis
+from installation.mood import controls as C
+from installation.music import events as E
+from installation.music.render import RenderSettings, generate
 
 DENSITIES = (3.0, 6.0, 10.0, 15.0)
 VELOCITIES = (45.0, 60.0, 75.0, 90.0)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from installation import events as E
+from installation.music import events as E
 from installation.evaluation import music_features as MF
 from installation.training import data as D
 
@@ -171,7 +171,7 @@ def image_features(root: Path, images: D.ImageSet, encoder, encoder_sha256: str,
     encoder and ``preprocess.training_views`` (what training does) and saved to
     ``eval_cache``, so a clean clone and a cached run describe the images identically.
     """
-    from installation.preprocess import load_rgb, training_views
+    from installation.image.preprocess import load_rgb, training_views
 
     own = Path(eval_cache) / f"image_features_{encoder_sha256[:16]}.npz" if eval_cache is not None else None
     for c in (*caches, own):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from installation import analysis
-from installation.events import Note
+from installation.music import analysis
+from installation.music.events import Note
 
 WINDOW_S = 30.0          # the length the evaluation generates, and the classifiers' window
 HOP_S = 10.0             # hop between training/test windows of a longer piece

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from installation import events as E
+from installation.music import events as E
 from installation.evaluation import classifiers as CL
 from installation.evaluation import datasets as DS
 from installation.evaluation import metrics as MET
@@ -113,8 +113,8 @@ def decoder_told(man, dec, clf, settings, emap, n: int, seconds: float, resample
     (``--valence/--arousal`` overrides, through the conductor, no image), judged like the rest."""
     from dataclasses import replace
 
-    from installation.conductor import Steering
-    from installation.render import directions, generate
+    from installation.mood.conductor import Steering
+    from installation.music.render import directions, generate
 
     q = np.repeat(np.arange(4), n)
     corner = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)[q]
@@ -154,11 +154,11 @@ def image_side(va: np.ndarray, valence: np.ndarray, arousal: np.ndarray, arousal
 
 def artworks_figure(man, encoder, feel, dec, emap, settings, path: Path) -> None:
     """The bundled public-domain artworks beside the music the shipped chain makes for them (safe to publish)."""
-    from installation.capture import bundled_artworks
-    from installation.conductor import Steering
+    from installation.image.capture import bundled_artworks
+    from installation.mood.conductor import Steering
     from installation.evaluation import plots
-    from installation.preprocess import load_rgb
-    from installation.render import directions, generate
+    from installation.image.preprocess import load_rgb
+    from installation.music.render import directions, generate
 
     files = sorted(bundled_artworks().glob("*.jpg"))
     frames = [load_rgb(p) for p in files]
@@ -202,15 +202,15 @@ def generated_features(seqs: list[np.ndarray], seconds: float):
 
 
 def run(args) -> dict:
-    from installation import emotion_map
+    from installation.mood import emotion_map
     from installation import manifest as M
-    from installation.conductor import Steering
-    from installation.decoder import open_decoder
-    from installation.emotion import ImageEmotion
-    from installation.encoder import ImageEncoder
+    from installation.mood.conductor import Steering
+    from installation.music.decoder import open_decoder
+    from installation.image.emotion import ImageEmotion
+    from installation.image.encoder import ImageEncoder
     from installation.evaluation import adherence
-    from installation.preprocess import load_rgb
-    from installation.render import RenderSettings, directions, generate
+    from installation.image.preprocess import load_rgb
+    from installation.music.render import RenderSettings, directions, generate
 
     t_start = time.time()
     timings = {}

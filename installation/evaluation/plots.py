@@ -97,7 +97,7 @@ def quality(gen_X, gen_raw, real_X, real_raw, path: Path, rows: list[dict] | Non
         ax.set_title(title + (f"  (OA {oa[key]:.2f})" if key in oa else ""), fontsize=10)
         ax.set_yticks([])
     ax = axes.ravel()[-1]
-    from installation.analysis import PITCH_NAMES
+    from installation.music.analysis import PITCH_NAMES
     g, r = QUAL._pch(gen_raw, gen_X)[0], QUAL._pch(real_raw, real_X)[0]
     x = np.arange(12)
     ax.bar(x - 0.2, r, 0.4, color="#555555", alpha=0.7, label="real (EMOPIA test)")
@@ -151,8 +151,8 @@ def pictures_for_people(data: Path, held, held_va, seqs, K: int, seconds: float,
                         asked: list[str] | None = None) -> list[Path]:
     """For each quadrant, a few held-out images beside the piano rolls of their first piece
     (written to the report folder only: Emotion6 images may not be redistributed)."""
-    from installation import events as E
-    from installation.preprocess import load_rgb
+    from installation.music import events as E
+    from installation.image.preprocess import load_rgb
 
     paths = []
     for q in range(4):

@@ -70,7 +70,7 @@ def compare(gen_X: np.ndarray, gen_raw: list[MF.Raw], real_X: np.ndarray, real_r
 
 
 def _top(pch: np.ndarray) -> str:
-    from installation.analysis import PITCH_NAMES
+    from installation.music.analysis import PITCH_NAMES
 
     order = np.argsort(-pch)[:3]
     return " ".join(f"{PITCH_NAMES[i]}" for i in order)

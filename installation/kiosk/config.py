@@ -108,14 +108,14 @@ class KioskConfig:
         need(self.start_seconds >= 0, "start_seconds", "must be >= 0")
         need(self.decoder in (None, "gru", "transformer"), "decoder", f"{self.decoder!r}: gru or transformer")
         need(self.guidance is None or 0 <= self.guidance <= 8, "guidance", f"{self.guidance}: must be between 0 and 8")
-        from installation.conductor import Steering
+        from installation.mood.conductor import Steering
         try:
             Steering(valence=self.valence, arousal=self.arousal, key=self.key, motion_weight=self.motion_weight).check()
         except ValueError as exc:
             key = next((k for k in ("valence", "arousal", "key", "motion_weight") if k.replace("_", "-") in str(exc)), "key")
             raise ConfigError(f"{key}: {exc}") from None
         if self.emotion_map is not None:
-            from installation import emotion_map
+            from installation.mood import emotion_map
             try:
                 emotion_map.load(self.emotion_map)
             except emotion_map.MapError as exc:

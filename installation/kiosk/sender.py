@@ -23,11 +23,11 @@ import threading
 import time
 from multiprocessing.connection import Listener
 
-from installation import midi_io
+from installation.midi import midi_io
 from installation.errors import UserError
 from installation.kiosk.config import KioskConfig, from_json
 from installation.kiosk.link import Beacon, die_with_parent
-from installation.scheduler import Scheduler, SchedulerConfig
+from installation.midi.scheduler import Scheduler, SchedulerConfig
 
 log = logging.getLogger("installation.kiosk.sender")
 BEAT_S = 0.25

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 
-from installation.capture import Frame, FrameSource, _opencv_quiet, _slideshow, _to_rgb, bundled_artworks
+from installation.image.capture import Frame, FrameSource, _opencv_quiet, _slideshow, _to_rgb, bundled_artworks
 
 log = logging.getLogger(__name__)
 

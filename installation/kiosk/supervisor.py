@@ -128,7 +128,7 @@ class Supervisor:
         if not self.cfg.port:
             return
         t0 = time.perf_counter()
-        from installation import midi_io
+        from installation.midi import midi_io
         from installation.errors import UserError
         ch = self.cfg.channel - 1
         out, error = None, None
@@ -202,8 +202,8 @@ class Supervisor:
 
     # --- status and logs ----------------------------------------------------------------
     def _key(self, now: float) -> str | None:
-        from installation.analysis import PITCH_NAMES, estimate_key
-        from installation.events import Note
+        from installation.music.analysis import PITCH_NAMES, estimate_key
+        from installation.music.events import Note
         with self.status.lock:
             notes = [Note(p, v, on - now, (now if off is None else off) - now)
                      for on, off, p, v in self.status.notes if now - on < NOTE_KEEP_S]

@@ -44,7 +44,7 @@ def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH) -> bytes:
 def run(cfg: KioskConfig, sender_path: str, beacon: Beacon) -> int:
     from installation import manifest as M
     from installation.engine import Engine, EngineConfig
-    from installation.generator import GeneratorConfig
+    from installation.music.generator import GeneratorConfig
 
     source = CameraWithAttract(cfg.camera, cfg.attract, timeout_s=cfg.camera_timeout_s,
                                slide_seconds=cfg.slide_seconds)
@@ -52,8 +52,8 @@ def run(cfg: KioskConfig, sender_path: str, beacon: Beacon) -> int:
     remote = RemoteScheduler(sender_path)
     remote.connect(timeout=5.0)
     # start_delay_s: a fresh process's first ONNX calls are slow; notes due sooner would be late
-    from installation import emotion_map
-    from installation.conductor import Steering
+    from installation.mood import emotion_map
+    from installation.mood.conductor import Steering
     from installation.patches import load_patch
     patch = load_patch(cfg.patch)
     if cfg.patch is None and cfg.channel != 1:        # the default patch, on the channel asked for

@@ -95,7 +95,7 @@ class ClockIn:
     def open(self) -> "ClockIn":
         import rtmidi
 
-        from installation import midi_io
+        from installation.midi import midi_io
         self._in = rtmidi.MidiIn(midi_io.API_NAMES[self.api], self.client_name)
         self._in.ignore_types(sysex=True, timing=False, active_sense=True)
         try:

@@ -72,7 +72,7 @@ class EmotionInput:
         if self.cfg.midi_port is not None:
             import rtmidi
 
-            from installation import midi_io
+            from installation.midi import midi_io
             api = self.api or midi_io.choose_api(None)
             self._midi = rtmidi.MidiIn(midi_io.API_NAMES[api], "image-to-music-input")
             self._midi.ignore_types(sysex=True, timing=True, active_sense=True)

@@ -100,7 +100,7 @@ class PatchRuntime:
             self.input.open()
         c = self.patch.clock
         if c.follow_port is not None:
-            from installation import midi_io
+            from installation.midi import midi_io
             self.clock_in = ClockIn(self.api or midi_io.choose_api(None), c.follow_port, self._on_tempo).open()
         if c.link:
             from installation.patches.link import LinkTempo

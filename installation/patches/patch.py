@@ -157,7 +157,7 @@ class Patch:
     input: Input | None = None
     clock: Clock = field(default_factory=Clock)
     synth: dict | None = None                 # [synth] soundfont/gain for --synth and render --audio
-    emotion_map: dict | None = None           # override of emotion -> musical controls; read by installation.emotion_map
+    emotion_map: dict | None = None           # override of emotion -> musical controls; read by installation.mood.emotion_map
 
     @property
     def channels(self) -> tuple[int, ...]:

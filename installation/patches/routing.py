@@ -182,7 +182,7 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
     Returns the number of note-ons. CCs, OSC and clock are live-only."""
     import mido
 
-    from installation import events as E
+    from installation.music import events as E
 
     router = NoteRouter(patch)
     stream = E.EventStream()

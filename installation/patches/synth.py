@@ -85,7 +85,7 @@ class FluidSynthSink:
         if synth.sfload(str(self.soundfont), update_midi_preset=1) == -1:
             self.close()
             raise UserError(f"SoundFont {self.soundfont}: FluidSynth cannot load it; give another with --soundfont")
-        from installation.midi_io import _quiet_stderr
+        from installation.midi.midi_io import _quiet_stderr
         with _quiet_stderr():                  # libasound/FluidSynth print their own errors on failure
             self._audio = fs.new_fluid_audio_driver(synth.settings, synth.synth)
         if not self._audio:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from installation.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from installation.image.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from installation import controls as C
-from installation import events as E
+from installation.mood import controls as C
+from installation.music import events as E
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class WindowSampler:
         """-> (inputs (B, T) int64, targets (B, T) int64, quadrants (B,) (-1: unlabelled), controls (B, K)).
 
         The controls are measured on the whole window, after transposition, with emotion
-        set from the piece's quadrant where it has one (installation/controls.py)."""
+        set from the piece's quadrant where it has one (installation/mood/controls.py)."""
         picks = self.rows[rng.choice(len(self.rows), size=batch, p=self.p)]
         x = np.zeros((batch, self.T + 1), np.int64)
         valid = np.zeros((batch, self.T + 1), bool)

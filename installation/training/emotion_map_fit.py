@@ -2,7 +2,7 @@
 
 For every labelled training piece (EMOPIA train, VGMIDI labelled) many windows are
 measured with the same code that measures the decoder's controls
-(installation/controls.py), and each quadrant's corner gets the windows' mean
+(installation/mood/controls.py), and each quadrant's corner gets the windows' mean
 density (averaged in the control's log code), velocity, pitch and share of major.
 The result is written as the TOML data file emotion_map.toml beside the models.
 """
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from installation import controls as C
-from installation.emotion_map import CORNERS, EmotionMap
+from installation.mood import controls as C
+from installation.mood.emotion_map import CORNERS, EmotionMap
 from installation.training.data import MusicCorpus, WindowSampler
 
 HEADER = """\
-# The emotion map: valence/arousal -> what the music is asked to play (installation/emotion_map.py).
+# The emotion map: valence/arousal -> what the music is asked to play (installation/mood/emotion_map.py).
 # Fitted on the labelled training music by `python -m installation.training export`
 # ({windows} windows of {seq_len} events: EMOPIA train and VGMIDI labelled). Each corner is the mean
 # of that quadrant's music; between corners every value is interpolated bilinearly, so the map is

@@ -85,11 +85,11 @@ def parity(model, out: Path, controls: np.ndarray, steps: int = 200, seed: int =
     """Run torch and ONNX side by side for ``steps`` events under given control vectors (N, K).
 
     1. Teacher-forced on the same events: the largest logit difference.
-    2. Sampled with the same seed through installation.sampling: the two sequences must agree.
+    2. Sampled with the same seed through installation.music.sampling: the two sequences must agree.
     """
     import onnxruntime as ort
 
-    from installation.sampling import sample
+    from installation.music.sampling import sample
 
     so = ort.SessionOptions()
     init_s = ort.InferenceSession(str(out / "decoder_init.onnx"), so, providers=["CPUExecutionProvider"])
@@ -138,8 +138,9 @@ def export_all(args) -> dict:
     import json
     import platform
 
-    from installation import controls as C
-    from installation import events, preprocess
+    from installation.mood import controls as C
+    from installation.music import events
+    from installation.image import preprocess
     from installation.training import data as D
     from installation.training.backbones import sha256
     from installation.training.emotion_map_fit import write as write_emotion_map

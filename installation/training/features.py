@@ -1,7 +1,7 @@
 """The image-feature cache: every Emotion6 image, in 6 views, through the exported ONNX encoder, once.
 
 Features are computed with the very ONNX file the runtime loads, on the very
-preprocessing the runtime uses (installation.preprocess), so training sees
+preprocessing the runtime uses (installation.image.preprocess), so training sees
 exactly what the installation will see. Training never re-runs the CNN.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.preprocess import load_rgb, training_views
+from installation.image.preprocess import load_rgb, training_views
 
 log = logging.getLogger(__name__)
 

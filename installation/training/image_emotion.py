@@ -82,7 +82,7 @@ def encoder_blocks(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, 
     for the same images (rows are taken from a full-set file for a slice); else computed into ``work``."""
     import onnxruntime as ort
 
-    from installation.preprocess import load_rgb, training_views
+    from installation.image.preprocess import load_rgb, training_views
     from installation.training.backbones import sha256
 
     digest = sha256(encoder)
@@ -124,8 +124,8 @@ def encoder_blocks(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, 
 
 def stats_block(images: ImageSet, data: Path, work: Path) -> np.ndarray:
     """(n, 6, S) colour/texture statistics of the same six views the embedding cache holds (cached)."""
-    from installation import image_stats
-    from installation.preprocess import load_rgb, training_views
+    from installation.image import image_stats
+    from installation.image.preprocess import load_rgb, training_views
 
     out = work / f"stats_{len(images.rel)}.npz"
     if out.exists():
@@ -432,7 +432,7 @@ def run(args) -> dict:
     from installation.training.backbones import sha256
     entry = {"file": "image_emotion.onnx", **info, "sha256": sha256(args.out / "image_emotion.onnx"), "opset": 17,
              "bytes": (args.out / "image_emotion.onnx").stat().st_size,
-             "feature_set": name, "stats_names": list(__import__("installation.image_stats", fromlist=["NAMES"]).NAMES)
+             "feature_set": name, "stats_names": list(__import__("installation.image.image_stats", fromlist=["NAMES"]).NAMES)
              if "stats" in model.blocks else [],
              "targets": "((V - 5) / 4, (A - median A) / 4) of Emotion6, 0 = the quadrant split",
              "calibration": f"z / pos where z > 0, z / neg where z < 0, clipped to [-1, 1]; pos, neg = the "

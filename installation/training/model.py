@@ -5,7 +5,7 @@ Performance RNN's control signals).
                   --init-->  h0 (L, N, H)     the GRU's initial state, tanh(W' cond)
     event_t, h_t, controls  --step-->  logits over the 388 events, h_{t+1}
 
-The controls (installation/controls.py: key histogram and mode, density, loudness,
+The controls (installation/mood/controls.py: key histogram and mode, density, loudness,
 register, valence/arousal, each with an "unset" flag) are measured from the
 training music itself, so all the music trains them. Emotion reaches the music
 through them: the emotion map turns valence/arousal into control targets, and
@@ -21,13 +21,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from installation.controls import CONTROL_DIM
-from installation.events import VOCAB_SIZE
+from installation.mood.controls import CONTROL_DIM
+from installation.music.events import VOCAB_SIZE
 
 
 @dataclass
 class ModelConfig:
-    control_dim: int = CONTROL_DIM  # the control vector (installation/controls.py)
+    control_dim: int = CONTROL_DIM  # the control vector (installation/mood/controls.py)
     cond_dim: int = 128          # conditioning vector fed at every step
     embed_dim: int = 128         # event embedding
     hidden: int = 320            # GRU width

@@ -1,20 +1,20 @@
 """The export report and the model card: what the shipped decoder plays when asked, measured on the ONNX files.
 
-Generation goes through the runtime's path (installation.render, installation.conductor),
+Generation goes through the runtime's path (installation.music.render, installation.mood.conductor),
 so the figures describe the shipped files, not the torch model.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from installation import analysis
-from installation import events as E
-from installation.conductor import Steering
-from installation.decoder import open_decoder
-from installation.emotion_map import EmotionMap
+from installation.music import analysis
+from installation.music import events as E
+from installation.mood.conductor import Steering
+from installation.music.decoder import open_decoder
+from installation.mood.emotion_map import EmotionMap
 from installation.evaluation import adherence
 from installation.manifest import Manifest
-from installation.render import RenderSettings, directions, generate
+from installation.music.render import RenderSettings, directions, generate
 
 QNAMES = ("Q1 happy/excited", "Q2 tense/angry", "Q3 sad/depressed", "Q4 calm/content")
 CORNER_VA = ((1.0, 1.0), (-1.0, 1.0), (-1.0, -1.0), (1.0, -1.0))
@@ -48,7 +48,7 @@ def choose_guidance(man: Manifest, kind: str = "gru", n: int = 24) -> dict:
     """The control-guidance weight: the smallest on the grid whose key adherence meets the aims (mode 90%,
     tonic 70%), else the one with the best mode + tonic adherence. Measured on its own seed (not the
     report's), 24 pieces per mode."""
-    from installation.guidance import GuidedDecoder
+    from installation.music.guidance import GuidedDecoder
 
     plain = open_decoder(man, kind=kind, threads=2, guidance=0.0)
     sweep = {}
@@ -118,7 +118,7 @@ def write_model_card(path, m: dict) -> None:
         "",
         "    picture --encoder--> embedding --image_emotion--> valence, arousal (continuous, [-1, 1])",
         "            --emotion map (emotion_map.toml)--> key, density, loudness, register",
-        "            --controls (installation/controls.py)--> the GRU, at every step and through h0",
+        "            --controls (installation/mood/controls.py)--> the GRU, at every step and through h0",
         "",
         "The decoder is steered by musical controls measured from the training music itself (Performance RNN's "
         "lesson): a 12-bin pitch-class histogram of note-ons with its Krumhansl-Schmuckler mode, note density, mean "
@@ -202,7 +202,7 @@ def write_model_card(path, m: dict) -> None:
                          f"({r['error']} off) | within 8 | {'yes' if r['within_8'] else 'no'} |")
     g = met.get("guidance")
     if g:
-        lines += ["", f"Control guidance (installation/guidance.py): at each step the decoder's logits with the key set are "
+        lines += ["", f"Control guidance (installation/music/guidance.py): at each step the decoder's logits with the key set are "
                   f"pushed away from its logits with the key unset, `cond + w (cond - free)`; w = **{g['weight']:g}** ships "
                   f"(rule: {g['rule']}). The sweep:", "", "| w | mode | tonic |", "|---|---|---|"]
         for w, r in g["sweep"].items():

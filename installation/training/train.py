@@ -1,7 +1,7 @@
 """Training: pre-train the decoder on all music under its own controls, then fine-tune on labelled music with emotion.
 
 Every window carries its true controls, measured from its own notes after
-transposition (installation/controls.py: key histogram and mode, density,
+transposition (installation/mood/controls.py: key histogram and mode, density,
 loudness, register), with control dropout so that any group can be left unset.
 
 Phase "pretrain": every music window (EMOPIA, VGMIDI labelled and unlabelled,
@@ -12,7 +12,7 @@ amount in [0.25, 1] (images give graded emotion), and is dropped like the others
 
 The image side is no longer trained here: installation/training/image_emotion.py
 fits the image -> valence/arousal model on its own, and the emotion map
-(installation/emotion_map.py) turns valence/arousal into control targets.
+(installation/mood/emotion_map.py) turns valence/arousal into control targets.
 
 Both phases: Adam, gradient clipping, validation every ``eval_every`` steps,
 early stopping after ``patience`` evaluations without improvement, and a
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from installation import controls as C
+from installation.mood import controls as C
 from installation.training.data import MusicCorpus, WindowSampler
 from installation.training.model import ModelConfig, MusicModel
 

@@ -3,7 +3,7 @@
 ``ImageEmotion`` runs ``exported_models/image_emotion.onnx``: encoder embeddings
 and, when the model was fitted with them, the encoder's pooled earlier stages
 (``features_mid``, ImageEncoder.embed_all) and the colour/texture statistics of
-the frames (installation.image_stats) -> (N, 2) float32 valence and arousal in
+the frames (installation.image.image_stats) -> (N, 2) float32 valence and arousal in
 [-1, 1]. 0 is the Emotion6 quadrant split (valence rating 5, arousal the median
 rating); the training images span about [-1, 1] (see
 installation/training/image_emotion.py for the calibration). Positive valence
@@ -19,7 +19,7 @@ import logging
 
 import numpy as np
 
-from installation import image_stats
+from installation.image import image_stats
 from installation.errors import UserError
 from installation.manifest import Manifest
 from installation.onnx_session import open_session

@@ -3,7 +3,7 @@
     controls (N, K) --decoder_init--> state       the decoder's initial state for what is asked
     event, state, controls --decoder_step--> logits (388), state'
 
-``controls`` is the vector of installation/controls.py (key, density, loudness,
+``controls`` is the vector of installation/mood/controls.py (key, density, loudness,
 register, emotion, each possibly unset). The state is the decoder's own business:
 for the GRU it is the hidden state (L, N, H). Every decoder offers the same five
 operations (``initial``, ``step``, ``blend``, ``take``, ``kind``), so the
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from installation import events as E
+from installation.music import events as E
 from installation.manifest import Manifest
 from installation.onnx_session import open_session
-from installation.sampling import sample
+from installation.music.sampling import sample
 
 PRIMER = E.TIME_SHIFT          # the first input event: a 10 ms pause, neutral in loudness and pitch
 
@@ -74,7 +74,7 @@ MusicDecoder = GruDecoder        # the default decoder
 def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 1, providers: list[str] | None = None,
                  guidance: float | None = None):
     """The decoder of that kind ("gru"; None: the manifest's default), with control guidance at the
-    weight the manifest gives for it (``guidance`` overrides; 0 turns it off; installation/guidance.py)."""
+    weight the manifest gives for it (``guidance`` overrides; 0 turns it off; installation/music/guidance.py)."""
     kind = kind or manifest.default_decoder
     if kind not in manifest.decoders:
         from installation.errors import UserError
@@ -84,7 +84,7 @@ def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 
     g = manifest.data.get("decoders", {}).get(kind, {}).get("guidance", {})
     weight = g.get("weight", 0.0) if guidance is None else guidance
     if weight > 0:
-        from installation.guidance import GuidedDecoder
+        from installation.music.guidance import GuidedDecoder
         dec = GuidedDecoder(dec, weight, tuple(g.get("groups", ("key",))))
     return dec
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from installation import events as E
-from installation.conductor import Conductor, Direction, Steering
-from installation.decoder import PRIMER
-from installation.emotion_map import EmotionMap
-from installation.sampling import sample
+from installation.music import events as E
+from installation.mood.conductor import Conductor, Direction, Steering
+from installation.music.decoder import PRIMER
+from installation.mood.emotion_map import EmotionMap
+from installation.music.sampling import sample
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from installation import events as E
-from installation.decoder import Performer
-from installation.scene import Crossfade
-from installation.vision import SceneTimeline
+from installation.music import events as E
+from installation.music.decoder import Performer
+from installation.image.scene import Crossfade
+from installation.image.vision import SceneTimeline
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from installation.conductor import Conductor, Direction
-from installation.encoder import ImageEncoder
+from installation.mood.conductor import Conductor, Direction
+from installation.image.encoder import ImageEncoder
 from installation.errors import UserError
-from installation.scene import SceneConfig, SceneTracker
+from installation.image.scene import SceneConfig, SceneTracker
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class SceneEntry:
     t: float
     scene_id: int
     changed: bool
-    cond: np.ndarray                # the control vector (installation/controls.py)
+    cond: np.ndarray                # the control vector (installation/mood/controls.py)
     h0: object                      # the decoder's initial state for it (batch of one)
     valence_arousal: np.ndarray     # the emotion the music follows (after overrides and motion)
     direction: Direction            # what the conductor asked for, for logs and status

@@ -123,7 +123,7 @@ def _images_in(folder: Path) -> list[Path]:
 
 def bundled_artworks() -> Path:
     """The folder of public-domain artworks shipped with the package (see its PROVENANCE.md)."""
-    return Path(__file__).resolve().parent / "artworks"
+    return Path(__file__).resolve().parents[1] / "artworks"
 
 
 def iter_images(paths_or_folders: Iterable[str | Path]) -> list[Path]:

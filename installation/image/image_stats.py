@@ -4,10 +4,10 @@ Brightness, saturation and colourfulness are the classic low-level correlates
 of valence and arousal in affective image studies (bright, saturated, colourful
 pictures read as pleasant and lively; dark, grey ones as sad or calm), and edge
 density is a proxy for visual complexity, an arousal cue. The image-emotion
-model (installation.emotion) feeds these beside the encoder's embedding.
+model (installation.image.emotion) feeds these beside the encoder's embedding.
 
 All statistics are computed on the window the encoder sees (the 224 x 224 centre
-crop of the frame scaled to a 256-pixel shorter side, installation.preprocess),
+crop of the frame scaled to a 256-pixel shorter side, installation.image.preprocess),
 shrunk by 2 to 112 x 112 (area interpolation) for speed; each is a float in 0..1
 (warmth in -1..1). ``window_stats`` takes such a window; ``frame_stats`` any frame.
 
@@ -68,7 +68,7 @@ def frame_stats(frame: np.ndarray) -> np.ndarray:
     The window is cut at the frame's own resolution (the centre square of side
     shorter side x 224 / 256) and shrunk once, straight to WORK_SIZE.
     """
-    from installation.preprocess import CROP, RESIZE_SHORTER
+    from installation.image.preprocess import CROP, RESIZE_SHORTER
 
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {frame.shape}")

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from installation import controls as C
-from installation.emotion_map import EmotionMap, KeyPlanner, Pin, plan
+from installation.mood import controls as C
+from installation.mood.emotion_map import EmotionMap, KeyPlanner, Pin, plan
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from typing import Iterable, Sequence
 
 import rtmidi
 
-from .errors import UserError
+from installation.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
-from .errors import UserError
+from installation.errors import UserError
 
 log = logging.getLogger(__name__)
 

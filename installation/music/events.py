@@ -98,7 +98,7 @@ def load_notes(path: str | Path, *, sustain: bool = True) -> list[Note]:
 
     Raises MidiFileError, naming the file, when it cannot be parsed.
     """
-    import mido  # local: keeps `import installation.events` light for the hot path
+    import mido  # local: keeps `import installation.music.events` light for the hot path
 
     path = Path(path)
     try:

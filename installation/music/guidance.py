@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from installation import controls as C
+from installation.mood import controls as C
 
 GROUP_SPANS = {"key": (C.KEY, 14), "density": (C.DENSITY, 1), "loudness": (C.LOUDNESS, 1),
                "register": (C.REGISTER, 1), "emotion": (C.EMOTION, 2)}

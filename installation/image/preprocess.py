@@ -80,6 +80,6 @@ def training_views(rgb: np.ndarray) -> list[np.ndarray]:
 def load_rgb(path) -> np.ndarray:
     """Read an image file as RGB uint8 through capture.read_image, the one decoder
     (UserError naming the file if unreadable)."""
-    from installation.capture import read_image
+    from installation.image.capture import read_image
 
     return read_image(path)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.controls import Key, Targets
+from installation.mood.controls import Key, Targets
 
 FILE = "emotion_map.toml"          # beside the models' manifest.json
 CORNERS = {"Q1": (1.0, 1.0), "Q2": (-1.0, 1.0), "Q3": (-1.0, -1.0), "Q4": (1.0, -1.0)}

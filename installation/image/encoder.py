@@ -5,7 +5,7 @@ import numpy as np
 
 from installation.manifest import Manifest
 from installation.onnx_session import open_session
-from installation.preprocess import prepare
+from installation.image.preprocess import prepare
 
 
 class ImageEncoder:
@@ -29,7 +29,7 @@ class ImageEncoder:
     def embed_all(self, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """RGB uint8 images -> (embeddings (N, D), features_mid (N, D2)) from one encoder pass.
 
-        ``features_mid`` (pooled earlier stages of the CNN) is what installation.emotion reads beside the
+        ``features_mid`` (pooled earlier stages of the CNN) is what installation.image.emotion reads beside the
         embedding; it costs nothing extra, the stages are computed on the way to the embedding anyway."""
         if self.mid_dim is None:
             from installation.errors import UserError

@@ -1,0 +1,1 @@
+"""A frame becomes a number, and the number a mood."""

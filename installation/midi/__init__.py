@@ -1,0 +1,1 @@
+"""A note leaves the machine: the scheduler and the MIDI ports."""

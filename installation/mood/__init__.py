@@ -1,0 +1,1 @@
+"""A mood becomes instructions: musical controls, the emotion map, the conductor."""
