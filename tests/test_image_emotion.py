@@ -189,7 +189,7 @@ def test_fitting_cli_on_a_small_slice(shared_data, tmp_path):
     pytest.importorskip("torch", reason="training dependencies (requirements-train.txt) not installed")
     out = tmp_path / "out"
     out.mkdir()
-    for name in ("encoder.onnx", "manifest.json"):
+    for name in ("encoder.onnx", "decoder_init.onnx", "decoder_step.onnx", "manifest.json"):
         (out / name).write_bytes((REPO / "exported_models" / name).read_bytes())
     r = subprocess.run([sys.executable, "-m", "installation.training.image_emotion", "--data", str(shared_data),
                         "--cache", str(tmp_path / "nocache"), "--work", str(tmp_path / "work"), "--out", str(out),
