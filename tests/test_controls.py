@@ -236,3 +236,22 @@ def test_a_hand_on_a_controller_is_blended_per_axis_and_a_command_line_override_
     c2.hand = Knob(1.0, 1.0, 1.0)
     d = c2.direct(0.0, [0.0, 0.0], new_scene=True)
     assert d.valence == -1.0 and d.arousal == pytest.approx(1.0)
+
+
+def test_each_scene_draws_its_targets_within_the_quadrants_spread_and_variety_zero_is_the_mean():
+    spread = {q: {**c, "density_spread": 0.5, "velocity_spread": 10.0, "pitch_spread": 4.0} for q, c in CORNERS.items()}
+    m = EmotionMap.from_dict({"corners": spread}, "t")
+    draws = [Conductor(Steering(), m, seed=s).direct(0.0, [0.9, 0.9], new_scene=True).targets for s in range(200)]
+    vel = np.array([t.velocity for t in draws])
+    mean_v = m.controls(0.9, 0.9)[1]
+    assert abs(vel.mean() - mean_v) < 2.5 and 7.0 < vel.std() < 12.0      # N(mean, 10) clipped at 2 SD
+    assert np.all(np.abs(vel - mean_v) <= 20.0 + 1e-9)
+    a = Conductor(Steering(), m, seed=5).direct(0.0, [0.9, 0.9], new_scene=True).targets
+    b = Conductor(Steering(), m, seed=5).direct(0.0, [0.9, 0.9], new_scene=True).targets
+    assert a == b                                                           # seeded: the same draw
+    c = Conductor(Steering(), m, seed=5)
+    first = c.direct(0.0, [0.9, 0.9], new_scene=True).targets
+    assert c.direct(0.5, [0.9, 0.9]).targets == first                      # kept within a scene
+    flat = EmotionMap.from_dict({"corners": spread, "variety": 0.0}, "t")
+    t = Conductor(Steering(), flat, seed=5).direct(0.0, [0.9, 0.9], new_scene=True).targets
+    assert (t.density, t.velocity, t.pitch) == pytest.approx(flat.controls(0.9, 0.9))

@@ -75,6 +75,8 @@ class Conductor:
         self.s, self.emap = steering, emap
         self.templates = templates
         self.keys = KeyPlanner(emap, pin=steering.pin(), seed=seed)
+        self.rng = np.random.default_rng(None if seed is None else [1, *np.atleast_1d(seed).tolist()])
+        self._deviation = (0.0, 0.0, 0.0)       # this scene's draw around the map (emotion_map.variety)
         self._va: np.ndarray | None = None
         self._t = 0.0
         self.hand = None          # an object with current() -> (valence | None, arousal | None, weight) | None
@@ -82,6 +84,8 @@ class Conductor:
     def direct(self, t: float, image_va, *, motion: float | None = None, new_scene: bool = False) -> Direction:
         """The direction at time t (s) for the image's valence/arousal; a new scene restarts the smoothing."""
         img = np.clip(np.asarray(image_va, np.float64).reshape(2), -1.0, 1.0)
+        if self._va is None or new_scene:
+            self._deviation = tuple(float(z) for z in np.clip(self.rng.standard_normal(3), -2.0, 2.0))
         if self._va is None or new_scene or self.s.smoothing_s <= 0:
             va = img
         else:
@@ -98,7 +102,7 @@ class Conductor:
         a = self.s.arousal if self.s.arousal is not None else a
         if self.s.arousal is None and motion is not None:
             a = float(np.clip(a + self.s.motion_weight * motion, -1.0, 1.0))
-        targets = plan(self.emap, self.keys, v, a)
+        targets = plan(self.emap, self.keys, v, a, self._deviation)
         return Direction(v, a, None if motion is None else float(motion), (float(img[0]), float(img[1])),
                          cur is not None, targets,
                          C.encode(targets, self.templates))

@@ -8,6 +8,8 @@ bilinearly between its values at the four corners of the valence/arousal square
 more of what happy music does, not for "Q1".
 
     density, velocity, pitch (v, a) = bilinear between the corners (v, a in [-1, 1])
+    each scene                      draws its targets around those values with the quadrant's own spread
+                                      (times ``variety``), so the music varies as much as real music does
     mode                            = major when valence >= threshold (with hysteresis);
                                       the corners' major_share is how often the labelled music is major
     key on a new scene              = kept when the mode stays; on a change of mode, the parallel
@@ -43,6 +45,9 @@ class Corner:
     velocity: float         # mean MIDI velocity
     pitch: float            # mean MIDI pitch
     major_share: float      # share of major-key windows (documentation; the mode rule uses valence)
+    density_spread: float = 0.0   # SD across that quadrant's music of log2(1 + note-ons per second)
+    velocity_spread: float = 0.0  # SD of the mean velocity
+    pitch_spread: float = 0.0     # SD of the mean pitch (semitones)
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class EmotionMap:
     mode_hysteresis: float = 0.15   # ... and the mode only flips once valence is this far past it
     key_change: str = "parallel"    # "parallel" or "relative": where a change of mode takes the tonic
     contrast: float = 1.0           # scales every control's distance from the centre of the square
+    variety: float = 1.0            # each scene draws its targets around the map's value with this share of the
+                                    # quadrant's own spread (0: always the mean; 1: as varied as the real music)
 
     def controls(self, valence: float, arousal: float) -> tuple[float, float, float]:
         """(density, velocity, pitch) asked for at (valence, arousal)."""
@@ -71,6 +78,15 @@ class EmotionMap:
         density, velocity, pitch = out
         return max(0.2, density), float(np.clip(velocity, 1, 127)), float(np.clip(pitch, 21, 108))
 
+    def spreads(self, valence: float, arousal: float) -> tuple[float, float, float]:
+        """(density in log2(1 + notes/s), velocity, pitch) SDs at (valence, arousal), bilinear like the values."""
+        v = float(np.clip(valence, -1.0, 1.0))
+        a = float(np.clip(arousal, -1.0, 1.0))
+        wv, wa = (v + 1) / 2, (a + 1) / 2
+        w = {"q1": wv * wa, "q2": (1 - wv) * wa, "q3": (1 - wv) * (1 - wa), "q4": wv * (1 - wa)}
+        return tuple(self.variety * sum(w[q] * getattr(getattr(self, q), f) for q in w)
+                     for f in ("density_spread", "velocity_spread", "pitch_spread"))
+
     def minor(self, valence: float, was_minor: bool | None = None) -> bool:
         """The mode for this valence, with hysteresis around the threshold when the mode was known."""
         if was_minor is None:
@@ -85,7 +101,7 @@ class EmotionMap:
         """From a parsed TOML table; every key checked (unknown keys, types, ranges), nothing half-applied."""
         if not isinstance(d, dict):
             raise MapError(f"{where}: the emotion map must be a table")
-        known = {"corners", "mode", "contrast"}
+        known = {"corners", "mode", "contrast", "variety"}
         for k in d:
             if k not in known:
                 raise MapError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(known))})")
@@ -107,10 +123,11 @@ class EmotionMap:
         if kc not in KEY_CHANGES:
             raise MapError(f"{where}: mode.key_change is {kc!r}; use one of {', '.join(KEY_CHANGES)}")
         contrast = _number(d.get("contrast", 1.0), f"{where}: contrast", 0, 3)
-        return cls(cs["q1"], cs["q2"], cs["q3"], cs["q4"], thr, hyst, kc, contrast)
+        variety = _number(d.get("variety", 1.0), f"{where}: variety", 0, 2)
+        return cls(cs["q1"], cs["q2"], cs["q3"], cs["q4"], thr, hyst, kc, contrast, variety)
 
     def to_dict(self) -> dict:
-        return {"contrast": self.contrast,
+        return {"contrast": self.contrast, "variety": self.variety,
                 "mode": {"threshold": self.mode_threshold, "hysteresis": self.mode_hysteresis,
                          "key_change": self.key_change},
                 "corners": {q: {f.name: getattr(getattr(self, q.lower()), f.name) for f in fields(Corner)}
@@ -139,13 +156,16 @@ def _corner(c, where: str) -> Corner:
     for k in c:
         if k not in names:
             raise MapError(f"{where}: unknown key {k!r} (known: {', '.join(names)})")
-    missing = [n for n in names if n not in c]
+    missing = [n for n in names if n not in c and not n.endswith("_spread")]
     if missing:
         raise MapError(f"{where}: missing {', '.join(missing)}")
     return Corner(density=_number(c["density"], f"{where}.density", 0.1, 60),
                   velocity=_number(c["velocity"], f"{where}.velocity", 1, 127),
                   pitch=_number(c["pitch"], f"{where}.pitch", 21, 108),
-                  major_share=_number(c["major_share"], f"{where}.major_share", 0, 1))
+                  major_share=_number(c["major_share"], f"{where}.major_share", 0, 1),
+                  density_spread=_number(c.get("density_spread", 0.0), f"{where}.density_spread", 0, 4),
+                  velocity_spread=_number(c.get("velocity_spread", 0.0), f"{where}.velocity_spread", 0, 64),
+                  pitch_spread=_number(c.get("pitch_spread", 0.0), f"{where}.pitch_spread", 0, 24))
 
 
 def _deep_merge(base: dict, over: dict, where: str) -> dict:
@@ -216,8 +236,14 @@ class Override:
     pin: Pin = Pin()
 
 
-def plan(emap: EmotionMap, keys: KeyPlanner, valence: float, arousal: float) -> Targets:
-    """Control targets for an emotion: the key from the planner, the rest from the map."""
+def plan(emap: EmotionMap, keys: KeyPlanner, valence: float, arousal: float, deviation=(0.0, 0.0, 0.0)) -> Targets:
+    """Control targets for an emotion: the key from the planner, the rest from the map, moved by
+    ``deviation`` (standard normal draws, one per control, kept for a scene) times the map's spreads."""
     density, velocity, pitch = emap.controls(valence, arousal)
+    sd, sv, sp = emap.spreads(valence, arousal)
+    zd, zv, zp = deviation
+    density = max(0.2, 2.0 ** (np.log2(1.0 + density) + zd * sd) - 1.0)
+    velocity = float(np.clip(velocity + zv * sv, 1, 127))
+    pitch = float(np.clip(pitch + zp * sp, 21, 108))
     return Targets(key=keys.update(valence), density=density, velocity=velocity, pitch=pitch,
                    valence=float(np.clip(valence, -1, 1)), arousal=float(np.clip(arousal, -1, 1)))

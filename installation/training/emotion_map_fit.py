@@ -26,18 +26,28 @@ HEADER = """\
 #   density      note-ons per second        velocity   mean MIDI velocity
 #   pitch        mean MIDI pitch            major_share share of windows in a major key (reported; the
 #                                                       mode itself follows [mode]: major when valence >= threshold)
+#   *_spread     how much that quadrant's pieces vary (SD over windows of about 30 s: density in log2(1 + notes/s),
+#                velocity, pitch); each scene draws its targets around the value with this spread times `variety`
 #   contrast     1 = the data's contrast; 1.5 = every control 50% further from the centre of the square
+#   variety      1 = pieces vary as much as the real music of their quadrant; 0 = every piece asks the mean
 #   key_change   on a change of mode: "parallel" (C major -> C minor) or "relative" (C major -> A minor)
 """
 
 
-def fit(corpus: MusicCorpus, seq_len: int = 192, windows: int = 8192, seed: int = 5) -> EmotionMap:
+SPREAD_EVENTS = 768      # spreads are measured on windows of about a 30 s piece (768 events), not the 192 of a control
+
+
+def _measure(corpus: MusicCorpus, seq_len: int, windows: int, seed: int):
     rows = corpus.select(split="train", labelled=True, stretch=1.0)
     sampler = WindowSampler(corpus, rows, seq_len, transpose=0)
     rng = np.random.default_rng(seed)
     parts = [sampler.sample(rng, 512) for _ in range(max(1, windows // 512))]
-    q = np.concatenate([p[2] for p in parts])
-    c = np.concatenate([p[3] for p in parts]).astype(np.float64)
+    return np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]).astype(np.float64)
+
+
+def fit(corpus: MusicCorpus, seq_len: int = 192, windows: int = 8192, seed: int = 5) -> EmotionMap:
+    q, c = _measure(corpus, seq_len, windows, seed)
+    lq, lc = _measure(corpus, SPREAD_EVENTS, windows // 2, seed + 1)
     corners = {}
     for k, name in enumerate(CORNERS):
         m = q == k
@@ -51,12 +61,18 @@ def fit(corpus: MusicCorpus, seq_len: int = 192, windows: int = 8192, seed: int 
             "pitch": round(float(c[reg, C.REGISTER].mean() * 12 + 64), 1) if reg.any() else 64.0,
             "major_share": round(float(c[key, C.KEY + 12].mean()), 3) if key.any() else 0.5,
         }
+        lm = lq == k
+        for name_, col, flag, scale in (("density_spread", C.DENSITY, 1, 4.0), ("velocity_spread", C.LOUDNESS, 2, 32.0),
+                                        ("pitch_spread", C.REGISTER, 3, 12.0)):
+            ok = lm & (lc[:, C.FLAGS + flag] == 0)
+            corners[name][name_] = round(float(lc[ok, col].std() * scale), 3) if ok.sum() > 1 else 0.0
     return EmotionMap.from_dict({"corners": corners, "mode": {}, "contrast": 1.0}, "fitted emotion map"), len(q)
 
 
 def to_toml(emap: EmotionMap, windows: int, seq_len: int) -> str:
     d = emap.to_dict()
-    lines = [HEADER.format(windows=windows, seq_len=seq_len), f"contrast = {d['contrast']}", "", "[mode]",
+    lines = [HEADER.format(windows=windows, seq_len=seq_len), f"contrast = {d['contrast']}", f"variety = {d['variety']}",
+             "", "[mode]",
              f"threshold = {d['mode']['threshold']}", f"hysteresis = {d['mode']['hysteresis']}",
              f'key_change = "{d["mode"]["key_change"]}"', ""]
     notes = {"Q1": "happy / excited (valence +1, arousal +1)", "Q2": "tense / angry (valence -1, arousal +1)",
