@@ -32,7 +32,8 @@ def told_emotion(dec, man: Manifest, emap: EmotionMap, n: int = 24) -> dict:
     for k in range(4):
         r = rows[k * n:(k + 1) * n]
         asked = ds[k * n]
-        out[f"Q{k + 1}"] = {"pieces": n, "asked": asked.targets.describe().split(", ", 1)[1],
+        d, v, p = emap.controls(*CORNER_VA[k])
+        out[f"Q{k + 1}"] = {"pieces": n, "asked": f"{d:.1f} notes/s, velocity {v:.0f}, pitch {p:.0f}",
                             "asked_minor": bool(asked.targets.key.minor),
                             "note_density": round(float(np.mean([x.note_density for x in r])), 2),
                             "mean_velocity": round(float(np.mean([x.mean_velocity for x in r])), 1),
@@ -210,7 +211,8 @@ def write_model_card(path, m: dict) -> None:
     te = met.get("told_emotion")
     if te:
         lines += ["", "## Music made when told an emotion (the decoder alone)", "",
-                  "The conductor told each corner of the valence/arousal square (valence and arousal +-1); "
+                  "The conductor told each corner of the valence/arousal square (valence and arousal +-1); asked: the "
+                  "emotion map's value (each piece draws its own targets around it, with the quadrant's spread); "
                   "major share: pieces whose key estimate is major.", "",
                   "| told | asked | note density | mean velocity | register | major share |", "|---|---|---|---|---|---|"]
         for k, name in enumerate(QNAMES):
