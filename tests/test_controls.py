@@ -240,7 +240,7 @@ def test_a_hand_on_a_controller_is_blended_per_axis_and_a_command_line_override_
 
 def test_each_scene_draws_its_targets_within_the_quadrants_spread_and_variety_zero_is_the_mean():
     spread = {q: {**c, "density_spread": 0.5, "velocity_spread": 10.0, "pitch_spread": 4.0} for q, c in CORNERS.items()}
-    m = EmotionMap.from_dict({"corners": spread}, "t")
+    m = EmotionMap.from_dict({"corners": spread, "variety": 1.0}, "t")
     draws = [Conductor(Steering(), m, seed=s).direct(0.0, [0.9, 0.9], new_scene=True).targets for s in range(200)]
     vel = np.array([t.velocity for t in draws])
     mean_v = m.controls(0.9, 0.9)[1]

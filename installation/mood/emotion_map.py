@@ -60,7 +60,7 @@ class EmotionMap:
     mode_hysteresis: float = 0.15   # ... and the mode only flips once valence is this far past it
     key_change: str = "parallel"    # "parallel" or "relative": where a change of mode takes the tonic
     contrast: float = 1.0           # scales every control's distance from the centre of the square
-    variety: float = 1.0            # each scene draws its targets around the map's value with this share of the
+    variety: float = 0.5            # each scene draws its targets around the map's value with this share of the
                                     # quadrant's own spread (0: always the mean; 1: as varied as the real music)
 
     def controls(self, valence: float, arousal: float) -> tuple[float, float, float]:
@@ -123,7 +123,7 @@ class EmotionMap:
         if kc not in KEY_CHANGES:
             raise MapError(f"{where}: mode.key_change is {kc!r}; use one of {', '.join(KEY_CHANGES)}")
         contrast = _number(d.get("contrast", 1.0), f"{where}: contrast", 0, 3)
-        variety = _number(d.get("variety", 1.0), f"{where}: variety", 0, 2)
+        variety = _number(d.get("variety", 0.5), f"{where}: variety", 0, 2)
         return cls(cs["q1"], cs["q2"], cs["q3"], cs["q4"], thr, hyst, kc, contrast, variety)
 
     def to_dict(self) -> dict:
