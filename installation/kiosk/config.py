@@ -9,7 +9,10 @@ because the supervisor is built only from a KioskConfig that passed every check.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:                 # Python 3.10
+    import tomli as tomllib              # type: ignore[no-redef]
 from dataclasses import dataclass, fields
 from pathlib import Path
 

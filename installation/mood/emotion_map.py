@@ -21,7 +21,10 @@ chooses the same keys. ``--key`` pins the tonic (and the mode, if given).
 """
 from __future__ import annotations
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:                 # Python 3.10
+    import tomli as tomllib              # type: ignore[no-redef]
 from dataclasses import dataclass, fields
 from pathlib import Path
 
