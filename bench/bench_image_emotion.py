@@ -36,7 +36,7 @@ def main() -> None:
     from installation.image.encoder import ImageEncoder
     from installation.image.image_stats import frame_stats
     from installation.image.motion import MotionMeter
-    from installation.image.preprocess import load_rgb, training_views
+    from installation.image.preprocess import training_views
 
     models = common.load_models(args.models)
     frames = [img for _, img in common.artworks()]

@@ -145,6 +145,16 @@ def iter_images(paths_or_folders: Iterable[str | Path]) -> list[Path]:
     return images
 
 
+
+def open_video_capture(target) -> cv2.VideoCapture | None:
+    """An opened OpenCV capture of a camera index, stream URL or file, or None (OpenCV's own noise silenced)."""
+    with _opencv_quiet():
+        cap = cv2.VideoCapture(target)
+    if cap.isOpened():
+        return cap
+    cap.release()
+    return None
+
 class ImageSource(FrameSource):
     """A slideshow of image files (one file: a still picture) on a looping timeline.
 
@@ -296,12 +306,7 @@ class LiveSource(FrameSource):
         return UserError(f"cannot open stream {_redact(self.target)}: check the URL and that the stream is running")
 
     def _open_capture(self) -> cv2.VideoCapture | None:
-        with _opencv_quiet():
-            cap = cv2.VideoCapture(self.target)
-        if cap.isOpened():
-            return cap
-        cap.release()
-        return None
+        return open_video_capture(self.target)
 
     def open(self) -> None:
         """Open the camera or stream now; UserError if it cannot be opened."""

@@ -18,9 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 
-from installation.image.capture import Frame, FrameSource, _opencv_quiet, _slideshow, _to_rgb, bundled_artworks
+from installation.image.capture import Frame, FrameSource, open_video_capture, _slideshow, _to_rgb, bundled_artworks
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +49,7 @@ class CameraWithAttract(FrameSource):
             self._thread.start()
 
     def _open(self):
-        with _opencv_quiet():
-            cap = cv2.VideoCapture(self.target)
-        if cap.isOpened():
-            return cap
-        cap.release()
-        return None
+        return open_video_capture(self.target)
 
     def _run(self) -> None:
         cap, failures, started = None, 0, self.clock()

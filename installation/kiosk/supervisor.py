@@ -18,7 +18,6 @@ import datetime as dt
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +26,6 @@ import threading
 import time
 from multiprocessing.connection import Connection, wait
 
-import numpy as np
 
 from installation.kiosk.config import KioskConfig, to_json
 from installation.kiosk.eventlog import EventLog
