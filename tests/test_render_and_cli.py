@@ -114,7 +114,8 @@ def test_error_bad_emotion_map(tmp_path):
 
 def test_render_overrides_set_the_mood_and_pin_the_key(two_images, tmp_path):
     """--valence/--arousal replace what each image says and --key pins the key: every image is asked
-    for the same thing, and the log says so; a minor key asked for is heard as minor in most pieces."""
+    for the same emotion and key (each draws its own density/loudness/register around the emotion
+    map's value), and the log says so; a minor key asked for is heard as minor in most pieces."""
     from installation.music import analysis
     from installation.music import events as E
 
@@ -122,7 +123,7 @@ def test_render_overrides_set_the_mood_and_pin_the_key(two_images, tmp_path):
                 "--valence", "-0.8", "--arousal", "-0.6", "--key", "D minor")
     assert r.returncode == 0, r.stderr
     asked = [l.split("; ", 1)[1] for l in r.stderr.splitlines() if ".mid:" in l and "events; " in l]
-    assert len(asked) == len(two_images) and len(set(asked)) == 1, asked
-    assert asked[0].startswith("valence -0.80, arousal -0.60") and "-> D minor" in asked[0]
+    assert len(asked) == len(two_images), asked
+    assert all(a.startswith("valence -0.80, arousal -0.60") and "-> D minor," in a for a in asked), asked
     modes = [analysis.estimate_key(E.load_notes(p))[1] for p in tmp_path.glob("*.mid")]
     assert modes.count("minor") >= 2, modes
