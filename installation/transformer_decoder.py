@@ -1,7 +1,7 @@
 """The Transformer decoder at run time: one ONNX step against a ring buffer of cached keys and values.
 
     transformer_step.onnx:
-        event (N,), keys, values (L, N, H, W, dh), slot_pos (N, W), pos (N,), controls (N, K)
+        event (N,), keys_l, values_l (N, H, W, dh) for each block l, slot_pos (N, W), pos (N,), controls (N, K)
         -> logits (N, 388), new_keys, new_values (L, N, H, dh)
 
 The state (``TransformerState``) is a ring of W slots per row: each slot holds
@@ -121,9 +121,12 @@ class TransformerDecoder:
             shape = (self.layers, state.batch, self.heads, self.window, self.head_dim)
             state.keys, state.values = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         events = np.ascontiguousarray(events, np.int64).reshape(-1)
-        logits, nk, nv = self.stepper.run(None, {
-            "event": events, "keys": state.keys, "values": state.values, "slot_pos": state.slot_pos,
-            "pos": state.pos, "controls": np.ascontiguousarray(controls, np.float32).reshape(-1, self.control_dim)})
+        feed = {"event": events, "slot_pos": state.slot_pos, "pos": state.pos,
+                "controls": np.ascontiguousarray(controls, np.float32).reshape(-1, self.control_dim)}
+        for layer in range(self.layers):              # views of the (L, ...) arrays: no copy
+            feed[f"keys_{layer}"] = state.keys[layer]
+            feed[f"values_{layer}"] = state.values[layer]
+        logits, nk, nv = self.stepper.run(None, feed)
         write(state, nk, nv, events)
         return logits, state
 

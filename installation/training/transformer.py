@@ -150,7 +150,8 @@ class TransformerMusicModel(nn.Module):
              pos: torch.Tensor, controls: torch.Tensor):
         """One event for a batch against a ring buffer of W cached events.
 
-        event (N,) int64; keys, values (L, N, H, W, dh): the cached events' keys and values per block;
+        event (N,) int64; keys, values: per block (a sequence, or an (L, ...) tensor), the cached events'
+        keys and values (N, H, W, dh);
         slot_pos (N, W) int64: each slot's event position (-1: empty); pos (N,) int64: this event's
         position; controls (N, K).
         -> logits (N, V), new_keys, new_values (L, N, H, dh): this event's entries, which the caller

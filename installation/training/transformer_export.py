@@ -1,9 +1,14 @@
 """Export the Transformer decoder to ONNX (one incremental step), and check it against torch.
 
     transformer_step.onnx
-        inputs   event (N,) int64, keys (L, N, H, W, dh) float32, values (L, N, H, W, dh) float32,
+        inputs   event (N,) int64, keys_0 .. keys_{L-1}, values_0 .. values_{L-1} (N, H, W, dh) float32,
                  slot_pos (N, W) int64, pos (N,) int64, controls (N, K) float32
         outputs  logits (N, V), new_keys (L, N, H, dh), new_values (L, N, H, dh)
+
+One input per block's keys and values (views of the runtime's (L, N, H, W, dh)
+arrays, passed without a copy): a single (L, ...) input would make the graph
+gather each block's slice, copying the whole cache at every event (measured:
+a third of the step).
 
 The key/value cache goes in whole; what comes out is the one new event's
 entry, which the runtime writes into its ring slot in place
@@ -35,8 +40,12 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 STEP_FILE = "transformer_step.onnx"
-INPUTS = ["event", "keys", "values", "slot_pos", "pos", "controls"]
 OUTPUTS = ["logits", "new_keys", "new_values"]
+
+
+def input_names(layers: int) -> list[str]:
+    return (["event"] + [f"keys_{i}" for i in range(layers)] + [f"values_{i}" for i in range(layers)]
+            + ["slot_pos", "pos", "controls"])
 
 
 class _Step(torch.nn.Module):
@@ -44,15 +53,18 @@ class _Step(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, event, keys, values, slot_pos, pos, controls):
+    def forward(self, event, *rest):
+        L = self.model.cfg.layers
+        keys, values, (slot_pos, pos, controls) = rest[:L], rest[L:2 * L], rest[2 * L:]
         return self.model.step(event, keys, values, slot_pos, pos, controls)
 
 
 def io_spec(model: TransformerMusicModel) -> dict:
     c = model.cfg
-    cache = [c.layers, "batch", c.heads, c.window, c.d_model // c.heads]
+    cache = ["batch", c.heads, c.window, c.d_model // c.heads]
     entry = [c.layers, "batch", c.heads, c.d_model // c.heads]
-    return {"inputs": {"event": ["batch"], "keys": cache, "values": cache, "slot_pos": ["batch", c.window],
+    kv = {f"{kind}_{i}": cache for kind in ("keys", "values") for i in range(c.layers)}
+    return {"inputs": {"event": ["batch"], **kv, "slot_pos": ["batch", c.window],
                        "pos": ["batch"], "controls": ["batch", c.control_dim]},
             "outputs": {"logits": ["batch", c.vocab], "new_keys": entry, "new_values": entry}}
 
@@ -65,13 +77,15 @@ def export_step(model: TransformerMusicModel, out: Path) -> dict:
     st = empty_state(n, model.cfg.window)
     st.slot_pos[:, :3] = np.arange(3)
     st.pos[:] = 3
-    args = (torch.tensor([1, 300]), torch.zeros(model.cache_shape(n)), torch.zeros(model.cache_shape(n)),
-            torch.from_numpy(st.slot_pos), torch.from_numpy(st.pos), torch.zeros(n, model.cfg.control_dim))
-    batch = {"event": {0: "batch"}, "keys": {1: "batch"}, "values": {1: "batch"}, "slot_pos": {0: "batch"},
-             "pos": {0: "batch"}, "controls": {0: "batch"}, "logits": {0: "batch"}, "new_keys": {1: "batch"},
-             "new_values": {1: "batch"}}
+    L = model.cfg.layers
+    cache = [torch.zeros(model.cache_shape(n)[1:]) for _ in range(2 * L)]
+    args = (torch.tensor([1, 300]), *cache, torch.from_numpy(st.slot_pos), torch.from_numpy(st.pos),
+            torch.zeros(n, model.cfg.control_dim))
+    names = input_names(L)
+    batch = {name: {0: "batch"} for name in names}
+    batch.update(logits={0: "batch"}, new_keys={1: "batch"}, new_values={1: "batch"})
     with torch.no_grad():
-        torch.onnx.export(_Step(model), args, str(out / STEP_FILE), input_names=INPUTS, output_names=OUTPUTS,
+        torch.onnx.export(_Step(model), args, str(out / STEP_FILE), input_names=names, output_names=OUTPUTS,
                           dynamic_axes=batch, opset_version=OPSET, dynamo=False)
     return {"file": STEP_FILE, **io_spec(model), "config": model.cfg.to_dict(), "opset": OPSET}
 
