@@ -220,13 +220,23 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="write the figures here as JSON")
+    ap.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                    help="also (or instead) a training checkpoint, e.g. gru=runs/shipped/model.pt (torch)")
+    ap.add_argument("--no-models", action="store_true", help="only the --checkpoint decoders")
+    ap.add_argument("--real", type=Path, default=None, metavar="MUSIC_NPZ",
+                    help="also measure held-out real music (validation pieces of at least --seconds) from this event cache")
     args = ap.parse_args(argv)
     try:
-        decoders = load_decoders(args.models)
+        decoders = {} if args.no_models else load_decoders(args.models)
+        for spec in args.checkpoint:
+            name, _, path = spec.partition("=")
+            decoders[name] = torch_decoder(path)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     res = compare(decoders, _controls(args.pieces, args.seed), args.seconds, args.seed)
+    if args.real:
+        res["real (validation)"] = summarise([of_events(p, args.seconds) for p in real_pieces(args.real, args.pieces, args.seconds)])
     print(table(res))
     if args.out:
         args.out.write_text(json.dumps(res, indent=2) + "\n")
@@ -257,15 +267,93 @@ def load_decoders(folder) -> dict:
     return out
 
 
+def real_pieces(cache, n: int, seconds: float, seed: int = 0) -> list[np.ndarray]:
+    """Up to n validation pieces (unstretched) with at least ``seconds`` of music, as events."""
+    from installation.training import data as D
+
+    corpus = D.load_corpus(cache)
+    rows = corpus.select(split="val", stretch=1.0)
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in rng.permutation(rows):
+        start, length = corpus.index[r, 0], corpus.index[r, 1]
+        ev = corpus.tokens[start:start + length].astype(np.int64)
+        shift = (ev >= E.TIME_SHIFT) & (ev < E.TIME_SHIFT + E.NUM_TIME_SHIFTS)
+        if np.where(shift, ev - E.TIME_SHIFT + 1, 0).sum() >= seconds * E.STEPS_PER_SECOND:
+            out.append(ev)
+            if len(out) == n:
+                break
+    return out
+
+
+class TorchGru:
+    """A GRU training checkpoint behind the decoder interface (torch; to compare before export)."""
+
+    kind = "gru"
+
+    def __init__(self, model):
+        import torch
+        self.torch, self.model = torch, model.eval()
+
+    def initial(self, controls):
+        with self.torch.no_grad():
+            return self.model.initial(self.torch.from_numpy(np.asarray(controls, np.float32))).numpy()
+
+    def step(self, events, state, controls):
+        t = self.torch
+        with t.no_grad():
+            lg, h = self.model.step(t.from_numpy(np.asarray(events, np.int64)), t.from_numpy(state),
+                                    t.from_numpy(np.asarray(controls, np.float32)))
+        return lg.numpy(), h.numpy()
+
+    @staticmethod
+    def blend(state, target, mix):
+        return np.array(target, np.float32, copy=True) if mix >= 1 else ((1 - mix) * state + mix * target).astype(np.float32)
+
+    @staticmethod
+    def take(state, rows):
+        return np.ascontiguousarray(state[:, rows])
+
+
+def torch_decoder(checkpoint):
+    """A run's model.pt (or a phase checkpoint's best weights) as a decoder: the GRU or the Transformer."""
+    import torch
+
+    from installation.transformer_decoder import TransformerDecoder
+
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    weights = ck["model"] if "config" in ck else ck["state"]["best_model"]
+    cfg = ck.get("config") or json_config(checkpoint)
+    if "d_model" in cfg:
+        from installation.training.transformer import TransformerConfig, TransformerMusicModel
+        from installation.training.transformer_export import TorchStepper
+        m = TransformerMusicModel(TransformerConfig(**cfg))
+        m.load_state_dict(weights)
+        dec = TorchStepper(m)
+        dec.blend, dec.take = TransformerDecoder.blend, TransformerDecoder.take
+        return dec
+    from installation.training.model import ModelConfig, MusicModel
+    m = MusicModel(ModelConfig(**cfg))
+    m.load_state_dict(weights)
+    return TorchGru(m)
+
+
+def json_config(checkpoint) -> dict:
+    """The model config of a phase checkpoint, from the run folder's config.json."""
+    import json
+    from pathlib import Path
+    return json.loads((Path(checkpoint).parent / "config.json").read_text())["model"]
+
+
 def table(res: dict) -> str:
     names = list(res)
-    rows = [f"{'figure':<20}" + "".join(f"{n:>26}" for n in names)]
+    rows = [f"{'figure':<20}" + "".join(f"{n:>28}" for n in names)]
     for f in fields(Coherence):
         cells = []
         for n in names:
             d = res[n].get(f.name)
             cells.append(f"{d['mean']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]" if d else "-")
-        rows.append(f"{f.name:<20}" + "".join(f"{c:>26}" for c in cells))
+        rows.append(f"{f.name:<20}" + "".join(f"{c:>28}" for c in cells))
     return "\n".join(rows)
 
 
