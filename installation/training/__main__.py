@@ -41,6 +41,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--d-model", type=int, default=160, help="Transformer width")
     ap.add_argument("--heads", type=int, default=4, help="Transformer attention heads")
     ap.add_argument("--window", type=int, default=512, help="Transformer attention window (events)")
+    ap.add_argument("--budget-min", type=float, default=None,
+                    help="Transformer: size both phases' steps to train in about this many minutes here")
     ap.add_argument("--pretrain-steps", type=int, default=None, help="default: 1600 (GRU), 900 (Transformer)")
     ap.add_argument("--finetune-steps", type=int, default=None, help="default: 1200 (GRU), 400 (Transformer)")
     ap.add_argument("--batch", type=int, default=None, help="default: 48 (GRU), 32 (Transformer)")

@@ -103,6 +103,45 @@ def window_nll(model, corpus: D.MusicCorpus, seq_len: int) -> dict:
     return out
 
 
+def fit_budget(cfg, corpus: D.MusicCorpus, run_dir: Path, minutes: float) -> dict:
+    """Set both phases' step counts so that training takes about ``minutes`` here and now: a few timed
+    steps measure this machine's seconds per step; the steps are shared 2:1 between pretraining and
+    finetuning, with 10% kept for validations and the final figures. A resumed run keeps the step
+    counts it started with (its learning-rate schedule depends on them)."""
+    import torch.nn.functional as F
+
+    from installation.training.train import train_controls
+    from installation.training.transformer import TransformerMusicModel
+
+    saved = run_dir / "config.json"
+    if saved.is_file() and any((run_dir / f"{p}.pt").is_file() for p in ("pretrain", "finetune")):
+        old = json.loads(saved.read_text())
+        cfg.pretrain.steps, cfg.finetune.steps = old["pretrain"]["steps"], old["finetune"]["steps"]
+        return {"resumed": True, "pretrain_steps": cfg.pretrain.steps, "finetune_steps": cfg.finetune.steps}
+    torch.set_num_threads(cfg.threads)
+    m = TransformerMusicModel(cfg.model)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+    sampler = D.WindowSampler(corpus, corpus.select(split="train"), cfg.pretrain.seq_len)
+    rng = np.random.default_rng(0)
+    times = []
+    for i in range(4):
+        t0 = time.time()
+        x, y, _, ctrl = sampler.sample(rng, cfg.pretrain.batch)
+        logits, _ = m(torch.from_numpy(x), torch.from_numpy(train_controls(ctrl, rng, cfg.pretrain, False)))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.time() - t0)
+    per_step = float(np.median(times[1:]))
+    steps = int(0.9 * minutes * 60 / per_step)
+    cfg.pretrain.steps, cfg.finetune.steps = max(2, 2 * steps // 3), max(2, steps // 3)
+    log.info("budget %.1f min at %.2f s/step: %d pretrain + %d finetune steps", minutes, per_step,
+             cfg.pretrain.steps, cfg.finetune.steps)
+    return {"minutes": minutes, "seconds_per_step": round(per_step, 3), "pretrain_steps": cfg.pretrain.steps,
+            "finetune_steps": cfg.finetune.steps}
+
+
 def train(args) -> None:
     """Train the Transformer; writes <run>/model.pt and <run>/summary.json."""
     from tqdm import tqdm
@@ -112,12 +151,14 @@ def train(args) -> None:
     music_path, _, _ = _paths(args)
     corpus = D.load_corpus(music_path)
     cfg = config(args)
+    budget = fit_budget(cfg, corpus, args.run, args.budget_min) if getattr(args, "budget_min", None) else None
     t0 = time.time()
     model, summary = run_training(cfg, corpus, args.run, progress=tqdm)
     summary["timings"]["total_s_this_process"] = round(time.time() - t0, 1)
     summary["config"] = asdict(cfg)
     summary["data"] = corpus_summary(corpus, _images(args))
     summary["threads"] = torch.get_num_threads()
+    summary["budget"] = budget
     torch.save({"model": model.state_dict(), "config": cfg.model.to_dict()}, args.run / "model.pt")
     (args.run / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("Transformer NLL per event: %s; longer windows: %s", json.dumps(summary["nll"]),
@@ -166,6 +207,7 @@ def export(args) -> dict:
         "git_commit": _git_commit(Path(__file__).resolve().parents[2]),
         "exported_with": {"torch": torch.__version__, "python": platform.python_version()},
         "models": {"transformer_step": entry},
+        "decoders": {"transformer": {"models": ["transformer_step"], "runtime": "installation.transformer_decoder.open_transformer"}},
         "key_templates": summary.get("key_templates"),
         "training": {"command": "python -m installation.training train --decoder transformer",
                      "config": summary.get("config"), "timings": summary.get("timings"),
