@@ -165,6 +165,8 @@ def test_rows_are_independent_and_take_keeps_them(exported):
     l2, _ = dec.step(nxt[[0, 2]], two, c[[0, 2]])
     np.testing.assert_allclose(l1, full[1:2], atol=1e-5, rtol=0)
     np.testing.assert_allclose(l2, full[[0, 2]], atol=1e-5, rtol=0)
+    masked = dec.take(st, np.array([True, False, True]))             # render passes a boolean mask
+    assert masked.batch == 2 and masked.keys.shape[1] == 2
 
 
 def test_controls_steer_at_every_step(exported):
