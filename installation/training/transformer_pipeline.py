@@ -190,7 +190,13 @@ def export(args) -> dict:
                                 f"`python -m installation.training train --decoder transformer --run {args.run}`")
     ck = torch.load(model_path, map_location="cpu", weights_only=False)
     summary = json.loads((args.run / "summary.json").read_text())
-    model = TransformerMusicModel(TransformerConfig(**ck["config"]))
+    cfg = TransformerConfig(**ck["config"])
+    if getattr(args, "window", None) and args.window != cfg.window:
+        # the window is the run-time ring's length; ALiBi's biases are the same for any window, so a model
+        # may be exported with another (window_nll in summary.json compares them on validation music)
+        log.info("exporting with a %d-event window (trained with %d)", args.window, cfg.window)
+        cfg.window = args.window
+    model = TransformerMusicModel(cfg)
     model.load_state_dict(ck["model"])
     model.eval()
     out = args.out
