@@ -202,7 +202,8 @@ def export(args) -> dict:
     out = args.out
     entry = export_step(model, out)
     music_path, _, _ = _paths(args)
-    result = parity(model, out / entry["file"], parity_controls(D.load_corpus(music_path)))
+    corpus = D.load_corpus(music_path)
+    result = parity(model, out / entry["file"], parity_controls(corpus))
     check(result)
     log.info("Transformer parity: %s", result)
     entry.update(sha256=file_sha256(out / entry["file"]), bytes=(out / entry["file"]).stat().st_size,
@@ -222,6 +223,9 @@ def export(args) -> dict:
         "metrics": {"nll_per_event_nats": summary.get("nll"), "window_nll": summary.get("window_nll"),
                     "onnx_torch_parity": result},
     }
+    # the GRU's NLL windows are 192 events long: the same windows, for a like-for-like comparison
+    from installation.training.train import test_nll
+    doc["metrics"]["nll_per_event_nats_192_event_windows"] = test_nll(model, corpus, 192)
     (out / "transformer_manifest.json").write_text(json.dumps(doc, indent=2) + "\n")
     log.info("exported the Transformer to %s", out)
     return doc
