@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200, help="steps before timing (after the window is full)")
     ap.add_argument("--rows", type=int, default=64, help="render batch")
     ap.add_argument("--seconds", type=float, default=30.0, help="music per render row")
+    ap.add_argument("--gru-models", default=None, help="take the GRU from this model folder (default: --models)")
     args = ap.parse_args()
     n, rows, seconds = (400, 8, 5.0) if args.quick else (args.n, args.rows, args.seconds)
     busy = common.warn_if_busy()
@@ -77,7 +78,7 @@ def main() -> None:
     from installation import controls as C
     from installation.evaluation.coherence import _controls, load_decoders
 
-    decoders = load_decoders(args.models)
+    decoders = load_decoders(args.models, args.gru_models)
     quad = np.stack([C.encode(C.Targets(valence=v, arousal=a)) for v, a in ((0.8, 0.8), (-0.8, 0.8), (-0.8, -0.8), (0.8, -0.8))])
     res = {"benchmark": "transformer", "machine": common.machine(), "busy_at_start": busy,
            "models": common.models_label(args.models), "onnx_threads": 1, "decoders": {}}

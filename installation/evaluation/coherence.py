@@ -222,12 +222,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="write the figures here as JSON")
     ap.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                     help="also (or instead) a training checkpoint, e.g. gru=runs/shipped/model.pt (torch)")
+    ap.add_argument("--gru-models", default=None, help="take the GRU from this model folder instead")
     ap.add_argument("--no-models", action="store_true", help="only the --checkpoint decoders")
     ap.add_argument("--real", type=Path, default=None, metavar="MUSIC_NPZ",
                     help="also measure held-out real music (validation pieces of at least --seconds) from this event cache")
     args = ap.parse_args(argv)
     try:
-        decoders = {} if args.no_models else load_decoders(args.models)
+        decoders = {} if args.no_models else load_decoders(args.models, args.gru_models)
         for spec in args.checkpoint:
             name, _, path = spec.partition("=")
             decoders[name] = torch_decoder(path)
@@ -243,9 +244,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def load_decoders(folder) -> dict:
-    """Every decoder the model folder has: the GRU (manifest.json) and the Transformer (its manifest entry,
-    or transformer_manifest.json beside it before the two are merged)."""
+def load_decoders(folder, gru_folder=None) -> dict:
+    """Every decoder the model folder has: the GRU (manifest.json; or from ``gru_folder``) and the Transformer
+    (its manifest entry, or transformer_manifest.json beside it before the two are merged)."""
     import json
     from pathlib import Path
 
@@ -256,9 +257,9 @@ def load_decoders(folder) -> dict:
     out = {}
     try:
         from installation.decoder import open_decoder
-        out["gru"] = open_decoder(M.load(folder), threads=1)
+        out["gru"] = open_decoder(M.load(gru_folder or folder), threads=1)
     except Exception as exc:                      # an older or partial folder: compare what there is
-        print(f"note: no GRU decoder from {folder}: {exc}")
+        print(f"note: no GRU decoder from {gru_folder or folder}: {exc}")
     data = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {}
     if STEP not in data.get("models", {}) and (folder / "transformer_manifest.json").is_file():
         data = json.loads((folder / "transformer_manifest.json").read_text())
