@@ -255,11 +255,16 @@ def load_decoders(folder, gru_folder=None) -> dict:
 
     folder = Path(folder) if folder else M.DEFAULT_DIR
     out = {}
+    gru_at = Path(gru_folder or folder)
     try:
         from installation.decoder import open_decoder
-        out["gru"] = open_decoder(M.load(gru_folder or folder), threads=1)
+        out["gru"] = open_decoder(M.load(gru_at), threads=1)
     except Exception as exc:                      # an older or partial folder: compare what there is
-        print(f"note: no GRU decoder from {gru_folder or folder}: {exc}")
+        try:                                      # a bare GRU export (decoder_init + decoder_step, no encoder)
+            from installation.decoder import GruDecoder
+            out["gru"] = GruDecoder(M.Manifest(gru_at, json.loads((gru_at / "manifest.json").read_text())), threads=1)
+        except Exception:
+            print(f"note: no GRU decoder from {gru_at}: {exc}")
     data = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {}
     if STEP not in data.get("models", {}) and (folder / "transformer_manifest.json").is_file():
         data = json.loads((folder / "transformer_manifest.json").read_text())
