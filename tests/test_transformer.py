@@ -258,3 +258,27 @@ def test_training_pipeline_on_a_small_slice(shared_data, tmp_path):
                         capture_output=True, text=True, timeout=600)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "pretrain: resumed at step 3" in r2.stderr
+
+
+def test_the_shipped_transformer_loads_and_plays_in_key():
+    """exported_models/transformer_step.onnx, through its manifest entry (sha256 checked), plays 40 s performances
+    (past the window's first wrap) of valid events with notes in them."""
+    import json as _json
+
+    folder = REPO / "exported_models"
+    path = folder / "transformer_manifest.json"
+    data = _json.loads((folder / "manifest.json").read_text())
+    if "transformer_step" not in data.get("models", {}):
+        if not path.is_file():
+            pytest.skip("no Transformer in exported_models/")
+        data = _json.loads(path.read_text())
+    dec = open_transformer(Manifest(folder, data))
+    from installation.evaluation.coherence import perform
+    c = np.stack([C.unset(), C.encode(C.Targets(valence=0.8, arousal=0.8))])
+    seqs = perform(dec, c, seconds=40.0, seed=0)
+    for s in seqs:
+        assert len(s) > dec.window and ((s >= 0) & (s < 388)).all()
+        assert ((s >= E_NOTE_ON_LO) & (s < E_NOTE_ON_HI)).sum() > 10          # it plays notes, not only rests
+
+
+E_NOTE_ON_LO, E_NOTE_ON_HI = 0, 128
