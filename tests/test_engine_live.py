@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
+import pytest
 
 from installation.image.capture import bundled_artworks
 from installation.image.preprocess import load_rgb
@@ -44,9 +45,10 @@ def recorded(path):
     return out
 
 
-def test_notes_arrive_complete_and_on_schedule(jack_server, midi_receiver, tmp_path):
+@pytest.mark.parametrize("decoder", ["gru", "transformer"])
+def test_notes_arrive_complete_and_on_schedule(jack_server, midi_receiver, tmp_path, decoder):
     rec = tmp_path / "played.mid"
-    p = start_engine("--port", midi_receiver.port_name, "--source", str(bundled_artworks()),
+    p = start_engine("--port", midi_receiver.port_name, "--source", str(bundled_artworks()), "--decoder", decoder,
                      "--slide-seconds", "3", "--seed", "11", "--duration", "8", record=rec)
     code, out = finish(p)
     assert code == 0, out
@@ -65,8 +67,10 @@ def test_notes_arrive_complete_and_on_schedule(jack_server, midi_receiver, tmp_p
     assert np.median(err) < 0.005 and np.percentile(err, 95) < 0.02, (np.median(err), err.max())
 
 
-def test_sigterm_leaves_nothing_sounding(jack_server, midi_receiver):
-    p = start_engine("--port", midi_receiver.port_name, "--source", str(bundled_artworks()), "--seed", "3")
+@pytest.mark.parametrize("decoder", ["gru", "transformer"])
+def test_sigterm_leaves_nothing_sounding(jack_server, midi_receiver, decoder):
+    p = start_engine("--port", midi_receiver.port_name, "--source", str(bundled_artworks()), "--seed", "3",
+                     "--decoder", decoder)
     try:
         assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 8, timeout=40), "no music before SIGTERM"
         t_sig = time.perf_counter()

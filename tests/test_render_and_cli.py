@@ -127,3 +127,25 @@ def test_render_overrides_set_the_mood_and_pin_the_key(two_images, tmp_path):
     assert all(a.startswith("valence -0.80, arousal -0.60") and "-> D minor," in a for a in asked), asked
     modes = [analysis.estimate_key(E.load_notes(p))[1] for p in tmp_path.glob("*.mid")]
     assert modes.count("minor") >= 2, modes
+
+
+def test_render_with_the_transformer_is_reproducible_and_plays(two_images, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        r = run_cli("render", str(two_images[0]), "--out", str(out), "--seconds", "8", "--seed", "4",
+                    "--decoder", "transformer")
+        assert r.returncode == 0, r.stderr
+    first = two_images[0].stem + ".mid"
+    assert notes_of(a / first) == notes_of(b / first) and len(notes_of(a / first)) > 4
+
+
+def test_a_decoder_the_models_lack_is_one_line(tmp_path):
+    import json
+    d = tmp_path / "models"
+    shutil.copytree(REPO / "exported_models", d)
+    man = json.loads((d / "manifest.json").read_text())
+    man["decoders"].pop("transformer")
+    (d / "manifest.json").write_text(json.dumps(man))
+    _one_line_error(run_cli("render", str(bundled_artworks()), "--out", str(tmp_path / "o"), "--models", str(d),
+                            "--decoder", "transformer"), "--decoder transformer")
+

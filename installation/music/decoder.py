@@ -73,14 +73,18 @@ MusicDecoder = GruDecoder        # the default decoder
 
 def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 1, providers: list[str] | None = None,
                  guidance: float | None = None):
-    """The decoder of that kind ("gru"; None: the manifest's default), with control guidance at the
+    """The decoder of that kind ("gru", "transformer"; None: the manifest's default), with control guidance at the
     weight the manifest gives for it (``guidance`` overrides; 0 turns it off; installation/music/guidance.py)."""
     kind = kind or manifest.default_decoder
     if kind not in manifest.decoders:
         from installation.errors import UserError
         raise UserError(f"--decoder {kind}: the models in {manifest.folder} have {', '.join(manifest.decoders)}; "
                         "choose one of those")
-    dec = GruDecoder(manifest, threads=threads, providers=providers)
+    if kind == "transformer":
+        from installation.music.transformer_decoder import open_transformer
+        dec = open_transformer(manifest, threads=threads, providers=providers)
+    else:
+        dec = GruDecoder(manifest, threads=threads, providers=providers)
     g = manifest.data.get("decoders", {}).get(kind, {}).get("guidance", {})
     weight = g.get("weight", 0.0) if guidance is None else guidance
     if weight > 0:

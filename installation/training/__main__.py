@@ -5,6 +5,8 @@
     python -m installation.training train      # pretrain + finetune (resumes from runs/<name>/)
     python -m installation.training export     # decoder ONNX, parity, emotion map, adherence, manifest, model card
     python -m installation.training image-emotion   # image -> valence/arousal model (the picture's mood)
+    python -m installation.training train --decoder transformer    # the Transformer (runs/transformer/)
+    python -m installation.training export --decoder transformer   # transformer_step.onnx + transformer_manifest.json
 
 Run ``python -m installation.training all --help`` for the options.
 """
@@ -25,7 +27,10 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the shared data folder")
     ap.add_argument("--out", type=Path, default=REPO / "exported_models", help="where the ONNX models go")
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "prep", help="event and feature caches")
-    ap.add_argument("--run", type=Path, default=REPO / "runs" / "shipped", help="checkpoints and logs of this run")
+    ap.add_argument("--decoder", default="gru", choices=["gru", "transformer"],
+                    help="which music model to train or export (train and export only)")
+    ap.add_argument("--run", type=Path, default=None,
+                    help="checkpoints and logs of this run (default: runs/shipped, or runs/transformer)")
     ap.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "resnet18"])
     ap.add_argument("--weights", default=None, help="backbone weights file (resnet18: a torchvision state_dict)")
     ap.add_argument("--seed", type=int, default=7)
@@ -33,17 +38,33 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="where to train: auto = a CUDA GPU when torch sees one, else the CPU")
     ap.add_argument("--hidden", type=int, default=320)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--pretrain-steps", type=int, default=1600)
-    ap.add_argument("--finetune-steps", type=int, default=1200)
-    ap.add_argument("--batch", type=int, default=48)
-    ap.add_argument("--seq-len", type=int, default=192)
+    ap.add_argument("--layers", type=int, default=None, help="GRU or Transformer layers (default: 2 / 4)")
+    ap.add_argument("--d-model", type=int, default=160, help="Transformer width")
+    ap.add_argument("--heads", type=int, default=4, help="Transformer attention heads")
+    ap.add_argument("--window", type=int, default=512, help="Transformer attention window (events)")
+    ap.add_argument("--budget-min", type=float, default=None,
+                    help="Transformer: size both phases' steps to train in about this many minutes here")
+    ap.add_argument("--pretrain-steps", type=int, default=None, help="default: 1600 (GRU), 900 (Transformer)")
+    ap.add_argument("--finetune-steps", type=int, default=None, help="default: 1200 (GRU), 400 (Transformer)")
+    ap.add_argument("--batch", type=int, default=None, help="default: 48 (GRU), 32 (Transformer)")
+    ap.add_argument("--seq-len", type=int, default=None, help="default: 192 (GRU), 256 (Transformer)")
     ap.add_argument("--eval-every", type=int, default=None, help="steps between validations (default: 100 / 50)")
     ap.add_argument("--report-pieces", type=int, default=48,
                     help="export: pieces per mode for the adherence report and the guidance choice (fewer: a quick check)")
     ap.add_argument("--limit-files", type=int, default=None, help="use only N MIDI files per set (a quick pipeline check)")
     ap.add_argument("--limit-images", type=int, default=None, help="use only N images (a quick pipeline check)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    defaults = GRU_DEFAULTS
+    if args.decoder == "transformer":
+        from installation.training.transformer_pipeline import DEFAULTS as defaults
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+GRU_DEFAULTS = {"pretrain_steps": 1600, "finetune_steps": 1200, "batch": 48, "seq_len": 192, "layers": 2,
+                "run": REPO / "runs" / "shipped"}
 
 
 def main(argv=None) -> int:

@@ -78,6 +78,9 @@ def _config(args):
 
 def train(args) -> None:
     """Pretrain and finetune; writes runs/<name>/model.pt (best weights + config) and summary.json."""
+    if getattr(args, "decoder", "gru") == "transformer":
+        from installation.training import transformer_pipeline
+        return transformer_pipeline.train(args)
     import torch
 
     from installation.training.train import train as run
@@ -117,6 +120,10 @@ def corpus_summary(corpus: D.MusicCorpus, images: D.ImageSet) -> dict:
 
 
 def export(args) -> None:
+    if getattr(args, "decoder", "gru") == "transformer":
+        from installation.training import transformer_pipeline
+        transformer_pipeline.export(args)
+        return
     from installation.training.export import export_all
 
     export_all(args)
