@@ -181,7 +181,7 @@ def export_all(args) -> dict:
         "decoder_init": {"file": "decoder_init.onnx", **io["decoder_init"]},
         "decoder_step": {"file": "decoder_step.onnx", **io["decoder_step"]},
     }
-    for name in ("encoder", "image_emotion"):
+    for name in ("encoder", "image_emotion", "transformer_step"):
         e = previous.get(name)
         if e and (out / e["file"]).is_file() and sha256(out / e["file"]) == e.get("sha256"):
             models[name] = e
@@ -212,6 +212,10 @@ def export_all(args) -> dict:
                      "seconds": summary.get("seconds")},
         "metrics": {"nll_per_event_nats": summary["nll"], "onnx_torch_parity": check},
     }
+    if "transformer_step" in models:              # the Transformer (export --decoder transformer) stays listed
+        old_dec = json.loads((out / "manifest.json").read_text()).get("decoders", {})
+        if "transformer" in old_dec:
+            manifest["decoders"]["transformer"] = old_dec["transformer"]
     manifest["metrics"].update(export_report(out, manifest, pieces=getattr(args, "report_pieces", 48)))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     write_model_card(out / "MODEL_CARD.md", manifest)

@@ -6,7 +6,7 @@ train   the same data and phases as the GRU (installation/training/train.py: pre
         (default run folder: runs/transformer).
 export  <out>/transformer_step.onnx, a parity check against torch (after the window wraps), and
         <out>/transformer_manifest.json: the manifest entry ``transformer_step`` (file, sha256,
-        I/O, config) with the training figures, to be merged into manifest.json.
+        I/O, config) with the training figures; also merged into <out>/manifest.json (decoders.transformer).
 """
 from __future__ import annotations
 
@@ -227,5 +227,24 @@ def export(args) -> dict:
     from installation.training.train import test_nll
     doc["metrics"]["nll_per_event_nats_192_event_windows"] = test_nll(model, corpus, 192)
     (out / "transformer_manifest.json").write_text(json.dumps(doc, indent=2) + "\n")
+    merge_into_manifest(out, doc)
     log.info("exported the Transformer to %s", out)
     return doc
+
+
+def merge_into_manifest(out: Path, doc: dict) -> None:
+    """List the Transformer in <out>/manifest.json beside the GRU (when the GRU's manifest is there), with
+    its control-guidance weight chosen by the same rule as the GRU's (installation/training/report.py)."""
+    path = out / "manifest.json"
+    if not path.is_file():
+        return
+    from installation.manifest import Manifest
+    from installation.training.report import choose_guidance
+
+    m = json.loads(path.read_text())
+    entry = doc["models"]["transformer_step"]
+    m["models"]["transformer_step"] = entry
+    m.setdefault("decoders", {})["transformer"] = {"files": ["transformer_step"], "config": entry["config"],
+                                                   "training": doc.get("training"), "metrics": doc.get("metrics")}
+    m["decoders"]["transformer"]["guidance"] = choose_guidance(Manifest(out, m), kind="transformer", n=12)
+    path.write_text(json.dumps(m, indent=2) + "\n")
