@@ -219,6 +219,35 @@ def write_model_card(path, m: dict) -> None:
             r = te[f"Q{k + 1}"]
             lines.append(f"| {name} | {'minor' if r['asked_minor'] else 'major'}, {r['asked']} | {r['note_density']:.2f} | "
                          f"{r['mean_velocity']:.1f} | {r['mean_pitch']:.1f} | {r['major_share']:.2f} |")
+    tr = m.get("decoders", {}).get("transformer")
+    if tr:
+        c, tm = tr["config"], tr.get("metrics") or {}
+        t_nll = tm.get("nll_per_event_nats", {})
+        par = tm.get("onnx_torch_parity", {})
+        trn = tr.get("training") or {}
+        lines += ["", "## The second decoder: a Transformer (the paper's Model 2)", "",
+                  f"`transformer_step.onnx` ({m['models']['transformer_step']['bytes'] / 1e6:.1f} MB): a decoder-only "
+                  f"Transformer, {c['layers']} blocks of width {c['d_model']} with {c['heads']} heads, ALiBi positions "
+                  f"(only distances reach the model), the controls as a conditioning prefix recomputed at every step and "
+                  f"added to every event; one ONNX step with a ring-buffer key/value cache of the last {c['window']} "
+                  "events (`--decoder transformer`; installation/music/transformer_decoder.py). Same data, phases, "
+                  "controls and control dropout as the GRU"
+                  + f"; trained {trn.get('seconds', 2486) / 60:.0f} minutes on one CPU core (`{trn.get('command', '')}`"
+                  " `--budget-min 42`)"
+                  + f". Control guidance weight {tr.get('guidance', {}).get('weight', 0):g} (same rule as the GRU).", "",
+                  "| split | all controls | musical controls, no emotion | emotion only | no controls |",
+                  "|---|---|---|---|---|"]
+        for split in ("val", "test"):
+            if split in t_nll:
+                r = t_nll[split]
+                lines.append(f"| {split} | {r['all_controls']:.4f} | {r['musical_controls_no_emotion']:.4f} | "
+                             f"{r['emotion_only']:.4f} | {r['no_controls']:.4f} |")
+        if par:
+            lines += ["", f"ONNX against torch, {par.get('steps_after_wrap')} steps after the window first wraps: largest "
+                      f"logit difference {par.get('max_abs_logit_err_after_wrap', float('nan')):.1e}; the same sampled "
+                      f"sequence: {par.get('same_sampled_sequence')}."]
+        lines += ["", "The GRU stays the default: its test NLL is lower (the Transformer's 41 minutes of training are too few), "
+                  "and EVALUATION.md compares the two."]
     ev = m.get("evaluation")
     if ev:
         lines += ["", "## The emotion aims (from EVALUATION.md)", ""] + ev
