@@ -113,6 +113,7 @@ class Scheduler:
         self._n_late_samples = 0
         self._late_max = -math.inf
         self._sent = self._send_failed = self._dropped_late = 0
+        self._silenced = False             # the scheduler thread sent its final panic
         self._stolen = self._forced = self._retriggered = self._orphans = 0
 
     # --- the generator's side ----------------------------------------------
@@ -270,6 +271,11 @@ class Scheduler:
                             time.sleep(0)
                     finally:
                         self._cond.acquire()
+                # stopping: the thread that owns the port silences it, however long stop() waits for us
+                self._heap.clear()
+                self._last_due = None
+                self._panic_locked()
+                self._silenced = True
         except BaseException as exc:                      # the thread ends here; the engine sees .error
             self.error = exc
             log.exception("scheduler thread died")
@@ -292,13 +298,14 @@ class Scheduler:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
-                log.error("scheduler thread did not stop within %.2f s; "
-                          "not sending note-offs from another thread", timeout)
+                log.error("scheduler thread did not stop within %.2f s; it silences the port itself when it does",
+                          timeout)
                 return
         with self._cond:
             self._heap.clear()
             self._last_due = None
-            self._panic_locked()
+            if not self._silenced:                        # the thread never ran, or died: silence from here
+                self._panic_locked()
             log.info("scheduler stopped: %s", self._stats_locked())
 
     def panic(self) -> None:
