@@ -41,6 +41,13 @@ class MapError(ValueError):
     """An emotion map that cannot be used; the message names the key and what is wrong."""
 
 
+def corner_weights(valence: float, arousal: float) -> dict[str, float]:
+    """Bilinear weights of the four corners at (valence, arousal), clipped to the square; they sum to 1."""
+    wv = (float(np.clip(valence, -1.0, 1.0)) + 1) / 2     # 0 at the negative side, 1 at the positive
+    wa = (float(np.clip(arousal, -1.0, 1.0)) + 1) / 2
+    return {"q1": wv * wa, "q2": (1 - wv) * wa, "q3": (1 - wv) * (1 - wa), "q4": wv * (1 - wa)}
+
+
 @dataclass(frozen=True)
 class Corner:
     """What the music of one corner of the valence/arousal square does."""
@@ -68,10 +75,7 @@ class EmotionMap:
 
     def controls(self, valence: float, arousal: float) -> tuple[float, float, float]:
         """(density, velocity, pitch) asked for at (valence, arousal)."""
-        v = float(np.clip(valence, -1.0, 1.0))
-        a = float(np.clip(arousal, -1.0, 1.0))
-        wv, wa = (v + 1) / 2, (a + 1) / 2            # 0 at the negative side, 1 at the positive
-        w = {"q1": wv * wa, "q2": (1 - wv) * wa, "q3": (1 - wv) * (1 - wa), "q4": wv * (1 - wa)}
+        w = corner_weights(valence, arousal)
         out = []
         for f in ("density", "velocity", "pitch"):
             corners = {q: getattr(getattr(self, q), f) for q in w}
@@ -83,10 +87,7 @@ class EmotionMap:
 
     def spreads(self, valence: float, arousal: float) -> tuple[float, float, float]:
         """(density in log2(1 + notes/s), velocity, pitch) SDs at (valence, arousal), bilinear like the values."""
-        v = float(np.clip(valence, -1.0, 1.0))
-        a = float(np.clip(arousal, -1.0, 1.0))
-        wv, wa = (v + 1) / 2, (a + 1) / 2
-        w = {"q1": wv * wa, "q2": (1 - wv) * wa, "q3": (1 - wv) * (1 - wa), "q4": wv * (1 - wa)}
+        w = corner_weights(valence, arousal)
         return tuple(self.variety * sum(w[q] * getattr(getattr(self, q), f) for q in w)
                      for f in ("density_spread", "velocity_spread", "pitch_spread"))
 

@@ -208,26 +208,37 @@ def train(cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, progress=None) -
     dev = resolve_device(cfg.device)
     log.info("training on %s", dev if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})")
     model.to(dev)
+    return model, run_phases(model, cfg, corpus, run_dir, progress)
+
+
+def run_phases(model, cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, progress=None) -> dict:
+    """Pretrain and finetune any model with ``forward(events, controls)`` (the GRU, the Transformer); returns
+    the summary: histories, wall time of each phase in this process, key templates and test NLLs."""
+    timings = {}
     # pretrain: all music under its own controls, no emotion; validate on held-out windows of every set
     P = cfg.pretrain
+    t0 = time.time()
     pre_train = WindowSampler(corpus, corpus.select(split="train"), P.seq_len)
     vx, vy, _, vc = WindowSampler(corpus, corpus.select(split="val", stretch=1.0), P.seq_len).fixed(256)
     pre = run_phase("pretrain", model, P, pre_train, (torch.from_numpy(vx), torch.from_numpy(vy),
                                                        torch.from_numpy(_no_emotion(vc))),
                     run_dir, False, cfg.seed, progress)
+    timings["pretrain_s_this_process"] = round(time.time() - t0, 1)
 
     # finetune: labelled music, with its emotion as a control
     Fc = cfg.finetune
+    t0 = time.time()
     ft_train = WindowSampler(corpus, corpus.select(split="train", labelled=True), Fc.seq_len)
     fx, fy, _, fc = WindowSampler(corpus, corpus.select(split="val", labelled=True, stretch=1.0), Fc.seq_len).fixed(256)
     fine = run_phase("finetune", model, Fc, ft_train, (torch.from_numpy(fx), torch.from_numpy(fy), torch.from_numpy(fc)),
                      run_dir, True, cfg.seed + 1, progress)
-    summary = {"pretrain": {k: pre[k] for k in ("best", "best_step", "history")},
-               "finetune": {k: fine[k] for k in ("best", "best_step", "history")}}
+    timings["finetune_s_this_process"] = round(time.time() - t0, 1)
     model.cpu()
+    summary = {"pretrain": {k: pre[k] for k in ("best", "best_step", "history")},
+               "finetune": {k: fine[k] for k in ("best", "best_step", "history")}, "timings": timings}
     summary["key_templates"] = key_templates(corpus, corpus.select(split="train", stretch=1.0), Fc.seq_len)
     summary["nll"] = test_nll(model, corpus, Fc.seq_len)
-    return model, summary
+    return summary
 
 
 def test_nll(model: MusicModel, corpus: MusicCorpus, seq_len: int) -> dict:

@@ -46,7 +46,7 @@ def config(args):
 
 def run_training(cfg, corpus: D.MusicCorpus, run_dir: Path, progress=None):
     """Both phases, as train.train does for the GRU; returns (model, summary)."""
-    from installation.training.train import _no_emotion, key_templates, resolve_device, run_phase, test_nll
+    from installation.training.train import resolve_device, run_phases
     from installation.training.transformer import TransformerMusicModel, count_parameters
 
     torch.set_num_threads(cfg.threads)
@@ -57,29 +57,9 @@ def run_training(cfg, corpus: D.MusicCorpus, run_dir: Path, progress=None):
     dev = resolve_device(cfg.device)
     log.info("training the Transformer (%d parameters) on %s", count_parameters(model), dev)
     model.to(dev)
-    timings = {}
-    P = cfg.pretrain
-    t0 = time.time()
-    pre_train = D.WindowSampler(corpus, corpus.select(split="train"), P.seq_len)
-    vx, vy, _, vc = D.WindowSampler(corpus, corpus.select(split="val", stretch=1.0), P.seq_len).fixed(256)
-    pre = run_phase("pretrain", model, P, pre_train, (torch.from_numpy(vx), torch.from_numpy(vy),
-                                                       torch.from_numpy(_no_emotion(vc))),
-                    run_dir, False, cfg.seed, progress)
-    timings["pretrain_s_this_process"] = round(time.time() - t0, 1)
-    Fc = cfg.finetune
-    t0 = time.time()
-    ft_train = D.WindowSampler(corpus, corpus.select(split="train", labelled=True), Fc.seq_len)
-    fx, fy, _, fc = D.WindowSampler(corpus, corpus.select(split="val", labelled=True, stretch=1.0), Fc.seq_len).fixed(256)
-    fine = run_phase("finetune", model, Fc, ft_train, (torch.from_numpy(fx), torch.from_numpy(fy), torch.from_numpy(fc)),
-                     run_dir, True, cfg.seed + 1, progress)
-    timings["finetune_s_this_process"] = round(time.time() - t0, 1)
-    model.cpu()
-    summary = {"pretrain": {k: pre[k] for k in ("best", "best_step", "history")},
-               "finetune": {k: fine[k] for k in ("best", "best_step", "history")},
-               "parameters": count_parameters(model), "timings": timings}
-    summary["key_templates"] = key_templates(corpus, corpus.select(split="train", stretch=1.0), Fc.seq_len)
-    summary["nll"] = test_nll(model, corpus, Fc.seq_len)
-    summary["window_nll"] = window_nll(model, corpus, min(2 * Fc.seq_len, cfg.model.window))
+    summary = run_phases(model, cfg, corpus, run_dir, progress)
+    summary["parameters"] = count_parameters(model)
+    summary["window_nll"] = window_nll(model, corpus, min(2 * cfg.finetune.seq_len, cfg.model.window))
     return model, summary
 
 
