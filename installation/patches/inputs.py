@@ -87,7 +87,7 @@ class EmotionInput:
             log.info("input: valence/arousal from CC %s/%s on %s", self.cfg.valence_cc, self.cfg.arousal_cc, name)
         if self.cfg.osc_port is not None:
             from installation.patches.osc import OscIn
-            self._osc = OscIn(self.cfg.osc_port, self.set, prefix=self.osc_prefix).start()
+            self._osc = OscIn(self.cfg.osc_port, self.set, prefix=self.osc_prefix, host=self.cfg.osc_bind).start()
         return self
 
     def close(self) -> None:

@@ -7,8 +7,9 @@ Out, to ``[osc] host:port`` (prefix ``/itm`` by default):
     /itm/scene    i s        the scene number and its label (image name), at each scene change
     /itm/note     i i        pitch, velocity (0: the note ends) of the shaped performance, when it sounds
 
-In (``[input] osc_port``): ``/itm/input/valence f`` and ``/itm/input/arousal f``
-(-1..1) steer the emotion, like the knobs of a MIDI controller.
+In (``[input] osc_port``, bound to ``[input] osc_bind``, 127.0.0.1 by default):
+``/itm/input/valence f`` and ``/itm/input/arousal f`` (-1..1) steer the emotion, like the
+knobs of a MIDI controller. Input is read by our own checked parser (osc_packet), not python-osc.
 A UDP send never blocks for long and never raises into the caller.
 """
 from __future__ import annotations
@@ -44,36 +45,77 @@ class OscOut:
 
 
 class OscIn:
-    """A python-osc UDP server on its own thread; calls ``on_value(axis, x)`` for
-    ``<prefix>/input/valence`` and ``<prefix>/input/arousal``."""
+    """The OSC input: a UDP socket on a thread of its own; calls ``on_value(axis, x)`` for
+    ``<prefix>/input/valence`` and ``<prefix>/input/arousal``.
 
-    def __init__(self, port: int, on_value, prefix: str = "/itm", host: str = "0.0.0.0"):
-        from pythonosc.dispatcher import Dispatcher
-        from pythonosc.osc_server import ThreadingOSCUDPServer
-        d = Dispatcher()
-        for axis in ("valence", "arousal"):
-            d.map(f"{prefix}/input/{axis}", self._handler(axis))
+    Hostile until checked (osc_packet): packets are size-checked and parsed by our own
+    parser for these two addresses only, at most ``rate`` packets a second (the rest are
+    dropped unread); problems are counted and logged at most one line every 10 s. It binds
+    ``host`` (127.0.0.1 unless the patch names another address)."""
+
+    RATE, BURST = 200.0, 50.0        # packets per second: far above any controller, far below a flood
+
+    def __init__(self, port: int, on_value, prefix: str = "/itm", host: str = "127.0.0.1"):
+        import socket
+
+        from installation.ratelimit import LogLimiter, TokenBucket
+        self._axes = {f"{prefix}/input/{axis}": axis for axis in ("valence", "arousal")}
+        self._addresses = frozenset(self._axes)
         self._on_value = on_value
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            self.server = ThreadingOSCUDPServer((host, port), d)
-        except OSError as exc:
-            raise UserError(f"patch [input] osc_port {port}: cannot listen there "
-                            f"({exc.strerror or exc}); choose another port") from None
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="osc-in", daemon=True)
+            self._sock.bind((host, port))
+        except (OSError, OverflowError) as exc:
+            self._sock.close()
+            raise UserError(f"patch [input] osc_port {port}: cannot listen on {host} "
+                            f"({getattr(exc, 'strerror', None) or exc}); choose another port or osc_bind") from None
+        self._sock.settimeout(0.2)
+        self.host, self.port = host, self._sock.getsockname()[1]
+        self._bucket = TokenBucket(self.RATE, self.BURST)
+        self._warn = LogLimiter(log, every_s=10.0)
+        self.counts = {"accepted": 0, "ignored": 0, "rejected": 0, "over_rate": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="osc-in", daemon=True)
 
-    def _handler(self, axis):
-        def handle(_address, *args):
-            if args and isinstance(args[0], (int, float)):
-                self._on_value(axis, float(args[0]))
-        return handle
+    def _serve(self) -> None:
+        from installation.patches.osc_packet import MAX_PACKET, BadPacket, read_packet
+        while not self._stop.is_set():
+            try:
+                data, peer = self._sock.recvfrom(MAX_PACKET + 1)     # one byte more: a larger packet shows
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                continue
+            if not self._bucket.take():
+                self.counts["over_rate"] += 1
+                self._warn("OSC in: more than %d packets/s; the rest dropped unread", int(self.RATE))
+                continue
+            try:
+                found = read_packet(data, self._addresses)
+            except BadPacket as exc:
+                self.counts["rejected"] += 1
+                self._warn("OSC in: a packet from %s rejected: %s", peer[0], exc)
+                continue
+            if not found:
+                self.counts["ignored"] += 1
+                continue
+            for address, value in found:
+                self.counts["accepted"] += 1
+                try:
+                    self._on_value(self._axes[address], value)
+                except Exception as exc:       # noqa: BLE001  the input must outlive its consumer's bug
+                    self._warn("OSC in: %s not applied: %s", address, exc)
 
     def start(self) -> "OscIn":
         self._thread.start()
-        log.info("OSC in: listening on UDP port %d", self.port)
+        log.info("OSC in: listening on UDP %s:%d for %s", self.host, self.port, ", ".join(sorted(self._axes)))
         return self
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(1.0)
+        self._sock.close()

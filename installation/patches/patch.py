@@ -122,6 +122,7 @@ class Input:
     valence_cc: int | None = None
     arousal_cc: int | None = None
     osc_port: int | None = None               # listen for /itm/input/valence and /itm/input/arousal (floats -1..1)
+    osc_bind: str = "127.0.0.1"               # the address the OSC input listens on; "0.0.0.0": every network
     weight: float = 1.0                       # 1: the hand decides; 0.5: half hand, half picture
 
 
@@ -407,10 +408,16 @@ def _osc(c: _Checker, t) -> Osc:
 
 def _input(c: _Checker, t) -> Input:
     s = "input"
-    t = c.table(t, s, {"midi_port", "channel", "valence_cc", "arousal_cc", "osc_port", "weight"})
+    t = c.table(t, s, {"midi_port", "channel", "valence_cc", "arousal_cc", "osc_port", "osc_bind", "weight"})
     inp = Input(midi_port=c.string(t, "midi_port", s), channel=c.integer(t, "channel", s, 0, 16, 0),
                 valence_cc=c.integer(t, "valence_cc", s, 0, 127), arousal_cc=c.integer(t, "arousal_cc", s, 0, 127),
-                osc_port=c.integer(t, "osc_port", s, 1, 65535), weight=c.number(t, "weight", s, 0.0, 1.0, 1.0))
+                osc_port=c.integer(t, "osc_port", s, 1, 65535), osc_bind=c.string(t, "osc_bind", s, default="127.0.0.1"),
+                weight=c.number(t, "weight", s, 0.0, 1.0, 1.0))
+    import ipaddress
+    try:
+        ipaddress.ip_address(inp.osc_bind)
+    except ValueError:
+        c.fail("input.osc_bind", f"{inp.osc_bind!r} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for every network)")
     if inp.midi_port is not None and inp.valence_cc is None and inp.arousal_cc is None:
         c.fail("input.midi_port", "is set but neither valence_cc nor arousal_cc says which knob to read")
     if inp.midi_port is None and inp.osc_port is None:
