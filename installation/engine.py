@@ -135,8 +135,11 @@ class Engine:
         if self.patch is not None:
             self.patch.stop()
         try:
+            if self.sink is None and self.patch is not None:
+                # the kiosk's thinker: the sender owns the port; a clock Stop goes to it ahead of the panic
+                self.patch.close(self.scheduler, scheduler_alive=False)
             self.scheduler.stop(timeout=0.5)        # first: silence within 50 ms, whatever the others do
-            if self.patch is not None:
+            if self.sink is not None and self.patch is not None:
                 self.patch.close(self.sink, scheduler_alive=self.scheduler.is_running())
         finally:
             self.generator.join(1.0)

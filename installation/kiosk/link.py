@@ -60,6 +60,7 @@ class RemoteScheduler:
         self._lock = threading.Lock()
         self._next_try = 0.0
         self._last_due: float | None = None
+        self._closed = False                  # stop() was called: no more sends, no reconnecting
         self.pushed = self.dropped = self.connects = 0
 
     @property
@@ -68,6 +69,8 @@ class RemoteScheduler:
 
     def _send(self, msg) -> bool:
         with self._lock:
+            if self._closed:
+                return False
             if self._conn is None:
                 now = time.monotonic()
                 if now < self._next_try:
@@ -132,13 +135,24 @@ class RemoteScheduler:
     def panic(self) -> None:
         self._send(("panic",))
 
+    def send(self, msg) -> bool:
+        """One message to go out now (the sink role: a patch's clock Stop at shutdown)."""
+        self.push([(time.perf_counter(), msg)])
+        return self.connected
+
     def start(self) -> None:
         pass
 
+    def is_running(self) -> bool:
+        """True until stop(): the sender, not this process, owns the port and its final panic."""
+        return not self._closed
+
     def stop(self, timeout: float = 1.0) -> None:
-        """The engine is stopping: ask the sender to release everything now, then hang up."""
+        """The engine is stopping: ask the sender to release everything now, then hang up for good
+        (a generator thread still finishing its batch must not reconnect and push notes after the panic)."""
         self._send(("panic",))
         with self._lock:
+            self._closed = True
             if self._conn is not None:
                 self._drop()
 
