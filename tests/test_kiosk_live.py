@@ -62,7 +62,8 @@ def test_port_lost_and_back(jack_server):
             assert first.wait_until(lambda got: count_note_ons(got) >= 3, timeout=30)
             first.close()
             k.wait_health(lambda h: not h["port_connected"], timeout=10)
-            assert k.health()["state"] == "playing"                 # nothing restarted: it just waits
+            h = k.health()
+            assert h["state"] == "waiting-for-port" and h["restarts"] == 0   # nothing restarted: it just waits
             second = MidiReceiver(client_name="kiosk-synth").open()
             assert second.wait_until(lambda got: count_note_ons(got) >= 3, timeout=15), k.output()[-2000:]
             k.wait_health(lambda h: h["port_connected"], timeout=10)

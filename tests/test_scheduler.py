@@ -36,13 +36,15 @@ class RecordingSink:
 
     def __init__(self, fail=lambda msg: False):
         self.msgs = []
+        self.ok = []
         self.threads = []
         self.fail = fail
 
     def send(self, msg):
         self.msgs.append(msg)
         self.threads.append(threading.current_thread())
-        return not self.fail(msg)
+        self.ok.append(not self.fail(msg))
+        return self.ok[-1]
 
 
 class ListRecorder:
@@ -440,3 +442,41 @@ def test_stop_without_start_and_start_twice():
         s.start()
     s.stop(timeout=10.0)
     assert not s._thread.is_alive() and sink.msgs == []
+
+
+class FlakyPort(RecordingSink):
+    """A sink with a ``connected`` flag, like MidiOut: while disconnected every send fails."""
+
+    def __init__(self):
+        super().__init__(fail=lambda m: not self.connected)
+        self.connected = True
+
+
+def test_note_offs_lost_while_the_port_was_away_are_sent_when_it_returns():
+    sink = FlakyPort()
+    s = Scheduler(sink, clock=FakeClock())
+    s.push([(0.0, on(60)), (0.0, on(64)), (1.0, off(60)), (1.0, off(64)), (3.0, on(64)), (4.0, off(64))])
+    s.tick(0.0)
+    sink.connected = False                         # the JACK server died: the note-offs go nowhere
+    s.tick(1.0)
+    assert s.open_notes == {}
+    delivered = lambda: [m for m, ok in zip(sink.msgs, sink.ok) if ok]
+    sink.connected = True                          # it is back
+    s.tick(2.0)
+    s.tick(4.0)
+    got = delivered()
+    assert got.count(off(60)) == 1 and got.count(off(64)) == 2, got
+    assert_balanced(got)
+
+
+def test_panic_includes_owed_note_offs():
+    sink = FlakyPort()
+    s = Scheduler(sink, clock=FakeClock())
+    s.push([(0.0, on(60)), (1.0, off(60))])
+    s.tick(0.0)
+    sink.connected = False
+    s.tick(1.0)
+    sink.connected = True
+    s.panic()
+    got = [m for m, ok in zip(sink.msgs, sink.ok) if ok]
+    assert got.count(off(60)) == 1

@@ -24,7 +24,7 @@ STAFF = """<!doctype html>
  h1 { font-size: 1.4em; } table { border-collapse: collapse; }
  td { padding: .25em 1em .25em 0; border-bottom: 1px solid #ddd; vertical-align: top; }
  td:first-child { color: #666; } .state { font-weight: bold; }
- .playing { color: #17692b; } .closed { color: #555; } .fatal, .recovering { color: #a4161a; }
+ .playing { color: #17692b; } .closed { color: #555; } .fatal, .recovering, .waiting-for-port { color: #a4161a; }
 </style></head>
 <body data-updates="0">
 <h1>image-to-music kiosk &mdash; <span id="state" class="state">connecting&hellip;</span></h1>

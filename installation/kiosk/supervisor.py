@@ -83,6 +83,7 @@ class Supervisor:
         self.last_error: str | None = None
         self.panics = 0
         self._open_notes: dict[int, list] = {}
+        self._last_note_on: float | None = None      # perf_counter of the last note-on the sender sent
         self._seen = {}                       # field -> last logged value, for one line per change
         self._api: str | None = None
 
@@ -183,6 +184,7 @@ class Supervisor:
         with self.status.lock:
             for t, status, pitch, vel in notes:
                 if status & 0xF0 == 0x90 and vel > 0:
+                    self._last_note_on = t
                     rec = [t, None, pitch, vel]
                     self.status.notes.append(rec)
                     self._open_notes[pitch] = rec
@@ -218,7 +220,8 @@ class Supervisor:
         elif any(p.state is State.FATAL for p in self.programs.values()):
             state = "fatal"
         elif all(p.state is State.RUNNING for p in self.programs.values()):
-            state = "playing"
+            # playing only while the music can be heard: a lost port or MIDI server is waited out, not hidden
+            state = "playing" if s.get("port_connected", True) else "waiting-for-port"
         else:
             state = "recovering" if any(p.restarts for p in self.programs.values()) else "starting"
         stats = s.get("stats") or {}
@@ -245,6 +248,7 @@ class Supervisor:
             "programs": progs,
             "panics": self.panics,
             "sent": stats.get("sent"),
+            "last_note_age_s": None if self._last_note_on is None else round(now - self._last_note_on, 2),
             "last_error": self.last_error,
         }
         with self.status.lock:

@@ -63,7 +63,7 @@ API_NAMES = {
 }
 PLATFORM_API = {"linux": "alsa", "darwin": "coremidi", "win32": "winmm"}
 DEFAULT_NAME = "image-to-music"     # client name, and the virtual port's default name
-WATCH_INTERVAL_S = 1.0              # how often the watchdog looks for a lost or returned port
+WATCH_INTERVAL_S = 0.5              # how often the watchdog looks for a lost or returned port (or server)
 CLOSE_GRACE_S = 0.05                # close(): time for a send in flight to finish
 TICKS_PER_BEAT = 500                # with 120 bpm (500000 us per beat): 1 tick = 1 ms
 TEMPO_US = 500_000
@@ -238,6 +238,8 @@ class MidiOut:
         self._send_errors = 0      # counted by send(), reported by the watchdog
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self._server = None        # JACK only: a JackServerWatch that notices the server's shutdown at once
+        self.server_lost = False   # the MIDI server went away; the watchdog reconnects when it is back
 
     # -- opening and closing --
 
@@ -260,11 +262,20 @@ class MidiOut:
             self.close()
             raise
         self._out = self._current
-        if self.port_query is not None:
+        self._server = self._watch_server()
+        if self.port_query is not None or self._server is not None:
             self._stop.clear()
             self._watchdog = threading.Thread(target=self._watch, name="midi-watchdog", daemon=True)
             self._watchdog.start()
         log.debug("opened %s", self.describe())
+
+    def _watch_server(self):
+        """JACK: a watch that learns of the server's shutdown within milliseconds (None elsewhere)."""
+        if self.api != "jack":
+            return None
+        from installation.midi.jack_watch import JackServerWatch
+        with _quiet_stderr():
+            return JackServerWatch.open(self.client_name + "-alive")
 
     def _client(self, cls, suffix: str = ""):
         """A new rtmidi client of this API; NoMidiSystem if the API cannot be reached."""
@@ -326,6 +337,9 @@ class MidiOut:
                 obj.close_port()
                 obj.delete()
         self._current, self._probe, self._retired = None, None, []
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     # -- the hot path --
 
@@ -353,34 +367,93 @@ class MidiOut:
     # -- the watchdog thread --
 
     def _watch(self) -> None:
-        """About once a second: notice a lost port, reconnect when it returns."""
+        """Every half second: notice a lost port or MIDI server, reconnect when it returns.
+
+        A JACK server that shuts down is noticed at once (JackServerWatch): every rtmidi
+        object of the dead server is retired, and new ones are made when a server answers
+        again; the port is found again by name (or the virtual port made again)."""
         reported_errors = 0
         while not self._stop.wait(WATCH_INTERVAL_S):
             for obj in self._retired:
                 obj.close_port()
                 obj.delete()
             self._retired = []
-            try:
-                names = self._probe.get_ports()
-            except Exception:
-                continue
-            if self._current is not None and self.port_name not in names:
-                self._out = None                       # send() sees the loss from now on
-                self._retired.append(self._current)
-                self._current = None
-                log.warning("MIDI output port %r is gone; sending paused, "
-                            "will reconnect when it returns", self.port_name)
-            elif self._current is None:
-                name = self._find_again(names)
-                out = self._connect(name) if name else None
-                if out is not None:
-                    self._current = out
-                    self.port_name = name
-                    self._out = out
-                    log.info("MIDI output port %r is back; reconnected", name)
+            if self._server is not None and self._server.lost.is_set():
+                self._lose_server()
+            if self.server_lost:
+                self._server_back()
+            elif self.port_query is not None:
+                self._check_port()
             if self._send_errors != reported_errors:
                 log.warning("rtmidi refused %d message(s) so far", self._send_errors)
                 reported_errors = self._send_errors
+
+    def _check_port(self) -> None:
+        try:
+            names = self._probe.get_ports()
+        except Exception:
+            return
+        if self._current is not None and self.port_name not in names:
+            self._out = None                       # send() sees the loss from now on
+            self._retired.append(self._current)
+            self._current = None
+            log.warning("MIDI output port %r is gone; sending paused, "
+                        "will reconnect when it returns", self.port_name)
+        elif self._current is None:
+            name = self._find_again(names)
+            out = self._connect(name) if name else None
+            if out is not None:
+                self._current = out
+                self.port_name = name
+                self._out = out
+                log.info("MIDI output port %r is back; reconnected", name)
+
+    def _lose_server(self) -> None:
+        """The JACK server shut down: stop sending, retire everything made on it."""
+        self._out = None
+        time.sleep(CLOSE_GRACE_S)                   # a send in flight finishes before its object goes
+        self._server.close()                        # every client of the dead server closed now, before any new one
+        for obj in [self._current, self._probe, *self._retired]:
+            if obj is not None:
+                obj.close_port()
+                obj.delete()
+        self._current = self._probe = None
+        self._retired = []
+        self._server = None
+        self.server_lost = True
+        log.warning("the %s MIDI server is gone; sending paused, will reconnect to %s when it returns",
+                    self.api, self.port_name or self.port_query)
+
+    def _server_back(self) -> None:
+        """Try once: is a server there again? Then watch it, and connect (or make the virtual port) anew."""
+        try:
+            with _quiet_stderr():
+                probe = rtmidi.MidiOut(API_NAMES[self.api], self.client_name + "-watch")
+        except Exception:
+            return                                  # still down
+        server = self._watch_server()
+        if self.api == "jack" and server is None:   # half up, or gone again: try again next time
+            self._retired.append(probe)
+            return
+        try:
+            if self.port_query is None:
+                out = self._open_virtual()
+            else:
+                name = self._find_again(probe.get_ports())
+                out = self._connect(name) if name else None
+                if out is not None:
+                    self.port_name = name
+        except Exception as exc:                    # noqa: BLE001  (a UserError from a half-up server)
+            log.debug("MIDI server back, but not ready: %s", exc)
+            out = None
+        self._probe, self._server, self.server_lost = probe, server, False
+        if out is not None:
+            self._current = out
+            self._out = out
+            log.info("the %s MIDI server is back; reconnected to %s", self.api, self.port_name)
+        else:
+            log.warning("the %s MIDI server is back, but port %r is not there yet; waiting for it",
+                        self.api, self.port_query)
 
     def _find_again(self, names: list[str]) -> str | None:
         """The lost port's name if it is back, else the one port the query matches now."""

@@ -16,7 +16,9 @@ note-off.
 A send that fails (``sink.send`` returns False: the port is gone) leaves the
 table as if it had been sent, so its note-off is still sent later; a note-off
 to a port that did not play the note is harmless, a missing one is a stuck note.
-Failed sends are counted (``stats()["send_failed"]``). The recorder, if any, gets
+So, with a sink that has a ``connected`` flag (MidiOut), a note-off that fails is
+owed: it is sent again as soon as the sink is connected again (a port, or a JACK
+server, that came back), or before the next note-on of that key. Failed sends are counted (``stats()["send_failed"]``). The recorder, if any, gets
 every message handed to the sink, failed or not, so a recording stays balanced.
 Lateness (now - due) is kept for every message ``tick`` sends; a note-off it adds
 (retrigger, steal) counts as due with the note-on that caused it, a forced one as
@@ -114,6 +116,8 @@ class Scheduler:
         self._late_max = -math.inf
         self._sent = self._send_failed = self._dropped_late = 0
         self._silenced = False             # the scheduler thread sent its final panic
+        self._owed: set[tuple[int, int]] = set()   # (ch, pitch) whose note-off failed to go out
+        self._tracks_port = hasattr(sink, "connected")   # a sink that says when its port is back (MidiOut)
         self._stolen = self._forced = self._retriggered = self._orphans = 0
 
     # --- the generator's side ----------------------------------------------
@@ -178,6 +182,8 @@ class Scheduler:
         thread runs.
         """
         with self._cond:
+            if self._owed and self._sink.connected:
+                self._pay_owed(now)
             heap = self._heap
             while heap and heap[0][0] <= now:
                 due, _, msg = heapq.heappop(heap)
@@ -195,6 +201,8 @@ class Scheduler:
             if self._open:
                 deadline = next(iter(self._open.values())) + max_note
                 nxt = deadline if nxt is None else min(nxt, deadline)
+            if self._owed:                       # look again soon: the port may be back
+                nxt = now + 0.1 if nxt is None else min(nxt, now + 0.1)
             return nxt
 
     def _play(self, now: float, due: float, msg: Message) -> None:
@@ -204,6 +212,9 @@ class Scheduler:
                 self._dropped_late += 1
                 return
             key = (msg[0] & 0x0F, msg[1])
+            if key in self._owed:                # its last note-off never got out: send it first
+                self._owed.discard(key)
+                self._send(now, due, (NOTE_OFF | key[0], key[1], 0))
             if key in self._open:
                 self._retriggered += 1
                 self._close(now, due, key)
@@ -234,8 +245,17 @@ class Scheduler:
         self._sent += 1
         if self._sink.send(msg) is False:
             self._send_failed += 1
+            if msg[0] & 0xF0 == NOTE_OFF and self._tracks_port:
+                self._owed.add((msg[0] & 0x0F, msg[1]))
         if self._recorder is not None:
             self._recorder.add(now, msg)
+
+    def _pay_owed(self, now: float) -> None:
+        """Send the note-offs that failed while the port was away (it is back)."""
+        for ch, pitch in sorted(self._owed):
+            self._owed.discard((ch, pitch))
+            if (ch, pitch) not in self._open:    # an open note gets its own note-off in time
+                self._send(now, now, (NOTE_OFF | ch, pitch, 0))
 
     # --- the thread ----------------------------------------------------------
 
@@ -326,8 +346,9 @@ class Scheduler:
 
     def _panic_locked(self) -> None:
         now = self._clock()
-        msgs = [(NOTE_OFF | ch, pitch, 0) for ch, pitch in self._open]
+        msgs = [(NOTE_OFF | ch, pitch, 0) for ch, pitch in {**dict.fromkeys(self._open), **dict.fromkeys(sorted(self._owed))}]
         self._open.clear()
+        self._owed.clear()
         for ch in sorted(self._channels):
             msgs += [(CONTROL_CHANGE | ch, ALL_NOTES_OFF, 0), (CONTROL_CHANGE | ch, ALL_SOUND_OFF, 0)]
         failed: list[str] = []
