@@ -203,3 +203,17 @@ def test_a_spawn_that_fails_is_a_failed_start():
     prog = Program("sender", spawn, POLICY, clock=clock)
     prog.start()
     assert prog.state is State.BACKOFF and "no such program" in prog.last_error
+
+
+def test_stalled_kills_a_running_child_now_and_counts_as_a_death(world):
+    prog, clock, procs, changes = world
+    assert prog.stalled("no beat") is False                   # nothing runs: nothing to kill
+    running(prog, clock)
+    clock.t += 0.5                                            # long before heartbeat_timeout_s
+    assert prog.stalled("silent 0.8 s") is True
+    assert procs[0].signals == [signal.SIGKILL]
+    assert prog.stalled("again") is False                     # one kill per hang
+    procs[0].code = -9
+    prog.tick()
+    assert prog.state is State.STARTING and prog.restarts == 1 and len(procs) == 2
+    assert "silent 0.8 s" in prog.last_error

@@ -2,7 +2,8 @@
 
     {"t": "2026-11-25T10:00:00.123+01:00", "event": "scene", "scene": 3, "valence": 0.41, "arousal": -0.2, ...}
 
-Lines are written from the supervisor's loop (never from a MIDI thread).
+Lines are written from the supervisor's loop and its port-panic thread (never from a MIDI thread);
+the handler's lock keeps them whole.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class EventLog:
         rec = {"t": dt.datetime.now().astimezone().isoformat(timespec="milliseconds"), "event": event, **fields}
         log.info("%s %s", event, " ".join(f"{k}={v}" for k, v in fields.items()))
         if self._handler is not None:
-            self._handler.emit(logging.makeLogRecord({"msg": json.dumps(rec), "levelno": logging.INFO,
+            self._handler.handle(logging.makeLogRecord({"msg": json.dumps(rec), "levelno": logging.INFO,
                                                       "levelname": "INFO"}))
         return rec
 

@@ -1,7 +1,8 @@
 """The wires between the kiosk's processes.
 
 - Thinker -> sender: a Unix socket in a private (0700) folder; pickled tuples
-  ``("push", [(due, msg), ...])``, ``("discard", t)``, ``("panic",)``. Due times are
+  ``("push", [(due, msg), ...])``, ``("discard", t)``, ``("panic",)``, and ``("alive",)``
+  at least every 0.2 s (a thinker silent for 0.6 s is hung: the sender releases its notes). Due times are
   ``time.perf_counter()`` seconds: on Linux that is CLOCK_MONOTONIC, one clock for
   every process on the machine, so a due time means the same in both.
 - Child -> supervisor: a socketpair per child (``Beacon``); the child sends dicts
@@ -22,6 +23,7 @@ from multiprocessing.connection import Client, Connection
 
 log = logging.getLogger(__name__)
 RECONNECT_S = 0.2
+KEEPALIVE_S = 0.2          # the thinker says it is alive this often, music or not (the sender's hang watch)
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
@@ -141,7 +143,12 @@ class RemoteScheduler:
         return self.connected
 
     def start(self) -> None:
-        pass
+        """Start the keepalive thread: ``("alive",)`` every KEEPALIVE_S, so that a silence means a hang."""
+        def keepalive():
+            while not self._closed:
+                self._send(("alive",))
+                time.sleep(KEEPALIVE_S)
+        threading.Thread(target=keepalive, name="keepalive", daemon=True).start()
 
     def is_running(self) -> bool:
         """True until stop(): the sender, not this process, owns the port and its final panic."""

@@ -6,6 +6,7 @@
     STARTING --failed start_retries times in a row---------------> FATAL
     BACKOFF --its wait passed (backoff_s doubling, <= backoff_max_s)-> STARTING
     RUNNING --exited, or no heartbeat for heartbeat_timeout_s (killed)-> STARTING at once (restarts + 1)
+    RUNNING --stalled(reason): a hang seen sooner by other means (killed)-> the same as above
     FATAL --fatal_retry_s passed---------------------------------> STARTING (a kiosk never gives up for good)
     any --stop()---> STOPPING (SIGTERM) --exited--> STOPPED; SIGKILL if still alive after stop_timeout_s
 
@@ -94,6 +95,14 @@ class Program:
         self.last_beat = self.clock()
         self.ready = self.ready or ready
         self.tick()
+
+    def stalled(self, reason: str) -> bool:
+        """The supervisor has other evidence of a hang (the sender reports the thinker silent, the sender's
+        own beats stopped): kill now, as a missed heartbeat would. True if a kill was sent."""
+        if self.state is not State.RUNNING or self._kill_reason is not None or self.handle is None:
+            return False
+        self._kill(f"stalled: {reason}")
+        return True
 
     # --- the clock ---------------------------------------------------------------------
     def tick(self) -> None:

@@ -30,6 +30,9 @@ from installation.midi.scheduler import Scheduler, SchedulerConfig
 
 log = logging.getLogger("installation.kiosk.sender")
 BEAT_S = 0.25
+WATCH_S = 0.1              # how often the sender looks for a silent thinker
+THINKER_SILENT_S = 0.6     # a connected thinker that sends nothing this long (it sends at least every 0.2 s)
+                           # is hung: every sounding note is released, the supervisor kills and restarts it
 
 
 class NoteTap:
@@ -89,15 +92,25 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
                            max_note_s=cfg.max_note_seconds)
     send_log = os.environ.get("ITM_SEND_LOG")
     sched = SendLogScheduler(tap, scfg, path=send_log) if send_log else Scheduler(tap, scfg)
-    state = {"thinker": False, "thinkers": 0, "panics": 0}
+    state = {"thinker": False, "thinkers": 0, "panics": 0, "last_rx": time.perf_counter(), "released": False}
     stop = threading.Event()
 
     def beats():
-        n = 0
-        while not stop.wait(BEAT_S):
+        n, next_beat = 0, time.perf_counter()
+        while not stop.wait(WATCH_S):
+            now = time.perf_counter()
+            silent = now - state["last_rx"] if state["thinker"] else 0.0
+            if silent > THINKER_SILENT_S and not state["released"]:
+                state["released"] = True              # once per silence; the next message from it resets this
+                _release(sched)
+                state["panics"] += 1
+                log.warning("thinker silent for %.1f s: every sounding note released", silent)
+            if now < next_beat:
+                continue
+            next_beat = now + BEAT_S
             msg = {"role": "sender", "ready": True, "port": sink.describe(), "port_name": sink.port_name,
                    "port_connected": bool(getattr(sink, "connected", True)), "thinker": state["thinker"],
-                   "notes": tap.drain(), "panics": state["panics"]}
+                   "thinker_silent_s": round(silent, 2), "notes": tap.drain(), "panics": state["panics"]}
             if n % 4 == 0:
                 msg["stats"] = sched.stats()
             n += 1
@@ -112,11 +125,13 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
     try:
         while True:
             conn = listener.accept()
+            state["last_rx"], state["released"] = time.perf_counter(), False
             state["thinker"], state["thinkers"] = True, state["thinkers"] + 1
             log.info("thinker connected")
             try:
                 while True:
                     msg = conn.recv()
+                    state["last_rx"], state["released"] = time.perf_counter(), False
                     kind = msg[0]
                     if kind == "push":
                         sched.push(msg[1])

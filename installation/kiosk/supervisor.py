@@ -34,6 +34,10 @@ from installation.kiosk.systemd import Notifier
 
 log = logging.getLogger("installation.kiosk")
 NOTE_KEEP_S = 15.0       # notes kept for the piano roll and the key estimate
+SENDER_STALL_S = 0.6     # the sender (real-time priority) beats 4 times a second: silent this long, it is hung:
+                         # killed at once (its exit silences the port), then restarted
+THINKER_STALL_S = 1.0    # the thinker beats twice a second: silent this long, and the sender hears nothing from it
+                         # either (it has released the notes), it is killed and restarted
 
 
 class Status:
@@ -122,10 +126,19 @@ class Supervisor:
             self.port_panic(f"sender ended ({reason})")
         self._close_open_notes()
 
-    def port_panic(self, why: str) -> None:
-        """Open the named port for a moment and silence it (only with --port: a virtual port died with the sender)."""
+    def port_panic(self, why: str, wait: float = 0.0) -> None:
+        """Open the named port for a moment and silence it (only with --port: a virtual port died with the sender).
+
+        On a thread of its own, so the loop never waits on the MIDI system: a hung sender can stall a JACK
+        server's graph until it is killed, and the kill must not wait for the panic. ``wait``: join it that long."""
         if not self.cfg.port:
             return
+        t = threading.Thread(target=self._port_panic, args=(why,), name="port-panic", daemon=True)
+        t.start()
+        if wait:
+            t.join(wait)
+
+    def _port_panic(self, why: str) -> None:
         t0 = time.perf_counter()
         from installation.midi import midi_io
         from installation.errors import UserError
@@ -285,6 +298,7 @@ class Supervisor:
                     break
                 self._hours()
                 self._read(0.1)
+                self._watch_hangs()
                 for p in self.programs.values():
                     p.tick()
                 self._update()
@@ -300,6 +314,21 @@ class Supervisor:
             self.events.close()
         return 0
 
+    def _watch_hangs(self) -> None:
+        """A hung child is handled like a dead one, sooner than the heartbeat timeout: its notes are silenced
+        within a second (the sender releases a silent thinker's notes; a hung sender is killed, and its exit
+        silences the port from here), and it is restarted."""
+        now = time.monotonic()
+        sender, thinker = self.programs["sender"], self.programs["thinker"]
+        # A hung sender is killed before its port is silenced: a stopped JACK client can stall the server's
+        # graph (sync mode) until it is gone, and a panic client would wait for that.
+        quiet = now - sender.last_beat if sender.state is State.RUNNING and sender.last_beat else 0.0
+        if quiet > SENDER_STALL_S:
+            sender.stalled(f"no heartbeat for {quiet:.1f} s")
+        t_quiet = now - thinker.last_beat if thinker.state is State.RUNNING and thinker.last_beat else 0.0
+        if t_quiet > THINKER_STALL_S and (self.info["sender"].get("thinker_silent_s") or 0) > 0.5:
+            thinker.stalled(f"no heartbeat for {t_quiet:.1f} s, and nothing sent to the sender")
+
     def _hours(self) -> None:
         open_now = self.hours.is_open(dt.datetime.now())
         if open_now == self.is_open:
@@ -313,7 +342,7 @@ class Supervisor:
         else:
             self._stop_children()
             if was is not None:
-                self.port_panic("closing time")
+                self.port_panic("closing time", wait=3.0)
 
     def _stop_children(self) -> None:
         """Thinker first (the sender releases its notes when it hangs up), then the sender; wait for both."""
