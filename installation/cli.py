@@ -11,7 +11,6 @@ import logging
 import logging.handlers
 import os
 import queue
-import signal
 import sys
 import time
 from pathlib import Path
@@ -236,9 +235,8 @@ def play(args) -> int:
 
 def _perform(engine, sink, recorder, record, duration) -> int:
     """Run the engine until duration, a signal or a failure; always silence and save."""
-    def on_signal(signum, _frame):
-        engine.stop_event.set()          # the main thread wakes and stops everything in order
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    from installation.signals import route_signals
+    restore = route_signals(lambda signum: engine.stop_event.set())   # the main thread wakes and stops in order
     started = time.perf_counter()
     try:
         engine.start()
@@ -246,8 +244,7 @@ def _perform(engine, sink, recorder, record, duration) -> int:
         engine.wait(duration)
     finally:
         engine.stop()
-        for s, h in old.items():
-            signal.signal(s, h)
+        restore()
         if recorder is not None:
             recorder.write(record)
         st = engine.stats()

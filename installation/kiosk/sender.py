@@ -31,6 +31,7 @@ from installation.midi.scheduler import Scheduler, SchedulerConfig
 log = logging.getLogger("installation.kiosk.sender")
 BEAT_S = 0.25
 WATCH_S = 0.1              # how often the sender looks for a silent thinker
+STOP_JOIN_S = 2.0          # at SIGTERM: how long the scheduler thread may take to silence the port
 THINKER_SILENT_S = 0.6     # a connected thinker that sends nothing this long (it sends at least every 0.2 s)
                            # is hung: every sounding note is released, the supervisor kills and restarts it
 
@@ -76,14 +77,6 @@ class SendLogScheduler(Scheduler):
         self._np.save(self._log_path, self._log[:self._n])
 
 
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum, frame):
-    raise _Stop()
-
-
 def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
     sink, desc = midi_io.open_output(cfg.midi_api, cfg.port, cfg.virtual_port, None)
     log.info("sender: %s", desc)
@@ -119,12 +112,15 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(listen)                           # left behind by a sender that was killed
     listener = Listener(listen, family="AF_UNIX")
-    sched.start()
-    beater = threading.Thread(target=beats, name="heartbeat", daemon=True)
-    beater.start()
-    try:
-        while True:
-            conn = listener.accept()
+
+    def read_thinkers():
+        """Accept one thinker at a time and place what it sends; a thread, so that no signal ever
+        interrupts it half-way through the scheduler's lock."""
+        while not stop.is_set():
+            try:
+                conn = listener.accept()
+            except OSError:
+                return                              # the listener was closed: we are stopping
             state["last_rx"], state["released"] = time.perf_counter(), False
             state["thinker"], state["thinkers"] = True, state["thinkers"] + 1
             log.info("thinker connected")
@@ -141,24 +137,35 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
                         _release(sched)
                         state["panics"] += 1
             except (EOFError, OSError):
-                _release(sched)                     # the thinker is gone: silence now, not at max_note_s
-                state["panics"] += 1
-                log.warning("thinker gone; every sounding note released, waiting for the next one")
+                if not stop.is_set():
+                    _release(sched)                 # the thinker is gone: silence now, not at max_note_s
+                    state["panics"] += 1
+                    log.warning("thinker gone; every sounding note released, waiting for the next one")
             finally:
                 state["thinker"] = False
                 conn.close()
-    except _Stop:
-        log.info("sender stopping")
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stop.set()
-        sched.stop(timeout=0.5)                     # note-offs for open notes, CC123 + CC120
-        beacon.send({"role": "sender", "ready": True, "notes": tap.drain(), "stats": sched.stats()})
-        listener.close()
-        sink.close()
-        if send_log:
-            sched.save()
-    return 0
+
+    sched.start()
+    threading.Thread(target=beats, name="heartbeat", daemon=True).start()
+    threading.Thread(target=read_thinkers, name="thinker-reader", daemon=True).start()
+    # The main thread only waits for SIGTERM (blocked in every thread, taken here synchronously): a handler
+    # that raised an exception could land inside the scheduler's lock and leave it held for good, so that
+    # the scheduler thread could never send its final note-offs (the soak test's stuck notes).
+    signal.sigwait({signal.SIGTERM})
+    log.info("sender stopping")
+    stop.set()
+    sched.stop(timeout=STOP_JOIN_S)                 # the scheduler thread: note-offs for open notes, CC123 + CC120
+    silenced = not sched.is_running()
+    beacon.send({"role": "sender", "ready": True, "notes": tap.drain(), "stats": sched.stats()})
+    listener.close()
+    if silenced:
+        sink.close()                                # never while the scheduler thread may still send
+    else:
+        log.error("the scheduler did not stop within %.1f s; exiting without closing the port, "
+                  "so that the supervisor silences it", STOP_JOIN_S)
+    if send_log:
+        sched.save()
+    return 0 if silenced else 1
 
 
 def _release(sched: Scheduler) -> None:
@@ -186,8 +193,8 @@ def main(argv=None) -> int:
     ap.add_argument("--status-fd", type=int, required=True)
     ap.add_argument("--config", required=True, help="KioskConfig as JSON")
     args = ap.parse_args(argv)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})   # before any thread: serve() takes it with sigwait
     die_with_parent()
-    signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C goes to the supervisor, which stops us in order
     cfg = from_json(args.config)
     from installation.cli import setup_logging

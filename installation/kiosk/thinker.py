@@ -70,7 +70,8 @@ def run(cfg: KioskConfig, sender_path: str, beacon: Beacon) -> int:
                                                   tempo_scale=cfg.tempo_scale * patch.shaping.tempo_scale,
                                                   channel=cfg.channel - 1))
     engine = Engine(models, source, None, ecfg, scheduler=remote, patch=patch, midi_api=cfg.midi_api)
-    signal.signal(signal.SIGTERM, lambda *_: engine.stop_event.set())
+    from installation.signals import route_signals
+    route_signals(lambda signum: engine.stop_event.set(), (signal.SIGTERM,))   # never inside a handler
     stop_beats = threading.Event()
 
     def beats():
