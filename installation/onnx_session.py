@@ -19,6 +19,8 @@ def open_session(path: Path, *, threads: int | None = None, providers: list[str]
     """-> (onnxruntime.InferenceSession, provider name actually used)."""
     import onnxruntime as ort
 
+    if hasattr(ort, "disable_telemetry_events"):
+        ort.disable_telemetry_events()               # nothing leaves the machine (docs/KIOSK.md, security)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3                      # provider load failures are reported by us, once
     if threads:

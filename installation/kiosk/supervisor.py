@@ -14,6 +14,7 @@ sounds on even when the sender could not say so.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -70,7 +71,8 @@ class Supervisor:
         self.hours = cfg.opening_hours
         self.events = EventLog(cfg.log_file, cfg.log_max_mb, cfg.log_backups)
         self.status = Status()
-        self.runtime = tempfile.mkdtemp(prefix="image-to-music-")      # 0700: only we reach the socket
+        _remove_stale_runtimes()
+        self.runtime = tempfile.mkdtemp(prefix=f"image-to-music-{os.getpid()}-")   # 0700: only we reach the socket
         self.sock_path = os.path.join(self.runtime, "sender.sock")
         policy = Policy(start_seconds=cfg.start_seconds, start_timeout_s=cfg.start_timeout_s,
                         heartbeat_timeout_s=cfg.heartbeat_timeout_s, start_retries=cfg.start_retries,
@@ -96,7 +98,9 @@ class Supervisor:
         ours, theirs = socket.socketpair()
         mod = f"installation.kiosk.{role}"
         where = ["--listen", self.sock_path] if role == "sender" else ["--sender", self.sock_path]
-        cmd = [self.python, "-m", mod, *where, "--status-fd", str(theirs.fileno()), "--config", to_json(self.cfg)]
+        # the children never see the status token: it would show on their command lines (ps)
+        child_cfg = to_json(dataclasses.replace(self.cfg, status_token=None))
+        cmd = [self.python, "-m", mod, *where, "--status-fd", str(theirs.fileno()), "--config", child_cfg]
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
         if role == "sender":                # no BLAS worker threads in a process that only sends MIDI
@@ -360,6 +364,25 @@ class Supervisor:
         for c in self.conns.values():
             c.close()
         self.conns.clear()
+
+
+def _remove_stale_runtimes() -> None:
+    """Remove the runtime folders of supervisors that were killed (SIGKILL leaves no chance to clean up):
+    ``image-to-music-<pid>-*`` in the temp folder, whose pid is no longer a process."""
+    import glob
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "image-to-music-*-*")):
+        try:
+            pid = int(os.path.basename(path).split("-")[3])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue                       # that supervisor is alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue                       # someone else's
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _r(x, nd=3):
