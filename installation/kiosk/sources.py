@@ -66,10 +66,15 @@ class CameraWithAttract(FrameSource):
                 cap.release()
                 cap = self._open()                  # a video file standing in for a camera loops here
                 ok, bgr = cap.read() if cap is not None else (False, None)
-                if not ok:
+                if not ok:                          # opens, but gives no frame: wait before the next try
                     if cap is not None:
                         cap.release()
                     cap = None
+                    failures += 1
+                    if failures == 1:
+                        log.warning("%s opens but gives no frame; trying again with a growing wait (up to 2 s)",
+                                    self.name)
+                    self._stop.wait(min(2.0, 0.1 * 2 ** failures))
                     continue
             failures = 0
             now = self.clock()
