@@ -29,6 +29,9 @@ class EmotionInput:
         self._midi = None
         self._osc = None
         self.port_name: str | None = None
+        from installation.ratelimit import TokenBucket
+        self._midi_bucket = TokenBucket(rate=1000.0, burst=200.0)   # messages/s: a knob sends tens at most
+        self.midi_dropped = 0
 
     # --- writers ---
     def set(self, axis: str, x: float) -> None:
@@ -39,6 +42,9 @@ class EmotionInput:
             self.slot.put((x, a) if axis == "valence" else (v, x))
 
     def _on_midi(self, event, data=None) -> None:
+        if not self._midi_bucket.take():       # a flooding device must not take the GIL from the music
+            self.midi_dropped += 1
+            return
         msg, _delta = event
         if len(msg) != 3 or msg[0] & 0xF0 != 0xB0:
             return
