@@ -149,6 +149,9 @@ class Bench:
             rec["sounding_at_fault"] = len(open_notes_at(msgs, t0))
             q = silence_after(msgs, t0)
             rec["silence_s"] = q
+            if q is None or q > 1.0:                   # what was left sounding, for the record
+                rec["open_after_s"] = {dt: sorted(open_notes_at(msgs, t0 + dt)) for dt in (0.5, 1.0, 1.5, 2.0, 3.0)}
+                rec["messages_after"] = [(round(t - t0, 3), m) for t, m in msgs if t0 - 0.05 < t < t0 + 3.0]
             first = first_note_on_after(msgs, t0 + (q or 0))
             rec["music_back_s"] = None if first is None else first - t0
         else:                                          # the music must simply go on
@@ -170,6 +173,8 @@ def _health_ok(kind, before, samples, after, t0) -> dict:
             h["state"] != "playing" or h["restarts"] > before["restarts"] for h in during)
     elif kind == "jack-restart":
         ok_during = any(h["state"] == "waiting-for-port" and not h["port_connected"] for h in during)
+        if not ok_during:
+            print("jack-restart health during:", [(h["state"], h["port_connected"]) for h in during], flush=True)
     else:
         ok_during = all(answered) and all(h["state"] == "playing" for h in during) \
             and after["restarts"] == before["restarts"]

@@ -3,8 +3,10 @@ that the supervisor needs to restart a child.
 
 ``Guard`` wraps aiohttp's protocol for each TCP connection (asyncio's transport level, under HTTP):
 
-- at most ``max_connections`` at once; one more is closed as soon as it is accepted (its file handle
-  comes back at once, so accept() never meets EMFILE);
+- at most ``max_connections`` at once: when full, a new connection closes the oldest one that has not
+  sent a whole header yet (a flood's half-open ones go first; a real client sends its request at once),
+  else it is itself closed as soon as it is accepted (its file handle comes back at once, so accept()
+  never meets EMFILE);
 - a request's header block must arrive whole within ``header_timeout_s`` of its first byte (of the
   connection, for the first request): a half-open "slowloris" connection is closed; and be at most
   ``max_header_bytes`` (the server serves GET only, so every byte after a header block starts the next);
@@ -29,6 +31,7 @@ class Limits:
     max_header_bytes: int = 16384
     active: set = field(default_factory=set)
     refused: int = 0
+    evicted: int = 0
     timed_out: int = 0
 
     def reap(self, now: float | None = None) -> int:
@@ -59,10 +62,19 @@ class Guard(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         if len(self.limits.active) >= self.limits.max_connections:
-            self.limits.refused += 1
-            self.inner = None
-            transport.abort()
-            return
+            # full: make room by closing the oldest connection that has not sent a whole header (a flood's
+            # half-open ones), so that a real client, which sends its request at once, still gets in
+            waiting = [g for g in self.limits.active if not g.header_done]
+            if waiting:
+                oldest = min(waiting, key=lambda g: g.t0)
+                self.limits.active.discard(oldest)
+                self.limits.evicted += 1
+                oldest.abort()
+            else:
+                self.limits.refused += 1
+                self.inner = None
+                transport.abort()
+                return
         self.limits.active.add(self)
         transport.guard = self                  # handlers find their connection's guard through the transport
         self.inner.connection_made(transport)

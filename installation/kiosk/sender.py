@@ -49,6 +49,11 @@ class NoteTap:
             self.notes.append((self.clock(), msg[0], msg[1], msg[2]))
         return ok
 
+    @property
+    def connected(self) -> bool:
+        """The port's state (the scheduler sends note-offs it owes when this turns true again)."""
+        return bool(getattr(self.sink, "connected", True))
+
     def drain(self) -> list:
         out = []
         while self.notes:
@@ -102,7 +107,7 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
                 continue
             next_beat = now + BEAT_S
             msg = {"role": "sender", "ready": True, "port": sink.describe(), "port_name": sink.port_name,
-                   "port_connected": bool(getattr(sink, "connected", True)), "thinker": state["thinker"],
+                   "port_connected": tap.connected, "thinker": state["thinker"],
                    "thinker_silent_s": round(silent, 2), "notes": tap.drain(), "panics": state["panics"]}
             if n % 4 == 0:
                 msg["stats"] = sched.stats()

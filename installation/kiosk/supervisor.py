@@ -152,7 +152,7 @@ class Supervisor:
             try:
                 if self._api is None:
                     self._api = midi_io.choose_api(self.cfg.midi_api)
-                out = midi_io.MidiOut(self._api, self.cfg.port, client_name="image-to-music-panic")
+                out = midi_io.MidiOut(self._api, self.cfg.port, client_name="image-to-music-panic", watch=False)
                 out.open()
                 break
             except UserError as exc:

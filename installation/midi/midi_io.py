@@ -220,7 +220,7 @@ class MidiOut:
     """
 
     def __init__(self, api: str, port_query: str | None = None,
-                 virtual_name: str | None = None, client_name: str = DEFAULT_NAME):
+                 virtual_name: str | None = None, client_name: str = DEFAULT_NAME, watch: bool = True):
         if api not in API_NAMES:
             raise UserError(f"--midi-api {api!r} is unknown; choose one of: {', '.join(API_NAMES)}")
         if port_query is not None and virtual_name is not None:
@@ -230,6 +230,7 @@ class MidiOut:
         self.port_query = port_query
         self.virtual_name = None if port_query is not None else (virtual_name or DEFAULT_NAME)
         self.client_name = client_name
+        self.watch = watch         # False: a short-lived output (a panic) needs no watchdog
         self.port_name: str | None = None     # the full name, as other programs see it
         self._out = None           # what send() uses; None while disconnected (one reference swap)
         self._current = None       # the live rtmidi object, owned by open/close and the watchdog
@@ -262,8 +263,8 @@ class MidiOut:
             self.close()
             raise
         self._out = self._current
-        self._server = self._watch_server()
-        if self.port_query is not None or self._server is not None:
+        self._server = self._watch_server() if self.watch else None
+        if self.watch and (self.port_query is not None or self._server is not None):
             self._stop.clear()
             self._watchdog = threading.Thread(target=self._watch, name="midi-watchdog", daemon=True)
             self._watchdog.start()
