@@ -35,6 +35,7 @@ from installation.kiosk.systemd import Notifier
 
 log = logging.getLogger("installation.kiosk")
 NOTE_KEEP_S = 15.0       # notes kept for the piano roll and the key estimate
+PANIC_AGAIN_S = 0.25     # a panic is sent once more this long after (a restarted sender plays later than this)
 SENDER_STALL_S = 0.6     # the sender (real-time priority) beats 4 times a second: silent this long, it is hung:
                          # killed at once (its exit silences the port), then restarted
 THINKER_STALL_S = 1.0    # the thinker beats twice a second: silent this long, and the sender hears nothing from it
@@ -90,6 +91,9 @@ class Supervisor:
         self.panics = 0
         self._open_notes: dict[int, list] = {}
         self._last_note_on: float | None = None      # perf_counter of the last note-on the sender sent
+        self._panic_out = None                        # a standing MidiOut to the port, for panics
+        self._panic_opening = False
+        self._panic_again_at: float | None = None     # when to send the last panic once more
         self._seen = {}                       # field -> last logged value, for one line per change
         self._api: str | None = None
 
@@ -137,10 +141,53 @@ class Supervisor:
         server's graph until it is killed, and the kill must not wait for the panic. ``wait``: join it that long."""
         if not self.cfg.port:
             return
+        out = self._panic_out
+        if out is not None and out.connected:          # the standing connection: a few sends, no waiting
+            t0 = time.perf_counter()
+            ok = self._send_panic(out)
+            # Once more a moment later: a JACK server that is removing a killed client can drop the cycle the
+            # first one went out in (measured: the whole panic lost, under load). Note-offs twice are harmless,
+            # and no new sender plays this soon.
+            self._panic_again_at = time.monotonic() + PANIC_AGAIN_S
+            self.panics += 1
+            self.events.emit("panic", ok=bool(ok), why=why, ms=round((time.perf_counter() - t0) * 1e3, 1))
+            return
         t = threading.Thread(target=self._port_panic, args=(why,), name="port-panic", daemon=True)
         t.start()
         if wait:
             t.join(wait)
+
+    def _send_panic(self, out) -> bool:
+        ch = self.cfg.channel - 1
+        return all([out.send((0x80 | ch, pitch, 0)) for pitch in range(128)]) & out.all_sound_off([ch])
+
+    def _panic_again(self) -> None:
+        if self._panic_again_at is not None and time.monotonic() >= self._panic_again_at:
+            self._panic_again_at = None
+            if self._panic_out is not None and self._panic_out.connected:
+                self._send_panic(self._panic_out)
+
+    def _open_panic_out(self) -> None:
+        """A standing connection to the port, kept (and reconnected by name) for panics: opening a JACK
+        client under load takes up to 1.5 s, a panic over a connection that is already there takes none.
+        On a thread of its own; a port that is not there yet is simply tried again later."""
+        if not self.cfg.port or self._panic_out is not None or self._panic_opening:
+            return
+        self._panic_opening = True
+
+        def run():
+            from installation.midi import midi_io
+            try:
+                api = self._api or midi_io.choose_api(self.cfg.midi_api)
+                self._api = api
+                out = midi_io.MidiOut(api, self.cfg.port, client_name="image-to-music-guard")
+                out.open()
+                self._panic_out = out
+            except Exception as exc:      # noqa: BLE001  the one-shot panic remains
+                log.debug("no standing panic connection yet: %s", exc)
+            finally:
+                self._panic_opening = False
+        threading.Thread(target=run, name="panic-connect", daemon=True).start()
 
     def _port_panic(self, why: str) -> None:
         t0 = time.perf_counter()
@@ -302,7 +349,10 @@ class Supervisor:
                     break
                 self._hours()
                 self._read(0.1)
+                if self._panic_out is None and self.programs["sender"].state is State.RUNNING:
+                    self._open_panic_out()
                 self._watch_hangs()
+                self._panic_again()
                 for p in self.programs.values():
                     p.tick()
                 self._update()
@@ -361,6 +411,9 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         self._stop_children()
+        if self._panic_out is not None:
+            self._panic_out.close()
+            self._panic_out = None
         for c in self.conns.values():
             c.close()
         self.conns.clear()

@@ -36,8 +36,6 @@ def _libjack():
         lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
         lib.jack_on_shutdown.restype = None
         lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN, ctypes.c_void_p]
-        lib.jack_activate.restype = ctypes.c_int
-        lib.jack_activate.argtypes = [ctypes.c_void_p]
         lib.jack_client_close.restype = ctypes.c_int
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
         _lib = lib
@@ -64,10 +62,7 @@ class JackServerWatch:
         if not client:
             return None
         watch = cls(lib, client)
-        lib.jack_on_shutdown(client, watch._callback, None)
-        if lib.jack_activate(client) != 0:
-            watch.close()
-            return None
+        lib.jack_on_shutdown(client, watch._callback, None)     # called without activation too: no graph change
         return watch
 
     def _on_shutdown(self, _arg) -> None:

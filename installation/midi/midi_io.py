@@ -65,6 +65,8 @@ PLATFORM_API = {"linux": "alsa", "darwin": "coremidi", "win32": "winmm"}
 DEFAULT_NAME = "image-to-music"     # client name, and the virtual port's default name
 WATCH_INTERVAL_S = 0.5              # how often the watchdog looks for a lost or returned port (or server)
 CLOSE_GRACE_S = 0.05                # close(): time for a send in flight to finish
+_DEAD_SERVER_OBJECTS: list = []     # rtmidi objects of a JACK server that died: kept, never touched again
+CONNECT_SETTLE_S = 0.05             # JACK: after connecting, before the first send (the graph takes the link)
 TICKS_PER_BEAT = 500                # with 120 bpm (500000 us per beat): 1 tick = 1 ms
 TEMPO_US = 500_000
 
@@ -317,6 +319,10 @@ class MidiOut:
         except (ValueError, rtmidi.RtMidiError):
             out.delete()
             return None
+        if self.api == "jack":
+            # JACK applies a new connection to its graph in a later cycle: messages sent before that go
+            # nowhere (measured: a supervisor's panic of 130 messages lost whole under load). Wait first.
+            time.sleep(CONNECT_SETTLE_S)
         return out
 
     def close(self) -> None:
@@ -412,12 +418,11 @@ class MidiOut:
     def _lose_server(self) -> None:
         """The JACK server shut down: stop sending, retire everything made on it."""
         self._out = None
-        time.sleep(CLOSE_GRACE_S)                   # a send in flight finishes before its object goes
-        self._server.close()                        # every client of the dead server closed now, before any new one
-        for obj in [self._current, self._probe, *self._retired]:
-            if obj is not None:
-                obj.close_port()
-                obj.delete()
+        self._server.close()                        # before any new client (else libjack waits on its thread)
+        # rtmidi objects of a dead server are kept, never closed: closing them waits about a second on the dead
+        # server while holding the GIL (measured: the scheduler thread stalled 1.1 s). libjack frees their
+        # clients itself when the next client is opened; a few kilobytes per server restart stay behind.
+        _DEAD_SERVER_OBJECTS.extend(o for o in [self._current, self._probe, *self._retired] if o is not None)
         self._current = self._probe = None
         self._retired = []
         self._server = None
@@ -426,15 +431,19 @@ class MidiOut:
                     self.api, self.port_name or self.port_query)
 
     def _server_back(self) -> None:
-        """Try once: is a server there again? Then watch it, and connect (or make the virtual port) anew."""
+        """Try once: is a server there again? Then watch it, and connect (or make the virtual port) anew.
+
+        The first try is the watch's own libjack client, through ctypes, which lets go of the GIL: against a
+        server that is down, opening a client takes about a second, and rtmidi would hold the GIL all along
+        (measured: the scheduler thread stalled 1.0 s). rtmidi clients are made only once the server answers."""
+        server = self._watch_server()
+        if server is None:
+            return                                  # still down
         try:
             with _quiet_stderr():
                 probe = rtmidi.MidiOut(API_NAMES[self.api], self.client_name + "-watch")
         except Exception:
-            return                                  # still down
-        server = self._watch_server()
-        if self.api == "jack" and server is None:   # half up, or gone again: try again next time
-            self._retired.append(probe)
+            server.close()
             return
         try:
             if self.port_query is None:
