@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 @dataclass
 class Limits:
     """The connection budget, and what it has refused (for /health and the logs)."""
-    max_connections: int = 64
+    max_connections: int = 256
     header_timeout_s: float = 5.0
     idle_timeout_s: float = 30.0
     max_header_bytes: int = 16384

@@ -93,20 +93,13 @@ class ClockIn:
         self._lock = threading.Lock()
 
     def open(self) -> "ClockIn":
-        import rtmidi
-
-        from installation.midi import midi_io
-        self._in = rtmidi.MidiIn(midi_io.API_NAMES[self.api], self.client_name)
-        self._in.ignore_types(sysex=True, timing=False, active_sense=True)
-        try:
-            name = midi_io.find_port(self._in.get_ports(), self.port_query, what="clock input")
-        except BaseException:
-            self.close()
-            raise
-        self._in.set_callback(self._on_message)
-        self._in.open_port(self._in.get_ports().index(name), "clock-in")
-        self.port_name = name
-        log.info("clock in: following the MIDI clock from %s", name)
+        from installation.midi.midi_in import PolledInput
+        # polled, not a callback (closing under a running callback crashed); rtmidi's own time stamps keep
+        # the tick intervals exact whatever the polling delay
+        self._in = PolledInput(self.api, self.client_name, self._on_message, ignore_timing=False, poll_s=0.002)
+        self._in.open(self.port_query, what="clock input", port_label="clock-in")
+        self.port_name = self._in.port_name
+        log.info("clock in: following the MIDI clock from %s", self.port_name)
         return self
 
     def _on_message(self, event, data=None) -> None:
@@ -140,7 +133,5 @@ class ClockIn:
 
     def close(self) -> None:
         if self._in is not None:
-            self._in.cancel_callback()
-            self._in.close_port()
-            self._in.delete()
+            self._in.close()
             self._in = None

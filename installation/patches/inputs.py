@@ -29,9 +29,6 @@ class EmotionInput:
         self._midi = None
         self._osc = None
         self.port_name: str | None = None
-        from installation.ratelimit import TokenBucket
-        self._midi_bucket = TokenBucket(rate=1000.0, burst=200.0)   # messages/s: a knob sends tens at most
-        self.midi_dropped = 0
 
     # --- writers ---
     def set(self, axis: str, x: float) -> None:
@@ -41,10 +38,7 @@ class EmotionInput:
             v, a = self.slot.get()[0] or (None, None)
             self.slot.put((x, a) if axis == "valence" else (v, x))
 
-    def _on_midi(self, event, data=None) -> None:
-        if not self._midi_bucket.take():       # a flooding device must not take the GIL from the music
-            self.midi_dropped += 1
-            return
+    def _on_midi(self, event) -> None:
         msg, _delta = event
         if len(msg) != 3 or msg[0] & 0xF0 != 0xB0:
             return
@@ -76,21 +70,15 @@ class EmotionInput:
     # --- opening and closing ---
     def open(self) -> "EmotionInput":
         if self.cfg.midi_port is not None:
-            import rtmidi
-
             from installation.midi import midi_io
+            from installation.midi.midi_in import PolledInput
             api = self.api or midi_io.choose_api(None)
-            self._midi = rtmidi.MidiIn(midi_io.API_NAMES[api], "image-to-music-input")
-            self._midi.ignore_types(sysex=True, timing=True, active_sense=True)
-            try:
-                name = midi_io.find_port(self._midi.get_ports(), self.cfg.midi_port, what="input")
-            except BaseException:
-                self.close()
-                raise
-            self._midi.set_callback(self._on_midi)
-            self._midi.open_port(self._midi.get_ports().index(name), "knobs")
-            self.port_name = name
-            log.info("input: valence/arousal from CC %s/%s on %s", self.cfg.valence_cc, self.cfg.arousal_cc, name)
+            # polled, not a callback; at most 1,000 messages/s (a knob sends tens)
+            self._midi = PolledInput(api, "image-to-music-input", self._on_midi, rate=1000.0)
+            self._midi.open(self.cfg.midi_port, what="input", port_label="knobs")
+            self.port_name = self._midi.port_name
+            log.info("input: valence/arousal from CC %s/%s on %s", self.cfg.valence_cc, self.cfg.arousal_cc,
+                     self.port_name)
         if self.cfg.osc_port is not None:
             from installation.patches.osc import OscIn
             self._osc = OscIn(self.cfg.osc_port, self.set, prefix=self.osc_prefix, host=self.cfg.osc_bind).start()
@@ -98,9 +86,7 @@ class EmotionInput:
 
     def close(self) -> None:
         if self._midi is not None:
-            self._midi.cancel_callback()
-            self._midi.close_port()
-            self._midi.delete()
+            self._midi.close()
             self._midi = None
         if self._osc is not None:
             self._osc.close()
