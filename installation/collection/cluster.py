@@ -50,6 +50,8 @@ def import_ray():
 def start(workers: int | None, address: str | None) -> int:
     """Start a local Ray, or join the cluster at ``address``; returns how many actors to make."""
     ray = import_ray()
+    if address:
+        _reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")      # nothing leaves the machine
     job = ray.job_config.JobConfig(code_search_path=[str(REPO)])
     common = dict(job_config=job, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -67,6 +69,21 @@ def start(workers: int | None, address: str | None) -> int:
             raise UserError(f"--ray-address {address}: cannot join the Ray cluster ({str(exc).splitlines()[0]}); "
                             "start it with `ray start --head` or give its address as HOST:PORT") from None
         raise
+
+
+def _reachable(address: str, timeout_s: float = 10.0) -> None:
+    """A quick TCP look at the head's port: Ray itself would retry an absent cluster for minutes."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("ray://").strip("[]")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address {address}: give the head node's HOST:PORT (as `ray start --head` printed it)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                        "start one with `ray start --head`, or check the address") from None
 
 
 def run_batches(settings: Settings, batches: Iterator[list[Item]], actors: int,

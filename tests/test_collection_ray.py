@@ -1,0 +1,151 @@
+"""render on Ray, for real: a local Ray (--workers 2) and a 2-node cluster started with `ray start --head` and a
+second `ray start --address` on this machine (--ray-address). The music is the same wherever it is made, and
+the catalogue says which node made what. Each `ray start --block` is our own child: stopping it stops its node."""
+import csv
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from installation.image.capture import bundled_artworks
+from kiosk_parts import free_port
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-collection.txt)")
+
+REPO = Path(__file__).resolve().parents[1]
+STORE = str(80 * 1024 * 1024)        # each node's object store: small, the machine is shared
+
+
+def cli(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, str(REPO / "run_installation.py"), "render", *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def rows(out):
+    with open(out / "catalogue.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("collection")
+    for p in sorted(bundled_artworks().glob("*.jpg"))[:4]:
+        shutil.copy(p, d / p.name)
+    return d
+
+
+@pytest.fixture(scope="module")
+def in_process(images, tmp_path_factory):
+    """The same folder rendered in this process, without Ray: the reference."""
+    out = tmp_path_factory.mktemp("one")
+    r = cli(images, "--out", out, "--seconds", "4", "--seed", "11")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def same_music(a, b):
+    for row in rows(a):
+        assert (b / row["midi"]).read_bytes() == (a / row["midi"]).read_bytes(), row["midi"]
+
+
+class RayNodes:
+    """A head node and a second node, as `ray start --block` children with a private token and temp dir."""
+
+    def __init__(self):
+        self.temp = tempfile.mkdtemp(prefix="ray-t-")
+        self.env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
+                        RAY_USAGE_STATS_ENABLED="0")
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.procs = []
+        self.logs = []
+
+    def _start(self, *args):
+        log = tempfile.TemporaryFile()
+        self.logs.append(log)
+        cmd = [shutil.which("ray") or "ray", "start", "--block", "--num-cpus", "1", "--object-store-memory", STORE,
+               "--node-ip-address", "127.0.0.1", "--disable-usage-stats", *args]
+        self.procs.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+
+    def start(self):
+        self._start("--head", "--port", str(self.port), "--include-dashboard", "false", "--temp-dir", self.temp,
+                    "--dashboard-agent-listen-port", str(free_port()))
+        self._wait(1)
+        self._start("--address", self.address, "--dashboard-agent-listen-port", str(free_port()))
+        self._wait(2)
+
+    def node_ids(self):
+        code = ("import json, ray; ray.init(address=%r, log_to_driver=False); "
+                "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive']]))" % self.address)
+        r = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=120)
+        return __import__("json").loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else []
+
+    def _wait(self, n, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.procs):
+                break
+            if len(self.node_ids()) >= n:
+                return
+            time.sleep(1)
+        self.stop()
+        text = b"".join((l.seek(0), l.read())[1] for l in self.logs).decode(errors="replace")
+        raise AssertionError(f"the Ray cluster did not reach {n} node(s):\n{text[-3000:]}")
+
+    def stop(self):
+        for p in reversed(self.procs):              # `ray start --block` stops its own node on SIGTERM
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, 9)
+                p.wait()
+        for log in self.logs:
+            log.close()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def test_two_local_workers_make_the_same_music(images, in_process, tmp_path):
+    r = cli(images, "--out", tmp_path, "--seconds", "4", "--seed", "11", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    got = rows(tmp_path)
+    assert [g["status"] for g in got] == ["ok"] * 4
+    assert len({g["pid"] for g in got}) == 2                     # two worker processes did the work
+    assert all(len(g["node"]) == 56 for g in got)                # a Ray node id, not "local"
+    same_music(in_process, tmp_path)
+
+
+def test_a_two_node_cluster_renders_a_folder_and_says_which_node_did_what(images, in_process, tmp_path):
+    nodes = RayNodes()
+    nodes.start()
+    try:
+        ids = set(nodes.node_ids())
+        assert len(ids) == 2
+        r = cli(images, "--out", tmp_path, "--seconds", "4", "--seed", "11", "--ray-address", nodes.address,
+                env=nodes.env)
+        assert r.returncode == 0, r.stderr
+        got = rows(tmp_path)
+        assert [g["status"] for g in got] == ["ok"] * 4
+        assert {g["node"] for g in got} == ids                   # both nodes worked, and they are the cluster's
+        same_music(in_process, tmp_path)
+        again = cli(images, "--out", tmp_path, "--seconds", "4", "--seed", "11", "--ray-address", nodes.address,
+                    env=nodes.env)
+        assert again.returncode == 0 and "4 done before" in again.stderr, again.stderr
+    finally:
+        nodes.stop()
+
+
+def test_a_cluster_that_is_not_there_is_one_line(images, tmp_path):
+    r = cli(images, "--out", tmp_path, "--ray-address", f"127.0.0.1:{free_port()}", timeout=180)
+    assert r.returncode == 2, r.stderr
+    err = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert len(err) == 1 and "--ray-address" in err[0] and "Traceback" not in r.stderr, r.stderr
