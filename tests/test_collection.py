@@ -165,3 +165,17 @@ def test_audio_is_normalised_in_flac_and_opus(tmp_path):
     assert loud > integrated_lufs(raw, rate) + 3                           # louder than before
     assert float(rows[0]["audio_lufs"]) == pytest.approx(loud, abs=0.1)
     assert (out / "starry.opus").stat().st_size < (out / "starry.flac").stat().st_size / 3
+
+
+def test_one_worker_needs_no_ray(tmp_path):
+    d = tmp_path / "one"
+    d.mkdir()
+    shutil.copy(sorted(bundled_artworks().glob("*.jpg"))[0], d / "a.jpg")
+    code = ("import sys; sys.modules['ray'] = None\n"            # any `import ray` now fails
+            "from installation.cli import main\n"
+            f"rc = main(['render', {str(d)!r}, '--out', {str(tmp_path / 'out')!r}, '--seconds', '2', '--workers', '1'])\n"
+            "assert 'ray' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
+            "sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "a.mid").is_file()

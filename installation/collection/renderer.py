@@ -149,12 +149,15 @@ class Renderer:
         s = self.s
         if s.patch is None:
             from installation.music import events as E
-            E.events_to_midi(seq, mid)
+            notes = E.events_to_notes(seq)
+            E.notes_to_midi(notes, mid)
+            length = max((round(n.end * 1000) for n in notes), default=0) / 1000   # the file's last tick (1 ms)
         else:
             from installation.patches.routing import route_events_to_midi
             route_events_to_midi(seq, mid, s.patch)
+            length = mido.MidiFile(mid).length          # the patch moves and stretches notes: read it back
         o.files["mid"] = mid.read_bytes()
-        o.row["duration_s"] = round(mido.MidiFile(mid).length, 3)
+        o.row["duration_s"] = round(length, 3)
         if s.audio:
             from installation.patches.audio import encode, synthesize
             from installation.patches.loudness import normalise
@@ -167,4 +170,6 @@ class Renderer:
 
 
 def _r(x, nd: int = 3):
-    return None if x is None else round(float(x), nd)
+    """Rounded for the catalogue; None for nothing, or for silence's -inf (JSON has no infinity)."""
+    import math
+    return None if x is None or not math.isfinite(float(x)) else round(float(x), nd)
