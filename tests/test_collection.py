@@ -1,7 +1,6 @@
 """render of a folder as a collection, through the real CLI with the real models: a corrupt image is one
 line and one catalogue row while the rest is rendered; a second run rewrites nothing; a killed run is
 rerun to completion; the catalogue says what was asked and made; --audio is normalised, FLAC and Opus."""
-import csv
 import hashlib
 import json
 import os
@@ -15,16 +14,9 @@ from pathlib import Path
 import mido
 import pytest
 
+from collection_parts import REPO, artworks_folder, catalogue_rows, journal_lines
+from collection_parts import render as cli
 from installation.image.capture import bundled_artworks
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(*args, timeout=240, wait=True):
-    cmd = [sys.executable, str(REPO / "run_installation.py"), "render", *map(str, args)]
-    if not wait:
-        return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def snapshot(folder):
@@ -34,18 +26,14 @@ def snapshot(folder):
 
 
 def read_catalogue(out):
-    with open(out / "catalogue.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = catalogue_rows(out)
     twin = [json.loads(l) for l in (out / "catalogue.jsonl").read_text().splitlines()]
     return rows, twin
 
 
 @pytest.fixture
 def folder(tmp_path):
-    d = tmp_path / "collection"
-    d.mkdir()
-    for p in sorted(bundled_artworks().glob("*.jpg"))[:3]:
-        shutil.copy(p, d / p.name)
+    d = artworks_folder(tmp_path / "collection", 3)
     (d / "02b_torn_scan.jpg").write_bytes((d / sorted(os.listdir(d))[0]).read_bytes()[:300])   # a truncated JPEG
     return d
 
@@ -110,23 +98,17 @@ def test_the_catalogue_says_what_was_asked(folder, tmp_path):
 
 
 def test_a_killed_run_is_rerun_to_completion(tmp_path):
-    d = tmp_path / "imgs"
-    d.mkdir()
-    for p in sorted(bundled_artworks().glob("*.jpg")):
-        shutil.copy(p, d / p.name)
+    d = artworks_folder(tmp_path / "imgs")
     out = tmp_path / "out"
-    journal = out / ".collection" / "journal.jsonl"
     proc = cli(d, "--out", out, "--seconds", "20", "--batch", "1", wait=False)
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and journal.read_bytes().count(b"\n") >= 1:
-            break
+    while time.monotonic() < deadline and proc.poll() is None and journal_lines(out) < 1:
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read()
     proc.send_signal(signal.SIGKILL)                  # a lost machine: no chance to clean up
     proc.wait()
     proc.stderr.close()
-    done_before = journal.read_bytes().count(b"\n")
+    done_before = journal_lines(out)
     assert 1 <= done_before < 6
     r = cli(d, "--out", out, "--seconds", "20", "--batch", "1")
     assert r.returncode == 0, r.stderr

@@ -1,7 +1,6 @@
 """render on Ray, for real: a local Ray (--workers 2) and a 2-node cluster started with `ray start --head` and a
 second `ray start --address` on this machine (--ray-address). The music is the same wherever it is made, and
 the catalogue says which node made what. Each `ray start --block` is our own child: stopping it stops its node."""
-import csv
 import os
 import secrets
 import shutil
@@ -13,31 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from installation.image.capture import bundled_artworks
+from collection_parts import artworks_folder, journal_lines
+from collection_parts import catalogue_rows as rows
+from collection_parts import render as cli
 from kiosk_parts import free_port
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-collection.txt)")
 
-REPO = Path(__file__).resolve().parents[1]
 STORE = str(80 * 1024 * 1024)        # each node's object store: small, the machine is shared
-
-
-def cli(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, str(REPO / "run_installation.py"), "render", *map(str, args)],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def rows(out):
-    with open(out / "catalogue.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    d = tmp_path_factory.mktemp("collection")
-    for p in sorted(bundled_artworks().glob("*.jpg"))[:4]:
-        shutil.copy(p, d / p.name)
-    return d
+    return artworks_folder(tmp_path_factory.mktemp("collection"), 4)
 
 
 @pytest.fixture(scope="module")
@@ -174,19 +161,13 @@ def ray_workers_of(pid):
 
 
 def test_a_lost_worker_does_not_lose_the_job(tmp_path):
-    d = tmp_path / "imgs"
-    d.mkdir()
-    for p in sorted(bundled_artworks().glob("*.jpg")):
-        shutil.copy(p, d / p.name)
+    d = artworks_folder(tmp_path / "imgs")
     out = tmp_path / "out"
-    journal = out / ".collection" / "journal.jsonl"
-    args = [sys.executable, str(REPO / "run_installation.py"), "render", str(d), "--out", str(out),
-            "--seconds", "15", "--batch", "1", "--workers", "2"]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = cli(d, "--out", out, "--seconds", "15", "--batch", "1", "--workers", "2", wait=False)
     killed = None
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None and killed is None:
-        if journal.exists() and journal.read_bytes().count(b"\n") >= 1:
+        if journal_lines(out) >= 1:
             workers = ray_workers_of(proc.pid)
             if workers:
                 killed = workers[0]

@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installation.manifest import file_sha256
+
 FORMAT_VERSION = 1           # bump when the output of the same settings changes
 
 
@@ -69,14 +71,6 @@ class Item:
     key: str
     label: str                           # the path, for messages
     data: bytes = field(repr=False, default=b"")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def models_sha256(folder: Path) -> str:

@@ -45,7 +45,6 @@ class Summary:
     rendered: int
     failed: list[dict]                        # journal records of the images that failed
     events: int
-    cpu_s: float                              # workers' CPU time, summed
 
 
 def run(job: Job) -> Summary:
@@ -57,20 +56,18 @@ def run(job: Job) -> Summary:
         latest = journal.load()
         todo = [im for im in images if not _done(latest.get(im.name), im.work_key(fp), out)]
         by_index = {im.index: im for im in images}
-        summary = Summary(len(images), len(images) - len(todo), 0, [], 0, 0.0)
+        summary = Summary(len(images), len(images) - len(todo), 0, [], 0)
         if todo:
             log.info("%d of %d images to render (%d done before) on %s", len(todo), len(images),
                      summary.skipped, _where(job))
         progress = Progress(len(images), summary.skipped)
-        counted: set = set()
 
         def take(outcomes: list[Outcome]) -> None:
             records = []
             for o in outcomes:
                 im = by_index[o.index]
                 rec = _record(im, o, fp, job, out)
-                prev = latest.get(im.name)
-                if o.error is None or not _same_failure(prev, rec):
+                if o.error is None or not _same_failure(latest.get(im.name), rec):
                     records.append(rec)
                     latest[im.name] = rec             # the same failure again keeps its first record
                 if o.error is None:
@@ -79,9 +76,6 @@ def run(job: Job) -> Summary:
                     summary.events += o.events
                 else:
                     log.error("%s", o.error)
-                if o.index not in counted:
-                    counted.add(o.index)
-                    summary.cpu_s += o.row.get("batch_cpu_s", 0.0) / max(1, o.row.get("batch_size", 1))
             journal.append(records)
             progress.update(len(outcomes))
 
@@ -89,15 +83,25 @@ def run(job: Job) -> Summary:
             if todo:
                 _dispatch(job, todo, take)
         finally:
-            progress.close() if todo else None
-            rows = [catalogue.row(_with_captions(latest[im.name], im, job.captions)) for im in images
-                    if im.name in latest]
+            if todo:
+                progress.close()
+            rows = [catalogue.row(_with_captions(_current(latest.get(im.name), im, fp), im, job.captions))
+                    for im in images]
             catalogue.write(out, rows)
             if job.gallery:
                 from installation.collection import gallery
                 gallery.write(out, rows)
     summary.failed = [r for r in rows if r["status"] != "ok"]
     return summary
+
+
+def _current(rec: dict | None, im: Image, fp: str) -> dict:
+    """The image's record for these settings, or a 'pending' one (not rendered with them yet)."""
+    key = im.work_key(fp)
+    if rec is not None and rec.get("work_key") == key:
+        return rec
+    return {"name": im.name, "image_sha256": im.sha256, "work_key": key, "status": "pending",
+            "error": "not rendered yet with these settings: run the command again"}
 
 
 def _where(job: Job) -> str:
