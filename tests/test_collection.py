@@ -161,3 +161,17 @@ def test_one_worker_needs_no_ray(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out" / "a.mid").is_file()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--workers", "0"], "--workers 0"),
+    (["--loudness", "3"], "--loudness 3"),
+    (["--captions", "/no/such/captions.csv"], "--captions /no/such/captions.csv"),
+    (["--audio", "opus", "--soundfont", "/no/such.sf2"], "/no/such.sf2"),
+])
+def test_option_mistakes_are_one_line(args, needle, tmp_path):
+    r = cli(bundled_artworks(), "--out", tmp_path / "out", *args)
+    assert r.returncode == 2, r.stderr
+    err = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert len(err) == 1 and needle in err[0] and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "out" / "catalogue.csv").exists()                # stopped before any work

@@ -21,7 +21,7 @@ from installation.errors import UserError
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-OBJECT_STORE_BYTES = 128 << 20      # a local Ray's shared memory: images travel through it, a batch at a time
+OBJECT_STORE_BYTES = 64 << 20       # a local Ray's shared memory: this, plus a batch's worth per worker
 
 
 class RenderActor:
@@ -62,7 +62,8 @@ def start(workers: int | None, address: str | None) -> int:
             if cpus < 1:
                 raise UserError(f"--ray-address {address}: the cluster has no CPU to run on")
             return workers or cpus
-        ray.init(num_cpus=workers, object_store_memory=OBJECT_STORE_BYTES, **common)
+        from installation.collection.run import MAX_BATCH_BYTES
+        ray.init(num_cpus=workers, object_store_memory=OBJECT_STORE_BYTES + workers * MAX_BATCH_BYTES, **common)
         return workers
     except (ConnectionError, RuntimeError, ValueError) as exc:
         if address:

@@ -70,6 +70,7 @@ def render(args, steering, emap, patch) -> int:
     from installation.image.capture import iter_images
 
     settings = settings_from(args, steering, emap, patch)
+    captions = read_captions(Path(args.captions)) if args.captions else None
     images = iter_images(args.images)
     out = Path(args.out)
     try:
@@ -78,8 +79,10 @@ def render(args, steering, emap, patch) -> int:
         raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK):
         raise UserError(f"--out {out}: this folder is not writable; choose another")
-    captions = read_captions(Path(args.captions)) if args.captions else None
     workers = args.workers if args.workers is not None or args.ray_address else 1
+    if workers is None or workers > 1:                # says what to install before the long part
+        from installation.collection.cluster import import_ray
+        import_ray()
     job = Job(images, out, settings, workers=workers, ray_address=args.ray_address, gallery=args.gallery,
               captions=captions)
     s = run(job)

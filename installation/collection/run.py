@@ -23,6 +23,7 @@ from installation.errors import UserError
 log = logging.getLogger("installation")
 
 SUFFIX = {"mid": ".mid", "wav": ".wav", "flac": ".flac", "opus": ".opus"}
+MAX_BATCH_BYTES = 32 << 20            # image bytes in one batch at most: what one worker holds in Ray's object store
 
 
 @dataclass
@@ -70,8 +71,9 @@ def run(job: Job) -> Summary:
                 if o.error is None or not _same_failure(latest.get(im.name), rec):
                     records.append(rec)
                     latest[im.name] = rec             # the same failure again keeps its first record
-                if o.error is None:
-                    log.info("%s: %d events; %s", out / rec["files"]["mid"], o.events, o.row.get("asked", ""))
+                if o.error is None:                   # on a terminal the bar says it; in a log, a line each
+                    log.log(logging.DEBUG if progress.tty else logging.INFO, "%s: %d events; %s",
+                            out / rec["files"]["mid"], o.events, o.row.get("asked", ""))
                     summary.rendered += 1
                     summary.events += o.events
                 else:
@@ -164,9 +166,17 @@ def batch_sizes(n: int, workers: int, batch: int) -> int:
 
 
 def _batches(todo: list[Image], size: int):
-    for i in range(0, len(todo), size):
-        part = todo[i:i + size]
-        yield [Item(im.index, im.name, im.key, str(im.path), _read(im.path)) for im in part]
+    """Batches of ``size`` images with their bytes, cut short at MAX_BATCH_BYTES (large scans)."""
+    batch, nbytes = [], 0
+    for im in todo:
+        data = _read(im.path)
+        batch.append(Item(im.index, im.name, im.key, str(im.path), data))
+        nbytes += len(data)
+        if len(batch) >= size or nbytes >= MAX_BATCH_BYTES:
+            yield batch
+            batch, nbytes = [], 0
+    if batch:
+        yield batch
 
 
 def _read(path: Path) -> bytes:
