@@ -37,11 +37,13 @@ class Settings:
     peak_dbfs: float = -1.0              # ... unless its peak would pass this
     rate: int = 48000                    # audio sample rate (Opus needs 48 kHz)
     batch: int = 64                      # images decoded together in one worker
+    threads: int = 1                     # decoding threads in a worker (plain `render`: one per core, as before)
 
     def fingerprint(self) -> str:
-        """sha256 of everything that changes an image's outputs (not the batch: results do not depend on it)."""
+        """sha256 of everything that changes an image's outputs (not where or how batched: results do not
+        depend on it)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name not in ("models", "batch")}
+             if f.name not in ("models", "batch", "threads")}
         if self.patch is not None:
             d["patch"] = dataclasses.replace(self.patch, path=None)
         if self.soundfont:

@@ -17,7 +17,8 @@ def add_options(p) -> None:
     """Add this package's options to the ``render`` sub-command's parser."""
     g = p.add_argument_group("a whole collection")
     g.add_argument("--workers", type=int, default=None,
-                   help="worker processes (default 1: this process, no Ray); above 1: a local Ray with that many")
+                   help="worker processes: 1 = this process on one core; above 1: a local Ray with that many "
+                        "(default: this process, one thread a core, no Ray)")
     g.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                    help="send the job to this Ray cluster (`ray start --head` printed it); workers default to its CPUs")
     g.add_argument("--gallery", action="store_true",
@@ -60,7 +61,8 @@ def settings_from(args, steering, emap, patch):
                     decoder=decoder, guidance=args.guidance, seconds=args.seconds, seed=args.seed or 0,
                     temperature=args.temperature, top_p=args.top_p, steering=steering,
                     emotion_map=emap or emotion_map.for_models(models.folder), patch=patch, audio=audio,
-                    soundfont=sf2, synth_gain=gain, loudness_lufs=args.loudness, batch=args.batch)
+                    soundfont=sf2, synth_gain=gain, loudness_lufs=args.loudness, batch=args.batch,
+                    threads=max(1, min(os.cpu_count() or 1, 8)) if args.workers is None and not args.ray_address else 1)
 
 
 def render(args, steering, emap, patch) -> int:

@@ -125,7 +125,7 @@ class Renderer:
         keys = [it.key for it in items]
         ds = directions(va, keys, s.steering, s.emotion_map, self.templates, s.seed)
         rs = RenderSettings(seconds=s.seconds, seed=s.seed, temperature=s.temperature, top_p=s.top_p,
-                            batch=max(1, s.batch), workers=1)
+                            batch=max(1, s.batch), workers=s.threads)
         seqs = generate(self.dec, np.stack([d.controls for d in ds]), keys, rs)
         with tempfile.TemporaryDirectory(prefix="collection-") as tmp:
             for o, it, rgb, v, d, seq in zip(outs, items, frames, va, ds, seqs):

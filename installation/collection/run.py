@@ -18,7 +18,6 @@ from installation.collection import catalogue, store
 from installation.collection.job import Image, Item, Settings, list_images
 from installation.collection.progress import Progress
 from installation.collection.renderer import Outcome
-from installation.errors import UserError
 
 log = logging.getLogger("installation")
 
