@@ -97,19 +97,24 @@ def test_the_catalogue_says_what_was_asked(folder, tmp_path):
         assert (float(row["image_valence"]), float(row["image_arousal"])) != (0.7, -0.8)
 
 
-def test_a_killed_run_is_rerun_to_completion(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_a_stopped_run_is_rerun_to_completion(sig, tmp_path):
     d = artworks_folder(tmp_path / "imgs")
     out = tmp_path / "out"
-    proc = cli(d, "--out", out, "--seconds", "20", "--batch", "1", wait=False)
+    proc = cli(d, "--out", out, "--seconds", "20", "--batch", "1", "--workers", "1", wait=False)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None and journal_lines(out) < 1:
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read()
-    proc.send_signal(signal.SIGKILL)                  # a lost machine: no chance to clean up
-    proc.wait()
-    proc.stderr.close()
+    proc.send_signal(sig)                             # Ctrl-C, or a lost machine: no chance to clean up
+    _, err = proc.communicate(timeout=120)
     done_before = journal_lines(out)
     assert 1 <= done_before < 6
+    if sig == signal.SIGINT:                          # Ctrl-C: exit 130, and the catalogue says where it stood
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        rows, _ = read_catalogue(out)
+        assert sorted({r["status"] for r in rows}) == ["ok", "pending"]
+        assert sum(r["status"] == "ok" for r in rows) == done_before
     r = cli(d, "--out", out, "--seconds", "20", "--batch", "1")
     assert r.returncode == 0, r.stderr
     assert f"{done_before} done before" in r.stderr, r.stderr
