@@ -105,30 +105,28 @@ def run_batches(settings: Settings, batches: Iterator[list[Item]], actors: int,
 
     for a in pool:
         submit(a)
-    try:
-        while running:
-            ready, _ = ray.wait(list(running), num_returns=1)
-            actor, batch = running.pop(ready[0])
-            try:
-                outcomes = ray.get(ready[0])
-            except ray.exceptions.RayActorError as exc:
-                _check_start(exc)
-                take(_lost(batch, f"worker lost: {first_line(exc)}"))
-                continue                           # that actor is gone; the others carry on
-            except ray.exceptions.RayError as exc:
-                _check_start(exc)
-                outcomes = _lost(batch, f"worker failed: {first_line(exc)}")
-            take(outcomes)
-            submit(actor)
-        for batch in batches:                      # every actor is gone: the rest waits for the next run
-            take(_lost(batch, "no worker left"))
-    finally:
-        for ref in running:
-            ray.cancel(ref, force=True)
+    while running:                                 # on Ctrl-C, stop() ends the actors with the job
+        ready, _ = ray.wait(list(running), num_returns=1)
+        actor, batch = running.pop(ready[0])
+        try:
+            outcomes = ray.get(ready[0])
+        except ray.exceptions.RayActorError as exc:
+            _check_start(exc)
+            take(_lost(batch, f"worker lost: {last_line(exc)}"))
+            continue                               # that actor is gone; the others carry on
+        except ray.exceptions.RayError as exc:
+            _check_start(exc)
+            outcomes = _lost(batch, f"worker failed: {last_line(exc)}")
+        take(outcomes)
+        submit(actor)
+    for batch in batches:                          # every actor is gone: the rest waits for the next run
+        take(_lost(batch, "no worker left"))
+
+
 
 
 def _lost(batch: list[Item], error: str) -> list[Outcome]:
-    return [Outcome(it.index, it.name, error=error, row={"lost": True}) for it in batch]
+    return [Outcome(it.index, it.name, error=error) for it in batch]
 
 
 def _check_start(exc) -> None:
@@ -139,10 +137,11 @@ def _check_start(exc) -> None:
     text = str(exc)
     if "UserError" in text:
         raise UserError(next((l.split("UserError: ", 1)[1] for l in text.splitlines() if "UserError: " in l),
-                             first_line(exc)))
+                             last_line(exc)))
 
 
-def first_line(exc) -> str:
+def last_line(exc) -> str:
+    """A Ray error's own message: the last non-empty line of its text (the traceback comes first)."""
     lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
     return lines[-1] if lines else type(exc).__name__
 
