@@ -1,8 +1,9 @@
 """render on Ray, for real: a local Ray (--workers 2) and a 2-node cluster started with `ray start --head` and a
-second `ray start --address` on this machine (--ray-address). The music is the same wherever it is made, and
-the catalogue says which node made what. Each `ray start --block` is our own child: stopping it stops its node."""
+second `ray start --address` on this machine (--ray-address). A lost worker and a Ctrl-C lose no work: the
+music is the same wherever and however often it is made, and the catalogue says which node made what. Each `ray start --block` is our own child: stopping it stops its node."""
 import os
 import secrets
+import signal
 import shutil
 import subprocess
 import sys
@@ -110,14 +111,21 @@ def test_a_two_node_cluster_renders_a_folder_and_says_which_node_did_what(images
     try:
         ids = set(nodes.node_ids())
         assert len(ids) == 2
-        r = cli(images, "--out", tmp_path, *SETTINGS, "--ray-address", nodes.address, env=nodes.env)
-        assert r.returncode == 0, r.stderr
+        job = (images, "--out", tmp_path, *SETTINGS, "--ray-address", nodes.address)
+        first = cli(*job, env=nodes.env, wait=False)              # Ctrl-C once the first image is in
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and first.poll() is None and journal_lines(tmp_path) < 1:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=120)
+        done = journal_lines(tmp_path)
+        assert first.returncode == 130 and "Traceback" not in err and 1 <= done < 6, err
+        r = cli(*job, env=nodes.env)
+        assert r.returncode == 0 and f"{done} done before" in r.stderr, r.stderr
         got = rows(tmp_path)
         assert [g["status"] for g in got] == ["ok"] * 6
         assert {g["node"] for g in got} == ids                   # both nodes worked, and they are the cluster's
         same_music(in_process, tmp_path)
-        again = cli(images, "--out", tmp_path, *SETTINGS, "--ray-address", nodes.address, env=nodes.env)
-        assert again.returncode == 0 and "6 done before" in again.stderr, again.stderr
     finally:
         nodes.stop()
 
