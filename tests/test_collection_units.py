@@ -118,3 +118,10 @@ def test_progress_in_a_log_and_on_a_terminal(caplog):
     bar.close()
     assert "\r[###############...............] 2/4 images, 4.0/min, 0:30 left" in term.getvalue()
     assert term.getvalue().endswith("\n")
+
+
+def test_the_bundled_artworks_have_titles_and_alt_texts():
+    from installation.image.capture import bundled_artworks
+    caps = catalogue.read_captions(bundled_artworks() / "captions.csv")
+    assert set(caps) == {p.name for p in bundled_artworks().glob("*.jpg")}
+    assert all(c["title"] and len(c["alt"]) > 40 for c in caps.values())
