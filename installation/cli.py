@@ -112,9 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seconds", type=float, default=30.0, help="music per image")
     render.add_argument("--batch", type=int, default=64, help="images sampled together")
     render.add_argument("--patch", default=None, help="route and shape the notes with this patch (name in patches/ or .toml path)")
-    render.add_argument("--audio", nargs="?", const="wav", default=None, choices=["wav", "flac"],
-                        help="also write audio (WAV, or FLAC) next to each MIDI file, through FluidSynth (optional extra)")
+    render.add_argument("--audio", nargs="?", const="wav", default=None, choices=["wav", "flac", "opus", "flac+opus"],
+                        help="also write audio (WAV, FLAC, Ogg/Opus, or both FLAC and Opus) next to each MIDI file, "
+                             "through FluidSynth, normalised (optional extra)")
     render.add_argument("--soundfont", default=None, help="the .sf2 SoundFont for --audio (default: the system's General MIDI one)")
+    from installation.collection.options import add_options as add_collection_options
+    add_collection_options(render)
 
     ports = sub.add_parser("ports", help="list MIDI ports")
     ports.add_argument("--midi-api", default=None, choices=["alsa", "jack", "coremidi", "winmm"])
@@ -266,15 +269,8 @@ def _ms(x) -> str:
 # --- render ---------------------------------------------------------------------------
 
 def render(args) -> int:
-    from installation.music import events as E
-    from installation import manifest as M
-    from installation.image.capture import iter_images
-    from installation.mood import emotion_map
-    from installation.music.decoder import open_decoder
-    from installation.image.emotion import ImageEmotion
-    from installation.image.encoder import ImageEncoder
-    from installation.image.preprocess import load_rgb
-    from installation.music.render import RenderSettings, directions, generate, output_paths
+    """Every image into --out as a collection job: resumable, failures isolated, on 1 or N workers."""
+    from installation.collection.options import render as render_collection
 
     _check(args.seconds > 0, "--seconds must be above 0")
     _check(args.batch > 0, "--batch must be above 0")
@@ -284,48 +280,7 @@ def render(args) -> int:
         from installation.patches import load_patch
         patch = load_patch(args.patch)
         emap = _patched_map(emap, patch, args.models)
-    if args.audio:                                   # say what is missing before the long part
-        from installation.patches.synth import find_soundfont, import_fluidsynth
-        import_fluidsynth()
-        synth_cfg = (patch.synth if patch else None) or {}
-        sf2 = find_soundfont(args.soundfont or synth_cfg.get("soundfont"))
-    images = iter_images(args.images)
-    _check(bool(images), "render: no images found in " + " ".join(args.images))
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
-    frames = [load_rgb(p) for p in images]          # an unreadable one: a UserError naming it
-    models = M.load(args.models)
-    enc = ImageEncoder(models, threads=2)
-    workers = max(1, min(os.cpu_count() or 1, 8))
-    dec = open_decoder(models, kind=args.decoder, threads=1, guidance=args.guidance)   # one thread per worker
-    feel = ImageEmotion(models, threads=2)
-    t = time.perf_counter()
-    import numpy as np
-    va = np.concatenate([feel.read(enc, frames[i:i + 16])[1] for i in range(0, len(frames), 16)])
-    settings = RenderSettings(seconds=args.seconds, seed=args.seed or 0, temperature=args.temperature,
-                              top_p=args.top_p, batch=args.batch, workers=workers)
-    keys = [p.stem for p in images]
-    ds = directions(va, keys, steering, emap or emotion_map.for_models(models.folder), models.key_templates, settings.seed)
-    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings)
-    for path, seq, d in zip(output_paths(images, out), seqs, ds):
-        if patch is None:
-            E.events_to_midi(seq, path)
-        else:
-            from installation.patches.routing import route_events_to_midi
-            route_events_to_midi(seq, path, patch)
-        log.info("%s: %d events; %s", path, len(seq), d.describe())
-        if args.audio:
-            from installation.patches.audio import midi_to_audio
-            wav = path.with_suffix("." + args.audio)
-            length = midi_to_audio(path, wav, soundfont=sf2, gain=synth_cfg.get("gain", 0.5))
-            log.info("%s: %.1f s of audio", wav, length)
-    dt = time.perf_counter() - t
-    n = sum(len(s) for s in seqs)
-    log.info("rendered %d images, %d events, %.0f s of music in %.1f s", len(images), n, args.seconds * len(images), dt)
-    return 0
+    return render_collection(args, steering, emap, patch)
 
 
 # --- ports ----------------------------------------------------------------------------

@@ -1,14 +1,16 @@
-"""render --audio: a MIDI file to a WAV (or FLAC) through FluidSynth, offline, sample-exact.
+"""render --audio: a MIDI file to a WAV, FLAC or Ogg/Opus file through FluidSynth, offline, sample-exact.
 
 The MIDI file's messages are handed to an in-process FluidSynth (pyfluidsynth)
 at their sample positions, and the audio between them is rendered with
 ``get_samples``: the result lasts exactly the MIDI file's length plus
 ``tail_s`` (the release and reverb of the last notes), whatever the machine's
-speed. WAV is written with the standard library; FLAC needs ``soundfile``.
+speed. It is normalised to -16 LUFS (peak at most -1 dBFS; installation/patches/loudness.py).
+WAV is written with the standard library; FLAC and Opus need ``soundfile``.
 The program changes in the file (from the patch) pick the instruments.
 """
 from __future__ import annotations
 
+import io
 import logging
 import wave
 from pathlib import Path
@@ -20,25 +22,47 @@ from installation.patches.synth import find_soundfont, import_fluidsynth
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("wav", "flac")
+FORMATS = ("wav", "flac", "opus")
 CHUNK = 4096
 
 
 def midi_to_audio(midi_path: str | Path, out_path: str | Path, *, soundfont: str | Path | None = None,
-                  rate: int = 44100, gain: float = 0.5, tail_s: float = 1.0) -> float:
-    """Render ``midi_path`` to ``out_path`` (.wav or .flac); returns the audio's length in seconds."""
-    import mido
-
+                  rate: int = 48000, gain: float = 0.5, tail_s: float = 1.0,
+                  loudness_lufs: float | None = -16.0, peak_dbfs: float = -1.0) -> float:
+    """Render ``midi_path`` to ``out_path`` (.wav, .flac or .opus), normalised to ``loudness_lufs``
+    (None: as FluidSynth made it); returns the audio's length in seconds."""
     out_path = Path(out_path)
     fmt = out_path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise UserError(f"--audio {fmt}: choose wav or flac")
-    if fmt == "flac":
-        try:
-            import soundfile
-        except (ImportError, OSError):
-            raise UserError("--audio flac needs the soundfile package (pip install soundfile); "
-                            "or use --audio wav") from None
+        raise UserError(f"--audio {fmt}: choose one of {', '.join(FORMATS)}")
+    check_format(fmt)
+    audio = synthesize(midi_path, soundfont=soundfont, rate=rate, gain=gain, tail_s=tail_s)
+    if loudness_lufs is not None:
+        from installation.patches.loudness import normalise
+        audio = normalise(audio, rate, loudness_lufs, peak_dbfs).audio
+    out_path.write_bytes(encode(audio, rate, fmt))
+    return len(audio) / rate
+
+
+def check_format(fmt: str) -> None:
+    """UserError saying what to install when ``fmt`` cannot be written here."""
+    if fmt == "wav":
+        return
+    try:
+        import soundfile
+    except (ImportError, OSError):
+        raise UserError(f"--audio {fmt} needs the soundfile package (pip install soundfile); "
+                        "or use --audio wav") from None
+    if fmt == "opus" and "OPUS" not in soundfile.available_subtypes("OGG"):
+        raise UserError("--audio opus: this libsndfile cannot write Ogg/Opus (it needs 1.0.29 or later); "
+                        "use --audio flac")
+
+
+def synthesize(midi_path: str | Path, *, soundfont: str | Path | None = None, rate: int = 48000,
+               gain: float = 0.5, tail_s: float = 1.0) -> np.ndarray:
+    """The MIDI file played through FluidSynth: float32 stereo (frames, 2) in -1..1, lasting its length + ``tail_s``."""
+    import mido
+
     fs = import_fluidsynth()
     sf2 = find_soundfont(soundfont)
     synth = fs.Synth(gain=gain, samplerate=float(rate))
@@ -66,15 +90,25 @@ def midi_to_audio(midi_path: str | Path, out_path: str | Path, *, soundfont: str
     finally:
         synth.delete()
     audio = np.concatenate(chunks) if chunks else np.zeros((0, 2), np.int16)
+    return audio.astype(np.float32) / 32768.0
+
+
+def encode(audio: np.ndarray, rate: int, fmt: str) -> bytes:
+    """Float audio (frames, channels) as the bytes of a WAV (16-bit), FLAC (16-bit) or Ogg/Opus file."""
+    x = np.clip(np.asarray(audio, np.float32), -1.0, 1.0)
+    buf = io.BytesIO()
     if fmt == "wav":
-        with wave.open(str(out_path), "wb") as w:
-            w.setnchannels(2)
+        pcm = np.round(x * 32767).astype("<i2")
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(x.shape[1])
             w.setsampwidth(2)
             w.setframerate(rate)
-            w.writeframes(audio.astype("<i2").tobytes())
+            w.writeframes(pcm.tobytes())
     else:
-        soundfile.write(str(out_path), audio, rate, format="FLAC", subtype="PCM_16")
-    return len(audio) / rate
+        import soundfile
+        kind = {"flac": ("FLAC", "PCM_16"), "opus": ("OGG", "OPUS")}[fmt]
+        soundfile.write(buf, x, rate, format=kind[0], subtype=kind[1])
+    return buf.getvalue()
 
 
 def _send(synth, msg) -> None:
