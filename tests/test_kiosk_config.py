@@ -28,7 +28,7 @@ def test_file_then_command_line(tmp_path):
 
 @pytest.mark.parametrize("text, words", [
     ('bogus = 1\n', ["unknown key 'bogus'"]),
-    ('channel = 17\n', ["channel", "1-16"]),
+    ('channel = 17\n', ["channel", "between 1 and 16"]),
     ('status_port = "80"\n', ["status_port", "not a whole number"]),
     ('hours = ["25:00-18:00"]\n', ["hours", "25:00-18:00"]),
     ('status_bind = "0.0.0.0"\n', ["status_bind", "status_token"]),
