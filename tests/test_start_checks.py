@@ -79,7 +79,7 @@ def test_render_refuses_a_read_only_folder(tmp_path):
     (lambda d: ["--attract", str(d)], "attract"),                                  # an empty folder
     (lambda d: ["--log-file", str(d)], "log_file"),                                # a folder
     (lambda d: ["--log-file", str(d / "no" / "such" / "k.jsonl")], "log_file"),
-    (lambda d: ["--source", str(d / "nothing.mp4")], "source"),
+    (lambda d: ["--source", str(d)], "source"),                                    # an empty folder
     (lambda d: ["--decoder", "transformer", "--models", str(_gru_only(d))], "decoder"),
 ])
 def test_kiosk_refuses_what_its_children_would_crash_on(tmp_path, make, needle):

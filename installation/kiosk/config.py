@@ -256,12 +256,13 @@ def check_resources(cfg: KioskConfig) -> None:
 
 
 def check_source(spec: str, slide_seconds: float, key: str) -> None:
-    """A picture source that names a file or folder must be one that plays; a camera index or stream URL may
-    come later (attract mode plays meanwhile)."""
+    """A picture source naming a folder must hold images that play. A camera index, stream URL or video file
+    may come later (a camera plugged in, a file copied): attract mode plays meanwhile, and the start says so."""
+    import logging
     import re
-    from installation.image.capture import _slideshow, SOURCE_HELP
+    from installation.image.capture import _slideshow
     spec = str(spec).strip()
-    if spec.isdigit() or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec) or spec.startswith("/dev/video"):
+    if spec.isdigit() or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
         return
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -269,8 +270,9 @@ def check_source(spec: str, slide_seconds: float, key: str) -> None:
             _slideshow(path, slide_seconds)
         except UserError as exc:
             raise ConfigError(f"{key}: {exc}") from None
-    elif not path.is_file():
-        raise ConfigError(f"{key}: {spec}: no such file or folder ({SOURCE_HELP})")
+    elif not path.exists():
+        logging.getLogger("installation.kiosk").warning(
+            "%s %s: no such file now; the attract folder plays until it appears", key, spec)
 
 
 _FIELDS = {f.name: f for f in fields(KioskConfig)}
