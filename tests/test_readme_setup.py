@@ -43,7 +43,7 @@ def free_port() -> int:
 def test_the_readme_setup_commands_do_what_the_text_says(tmp_path):
     lines = readme_block()
     assert any(line.startswith("fluidsynth ") for line in lines)
-    script = []
+    script = ["trap 'jobs -p > jobs.txt' EXIT"]        # the background jobs, to stop them (jackd leaves our session)
     for line in lines:
         if " kiosk " in line:
             line = line.split("#")[0].rstrip() + f" --status-port {free_port()}"
@@ -89,13 +89,16 @@ def test_the_readme_setup_commands_do_what_the_text_says(tmp_path):
         assert all(wav_rms(w) > 0.005 for w in wavs)
         assert "rendered 6 images" in render
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)          # jackd and fluidsynth, started by the script
-        except ProcessLookupError:
-            pass
-        time.sleep(0.5)
-        try:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            proc.wait()
+        jobs = tmp_path / "jobs.txt"
+        pids = [int(p) for p in jobs.read_text().split()] if jobs.exists() else []
+        for sig in (signal.SIGTERM, signal.SIGKILL):     # jackd and fluidsynth, started by the script
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            time.sleep(1.0)
         log.close()
