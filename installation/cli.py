@@ -139,6 +139,30 @@ def _private_stderr():
         return sys.stderr
 
 
+def _readable(d: dict) -> str:
+    """A figures dict as a log reads it: 'sent 255, send_failed 0, lateness_p99 1.68 ms'."""
+    parts = []
+    for k, v in d.items():
+        if isinstance(v, float) and ("lateness" in k or k.endswith("_s")):
+            parts.append(f"{k} {v * 1000:.2f} ms")
+        elif isinstance(v, float):
+            parts.append(f"{k} {v:.3g}")
+        else:
+            parts.append(f"{k} {v}")
+    return ", ".join(parts)
+
+
+class _NoRawDicts(logging.Filter):
+    """A log line whose argument is a dict of figures (the scheduler's stop line) shows them readably."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, dict) for a in record.args):
+            record.args = tuple(_readable(a) if isinstance(a, dict) else a for a in record.args)
+        elif isinstance(record.args, dict) and "%s" in str(record.msg):   # logging unpacks one dict argument
+            record.msg, record.args = str(record.msg) % _readable(record.args), None
+        return True
+
+
 def setup_logging(level: str) -> None:
     """Log through a queue: threads that log never wait for the terminal (stderr)."""
     q: queue.SimpleQueue = queue.SimpleQueue()
@@ -146,7 +170,9 @@ def setup_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     listener = logging.handlers.QueueListener(q, handler)
     root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(q)]
+    front = logging.handlers.QueueHandler(q)
+    front.addFilter(_NoRawDicts())                   # before the queue handler formats the message
+    root.handlers[:] = [front]
     root.setLevel(level.upper())
     listener.start()
     atexit.register(listener.stop)
@@ -219,7 +245,12 @@ def play(args) -> int:
                          "--record FILE chooses the file")
         cleanup.callback(sink.close)
         log.info("patch: %s (%s)", patch.name, patch.description or patch.path)
+        if patch.shaping.scale:
+            log.info("patch %s: every note is moved into %s; the scene lines name the key asked of the model",
+                     patch.name, patch.shaping.scale)
         log.info("output: %s", desc)
+        log.info("music model: the %s decoder%s", _decoder_name(models, args.decoder),
+                 "" if args.decoder else " (the models' default; --decoder chooses)")
         recorder = midi_io.Recorder() if record else None
         cfg = EngineConfig(
             embed_fps=args.embed_fps, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
@@ -232,6 +263,11 @@ def play(args) -> int:
         engine = Engine(models, source, sink, cfg, recorder=recorder, patch=patch,
                         midi_api=getattr(sink, "api", None) or args.midi_api)
         return _perform(engine, sink, recorder, record, args.duration)
+
+
+def _decoder_name(models, asked: str | None) -> str:
+    kind = asked or models.default_decoder
+    return {"gru": "GRU", "transformer": "Transformer"}.get(kind, kind)
 
 
 def _perform(engine, sink, recorder, record, duration) -> int:
@@ -298,6 +334,7 @@ def render(args) -> int:
     images = iter_images(args.images)
     _check(bool(images), "render: no images found in " + " ".join(args.images))
     models = M.load(args.models)
+    log.info("music model: the %s decoder", _decoder_name(models, args.decoder))
     out = C.writable_folder(args.out, "--out")      # a folder that cannot take the files: refused now
     frames = [load_rgb(p) for p in images]          # an unreadable one: a UserError naming it
     enc = ImageEncoder(models, threads=2)
