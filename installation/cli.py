@@ -168,14 +168,29 @@ def setup_logging(level: str) -> None:
     q: queue.SimpleQueue = queue.SimpleQueue()
     handler = logging.StreamHandler(_private_stderr())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    global _LISTENER
     listener = logging.handlers.QueueListener(q, handler)
+    _LISTENER = listener
     root = logging.getLogger()
     front = logging.handlers.QueueHandler(q)
     front.addFilter(_NoRawDicts())                   # before the queue handler formats the message
     root.handlers[:] = [front]
     root.setLevel(level.upper())
     listener.start()
-    atexit.register(listener.stop)
+    atexit.register(stop_logging)
+
+
+_LISTENER: logging.handlers.QueueListener | None = None
+
+
+def stop_logging() -> None:
+    """Write out every queued log line and stop the log thread (again: nothing)."""
+    global _LISTENER
+    listener, _LISTENER = _LISTENER, None
+    if listener is not None:
+        listener.stop()
+        for h in listener.handlers:
+            h.flush()
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -400,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"play": play, "render": render, "ports": ports, "kiosk": kiosk}[args.command](args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        stop_logging()                               # the log lines before it, then the error on its own line
+        logging.getLogger().handlers[:] = [logging.StreamHandler(sys.stderr)]
+        print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         return 130

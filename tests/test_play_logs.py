@@ -21,3 +21,24 @@ def test_the_log_of_a_short_play_is_plain(tmp_path):
     assert "every note is moved into A minor" in log, log                        # the scene lines name the model's key
     assert not re.search(r"\{'\w+': ", log), log                                 # no raw dict
     assert re.search(r"stopped after [\d.]+ s: \d+ events generated, \d+ MIDI messages sent", log), log
+
+
+def test_a_model_error_while_starting_is_the_last_line_on_its_own(tmp_path):
+    """Issue 16.7: the error came mixed into later log lines, once glued to one without a newline."""
+    import json
+    import shutil
+    models = tmp_path / "gru-models"
+    shutil.copytree(REPO / "exported_models", models, ignore=shutil.ignore_patterns("transformer*"))
+    data = json.loads((models / "manifest.json").read_text())
+    data.pop("decoders", None)
+    (models / "manifest.json").write_text(json.dumps(data))
+    env = dict(os.environ, JACK_DEFAULT_SERVER=f"itm-none-{os.getpid()}", JACK_NO_START_SERVER="1")
+    r = subprocess.run([sys.executable, str(REPO / "run_installation.py"), "play", "--models", str(models),
+                        "--decoder", "transformer", "--duration", "5",
+                        "--source", str(REPO / "installation" / "artworks" / "03_coffee_cup.jpg")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    lines = r.stderr.rstrip("\n").splitlines()
+    assert r.returncode == 2, r.stderr[-3000:]
+    errors = [i for i, line in enumerate(lines) if "error:" in line]
+    assert errors == [len(lines) - 1] and lines[-1].startswith("error: "), r.stderr[-3000:]
+    assert "transformer" in lines[-1]
