@@ -144,3 +144,21 @@ def _next_line_is_help(text: str, flag: str) -> bool:
         if line.startswith("  " + flag):
             return i + 1 < len(lines) and lines[i + 1].startswith(" " * 10) and bool(lines[i + 1].strip())
     return False
+
+
+def test_the_kiosk_check_run_catches_a_wrong_port(jack_server):
+    """docs/KIOSK.md's check (--duration 5) exited 0 with a port that does not exist (16.10)."""
+    r = run_cli("kiosk", "--midi-api", "jack", "--port", "no-such-synth", "--status-port", "0", "--duration", "5")
+    lines = r.stderr.strip().splitlines()          # the MIDI API line, then the error: nothing started
+    assert r.returncode == 2 and lines[-1].startswith("error: --port no-such-synth"), r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and len(lines) <= 2 and r.seconds < 15, r.stderr[-3000:]
+
+
+def test_the_kiosk_check_run_catches_broken_models(tmp_path):
+    import shutil
+    models = tmp_path / "models"
+    shutil.copytree(REPO / "exported_models", models)
+    step = models / "decoder_step.onnx"
+    step.write_bytes(step.read_bytes()[:1000])                  # truncated, as a failed copy leaves it
+    r = run_cli("kiosk", "--models", str(models), "--status-port", "0", "--duration", "5")
+    refused_at_start(r, "decoder_step.onnx")
