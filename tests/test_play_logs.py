@@ -25,13 +25,8 @@ def test_the_log_of_a_short_play_is_plain(tmp_path):
 
 def test_a_model_error_while_starting_is_the_last_line_on_its_own(tmp_path):
     """Issue 16.7: the error came mixed into later log lines, once glued to one without a newline."""
-    import json
-    import shutil
-    models = tmp_path / "gru-models"
-    shutil.copytree(REPO / "exported_models", models, ignore=shutil.ignore_patterns("transformer*"))
-    data = json.loads((models / "manifest.json").read_text())
-    data.pop("decoders", None)
-    (models / "manifest.json").write_text(json.dumps(data))
+    from test_start_checks import gru_only_models
+    models = gru_only_models(tmp_path)
     env = dict(os.environ, JACK_DEFAULT_SERVER=f"itm-none-{os.getpid()}", JACK_NO_START_SERVER="1")
     r = subprocess.run([sys.executable, str(REPO / "run_installation.py"), "play", "--models", str(models),
                         "--decoder", "transformer", "--duration", "5",

@@ -80,7 +80,7 @@ def test_render_refuses_a_read_only_folder(tmp_path):
     (lambda d: ["--log-file", str(d)], "log_file"),                                # a folder
     (lambda d: ["--log-file", str(d / "no" / "such" / "k.jsonl")], "log_file"),
     (lambda d: ["--source", str(d)], "source"),                                    # an empty folder
-    (lambda d: ["--decoder", "transformer", "--models", str(_gru_only(d))], "decoder"),
+    (lambda d: ["--decoder", "transformer", "--models", str(gru_only_models(d))], "decoder"),
 ])
 def test_kiosk_refuses_what_its_children_would_crash_on(tmp_path, make, needle):
     r = run_cli("kiosk", *make(tmp_path), "--status-port", "0", "--duration", "20")
@@ -88,7 +88,7 @@ def test_kiosk_refuses_what_its_children_would_crash_on(tmp_path, make, needle):
     assert r.seconds < 15
 
 
-def _gru_only(d):
+def gru_only_models(d):
     import json
     import shutil
     m = d / "gru-models"
