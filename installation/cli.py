@@ -417,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         stop_logging()                               # the log lines before it, then the error on its own line
         logging.getLogger().handlers[:] = [logging.StreamHandler(sys.stderr)]
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        from installation.patches.patch import one_line
+        print(f"error: {one_line(str(exc))}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -43,8 +43,12 @@ def test_the_cli_turns_the_worst_cases_into_one_line_and_status_2(tmp_path):
     """The cases that gave tracebacks before (issue 13.8), through the real command line."""
     patch = tmp_path / "big.toml"
     patch.write_text("[shaping]\nvelocity_curve = " + "9" * 400 + "\n")
+    newline = tmp_path / "newline.toml"
+    newline.write_text('[clock]\nmin_bpm = ":}\\n2F"\n')          # found by bench/bench_fuzz.py: a 2-line error
     cases = [
         ["play", "--patch", str(patch), "--duration", "1"],
+        ["play", "--patch", str(newline), "--duration", "1"],
+        ["kiosk", "--config", str(_write(tmp_path, "f.toml", 'hours = ["25:00-\\n18:00"]\n')), "--duration", "1"],
         ["kiosk", "--config", str(_write(tmp_path, "a.toml", "log_max_mb = inf\n")), "--duration", "1"],
         ["kiosk", "--config", str(_write(tmp_path, "b.toml", 'log_file = "%s"\n' % tmp_path)), "--duration", "1"],
         ["kiosk", "--config", str(_write(tmp_path, "c.toml", 'log_file = "a\\u0000b"\n')), "--duration", "1"],

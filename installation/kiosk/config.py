@@ -24,7 +24,11 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class ConfigError(UserError):
-    """A bad option or configuration key: names the key and the reason."""
+    """A bad option or configuration key: names the key and the reason, on one line."""
+
+    def __init__(self, message: str):
+        from installation.patches.patch import one_line
+        super().__init__(one_line(str(message)))
 
 
 def opt(default, help: str, *, play: bool = True):

@@ -248,7 +248,7 @@ class _Checker:
         self.where = where
 
     def fail(self, key: str, what: str):
-        raise UserError(f"{self.where}: {key}: {what}")
+        raise UserError(one_line(f"{self.where}: {key}: {what}"))
 
     @staticmethod
     def _key(section: str, key: str) -> str:
@@ -318,9 +318,14 @@ class _Checker:
         return (v[0], v[1])
 
 
+def one_line(text: str) -> str:
+    """An error message on one line, whatever the file held: line breaks and other controls escaped."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _short(v) -> str:
-    """A value for an error line: a number of 400 digits is shown by its length."""
-    text = str(v)
+    """A value for an error line: a number of 400 digits is shown by its length, a text quoted."""
+    text = repr(v) if isinstance(v, str) else str(v)
     return text if len(text) <= 24 else f"a number of {len(text)} digits" if isinstance(v, int) else text[:21] + "..."
 
 
