@@ -216,6 +216,7 @@ def play(args) -> int:
         if getattr(args, name) is None:
             setattr(args, name, file_values.get(name))
     _settle(args, _play_options(), file_values)      # every number finite and in range, or one line
+    logging.getLogger().setLevel(args.log_level.upper())   # the config file may set it
     patch = load_patch(args.patch)                   # a bad patch stops here: nothing has been opened yet
     steering, emap = _steering(args, args.motion_weight)
     emap = _patched_map(emap, patch, args.models)    # so does a bad emotion map in it

@@ -162,3 +162,19 @@ def test_the_kiosk_check_run_catches_broken_models(tmp_path):
     step.write_bytes(step.read_bytes()[:1000])                  # truncated, as a failed copy leaves it
     r = run_cli("kiosk", "--models", str(models), "--status-port", "0", "--duration", "5")
     refused_at_start(r, "decoder_step.onnx")
+
+
+def test_play_reads_the_same_config_file_as_the_kiosk(tmp_path):
+    """One schema (16.4): play --config takes the kiosk's file; the kiosk-only keys are the kiosk's, and the
+    command line overrides the file."""
+    cfg = tmp_path / "both.toml"
+    cfg.write_text(f'source = "{REPO / "installation" / "artworks" / "03_coffee_cup.jpg"}"\n'
+                   'duration = 60\nseed = 3\nhours = ["10:00-18:00"]\nstatus_port = 8080\n'
+                   f'record = "{tmp_path / "take.mid"}"\n')
+    env = dict(os.environ, JACK_DEFAULT_SERVER=f"itm-none-{os.getpid()}", JACK_NO_START_SERVER="1")
+    r = subprocess.run([sys.executable, str(REPO / "run_installation.py"), "play", "--config", str(cfg),
+                        "--duration", "2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "source: image 03_coffee_cup.jpg" in r.stderr and "playing for 2 s" in r.stderr, r.stderr[-3000:]
+    assert (tmp_path / "take.mid").stat().st_size > 0

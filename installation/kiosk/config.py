@@ -81,8 +81,8 @@ class KioskConfig:
     sender_priority: int = opt(10, "real-time (SCHED_FIFO) priority of the MIDI sender process, 1-99; "
                                    "0: normal (default 10)", play=False)
     # --- pictures
-    source: str | None = opt(None, "camera index, video file or URL, image, or folder (default: camera 0); "
-                                   "a camera or stream that gives no frames falls back to the attract folder")
+    source: str | None = opt(None, "camera index, video file or URL, image, or folder (default: camera 0, "
+                                   "else the bundled artworks)")
     camera: str = opt("0", "the older name of --source", play=False)
     camera_timeout_s: float = opt(10.0, "seconds without a camera frame before the attract folder plays "
                                         "(default 10)", play=False)
