@@ -168,9 +168,8 @@ def setup_logging(level: str) -> None:
     q: queue.SimpleQueue = queue.SimpleQueue()
     handler = logging.StreamHandler(_private_stderr())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
-    global _LISTENER
     listener = logging.handlers.QueueListener(q, handler)
-    _LISTENER = listener
+    _LISTENERS.append(listener)
     root = logging.getLogger()
     front = logging.handlers.QueueHandler(q)
     front.addFilter(_NoRawDicts())                   # before the queue handler formats the message
@@ -180,14 +179,13 @@ def setup_logging(level: str) -> None:
     atexit.register(stop_logging)
 
 
-_LISTENER: logging.handlers.QueueListener | None = None
+_LISTENERS: list[logging.handlers.QueueListener] = []
 
 
 def stop_logging() -> None:
-    """Write out every queued log line and stop the log thread (again: nothing)."""
-    global _LISTENER
-    listener, _LISTENER = _LISTENER, None
-    if listener is not None:
+    """Write out every queued log line and stop the log threads (again: nothing)."""
+    while _LISTENERS:
+        listener = _LISTENERS.pop()
         listener.stop()
         for h in listener.handlers:
             h.flush()
