@@ -348,8 +348,8 @@ def render(args) -> int:
     images = iter_images(args.images)
     _check(bool(images), "render: no images found in " + " ".join(args.images))
     models = M.load(args.models)
-    log.info("music model: the %s decoder", _decoder_name(models, args.decoder))
     out = C.writable_folder(args.out, "--out")      # a folder that cannot take the files: refused now
+    log.info("music model: the %s decoder", _decoder_name(models, args.decoder))
     frames = [load_rgb(p) for p in images]          # an unreadable one: a UserError naming it
     enc = ImageEncoder(models, threads=2)
     workers = max(1, min(os.cpu_count() or 1, 8))
