@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import logging
 import logging.handlers
+import math
 import os
 import queue
 import sys
@@ -22,22 +23,33 @@ log = logging.getLogger("installation")
 COMMANDS = ("play", "render", "ports", "kiosk")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", default=None, help="folder with manifest.json and the ONNX models (default: exported_models/)")
-    p.add_argument("--seed", type=int, default=None, help="sampling seed: a run from a file or image source is reproducible")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy; default 1.0)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling: keep the most likely events up to this mass")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--decoder", default=None, choices=["gru", "transformer"],
-                   help="the music model (default: the one the models' manifest names)")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="how hard the decoder leans into the asked key (0 = off; default: the weight the manifest gives)")
-    mood = p.add_argument_group("mood (override what the picture says)")
-    mood.add_argument("--valence", type=float, default=None, help="-1 (sad, tense) .. 1 (happy, calm): replaces the image's valence")
-    mood.add_argument("--arousal", type=float, default=None, help="-1 (calm, sad) .. 1 (excited, tense): replaces the image's arousal")
-    mood.add_argument("--key", default=None, help="pin the key: a tonic (D) or a key (F# minor, Bb major)")
-    mood.add_argument("--emotion-map", default=None, metavar="FILE",
-                      help="a TOML emotion map (valence/arousal -> controls) instead of the models' emotion_map.toml")
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake on the command line shown as one ``error:`` line (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+# The options `render` shares with play and kiosk (the same names, help and checks: installation/kiosk/config.py).
+RENDER_OPTIONS = ("models", "seed", "temperature", "top_p", "log_level", "decoder", "guidance", "valence",
+                  "arousal", "key", "emotion_map")
+
+
+def _play_options() -> list[str]:
+    from installation.kiosk import config as C
+    return [name for name, f in C._FIELDS.items() if f.metadata["play"]]
+
+
+def _settle(args, names, file_values: dict | None = None) -> None:
+    """Options not given take the config file's value, else the default; then all are checked (one line)."""
+    from installation.kiosk import config as C
+    for name in names:
+        if getattr(args, name) is None:
+            setattr(args, name, (file_values or {}).get(name, C._FIELDS[name].default))
+    try:
+        C.check_values(args, option_names=True)
+    except C.ConfigError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _steering(args, motion_weight: float = 0.0):
@@ -74,39 +86,26 @@ def _patched_map(emap, patch, models=None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="run_installation.py",
-                                 description="Image-to-music installation: hear the mood of what the camera sees.")
-    sub = ap.add_subparsers(dest="command")
+    from installation.kiosk.cli_options import add_options
+
+    ap = Parser(prog="run_installation.py",
+                description="Image-to-music installation: hear the mood of what the camera sees.")
+    sub = ap.add_subparsers(dest="command", parser_class=Parser)
 
     play = sub.add_parser("play", help="make music from a camera, video, image or folder, live on MIDI (default)")
-    _common(play)
-    play.add_argument("--source", default=None,
-                      help="camera index, video file or URL, image, or folder (default: camera 0, else the bundled artworks)")
-    play.add_argument("--slide-seconds", type=float, default=20.0, help="seconds per image in a folder slideshow")
-    play.add_argument("--embed-fps", type=float, default=4.0, help="frames embedded per second at most")
-    play.add_argument("--lookahead-ms", type=float, default=750.0, help="music generated ahead of playback")
-    play.add_argument("--tempo-scale", type=float, default=1.0, help="stretch time: 2 plays at half speed")
-    play.add_argument("--port", default=None, help="connect to the MIDI output port whose name contains this")
-    play.add_argument("--virtual-port", default=None, help="create a virtual MIDI port with this name (the default when no --port)")
-    play.add_argument("--midi-api", default=None, choices=["alsa", "jack", "coremidi", "winmm"],
-                      help="rtmidi API (default: the platform's, falling back to JACK)")
-    play.add_argument("--channel", type=int, default=1, help="MIDI channel 1-16 (default 1)")
-    play.add_argument("--record", default=None, help="also write what was played to this MIDI file")
-    play.add_argument("--duration", type=float, default=None, help="stop cleanly after this many seconds")
-    play.add_argument("--late-policy", default="send", choices=["send", "drop"],
-                      help="a message that is late: send it at once, or drop it (note-offs are always sent)")
-    play.add_argument("--max-polyphony", type=int, default=32, help="notes sounding at once; the oldest is released beyond")
-    play.add_argument("--max-note-seconds", type=float, default=8.0, help="a note held longer is released")
-    play.add_argument("--motion-weight", type=float, default=0.0,
-                      help="live cameras: arousal added at full motion in the frame (0 = off, e.g. 0.6); still images and folders ignore it")
-    play.add_argument("--patch", default=None, help="a patch: a name in patches/ or a .toml path (default: gm-piano; see docs/PATCHES.md)")
-    play.add_argument("--synth", action="store_true", help="play through FluidSynth inside this process (optional extra)")
+    play.add_argument("--config", default=None, metavar="FILE",
+                      help="TOML file with any of these options (the kiosk's file works too; docs/KIOSK.md)")
+    add_options(play, _play_options())
+    play.add_argument("--record", default=None, metavar="FILE", help="also write what was played to this MIDI file")
+    play.add_argument("--synth", action="store_true", default=None,
+                      help="play through FluidSynth inside this process (optional extra; with no sound card "
+                           "it writes the sound to a WAV file and says where)")
     play.add_argument("--soundfont", default=None, help="the .sf2 SoundFont for --synth (default: the system's General MIDI one)")
     play.add_argument("--audio-driver", default=None,
                       help="FluidSynth audio driver for --synth (alsa, pulseaudio, jack, coreaudio...; file:OUT.wav writes a file)")
 
     render = sub.add_parser("render", help="write one MIDI file per image, offline and batched")
-    _common(render)
+    add_options(render, RENDER_OPTIONS)
     render.add_argument("images", nargs="+", help="image files or folders")
     render.add_argument("--out", required=True, help="output folder (created if needed)")
     render.add_argument("--seconds", type=float, default=30.0, help="music per image")
@@ -120,12 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_collection_options(render)
 
     ports = sub.add_parser("ports", help="list MIDI ports")
-    ports.add_argument("--midi-api", default=None, choices=["alsa", "jack", "coremidi", "winmm"])
-    ports.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    ports.add_argument("--midi-api", default=None, choices=["alsa", "jack", "coremidi", "winmm"],
+                       help="rtmidi API (default: the platform's, falling back to JACK)")
+    ports.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                       help="debug, info, warning or error (default warning)")
 
     kiosk = sub.add_parser("kiosk", help="unattended gallery mode: supervised, opening hours, status pages")
-    kiosk.add_argument("--config", default=None, help="TOML file with any of the options below (docs/KIOSK.md)")
-    from installation.kiosk.cli_options import add_options
+    kiosk.add_argument("--config", default=None, metavar="FILE",
+                       help="TOML file with any of the options below (docs/KIOSK.md); the command line overrides it")
     add_options(kiosk)
     return ap
 
@@ -140,17 +141,56 @@ def _private_stderr():
         return sys.stderr
 
 
+def _readable(d: dict) -> str:
+    """A figures dict as a log reads it: 'sent 255, send_failed 0, lateness_p99 1.68 ms'."""
+    parts = []
+    for k, v in d.items():
+        if isinstance(v, float) and ("lateness" in k or k.endswith("_s")):
+            parts.append(f"{k} {v * 1000:.2f} ms")
+        elif isinstance(v, float):
+            parts.append(f"{k} {v:.3g}")
+        else:
+            parts.append(f"{k} {v}")
+    return ", ".join(parts)
+
+
+class _NoRawDicts(logging.Filter):
+    """A log line whose argument is a dict of figures (the scheduler's stop line) shows them readably."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, dict) for a in record.args):
+            record.args = tuple(_readable(a) if isinstance(a, dict) else a for a in record.args)
+        elif isinstance(record.args, dict) and "%s" in str(record.msg):   # logging unpacks one dict argument
+            record.msg, record.args = str(record.msg) % _readable(record.args), None
+        return True
+
+
 def setup_logging(level: str) -> None:
     """Log through a queue: threads that log never wait for the terminal (stderr)."""
     q: queue.SimpleQueue = queue.SimpleQueue()
     handler = logging.StreamHandler(_private_stderr())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     listener = logging.handlers.QueueListener(q, handler)
+    _LISTENERS.append(listener)
     root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(q)]
+    front = logging.handlers.QueueHandler(q)
+    front.addFilter(_NoRawDicts())                   # before the queue handler formats the message
+    root.handlers[:] = [front]
     root.setLevel(level.upper())
     listener.start()
-    atexit.register(listener.stop)
+    atexit.register(stop_logging)
+
+
+_LISTENERS: list[logging.handlers.QueueListener] = []
+
+
+def stop_logging() -> None:
+    """Write out every queued log line and stop the log threads (again: nothing)."""
+    while _LISTENERS:
+        listener = _LISTENERS.pop()
+        listener.stop()
+        for h in listener.handlers:
+            h.flush()
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -169,19 +209,20 @@ def play(args) -> int:
     from installation.patches import load_patch
     from installation.midi.scheduler import SchedulerConfig
 
+    from installation.kiosk import config as C
+
+    file_values = C.read_toml(args.config, for_play=True) if args.config else {}
+    for name in C.PLAY_ONLY:                         # record, synth, soundfont, audio_driver
+        if getattr(args, name) is None:
+            setattr(args, name, file_values.get(name))
+    _settle(args, _play_options(), file_values)      # every number finite and in range, or one line
+    logging.getLogger().setLevel(args.log_level.upper())   # the config file may set it
     patch = load_patch(args.patch)                   # a bad patch stops here: nothing has been opened yet
     steering, emap = _steering(args, args.motion_weight)
     emap = _patched_map(emap, patch, args.models)    # so does a bad emotion map in it
-    _check(1 <= args.channel <= 16, f"--channel {args.channel}: MIDI channels are 1-16")
-    _check(args.embed_fps > 0, "--embed-fps must be above 0")
-    _check(args.tempo_scale > 0, "--tempo-scale must be above 0")
-    _check(args.lookahead_ms >= 20, "--lookahead-ms must be at least 20")
-    _check(args.slide_seconds > 0, "--slide-seconds must be above 0")
-    _check(args.duration is None or args.duration > 0, "--duration must be above 0")
-    _check(0 < args.top_p <= 1, "--top-p must be in (0, 1]")
-    if args.record:
-        rp = Path(args.record)
-        _check(rp.parent.is_dir(), f"--record {rp}: folder {rp.parent} does not exist")
+    models = M.load(args.models)                     # and missing or broken models
+    if args.record:                                  # a take that cannot be saved is refused now, not at the end
+        C.writable_file(args.record, "--record")
     if args.patch is not None and args.channel != 1:
         log.warning("--channel %d is ignored: the patch's layers set the channels", args.channel)
     if args.patch is None and args.channel != 1:     # the default patch, on the channel asked for
@@ -220,8 +261,12 @@ def play(args) -> int:
                          "--record FILE chooses the file")
         cleanup.callback(sink.close)
         log.info("patch: %s (%s)", patch.name, patch.description or patch.path)
+        if patch.shaping.scale:
+            log.info("patch %s: every note is moved into %s; the scene lines name the key asked of the model",
+                     patch.name, patch.shaping.scale)
         log.info("output: %s", desc)
-        models = M.load(args.models)
+        log.info("music model: the %s decoder%s", _decoder_name(models, args.decoder),
+                 "" if args.decoder else " (the models' default; --decoder chooses)")
         recorder = midi_io.Recorder() if record else None
         cfg = EngineConfig(
             embed_fps=args.embed_fps, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
@@ -234,6 +279,11 @@ def play(args) -> int:
         engine = Engine(models, source, sink, cfg, recorder=recorder, patch=patch,
                         midi_api=getattr(sink, "api", None) or args.midi_api)
         return _perform(engine, sink, recorder, record, args.duration)
+
+
+def _decoder_name(models, asked: str | None) -> str:
+    kind = asked or models.default_decoder
+    return {"gru": "GRU", "transformer": "Transformer"}.get(kind, kind)
 
 
 def _perform(engine, sink, recorder, record, duration) -> int:
@@ -272,14 +322,18 @@ def render(args) -> int:
     """Every image into --out as a collection job: resumable, failures isolated, on 1 or N workers."""
     from installation.collection.options import render as render_collection
 
-    _check(args.seconds > 0, "--seconds must be above 0")
-    _check(args.batch > 0, "--batch must be above 0")
+    from installation.kiosk import config as C
+
+    _settle(args, RENDER_OPTIONS)
+    _check(math.isfinite(args.seconds) and 0 < args.seconds <= 3600, f"--seconds {args.seconds}: must be above 0 and at most 3600")
+    _check(0 < args.batch <= 4096, f"--batch {args.batch}: must be 1 to 4096")
     steering, emap = _steering(args)
     patch = None
     if args.patch is not None:
         from installation.patches import load_patch
         patch = load_patch(args.patch)
         emap = _patched_map(emap, patch, args.models)
+    C.writable_folder(args.out, "--out")            # a folder that cannot take the files: refused now
     return render_collection(args, steering, emap, patch)
 
 
@@ -288,7 +342,11 @@ def render(args) -> int:
 def ports(args) -> int:
     from installation.midi import midi_io
 
-    api = midi_io.choose_api(args.midi_api)
+    try:
+        api = midi_io.choose_api(args.midi_api)
+    except midi_io.NoMidiSystem as exc:             # its advice names play's --record, which ports lacks
+        raise UserError(f"no MIDI system reachable ({exc.reason}); start JACK (see the README: jackd -d dummy) "
+                        f"or ALSA's sequencer (modprobe snd-seq), or name one with --midi-api") from None
     found = midi_io.list_ports(api)
     print(f"MIDI API: {api}")
     for kind in ("outputs", "inputs"):
@@ -312,7 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"play": play, "render": render, "ports": ports, "kiosk": kiosk}[args.command](args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        stop_logging()                               # the log lines before it, then the error on its own line
+        logging.getLogger().handlers[:] = [logging.StreamHandler(sys.stderr)]
+        from installation.patches.patch import one_line
+        print(f"error: {one_line(str(exc))}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         return 130

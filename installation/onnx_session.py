@@ -13,6 +13,13 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+_said: set[str] = set()          # what was logged already: a start says it once, not once per model
+
+
+def _once(key: str, msg: str, *args) -> None:
+    """Log ``msg`` at INFO the first time ``key`` comes up in this process, at DEBUG after that."""
+    log.log(logging.DEBUG if key in _said else logging.INFO, msg, *args)
+    _said.add(key)
 
 
 def open_session(path: Path, *, threads: int | None = None, providers: list[str] | None = None, what: str = "model"):
@@ -31,8 +38,8 @@ def open_session(path: Path, *, threads: int | None = None, providers: list[str]
     wanted = [p for p in (providers or PREFERENCE) if p in available]
     gpu = [p for p in wanted if p != "CPUExecutionProvider"]
     if gpu and sys.platform.startswith("linux") and not os.path.exists("/dev/nvidia0"):
-        log.info("%s: onnxruntime offers %s but no NVIDIA GPU is present (/dev/nvidia0 absent); using the CPU",
-                 what, ", ".join(gpu))
+        _once("no-gpu", "models: onnxruntime offers %s but no NVIDIA GPU is present (/dev/nvidia0 absent); "
+                        "they run on the CPU", ", ".join(gpu))
         wanted = ["CPUExecutionProvider"]
     for p in wanted:
         if p == "CPUExecutionProvider":
@@ -40,12 +47,12 @@ def open_session(path: Path, *, threads: int | None = None, providers: list[str]
         try:
             sess = ort.InferenceSession(str(path), opts, providers=[p, "CPUExecutionProvider"])
         except Exception as exc:                     # missing CUDA/TensorRT libraries, no device
-            log.info("%s: %s not usable (%s); trying the next provider", what, p, str(exc).splitlines()[0][:120])
+            _once(p, "%s: %s not usable (%s); trying the next provider", what, p, str(exc).splitlines()[0][:120])
             continue
         if sess.get_providers()[0] == p:
             log.info("%s: running on %s", what, p)
             return sess, p
-        log.info("%s: %s offered but not usable here (no GPU or libraries); trying the next provider", what, p)
+        _once(p, "%s: %s offered but not usable here (no GPU or libraries); trying the next provider", what, p)
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    log.info("%s: running on CPUExecutionProvider (%s threads)", what, threads or "default")
+    log.debug("%s: running on CPUExecutionProvider (%s threads)", what, threads or "default")
     return sess, "CPUExecutionProvider"

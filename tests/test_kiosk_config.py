@@ -28,7 +28,7 @@ def test_file_then_command_line(tmp_path):
 
 @pytest.mark.parametrize("text, words", [
     ('bogus = 1\n', ["unknown key 'bogus'"]),
-    ('channel = 17\n', ["channel", "1-16"]),
+    ('channel = 17\n', ["channel", "between 1 and 16"]),
     ('status_port = "80"\n', ["status_port", "not a whole number"]),
     ('hours = ["25:00-18:00"]\n', ["hours", "25:00-18:00"]),
     ('status_bind = "0.0.0.0"\n', ["status_bind", "status_token"]),
@@ -78,3 +78,15 @@ def test_the_shipped_example_config_loads(tmp_path):
     values = C.read_toml(REPO / "deploy" / "kiosk.example.toml")
     cfg = C.build(None, {**values, "log_file": str(tmp_path / "k.jsonl")})
     assert cfg.port and cfg.hours == ("10:00-18:00",) and cfg.status_bind == "127.0.0.1"
+
+
+def test_the_docs_name_fluidsynth_by_its_jack_port():
+    """Under JACK FluidSynth's port is fluidsynth-midi:midi_00; 'FLUID Synth' (the ALSA name) matches nothing there."""
+    from installation.midi.midi_io import find_port
+    jack_ports = ["fluidsynth-midi:midi_00"]
+    for doc in ("docs/KIOSK.md", "deploy/kiosk.example.toml", "README.md", "docs/PATCHES.md"):
+        text = (REPO / doc).read_text()
+        assert "FLUID Synth\"" not in text and "--port \"FLUID Synth" not in text, doc
+    example = C.read_toml(REPO / "deploy" / "kiosk.example.toml")
+    assert find_port(jack_ports, example["port"]) == "fluidsynth-midi:midi_00"
+    assert example["midi_api"] == "jack"

@@ -1,6 +1,8 @@
 """Shaping and routing of notes (pure code, the same the live engine and render run)."""
 import random
 
+from hypothesis import given, settings, strategies as st
+
 from installation.patches import parse_patch
 from installation.patches.routing import NoteRouter
 from installation.patches.shaping import VoiceLimiter, constrain_to_scale, fold_pitch, shape_velocity
@@ -114,3 +116,61 @@ def test_two_notes_landing_on_one_pitch_get_one_note_off_each():
     msgs = r.note(0, True, 60, 80) + r.note(0.1, True, 61, 80) + r.note(0.2, False, 60, 0) + r.note(0.3, False, 61, 0)
     assert msgs == [(0x90, 60, 80), (0x80, 60, 0), (0x90, 60, 80), (0x80, 60, 0)]
     assert VoiceLimiter(0, True).off(5) == []
+
+
+def _most_note_ons_in_a_second(timed_messages) -> int:
+    """The most note-ons on one channel (a layer: each layer plays the performance's notes) in any second."""
+    most = 0
+    for ch in range(16):
+        ons = [t for t, m in timed_messages if m[0] == 0x90 | ch and m[2] > 0]
+        most = max(most, max((sum(1 for u in ons if t - 1.0 < u <= t) for t in ons), default=0))
+    return most
+
+
+def test_mono_synth_keeps_its_notes_per_second_limit_through_last_note_priority():
+    """Issue 16.9: a release that re-sounds the held note (last-note priority) is a new note-on, and counts."""
+    from installation.patches import load_patch
+    from installation.patches.routing import NoteRouter
+    patch = load_patch("mono-synth")
+    limit = patch.shaping.max_notes_per_second
+    router = NoteRouter(patch)
+    out = []
+    t = 0.0
+    held = [60, 64]                      # two notes held; a third pressed and released fast, over and over
+    for p in held:
+        out += [(t, m) for m in router.note(t, True, p, 80)]
+    for i in range(200):
+        t += 0.05
+        out += [(t, m) for m in router.note(t, True, 67 + i % 5, 80)]
+        t += 0.05
+        out += [(t, m) for m in router.note(t, False, 67 + i % 5, 0)]   # 64 would sound again here
+    assert _most_note_ons_in_a_second(out) <= limit
+    assert sum(1 for _, m in out if m[0] & 0xF0 == 0x90 and m[2] > 0) >= 8 * limit   # it still plays
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.lists(st.tuples(st.floats(0.0, 0.4), st.booleans(), st.integers(40, 90), st.integers(1, 127)),
+                min_size=1, max_size=120),
+       st.sampled_from(["mono-synth", "ableton-live", "gm-piano"]), st.sampled_from([0, 3, 6, 12]))
+def test_any_performance_keeps_the_density_limit_and_closes_every_note(notes, name, per_second):
+    import dataclasses
+    from installation.patches import load_patch
+    from installation.patches.routing import NoteRouter
+    patch = load_patch(name)
+    patch = dataclasses.replace(patch, shaping=dataclasses.replace(patch.shaping, max_notes_per_second=per_second))
+    router = NoteRouter(patch)
+    out, t = [], 0.0
+    for dt, on, pitch, vel in notes:
+        t += dt
+        out += [(t, m) for m in router.note(t, on, pitch, vel)]
+    out += [(t, m) for m in router.close_all()]
+    if per_second:
+        assert _most_note_ons_in_a_second(out) <= per_second
+    sounding = {}
+    for _, m in out:
+        key = (m[0] & 0x0F, m[1])
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            sounding[key] = sounding.get(key, 0) + 1
+        elif m[0] & 0xF0 in (0x80, 0x90):
+            sounding[key] = max(0, sounding.get(key, 0) - 1)
+    assert not any(sounding.values())

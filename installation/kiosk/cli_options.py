@@ -1,5 +1,5 @@
-"""The ``kiosk`` subcommand's options: one per KioskConfig field, all defaulting to 'not given' so that
-the command line overrides the --config file, which overrides the defaults."""
+"""The ``kiosk`` subcommand's options: one per KioskConfig field, with that field's help, all defaulting to
+'not given' so that the command line overrides the --config file, which overrides the defaults."""
 from __future__ import annotations
 
 import argparse
@@ -7,31 +7,23 @@ import signal
 
 from installation.kiosk import config as C
 
-HELP = {
-    "port": "connect to the MIDI output port whose name contains this (the kill test's panic needs a named port)",
-    "virtual_port": "create a virtual MIDI port with this name (the default when no --port)",
-    "camera": "camera index, stream URL, or a video file standing in for a camera (default 0)",
-    "camera_timeout_s": "seconds without a camera frame before the artworks play (attract mode; default 10)",
-    "attract": "folder of images for attract mode (default: the bundled artworks)",
-    "hours": "opening hours, local time, e.g. 10:00-18:00 (repeat or comma-separate; default: always open)",
-    "status_port": "HTTP port for /health, / and /display (default 8080; 0: none)",
-    "status_bind": "address for the status server (default 127.0.0.1; any other needs --status-token)",
-    "status_token": "token every status request must carry (?token= or Authorization: Bearer)",
-    "log_file": "JSON-lines state log, rotated",
-    "duration": "stop after this many seconds (tests)",
-}
+CHOICES = {"log_level": ["debug", "info", "warning", "error"], "late_policy": ["send", "drop"],
+           "midi_api": ["alsa", "jack", "coremidi", "winmm"], "decoder": ["gru", "transformer"]}
+HIDDEN = {"camera"}                      # the older name of --source, still accepted
 
 
-def add_options(p: argparse.ArgumentParser) -> None:
+def add_options(p: argparse.ArgumentParser, names=None) -> None:
+    """One option per configuration field (or per field in ``names``), named and explained as in the file."""
     for name, f in C._FIELDS.items():
+        if names is not None and name not in names:
+            continue
         flag = "--" + name.replace("_", "-")
         t = str(f.type)
-        kw = {"default": None, "help": HELP.get(name, f"(default {f.default!r})" if f.default is not None
-                                                 and f.default != () else None)}
+        kw = {"default": None, "help": argparse.SUPPRESS if name in HIDDEN else f.metadata["help"]}
+        if name in CHOICES:
+            kw["choices"] = CHOICES[name]
         if name == "hours":
             p.add_argument(flag, action="append", **kw)
-        elif name == "log_level":
-            p.add_argument(flag, choices=["debug", "info", "warning", "error"], **kw)
         elif t.startswith("float"):
             p.add_argument(flag, type=float, **kw)
         elif t.startswith("int"):
@@ -40,12 +32,34 @@ def add_options(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, **kw)
 
 
+def _check_port(cfg: C.KioskConfig) -> None:
+    """The named MIDI port, looked for once at start. A check run (--duration) needs it there now and fails
+    with one line; an unattended run warns and lets the sender connect when it appears."""
+    import logging
+
+    from installation.errors import UserError
+    from installation.midi import midi_io
+    if not cfg.port:
+        return
+    try:
+        api = midi_io.choose_api(cfg.midi_api)
+        midi_io.find_port(midi_io.list_ports(api)["outputs"], cfg.port)
+    except UserError as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        if cfg.duration is not None:
+            raise C.ConfigError(f"--port {cfg.port}: {reason}") from None
+        logging.getLogger("installation.kiosk").warning(
+            "port %r is not there now (%s); the sender connects when it appears", cfg.port, reason)
+
+
 def run_kiosk(args) -> int:
     import logging
 
     from installation.kiosk.supervisor import Supervisor
     overrides = {name: getattr(args, name) for name in C._FIELDS}
-    cfg = C.build(args.config, overrides)       # every check before anything starts
+    cfg = C.build(args.config, overrides)       # every value checked before anything starts
+    C.check_resources(cfg)                      # and what the files and folders it names hold
+    _check_port(cfg)
     if args.log_level is None:
         logging.getLogger().setLevel(cfg.log_level.upper())
     sup = Supervisor(cfg)

@@ -9,6 +9,7 @@ because the supervisor is built only from a KioskConfig that passed every check.
 from __future__ import annotations
 
 import dataclasses
+import math
 try:
     import tomllib
 except ModuleNotFoundError:                 # Python 3.10
@@ -23,118 +24,113 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class ConfigError(UserError):
-    """A bad option or configuration key: names the key and the reason."""
+    """A bad option or configuration key: names the key and the reason, on one line."""
+
+    def __init__(self, message: str):
+        from installation.patches.patch import one_line
+        super().__init__(one_line(str(message)))
+
+
+def opt(default, help: str, *, play: bool = True):
+    """A configuration field with its help text; ``play``: play takes it too (the same name and meaning)."""
+    return dataclasses.field(default=default, metadata={"help": help, "play": play})
+
+
+# Options of `play` only, refused in a kiosk configuration with the reason.
+PLAY_ONLY = {
+    "record": "the kiosk records nothing (it runs for weeks and sees visitors); use `play --record`",
+    "synth": "the kiosk plays to a MIDI port (`port`); start FluidSynth as in the README and give its port",
+    "soundfont": "the kiosk plays to a MIDI port (`port`): give the SoundFont to the FluidSynth you start",
+    "audio_driver": "the kiosk plays to a MIDI port (`port`): give the audio driver to the FluidSynth you start",
+}
+MAX_INT = 2 ** 63 - 1                   # any whole number beyond this in a setting is a mistake
 
 
 @dataclass(frozen=True)
 class KioskConfig:
+    """Every kiosk option, with the options it shares with ``play`` under the same names."""
     # --- music (the same meaning as in `play`)
-    models: str | None = None           # folder with manifest.json and the ONNX models
-    seed: int | None = None             # sampling seed
-    temperature: float = 1.0            # sampling temperature (0 = greedy)
-    top_p: float = 0.95                 # nucleus sampling mass
-    embed_fps: float = 4.0              # frames embedded per second at most
-    lookahead_ms: float = 750.0         # music generated ahead of playback (the sender holds it)
-    tempo_scale: float = 1.0            # 2 plays at half speed
-    decoder: str | None = None          # "gru" or "transformer" (default: the manifest's)
-    guidance: float | None = None       # control guidance weight (default: the manifest's)
+    models: str | None = opt(None, "folder with manifest.json and the ONNX models (default: exported_models/)")
+    seed: int | None = opt(None, "sampling seed (0 or more): a run from a file or image source is reproducible")
+    temperature: float = opt(1.0, "sampling temperature, 0 (greedy) to 10 (default 1.0)")
+    top_p: float = opt(0.95, "nucleus sampling: keep the most likely events up to this mass, in (0, 1] (default 0.95)")
+    embed_fps: float = opt(4.0, "frames embedded per second at most (default 4)")
+    lookahead_ms: float = opt(750.0, "milliseconds of music generated ahead of playback (default 750)")
+    tempo_scale: float = opt(1.0, "stretch time: 2 plays at half speed (default 1)")
+    decoder: str | None = opt(None, "the music model, gru or transformer (default: the one the models' manifest names)")
+    guidance: float | None = opt(None, "how hard the decoder leans into the asked key, 0 (off) to 8 "
+                                       "(default: the weight the manifest gives)")
     # --- mood (override what the picture says)
-    valence: float | None = None        # -1..1, replaces the picture's valence
-    arousal: float | None = None        # -1..1, replaces the picture's arousal
-    key: str | None = None              # pin the key: "D", "F# minor"
-    motion_weight: float = 0.0          # arousal added at full motion in the camera picture (0 = off)
-    emotion_map: str | None = None      # a TOML emotion map instead of the models' emotion_map.toml
-    patch: str | None = None            # a patch: a name in patches/ or a .toml path (default: gm-piano)
+    valence: float | None = opt(None, "-1 (sad, tense) .. 1 (happy, calm): replaces the picture's valence")
+    arousal: float | None = opt(None, "-1 (calm, sad) .. 1 (excited, tense): replaces the picture's arousal")
+    key: str | None = opt(None, "pin the key: a tonic (D) or a key (F# minor, Bb major)")
+    motion_weight: float = opt(0.0, "live cameras: arousal added at full motion in the frame, 0 (off) to 2")
+    emotion_map: str | None = opt(None, "a TOML emotion map (valence/arousal -> controls) instead of the models' "
+                                        "emotion_map.toml")
+    patch: str | None = opt(None, "a patch: a name in patches/ or a .toml path (default: gm-piano; docs/PATCHES.md)")
     # --- MIDI
-    port: str | None = None             # connect to the output port whose name contains this
-    virtual_port: str | None = None     # or create a virtual port with this name (the default without `port`)
-    midi_api: str | None = None         # alsa, jack, coremidi, winmm (default: the platform's, else JACK)
-    channel: int = 1                    # MIDI channel 1-16
-    late_policy: str = "send"           # a late message: "send" at once, or "drop" (note-offs are always sent)
-    max_polyphony: int = 32             # notes sounding at once
-    max_note_seconds: float = 8.0       # a note held longer is released
-    sender_priority: int = 10           # SCHED_FIFO priority for the sender process (1-99; 0: normal)
+    port: str | None = opt(None, "connect to the MIDI output port with this name (or a unique part of it); "
+                                 "see `run_installation.py ports`")
+    virtual_port: str | None = opt(None, "create a virtual MIDI port with this name (the default when no --port)")
+    midi_api: str | None = opt(None, "rtmidi API: alsa, jack, coremidi or winmm (default: the platform's, "
+                                     "falling back to JACK)")
+    channel: int = opt(1, "MIDI channel 1-16 (default 1)")
+    late_policy: str = opt("send", "a late message: send it at once, or drop it (note-offs are always sent)")
+    max_polyphony: int = opt(32, "notes sounding at once, 1-128; the oldest is released beyond (default 32)")
+    max_note_seconds: float = opt(8.0, "a note held longer is released (default 8)")
+    sender_priority: int = opt(10, "real-time (SCHED_FIFO) priority of the MIDI sender process, 1-99; "
+                                   "0: normal (default 10)", play=False)
     # --- pictures
-    camera: str = "0"                   # camera index, stream URL, or a video file standing in for a camera
-    camera_timeout_s: float = 10.0      # no frame this long: the bundled artworks play (attract mode)
-    attract: str | None = None          # folder for attract mode (default: the bundled artworks)
-    slide_seconds: float = 20.0         # seconds per artwork in attract mode
+    source: str | None = opt(None, "camera index, video file or URL, image, or folder (default: camera 0, "
+                                   "else the bundled artworks)")
+    camera: str = opt("0", "the older name of --source", play=False)
+    camera_timeout_s: float = opt(10.0, "seconds without a camera frame before the attract folder plays "
+                                        "(default 10)", play=False)
+    attract: str | None = opt(None, "folder of images played while the camera gives no frames "
+                                    "(default: the bundled artworks)", play=False)
+    slide_seconds: float = opt(20.0, "seconds per image in a folder slideshow (default 20)")
     # --- when
-    hours: tuple[str, ...] = ()         # opening hours, local time, e.g. ("10:00-18:00",); empty: always open
-    duration: float | None = None       # stop after this many seconds (tests, benchmarks)
+    hours: tuple[str, ...] = opt((), "opening hours, local time, e.g. 10:00-18:00 (repeat or comma-separate; "
+                                     "default: always open)", play=False)
+    duration: float | None = opt(None, "stop cleanly after this many seconds")
     # --- status server
-    status_port: int = 8080             # HTTP port for /health, / and /display; 0: no server
-    status_bind: str = "127.0.0.1"      # address to bind; anything but loopback needs status_token
-    status_token: str | None = None     # required as ?token= or "Authorization: Bearer" when set
+    status_port: int = opt(8080, "HTTP port for /health, / and /display (default 8080; 0: none)", play=False)
+    status_bind: str = opt("127.0.0.1", "address of the status server (default 127.0.0.1; any other needs "
+                                        "--status-token)", play=False)
+    status_token: str | None = opt(None, "a token every status request must carry (?token= or "
+                                         "Authorization: Bearer)", play=False)
     # --- logs
-    log_file: str | None = None         # JSON-lines state log, rotated (default: stderr only)
-    log_max_mb: float = 10.0            # rotate at this size
-    log_backups: int = 5                # rotated files kept
-    log_level: str = "info"
+    log_file: str | None = opt(None, "write one JSON line per state change to this file, rotated "
+                                     "(default: stderr only)", play=False)
+    log_max_mb: float = opt(10.0, "rotate the log file at this many MB (default 10)", play=False)
+    log_backups: int = opt(5, "rotated log files kept (default 5)", play=False)
+    log_level: str = opt("info", "debug, info, warning or error (default info)")
     # --- supervision
-    heartbeat_timeout_s: float = 5.0    # a child silent this long has stalled: killed and restarted
-    start_timeout_s: float = 60.0       # a child not ready this long after its start has stalled
-    start_seconds: float = 3.0          # a start counts as good once the child is ready and this old
-    start_retries: int = 5              # failed starts in a row before FATAL
-    fatal_retry_s: float = 60.0         # a FATAL child is tried again after this long
-    backoff_s: float = 0.5              # first wait before a restart; doubles per failed start
-    backoff_max_s: float = 30.0         # the longest wait
-    stop_timeout_s: float = 3.0         # SIGTERM, then SIGKILL after this long
+    heartbeat_timeout_s: float = opt(5.0, "a child process silent this long has stalled: it is killed and "
+                                          "restarted (default 5)", play=False)
+    start_timeout_s: float = opt(60.0, "a child process not ready this long after its start has stalled "
+                                       "(default 60)", play=False)
+    start_seconds: float = opt(3.0, "a start counts as good once the child is ready and this many seconds old "
+                                    "(default 3)", play=False)
+    start_retries: int = opt(5, "failed starts in a row before a child is FATAL (default 5)", play=False)
+    fatal_retry_s: float = opt(60.0, "a FATAL child is tried again after this many seconds (default 60)", play=False)
+    backoff_s: float = opt(0.5, "first wait before a restart, doubled per failed start (default 0.5)", play=False)
+    backoff_max_s: float = opt(30.0, "the longest wait before a restart (default 30)", play=False)
+    stop_timeout_s: float = opt(3.0, "stopping a child: SIGTERM, then SIGKILL after this many seconds "
+                                     "(default 3)", play=False)
 
     def __post_init__(self) -> None:
-        def need(cond: bool, key: str, why: str) -> None:
-            if not cond:
-                raise ConfigError(f"{key}: {why}")
-        need(1 <= self.channel <= 16, "channel", f"{self.channel}: MIDI channels are 1-16")
-        for k in ("embed_fps", "tempo_scale", "camera_timeout_s", "slide_seconds", "heartbeat_timeout_s",
-                  "start_timeout_s", "backoff_s", "backoff_max_s", "stop_timeout_s", "log_max_mb", "fatal_retry_s"):
-            need(getattr(self, k) > 0, k, f"{getattr(self, k)} must be above 0")
-        need(self.lookahead_ms >= 20, "lookahead_ms", f"{self.lookahead_ms} must be at least 20")
-        need(0 < self.top_p <= 1, "top_p", f"{self.top_p} must be in (0, 1]")
-        need(self.temperature >= 0, "temperature", f"{self.temperature} must be >= 0")
-        need(self.duration is None or self.duration > 0, "duration", "must be above 0")
-        need(self.late_policy in ("send", "drop"), "late_policy", f"{self.late_policy!r}: 'send' or 'drop'")
-        need(self.midi_api in (None, "alsa", "jack", "coremidi", "winmm"), "midi_api",
-             f"{self.midi_api!r}: one of alsa, jack, coremidi, winmm")
-        need(self.max_polyphony >= 1, "max_polyphony", "must be at least 1")
-        need(self.max_note_seconds > 0, "max_note_seconds", "must be above 0")
-        need(self.port is None or self.virtual_port is None, "port",
-             "give either port (connect to a synth) or virtual_port, not both")
-        need(0 <= self.status_port <= 65535, "status_port", f"{self.status_port}: a TCP port is 0-65535")
-        need(self.status_bind in LOOPBACK or bool(self.status_token), "status_bind",
-             f"{self.status_bind!r} is not loopback: set status_token (--status-token) so staff pages need it")
-        need(self.log_backups >= 0 and self.start_retries >= 1, "log_backups" if self.log_backups < 0
-             else "start_retries", "out of range")
-        need(self.log_level in ("debug", "info", "warning", "error"), "log_level",
-             "one of debug, info, warning, error")
-        need(0 <= self.sender_priority <= 99, "sender_priority", "0 (normal) or 1-99 (SCHED_FIFO)")
-        need(self.start_seconds >= 0, "start_seconds", "must be >= 0")
-        need(self.decoder in (None, "gru", "transformer"), "decoder", f"{self.decoder!r}: gru or transformer")
-        need(self.guidance is None or 0 <= self.guidance <= 8, "guidance", f"{self.guidance}: must be between 0 and 8")
-        from installation.mood.conductor import Steering
-        try:
-            Steering(valence=self.valence, arousal=self.arousal, key=self.key, motion_weight=self.motion_weight).check()
-        except ValueError as exc:
-            key = next((k for k in ("valence", "arousal", "key", "motion_weight") if k.replace("_", "-") in str(exc)), "key")
-            raise ConfigError(f"{key}: {exc}") from None
-        if self.emotion_map is not None:
-            from installation.mood import emotion_map
-            try:
-                emotion_map.load(self.emotion_map)
-            except emotion_map.MapError as exc:
-                raise ConfigError(f"emotion_map: {exc}") from None
-        if self.patch is not None:
-            from installation.patches import load_patch
-            load_patch(self.patch)              # a bad patch: its one-line error, before anything starts
+        check_values(self)
+        if self.source is not None:
+            object.__setattr__(self, "camera", self.source)     # the children read `camera`
         try:
             OpeningHours.parse(self.hours)
         except ValueError as exc:
             raise ConfigError(f"hours: {exc}") from None
-        if self.attract is not None:
-            need(Path(self.attract).expanduser().is_dir(), "attract", f"{self.attract}: no such folder")
-        if self.log_file is not None:
-            parent = Path(self.log_file).expanduser().resolve().parent
-            need(parent.is_dir(), "log_file", f"{self.log_file}: folder {parent} does not exist")
+        need(self.status_bind in LOOPBACK or bool(self.status_token), "status_bind",
+             f"{self.status_bind!r} is not loopback: set status_token (--status-token) so staff pages need it")
+        need(self.port is None or self.virtual_port is None, "port",
+             "give either port (connect to a synth) or virtual_port, not both")
 
     @property
     def opening_hours(self) -> OpeningHours:
@@ -144,7 +140,147 @@ class KioskConfig:
         return dataclasses.replace(self, **kw)
 
 
+# Numbers: (lowest, highest, lowest excluded). Every number must also be finite.
+RANGES = {
+    "temperature": (0.0, 10.0, False), "top_p": (0.0, 1.0, True), "embed_fps": (0.0, 60.0, True),
+    "lookahead_ms": (20.0, 10_000.0, False), "tempo_scale": (0.0, 100.0, True), "guidance": (0.0, 8.0, False),
+    "valence": (-1.0, 1.0, False), "arousal": (-1.0, 1.0, False), "motion_weight": (0.0, 2.0, False),
+    "max_note_seconds": (0.0, 3600.0, True), "slide_seconds": (0.0, 86_400.0, True),
+    "camera_timeout_s": (0.0, 86_400.0, True), "duration": (0.0, 1e9, True), "log_max_mb": (0.0, 1e6, True),
+    "heartbeat_timeout_s": (0.0, 86_400.0, True), "start_timeout_s": (0.0, 86_400.0, True),
+    "start_seconds": (0.0, 3600.0, False), "fatal_retry_s": (0.0, 86_400.0, True), "backoff_s": (0.0, 3600.0, True),
+    "backoff_max_s": (0.0, 86_400.0, True), "stop_timeout_s": (0.0, 3600.0, True),
+    "seed": (0, MAX_INT, False), "channel": (1, 16, False), "max_polyphony": (1, 128, False),
+    "sender_priority": (0, 99, False), "status_port": (0, 65535, False), "log_backups": (0, 1000, False),
+    "start_retries": (1, 1000, False),
+}
+CHOICES = {
+    "decoder": (None, "gru", "transformer"), "late_policy": ("send", "drop"),
+    "midi_api": (None, "alsa", "jack", "coremidi", "winmm"), "log_level": ("debug", "info", "warning", "error"),
+}
+
+
+def need(cond: bool, key: str, why: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {why}")
+
+
+def _show(v) -> str:
+    text = repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_values(obj, option_names: bool = False) -> None:
+    """Every setting of ``obj`` (a KioskConfig, or play's parsed arguments) that is a field here: finite and in
+    range, one of its choices, no NUL in a text. ``option_names``: name them as options (--top-p), not keys."""
+    for name in _FIELD_NAMES:
+        if not hasattr(obj, name):
+            continue
+        v = getattr(obj, name)
+        key = "--" + name.replace("_", "-") if option_names else name
+        if v is None:
+            continue
+        if isinstance(v, str):
+            need("\x00" not in v, key, "contains a NUL character")
+        if name in CHOICES:
+            need(v in CHOICES[name], key, f"{_show(v)} is not one of {', '.join(c for c in CHOICES[name] if c)}")
+        if name in RANGES:
+            lo, hi, lo_open = RANGES[name]
+            need(isinstance(v, (int, float)) and not isinstance(v, bool), key, f"{_show(v)} is not a number")
+            if isinstance(v, float):
+                need(math.isfinite(v), key, f"{v} is not a finite number")
+            ok = (lo < v if lo_open else lo <= v) and v <= hi
+            need(ok, key, f"{_show(v)} must be " + (f"above {lo} and at most {hi}" if lo_open
+                                                     else f"between {lo} and {hi}"))
+    if all(hasattr(obj, k) for k in ("valence", "arousal", "key", "motion_weight")):
+        from installation.mood.conductor import Steering
+        try:
+            Steering(valence=obj.valence, arousal=obj.arousal, key=obj.key, motion_weight=obj.motion_weight).check()
+        except ValueError as exc:
+            raise ConfigError(str(exc) if option_names else f"key: {exc}") from None
+
+
+def writable_file(path: str, key: str) -> Path:
+    """``path`` can be written (created or appended to); a file this check creates is removed again."""
+    if "\x00" in str(path):
+        raise ConfigError(f"{key}: the path contains a NUL character")
+    p = Path(path).expanduser()
+    need(not p.is_dir(), key, f"{path} is a folder; give a file name (e.g. {p / 'kiosk.jsonl'})")
+    need(p.parent.is_dir(), key, f"{path}: folder {p.parent} does not exist; create it first")
+    existed = p.exists()
+    try:
+        with open(p, "ab"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{key}: {path}: cannot write it ({exc.strerror or exc})") from None
+    if not existed:
+        p.unlink(missing_ok=True)
+    return p
+
+
+def writable_folder(path: str, key: str) -> Path:
+    """``path`` exists as a folder (created if needed) in which files can be written."""
+    import tempfile
+    if "\x00" in str(path):
+        raise ConfigError(f"{key}: the path contains a NUL character")
+    p = Path(path).expanduser()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{key} {path}: cannot write files there ({exc.strerror or exc})") from None
+    return p
+
+
+def check_resources(cfg: KioskConfig) -> None:
+    """What the files and folders named by ``cfg`` hold, checked before anything starts: the models, the patch
+    and its emotion map, the picture source and the attract folder, the log file. One line names the problem."""
+    from installation import manifest as M
+    from installation.image.capture import _slideshow, bundled_artworks
+    from installation.mood import emotion_map
+    from installation.patches import load_patch
+    models = M.load(cfg.models)
+    need(cfg.decoder is None or cfg.decoder in models.decoders, "decoder",
+         f"{cfg.decoder}: the models in {models.folder} have only {', '.join(models.decoders)}")
+    patch = load_patch(cfg.patch)
+    try:
+        emap = emotion_map.load(cfg.emotion_map) if cfg.emotion_map else emotion_map.for_models(models.folder)
+        if patch.emotion_map:
+            emap.overridden(patch.emotion_map, f"patch {patch.path}: emotion_map")
+    except emotion_map.MapError as exc:
+        raise ConfigError(str(exc) if patch.emotion_map else f"emotion_map: {exc}") from None
+    try:
+        _slideshow(Path(cfg.attract).expanduser() if cfg.attract else bundled_artworks(), cfg.slide_seconds)
+    except UserError as exc:
+        raise ConfigError(f"attract: {exc}") from None
+    check_source(cfg.camera, cfg.slide_seconds, "source")
+    if cfg.log_file is not None:
+        writable_file(cfg.log_file, "log_file")
+
+
+def check_source(spec: str, slide_seconds: float, key: str) -> None:
+    """A picture source naming a folder must hold images that play. A camera index, stream URL or video file
+    may come later (a camera plugged in, a file copied): attract mode plays meanwhile, and the start says so."""
+    import logging
+    import re
+    from installation.image.capture import _slideshow
+    spec = str(spec).strip()
+    if spec.isdigit() or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
+        return
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        try:
+            _slideshow(path, slide_seconds)
+        except UserError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    elif not path.exists():
+        logging.getLogger("installation.kiosk").warning(
+            "%s %s: no such file now; the attract folder plays until it appears", key, spec)
+
+
 _FIELDS = {f.name: f for f in fields(KioskConfig)}
+_FIELD_NAMES = tuple(_FIELDS)
 _OPTIONAL = {name for name, f in _FIELDS.items() if "None" in str(f.type)}
 
 
@@ -163,6 +299,8 @@ def _typed(key: str, value):
         return tuple(value)
     if isinstance(value, bool):
         raise ConfigError(f"{key}: {value!r} is a boolean; expected {t}")
+    if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+        raise ConfigError(f"{key}: a whole number of {len(str(abs(value)))} digits is out of range")
     if t.startswith("float"):
         if not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: {value!r} is not a number")
@@ -171,15 +309,19 @@ def _typed(key: str, value):
         if not isinstance(value, int):
             raise ConfigError(f"{key}: {value!r} is not a whole number")
         return value
-    if key == "camera" and isinstance(value, int):
+    if key in ("camera", "source") and isinstance(value, int):
         return str(value)
     if not isinstance(value, str):
         raise ConfigError(f"{key}: {value!r} is not a string")
     return value
 
 
-def read_toml(path: str | Path) -> dict:
-    """A config file's keys (dashes -> underscores), each type-checked; ConfigError names the file and key."""
+PLAY_ONLY_TYPES = {"record": str, "synth": bool, "soundfont": str, "audio_driver": str}
+
+
+def read_toml(path: str | Path, for_play: bool = False) -> dict:
+    """A config file's keys (dashes -> underscores), each type-checked; ConfigError names the file and key.
+    ``for_play``: the file is read by `play`, which also takes its own options (record, synth, ...)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -187,11 +329,19 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(f"--config {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--config {path}: cannot read it ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:    # ValueError: a number too long to read
         raise ConfigError(f"--config {path}: not valid TOML ({exc})") from None
     out = {}
     for raw, value in data.items():
         key = raw.replace("-", "_")
+        if key in PLAY_ONLY and for_play:
+            if not isinstance(value, PLAY_ONLY_TYPES[key]):
+                raise ConfigError(f"--config {path}: {raw}: {value!r} is not a "
+                                  f"{'boolean' if PLAY_ONLY_TYPES[key] is bool else 'string'}")
+            out[key] = value
+            continue
+        if key in PLAY_ONLY:
+            raise ConfigError(f"--config {path}: {raw!r} is a play option: {PLAY_ONLY[key]}")
         if key not in _FIELDS:
             raise ConfigError(f"--config {path}: unknown key {raw!r} (known: {', '.join(_FIELDS)})")
         try:
@@ -202,16 +352,22 @@ def read_toml(path: str | Path) -> dict:
 
 
 def build(file: str | Path | None = None, overrides: dict | None = None) -> KioskConfig:
-    """Defaults, then the file, then command-line ``overrides`` (None values are 'not given')."""
+    """Defaults, then the file, then command-line ``overrides`` (None values are 'not given').
+    A mistake names the option (--top-p) when the command line gave it, else the file and its key."""
     values = read_toml(file) if file is not None else {}
+    given = set()
     for k, v in (overrides or {}).items():
         if v is not None:
             values[k] = _typed(k, v)
-    where = f"--config {file}: " if file is not None else ""
+            given.add(k)
     try:
         return KioskConfig(**values)
     except ConfigError as exc:
-        raise ConfigError(f"{where}{exc}") from None
+        msg = str(exc)
+        key = msg.split(":", 1)[0]
+        if key in given or file is None:
+            raise ConfigError("--" + key.replace("_", "-") + msg[len(key):]) from None
+        raise ConfigError(f"--config {file}: {msg}") from None
 
 
 def field_names() -> list[str]:

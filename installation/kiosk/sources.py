@@ -1,4 +1,5 @@
-"""The kiosk's pictures: a camera that may come and go, with the bundled artworks as attract mode.
+"""The kiosk's pictures: a camera that may come and go, with the bundled artworks as attract mode;
+or, when ``--source`` names a folder or an image, that slideshow.
 
 ``CameraWithAttract`` is a live FrameSource. Its capture thread opens the camera
 (an index, a stream URL, or a video file standing in for one), reads frames at
@@ -19,7 +20,8 @@ import time
 from pathlib import Path
 
 
-from installation.image.capture import Frame, FrameSource, open_video_capture, _slideshow, _to_rgb, bundled_artworks
+from installation.image.capture import (Frame, FrameSource, ImageSource, open_video_capture, _is_image, _slideshow,
+                                       _to_rgb, bundled_artworks)
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,19 @@ class CameraWithAttract(FrameSource):
                  slide_seconds: float = 20.0, fps: float = 15.0, clock=time.monotonic):
         self.target: int | str = int(camera) if str(camera).strip().isdigit() else str(camera)
         self.timeout_s, self.period, self.clock = timeout_s, 1.0 / fps, clock
-        self.show = _slideshow(Path(attract) if attract else bundled_artworks(), slide_seconds)
+        self.show = _slideshow(Path(attract).expanduser() if attract else bundled_artworks(), slide_seconds)
         self.name = f"camera {self.target}" if isinstance(self.target, int) else f"camera {Path(str(self.target)).name}"
         self.description = f"{self.name}, else {self.show.description}"
+        # --source naming a folder or an image: that slideshow is the picture, with no camera to wait for
+        self.still: ImageSource | None = None
+        path = Path(str(self.target)).expanduser() if isinstance(self.target, str) else None
+        if path is not None and path.is_dir():
+            self.still = _slideshow(path, slide_seconds)
+        elif path is not None and path.is_file() and _is_image(path):
+            self.still = ImageSource([path], slide_seconds, f"image {path.name}")
+        if self.still is not None:
+            self.name, self.description = self.still.description, self.still.description
+        self._started_at: float | None = None
         self._lock = threading.Lock()
         self._frame: Frame | None = None
         self._frame_t = -1e300
@@ -44,6 +56,8 @@ class CameraWithAttract(FrameSource):
         self.latest: Frame | None = None      # what frame_at gave last (the display shows it)
 
     def start(self) -> None:
+        if self.still is not None:
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
             self._thread.start()
@@ -89,7 +103,10 @@ class CameraWithAttract(FrameSource):
 
     @property
     def state(self) -> str:
-        """'camera' (frames coming), 'held' (none for a moment: the last scene stays) or 'attract'."""
+        """'camera' (frames coming), 'held' (none for a moment: the last scene stays) or 'attract';
+        'slideshow' when the source is a folder or an image."""
+        if self.still is not None:
+            return "slideshow"
         with self._lock:
             age = self.clock() - self._frame_t
         if age < max(1.0, 4 * self.period):
@@ -97,6 +114,12 @@ class CameraWithAttract(FrameSource):
         return "held" if age < self.timeout_s else "attract"
 
     def frame_at(self, t: float) -> Frame:
+        if self.still is not None:
+            now = self.clock()
+            if self._started_at is None:
+                self._started_at = now
+            self.latest = self.still.frame_at(now - self._started_at)
+            return self.latest
         self.start()
         now = self.clock()
         with self._lock:

@@ -195,7 +195,7 @@ def load_patch(name_or_path: str | Path | None = None) -> Patch:
         raise UserError(f"patch {path}: cannot read it ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise UserError(f"patch {path}: not a UTF-8 text file") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:   # ValueError: a number too long to read
         raise UserError(f"patch {path}: not valid TOML: {exc}") from None
     return parse_patch(data, path=path)
 
@@ -249,7 +249,7 @@ class _Checker:
         self.where = where
 
     def fail(self, key: str, what: str):
-        raise UserError(f"{self.where}: {key}: {what}")
+        raise UserError(one_line(f"{self.where}: {key}: {what}"))
 
     @staticmethod
     def _key(section: str, key: str) -> str:
@@ -269,8 +269,10 @@ class _Checker:
         v = t[key]
         if not isinstance(v, str):
             self.fail(self._key(section, key), f"must be a string, not {_typename(v)}")
+        if "\x00" in v:
+            self.fail(self._key(section, key), "contains a NUL character")
         if choices is not None and v not in choices:
-            self.fail(self._key(section, key), f"{v!r} is not one of: {', '.join(choices)}")
+            self.fail(self._key(section, key), f"{_short(repr(v))} is not one of: {', '.join(choices)}")
         return v
 
     def boolean(self, t: dict, key: str, section: str, default: bool) -> bool:
@@ -288,7 +290,7 @@ class _Checker:
         if isinstance(v, bool) or not isinstance(v, int):
             self.fail(self._key(section, key), f"must be a whole number, not {_typename(v)}")
         if not lo <= v <= hi:
-            self.fail(self._key(section, key), f"{v} is out of range {lo}..{hi}")
+            self.fail(self._key(section, key), f"{_short(v)} is out of range {lo}..{hi}")
         return v
 
     def number(self, t: dict, key: str, section: str, lo: float, hi: float, default=None,
@@ -296,10 +298,10 @@ class _Checker:
         if key not in t:
             return default
         v = t[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            self.fail(self._key(section, key), f"must be a number, not {_typename(v)}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
+            self.fail(self._key(section, key), f"must be a finite number, not {_short(v)}")
         if not (lo < v if lo_open else lo <= v) or not v <= hi:
-            self.fail(self._key(section, key), f"{v} is out of range {'(' if lo_open else ''}{lo:g}..{hi:g}")
+            self.fail(self._key(section, key), f"{_short(v)} is out of range {'(' if lo_open else ''}{lo:g}..{hi:g}")
         return float(v)
 
     def pair(self, t: dict, key: str, section: str, lo: int, hi: int, default, ordered: bool = True):
@@ -309,12 +311,23 @@ class _Checker:
         k = self._key(section, key)
         if (not isinstance(v, list) or len(v) != 2
                 or any(isinstance(x, bool) or not isinstance(x, int) for x in v)):
-            self.fail(k, f"must be two whole numbers [low, high], not {v!r}")
+            self.fail(k, f"must be two whole numbers [low, high], not {_short(repr(v))}")
         if not all(lo <= x <= hi for x in v):
             self.fail(k, f"{v} is out of range {lo}..{hi}")
         if ordered and v[0] > v[1]:
             self.fail(k, f"{v}: the low end is above the high end")
         return (v[0], v[1])
+
+
+def one_line(text: str) -> str:
+    """An error message on one line, whatever the file held: line breaks and other controls escaped."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _short(v) -> str:
+    """A value for an error line: a number of 400 digits is shown by its length, a text quoted."""
+    text = repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= 24 else f"a number of {len(text)} digits" if isinstance(v, int) else text[:21] + "..."
 
 
 def _typename(v) -> str:

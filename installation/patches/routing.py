@@ -53,11 +53,12 @@ class _LayerVoice:
         self.taken.add(key)
         return self._play(self.limiter.on(key, p, vel))
 
-    def off(self, key: int) -> list[tuple[int, int, int]]:
+    def off(self, key: int, resume: bool = True) -> list[tuple[int, int, int]]:
+        """The release of ``key``; with ``resume`` a mono layer sounds the latest note still held again."""
         if key not in self.taken:
             return []
         self.taken.discard(key)
-        return self._play(self.limiter.off(key))
+        return self._play(self.limiter.off(key, resume=resume))
 
     def _play(self, events) -> list[tuple[int, int, int]]:
         out = []
@@ -142,10 +143,15 @@ class NoteRouter:
                 return out
             s = self.shaping
             vel = shape_velocity(velocity, s.velocity_curve, s.velocity_range[0], s.velocity_range[1])
-            return out + self._dispatch(self._limiter.on(pitch, p, vel))
-        return self._dispatch(self._limiter.off(pitch))
+            return out + self._dispatch(self._limiter.on(pitch, p, vel), t)
+        # A release may sound a held note again (mono, last-note priority): that is a new note-on too,
+        # so it needs room under max_notes_per_second, or the held note stays silent.
+        events = self._limiter.off(pitch, resume=self._density.room(t))
+        if any(kind == "on" for kind, *_ in events):
+            self._density.allow(t)
+        return self._dispatch(events, t)
 
-    def _dispatch(self, events) -> list[tuple[int, int, int]]:
+    def _dispatch(self, events, t: float) -> list[tuple[int, int, int]]:
         out = []
         for kind, key, p, vel in events:
             self.performance.append((kind == "on", p, vel))
@@ -157,7 +163,10 @@ class NoteRouter:
             else:
                 self._sounding.pop(key, None)
                 for lv in self.layers:
-                    out += lv.off(key)
+                    before = len(out)
+                    out += lv.off(key, resume=self._density.room(t))
+                    if any(m[0] & 0xF0 == NOTE_ON for m in out[before:]):
+                        self._density.allow(t)        # a layer's resumed note counts too
         return out
 
     def close_all(self) -> list[tuple[int, int, int]]:

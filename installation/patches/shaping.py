@@ -56,14 +56,20 @@ class DensityLimit:
         self.per_second = per_second
         self._times: deque[float] = deque()
 
-    def allow(self, t: float) -> bool:
+    def room(self, t: float) -> bool:
+        """Whether a note-on at ``t`` would be allowed (nothing is counted)."""
         if self.per_second <= 0:
             return True
         while self._times and self._times[0] <= t - 1.0:
             self._times.popleft()
-        if len(self._times) >= self.per_second:
+        return len(self._times) < self.per_second
+
+    def allow(self, t: float) -> bool:
+        """Count a note-on at ``t`` if there is room for it; False: it must not sound."""
+        if not self.room(t):
             return False
-        self._times.append(t)
+        if self.per_second > 0:
+            self._times.append(t)
         return True
 
     def reset(self) -> None:

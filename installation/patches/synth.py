@@ -13,6 +13,8 @@ SoundFont (Debian: ``apt install fluidsynth fluid-soundfont-gm``; macOS:
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 
 from installation.errors import UserError
@@ -69,6 +71,7 @@ class FluidSynthSink:
         self._fs = None
         self._synth = None
         self._audio = None
+        self.written_to: str | None = None     # the WAV file the sound goes to, when it goes to one
 
     def open(self) -> None:
         fs = import_fluidsynth()
@@ -77,25 +80,57 @@ class FluidSynthSink:
         self._synth = synth
         driver = self.driver
         if driver and driver.startswith("file:"):
-            synth.setting("audio.driver", "file")
             synth.setting("audio.file.name", driver[5:])
+            self.written_to = driver[5:]
             driver = "file"
-        elif driver:
-            synth.setting("audio.driver", driver)
         if synth.sfload(str(self.soundfont), update_midi_preset=1) == -1:
             self.close()
             raise UserError(f"SoundFont {self.soundfont}: FluidSynth cannot load it; give another with --soundfont")
-        from installation.midi.midi_io import _quiet_stderr
-        with _quiet_stderr():                  # libasound/FluidSynth print their own errors on failure
-            self._audio = fs.new_fluid_audio_driver(synth.settings, synth.synth)
+        tried = []
+        for candidate in ([driver] if driver else self._fallbacks(synth)):
+            if candidate == "file" and driver is None:     # nothing else opened: the sound goes to a file
+                self.written_to = time.strftime("installation-%Y%m%d-%H%M%S.wav")
+                synth.setting("audio.file.name", self.written_to)
+            synth.setting("audio.driver", candidate)
+            if candidate == "jack":
+                synth.setting("audio.jack.autoconnect", 1)  # to the playback ports, or nothing is heard
+            self._audio = self._new_driver(fs, synth)
+            if self._audio:
+                break
+            tried.append(candidate)
         if not self._audio:
-            used = driver or synth.get_setting("audio.driver")
+            used = ", ".join(tried) or driver
             self.close()
-            raise UserError(f"--synth: FluidSynth cannot open its audio output (driver {used!r}); "
+            raise UserError(f"--synth: FluidSynth cannot open its audio output (driver {used}); "
                             f"choose another with --audio-driver (e.g. alsa, pulseaudio, jack, "
                             f"or file:out.wav to write the sound to a file)")
-        log.info("synth: FluidSynth in this process, SoundFont %s, audio %s", self.soundfont,
-                 driver or synth.get_setting("audio.driver"))
+        used = synth.get_setting("audio.driver")
+        if tried:
+            log.warning("--synth: no sound card or audio server answers (%s tried); %s", ", ".join(tried),
+                        f"writing the sound to {Path(self.written_to).resolve()} instead (--audio-driver "
+                        "chooses another output)" if used == "file" else f"playing through {used}")
+        log.info("synth: FluidSynth in this process, SoundFont %s, audio %s%s", self.soundfont, used,
+                 f" -> {self.written_to or synth.get_setting('audio.file.name')}" if used == "file" else "")
+
+    @staticmethod
+    def _fallbacks(synth) -> list[str]:
+        """FluidSynth's default output, then JACK (if a server runs), then a WAV file."""
+        first = synth.get_setting("audio.driver") or "alsa"
+        return [first] + [d for d in ("jack", "file") if d != first]
+
+    @staticmethod
+    def _new_driver(fs, synth):
+        from installation.midi.midi_io import _quiet_stderr
+        saved = os.environ.get("JACK_NO_START_SERVER")
+        os.environ["JACK_NO_START_SERVER"] = "1"       # look for a JACK server; never start one
+        try:
+            with _quiet_stderr():                      # libasound/FluidSynth print their own errors on failure
+                return fs.new_fluid_audio_driver(synth.settings, synth.synth)
+        finally:
+            if saved is None:
+                os.environ.pop("JACK_NO_START_SERVER", None)
+            else:
+                os.environ["JACK_NO_START_SERVER"] = saved
 
     def send(self, msg) -> bool:
         s = self._synth
@@ -132,4 +167,5 @@ class FluidSynthSink:
             self._synth = None
 
     def describe(self) -> str:
-        return f"FluidSynth in this process ({self.soundfont.name})"
+        out = f", sound written to {self.written_to}" if self.written_to else ""
+        return f"FluidSynth in this process ({self.soundfont.name}{out})"

@@ -1,0 +1,192 @@
+"""Hypothesis strategies for the configuration fuzzers: patches and kiosk/play config files as TOML text.
+
+Each case is a TOML document built from the real keys (and some wrong ones) with hostile values: huge and
+negative whole numbers, nan and inf, NUL and control characters, wrong types, nested tables, and text that
+is not TOML at all. ``check_*`` runs one case through the real loader and says how it ended: ``"ok"``, or
+``"refused"`` (the one-line UserError). Anything else (another exception, a message of several lines)
+fails the property. Used by tests/test_config_fuzz.py (a few hundred cases) and bench/bench_fuzz.py (thousands).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import string
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:              # Python 3.10
+    import tomli as tomllib              # type: ignore[no-redef]
+
+from hypothesis import strategies as st
+
+from installation.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+PATCH_KEYS = {
+    "": ["name", "description", "output", "shaping", "layer", "controls", "cc", "osc", "input", "clock",
+         "synth", "emotion_map"],
+    "output": ["port", "virtual_port"],
+    "shaping": ["transpose", "pitch_range", "out_of_range", "scale", "off_scale", "velocity_curve",
+                "velocity_range", "max_polyphony", "mono", "max_notes_per_second", "tempo_scale"],
+    "layer": ["channel", "program", "bank", "voices", "transpose", "pitch_range", "out_of_range",
+              "velocity_scale", "max_polyphony", "mono"],
+    "cc": ["source", "number", "channel", "range", "smoothing_s", "pulse_s"],
+    "osc": ["host", "port", "prefix", "notes", "values", "rate_hz"],
+    "input": ["midi_port", "channel", "valence_cc", "arousal_cc", "osc_port", "weight"],
+    "clock": ["send", "min_bpm", "max_bpm", "smoothing_s", "follow_port", "reference_bpm", "link"],
+    "controls": ["rate_hz"],
+    "synth": ["soundfont", "gain"],
+    "emotion_map": ["corners", "mode_hysteresis", "key_change", "q1", "q2", "q3", "q4", "density", "velocity",
+                    "pitch", "major_share", "density_spread"],
+}
+_PATHS = [(section, key) for section, keys in PATCH_KEYS.items() for key in keys + ["bogus"]]
+WORDS = ["C major", "D minor", "fold", "drop", "snap", "all", "lowest", "highest", "valence", "arousal", "scene",
+         "/itm", "127.0.0.1", "relative", "parallel", "gm-piano", "10:00-18:00", "gru", "transformer", "send",
+         "jack", "alsa", "info", "0", "", " ", "/", "/tmp", "/dev/null", "/sys", "/nonexistent/x.toml"]
+
+HOSTILE_NUMBERS = [10 ** 400, -(10 ** 400), 2 ** 63, 2 ** 64 + 1, -1, 0, math.nan, math.inf, -math.inf, -0.0,
+                   1e308, 5e-324]
+_scalars = st.one_of(
+    st.sampled_from(HOSTILE_NUMBERS),                           # first: hypothesis shrinks towards these
+    st.integers(-200, 200),
+    st.integers(),                                              # any size
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.sampled_from(WORDS),
+    st.text(alphabet=string.printable + "\x00\x01\u00e9\u2028\ud7ff", max_size=30),
+)
+
+
+def _values(depth: int = 2):
+    if depth == 0:
+        return _scalars
+    inner = _values(depth - 1)
+    return st.one_of(_scalars, _scalars, st.lists(inner, max_size=4),
+                     st.dictionaries(st.sampled_from(sum(PATCH_KEYS.values(), []) + ["x", "bogus"]), inner, max_size=4))
+
+
+_hostile = st.one_of(st.sampled_from(HOSTILE_NUMBERS), _values(1))    # a mutation: half the time a bad number
+
+
+def toml_value(v) -> str:
+    """``v`` as TOML text (inline tables and arrays; nan and inf as TOML writes them)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        out = []
+        for ch in v:
+            if ch in '"\\' or ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF:
+                out.append("\\u%04x" % ord(ch) if not 0xD800 <= ord(ch) <= 0xDFFF else "?")
+            else:
+                out.append(ch)
+        return '"' + "".join(out) + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{toml_value(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))
+
+
+def toml_doc(d: dict) -> str:
+    return "".join(f"{toml_value(str(k))} = {toml_value(v)}\n" for k, v in d.items())
+
+
+def _bases(folder: Path) -> list[dict]:
+    out = []
+    for f in sorted(folder.glob("*.toml")):
+        out.append(tomllib.loads(f.read_text(encoding="utf-8")))
+    return out
+
+
+def _mangle(draw, text: str) -> str:
+    """One case in ten: bytes cut in or out, so the text is often no longer TOML."""
+    if draw(st.integers(0, 9)) == 0:
+        cut = draw(st.integers(0, len(text)))
+        text = text[:cut] + draw(st.text(max_size=8)) + text[cut + draw(st.integers(0, 4)):]
+    return text
+
+
+@st.composite
+def patch_documents(draw) -> str:
+    """A patch as TOML text: a shipped patch with one to three keys set to hostile values (so that the
+    loader gets past the first key and every section is reached), or built from scratch."""
+    if draw(st.integers(0, 4)) == 0:
+        doc = {}
+        for section in draw(st.lists(st.sampled_from(list(PATCH_KEYS)), max_size=5, unique=True)):
+            table = draw(st.dictionaries(st.sampled_from(PATCH_KEYS[section] + ["bogus"]), _values(1), max_size=5))
+            if section == "":
+                doc.update(table)
+            else:
+                doc[section] = draw(st.one_of(st.just(table), st.lists(st.just(table), min_size=1, max_size=3)))
+    else:
+        doc = copy.deepcopy(draw(st.sampled_from(_bases(REPO / "patches"))))
+        for _ in range(draw(st.sampled_from([1, 1, 1, 1, 1, 1, 1, 2, 2, 3]))):   # mostly one: it is the error
+            section, key = draw(st.sampled_from(_PATHS))
+            value = draw(_hostile)
+            if section == "":
+                doc[key] = value
+                continue
+            table = doc.get(section)
+            if isinstance(table, list) and table and isinstance(table[0], dict):
+                table = table[draw(st.integers(0, len(table) - 1))]
+            elif not isinstance(table, dict):
+                table = doc[section] = [{}] if section in ("layer", "cc") else {}
+                table = table[0] if isinstance(table, list) else table
+            table[key] = value
+    return _mangle(draw, toml_doc(doc))
+
+
+@st.composite
+def kiosk_documents(draw, field_names) -> str:
+    """A kiosk/play config file as TOML text: the shipped example with one to four keys (with dashes or
+    underscores; real ones and some play-only or unknown ones) set to hostile values."""
+    names = list(field_names) + ["record", "synth", "bogus", "camera-timeout-s"]
+    doc = copy.deepcopy(_bases(REPO / "deploy")[0]) if draw(st.booleans()) else {}
+    doc.pop("log_file", None)
+    for _ in range(draw(st.integers(1, 4))):
+        key = draw(st.sampled_from(names))
+        doc[key.replace("_", "-") if draw(st.booleans()) else key] = draw(_hostile)
+    return _mangle(draw, toml_doc(doc))
+
+
+def _one_line(exc: UserError) -> str:
+    msg = str(exc)
+    assert msg and "\n" not in msg and "Traceback" not in msg, f"not one line: {msg!r}"
+    return "refused"
+
+
+def check_patch(path) -> str:
+    """Load one patch file through the real loader: 'ok' or 'refused' (one line); anything else raises."""
+    from installation.cli import _patched_map
+    from installation.patches import load_patch
+    try:
+        patch = load_patch(str(path))
+        _patched_map(None, patch)                     # its [emotion_map] over the models' map, as play does
+        return "ok"
+    except UserError as exc:
+        return _one_line(exc)
+
+
+def check_kiosk(path, for_play: bool = False) -> str:
+    """Read and build one kiosk config file (and its paths, as the start does): 'ok' or 'refused'."""
+    from installation.kiosk import config as C
+    try:
+        values = C.read_toml(path, for_play=for_play)
+        values = {k: v for k, v in values.items() if k not in C.PLAY_ONLY}
+        cfg = C.build(None, values)
+        if cfg.log_file is not None:
+            C.writable_file(cfg.log_file, "log_file")
+        C.check_source(cfg.camera, cfg.slide_seconds, "source")
+        return "ok"
+    except UserError as exc:
+        return _one_line(exc)

@@ -1,0 +1,68 @@
+"""Fuzzers for the configuration a user writes: patches and kiosk (or play) config files.
+
+Each case is a TOML file on disk, read by the real loader: it works, or it is refused with the one-line
+UserError (which the command line prints as ``error: ...`` with exit status 2). A traceback, another
+exception or a message of several lines fails the test. A few hundred cases here; bench/bench_fuzz.py runs
+thousands and reports the figures (BENCHMARKS.md).
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+
+from tests.config_fuzz import check_kiosk, check_patch, kiosk_documents, patch_documents
+from installation.kiosk import config as C
+
+REPO = Path(__file__).resolve().parents[1]
+CASES = 300
+SETTINGS = settings(max_examples=CASES, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(text=patch_documents())
+def test_any_patch_file_loads_or_is_refused_in_one_line(tmp_path, monkeypatch, text):
+    monkeypatch.chdir(tmp_path)
+    p = tmp_path / "fuzz.toml"
+    p.write_text(text, encoding="utf-8")
+    assert check_patch(p) in ("ok", "refused")
+
+
+@SETTINGS
+@given(text=kiosk_documents(C.field_names()))
+def test_any_kiosk_config_file_builds_or_is_refused_in_one_line(tmp_path, monkeypatch, text):
+    monkeypatch.chdir(tmp_path)
+    p = tmp_path / "kiosk.toml"
+    p.write_text(text, encoding="utf-8")
+    assert check_kiosk(p) in ("ok", "refused")
+    assert check_kiosk(p, for_play=True) in ("ok", "refused")
+
+
+def test_the_cli_turns_the_worst_cases_into_one_line_and_status_2(tmp_path):
+    """The cases that gave tracebacks before (issue 13.8), through the real command line."""
+    patch = tmp_path / "big.toml"
+    patch.write_text("[shaping]\nvelocity_curve = " + "9" * 400 + "\n")
+    newline = tmp_path / "newline.toml"
+    newline.write_text('[clock]\nmin_bpm = ":}\\n2F"\n')          # found by bench/bench_fuzz.py: a 2-line error
+    cases = [
+        ["play", "--patch", str(patch), "--duration", "1"],
+        ["play", "--patch", str(newline), "--duration", "1"],
+        ["kiosk", "--config", str(_write(tmp_path, "f.toml", 'hours = ["25:00-\\n18:00"]\n')), "--duration", "1"],
+        ["kiosk", "--config", str(_write(tmp_path, "a.toml", "log_max_mb = inf\n")), "--duration", "1"],
+        ["kiosk", "--config", str(_write(tmp_path, "b.toml", 'log_file = "%s"\n' % tmp_path)), "--duration", "1"],
+        ["kiosk", "--config", str(_write(tmp_path, "c.toml", 'log_file = "a\\u0000b"\n')), "--duration", "1"],
+        ["kiosk", "--config", str(_write(tmp_path, "d.toml", "seed = " + "9" * 400 + "\n")), "--duration", "1"],
+        ["kiosk", "--config", str(_write(tmp_path, "e.toml", "seed = " + "9" * 5000 + "\n")), "--duration", "1"],
+    ]
+    for args in cases:
+        r = subprocess.run([sys.executable, str(REPO / "run_installation.py"), *args], capture_output=True,
+                           text=True, timeout=60, stdin=subprocess.DEVNULL)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (args, r.stderr[-2000:])
+
+
+def _write(folder, name, text):
+    p = folder / name
+    p.write_text(text)
+    return p
