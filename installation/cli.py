@@ -14,7 +14,6 @@ import os
 import queue
 import sys
 import time
-from pathlib import Path
 
 from installation.errors import UserError
 

@@ -23,12 +23,14 @@ class EventLog:
                                                                  backupCount=backups, encoding="utf-8")
             self._handler.setFormatter(logging.Formatter("%(message)s"))
 
-    def emit(self, event: str, **fields) -> dict:
+    def emit(self, event: str, level: int = logging.INFO, **fields) -> dict:
+        """One state change: a JSON line in the file, a readable line on stderr at ``level``
+        (errors at ERROR, trouble at WARNING, so a journal's filters see them)."""
         rec = {"t": dt.datetime.now().astimezone().isoformat(timespec="milliseconds"), "event": event, **fields}
-        log.info("%s %s", event, " ".join(f"{k}={v}" for k, v in fields.items()))
+        log.log(level, "%s %s", event, " ".join(f"{k}={v}" for k, v in fields.items()))
         if self._handler is not None:
-            self._handler.handle(logging.makeLogRecord({"msg": json.dumps(rec), "levelno": logging.INFO,
-                                                      "levelname": "INFO"}))
+            self._handler.handle(logging.makeLogRecord({"msg": json.dumps(rec), "levelno": level,
+                                                        "levelname": logging.getLevelName(level)}))
         return rec
 
     def close(self) -> None:

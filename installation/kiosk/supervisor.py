@@ -122,7 +122,8 @@ class Supervisor:
         return proc
 
     def _on_change(self, prog: Program, old: State, new: State, reason: str) -> None:
-        self.events.emit("program", program=prog.name, old=old.value, new=new.value, reason=reason,
+        level = logging.ERROR if new is State.FATAL else logging.WARNING if new is State.BACKOFF else logging.INFO
+        self.events.emit("program", level=level, program=prog.name, old=old.value, new=new.value, reason=reason,
                          restarts=prog.restarts)
         if new in (State.BACKOFF, State.FATAL):
             self.last_error = f"{prog.name}: {prog.last_error}"
@@ -206,7 +207,7 @@ class Supervisor:
                 out, error = None, exc
                 time.sleep(0.05)
         if out is None:
-            self.events.emit("panic", ok=False, why=why, error=str(error))
+            self.events.emit("panic", level=logging.WARNING, ok=False, why=why, error=str(error))
             return
         try:
             for pitch in range(128):
@@ -232,7 +233,7 @@ class Supervisor:
     def _beat(self, role: str, msg: dict) -> None:
         if "error" in msg:
             self.last_error = f"{role}: {msg['error']}"
-            self.events.emit("error", program=role, error=msg["error"])
+            self.events.emit("error", level=logging.ERROR, program=role, error=msg["error"])
             return
         self.programs[role].heartbeat(bool(msg.get("ready")))
         notes = msg.pop("notes", None)
