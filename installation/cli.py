@@ -332,7 +332,6 @@ def render(args) -> int:
         from installation.patches import load_patch
         patch = load_patch(args.patch)
         emap = _patched_map(emap, patch, args.models)
-    C.writable_folder(args.out, "--out")            # a folder that cannot take the files: refused now
     return render_collection(args, steering, emap, patch)
 
 

@@ -74,13 +74,8 @@ def render(args, steering, emap, patch) -> int:
     settings = settings_from(args, steering, emap, patch)
     captions = read_captions(Path(args.captions)) if args.captions else None
     images = iter_images(args.images)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
-    if not os.access(out, os.W_OK):
-        raise UserError(f"--out {out}: this folder is not writable; choose another")
+    from installation.kiosk.config import writable_folder
+    out = writable_folder(args.out, "--out")         # made if needed, and a file really written there (root too)
     workers = args.workers if args.workers is not None or args.ray_address else 1
     if workers is None or workers > 1:                # says what to install before the long part
         from installation.collection.cluster import import_ray
