@@ -8,7 +8,8 @@ import signal
 from installation.kiosk import config as C
 
 CHOICES = {"log_level": ["debug", "info", "warning", "error"], "late_policy": ["send", "drop"],
-           "midi_api": ["alsa", "jack", "coremidi", "winmm"], "decoder": ["gru", "transformer"]}
+           "midi_api": ["alsa", "jack", "coremidi", "winmm"], "decoder": ["gru", "transformer"],
+           "status_frames": ["local", "always", "never"]}
 HIDDEN = {"camera"}                      # the older name of --source, still accepted
 
 

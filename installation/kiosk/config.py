@@ -99,6 +99,8 @@ class KioskConfig:
                                         "--status-token)", play=False)
     status_token: str | None = opt(None, "a token every status request must carry (?token= or "
                                          "Authorization: Bearer)", play=False)
+    status_frames: str = opt("local", "camera pictures on /frame.jpg and /display: local (only when the status "
+                                      "server is on a loopback address; default), always, or never", play=False)
     # --- logs
     log_file: str | None = opt(None, "write one JSON line per state change to this file, rotated "
                                      "(default: stderr only)", play=False)
@@ -157,6 +159,7 @@ RANGES = {
 CHOICES = {
     "decoder": (None, "gru", "transformer"), "late_policy": ("send", "drop"),
     "midi_api": (None, "alsa", "jack", "coremidi", "winmm"), "log_level": ("debug", "info", "warning", "error"),
+    "status_frames": ("local", "always", "never"),
 }
 
 

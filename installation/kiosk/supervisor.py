@@ -337,7 +337,9 @@ class Supervisor:
         server = None
         if self.cfg.status_port:
             from installation.kiosk.status import StatusServer
-            server = StatusServer(self.status, self.cfg.status_bind, self.cfg.status_port, self.cfg.status_token)
+            frames = {"local": None, "always": True, "never": False}[self.cfg.status_frames]
+            server = StatusServer(self.status, self.cfg.status_bind, self.cfg.status_port, self.cfg.status_token,
+                                  serve_frames=frames)
             server.start()
             self.events.emit("status_server", url=server.url)
         self.events.emit("kiosk", value="started", hours=self.hours.describe(), pid=os.getpid())
