@@ -18,6 +18,10 @@ class SceneConfig:
     change_threshold: float = 0.25  # cosine distance (new embedding vs the smoothed one) at or above which it is a different scene
     change_frames: int = 2          # that many consecutive distant embeddings confirm a change (one glitch frame is not a scene change)
     crossfade_s: float = 2.0        # conditioning glides from the old to the new scene over this long
+    watch_fps: float = 30.0         # frames looked at per second for the cheap change signal (live: the newest frame; files: media time)
+    cut_share: float = 0.4          # share of a frame's pixels that must differ from the scene's reference frame to embed it at once
+    steady_share: float = 0.1       # fast confirmation: at most this share differs between the first distant frame and the next
+    confirm_gap_s: float = 0.03     # fast confirmation: the second frame is at least this long after the first
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,11 @@ class SceneTracker:
         self._smoothed, self._t = s, t
         return SceneUpdate(s, False, self.scene_id, distance)
 
+    @property
+    def pending(self) -> int:
+        """Distant embeddings in a row so far (0: the last embedding belonged to the scene)."""
+        return self._distant
+
     def _restart(self, t: float, x: np.ndarray, *, changed: bool, distance: float) -> SceneUpdate:
         self._smoothed, self._t, self._distant = x, t, 0
         return SceneUpdate(x, changed, self.scene_id, distance)
@@ -89,6 +98,64 @@ class SceneTracker:
     def smoothed(self) -> np.ndarray | None:
         """The current smoothed embedding (read-only), None before the first update."""
         return self._smoothed
+
+
+class CutWatch:
+    """The cheap change signal: which frames to embed at once, between the regular embeddings.
+
+    Every frame looked at is shrunk to a grey thumbnail (motion.grey_small, 64 px
+    wide). Its changed share (motion.changed_share: pixels that differ by more than
+    ``pixel_threshold``, a global brightness shift removed) is taken against the
+    scene's reference, the thumbnail of the last embedded frame that belonged to
+    the scene. A frame is embedded at once when
+
+    - no change is pending and at least ``cut_share`` of it differs from the
+      reference (a cut: a new picture, not a figure walking past, which covers a
+      small share), or
+    - one distant embedding is pending (the tracker counts it), the frame still
+      differs from the reference by ``cut_share``, it is at least ``confirm_gap_s``
+      after that distant frame and differs from it by at most ``steady_share``
+      (the new view holds still). Its embedding, if distant too, confirms the change.
+
+    Everything else waits for the regular cadence, which confirms changes as
+    before (``change_frames`` distant embeddings in a row). So people moving in
+    front of a picture, who change less than ``cut_share`` of it, are judged
+    exactly as without the watch.
+    """
+
+    def __init__(self, config: SceneConfig = SceneConfig(), pixel_threshold: float = 0.08):
+        self.config = config
+        self.pixel_threshold = pixel_threshold
+        self._ref: np.ndarray | None = None
+        self._candidate: tuple[float, np.ndarray] | None = None   # (t, thumbnail) of the pending distant frame
+
+    @staticmethod
+    def thumbnail(frame_rgb: np.ndarray) -> np.ndarray:
+        from installation.image.motion import grey_small
+        return grey_small(frame_rgb)
+
+    def _share(self, a: np.ndarray, b: np.ndarray) -> float:
+        from installation.image.motion import changed_share
+        if a.shape != b.shape:
+            return 1.0
+        return changed_share(a, b, self.pixel_threshold)
+
+    def wants(self, t: float, thumb: np.ndarray, pending: int) -> bool:
+        """Should the frame seen at ``t`` (its thumbnail) be embedded now? ``pending``: SceneTracker.pending."""
+        if self._ref is None or self._share(self._ref, thumb) < self.config.cut_share:
+            return False
+        if pending == 0:
+            return True
+        c = self._candidate
+        return (c is not None and t - c[0] >= self.config.confirm_gap_s
+                and self._share(c[1], thumb) <= self.config.steady_share)
+
+    def embedded(self, t: float, thumb: np.ndarray, update: SceneUpdate, pending: int) -> None:
+        """Tell the watch what the tracker made of the frame just embedded (``pending`` after it)."""
+        if update.changed or pending == 0:
+            self._ref, self._candidate = thumb, None
+        else:
+            self._candidate = (t, thumb)
 
 
 class Crossfade:

@@ -10,6 +10,8 @@ new scene wakes it at once.
   scheduler closes sounding notes) and generation resumes from now under the
   new scene, so the change is heard within the detection delay plus ~50 ms;
   a rest the model starts the new scene with is shortened to ``entry_gap_s``.
+- Logs tell the time the music does: a new scene's line is written once its
+  first note is due (heard), with the delay from the frame that showed it.
 - Phrase re-priming: after ``phrase_s`` of music, at the next moment with no
   note sounding, the hidden state is pulled part of the way back to the
   scene's h0, so long runs do not drift into noodling.
@@ -26,7 +28,7 @@ import numpy as np
 from installation.music import events as E
 from installation.music.decoder import Performer
 from installation.image.scene import Crossfade
-from installation.image.vision import SceneTimeline
+from installation.image.vision import SceneTimeline, scene_line
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class GeneratorThread:
         self._entry_deadline = 0.0     # music time by which the new scene's first note must come
         self._last_prime = 0.0
         self._version = 0
+        self._heard: list = []         # [entry, due of its first note or None]: new scenes not yet logged
         self._thread = threading.Thread(target=self._run, name="generator", daemon=True)
 
     # --- time -----------------------------------------------------------------
@@ -110,6 +113,8 @@ class GeneratorThread:
                 return
             self._enter(entry, first=True)
             while not self.stop_event.is_set():
+                if self._heard:
+                    self._log_heard()
                 if self._tempo_request is not None:
                     self._apply_tempo()
                 ahead = self.due(self.stream.time) - self.clock()
@@ -163,6 +168,15 @@ class GeneratorThread:
             self.p.prime(e.h0, mix=self.cfg.scene_mix)
         self.scene_id = e.scene_id
         self._scene_h0 = e.h0
+        if first or new_scene:
+            self._heard.append([e, None])
+
+    def _log_heard(self) -> None:
+        """Log each new scene whose first note is due by now, with the delay from the frame that showed it."""
+        while self._heard and self._heard[0][1] is not None and self._heard[0][1] <= self.clock():
+            e, due = self._heard.pop(0)
+            seen = self.t0 + e.seen_t if self.timeline.live else self.due(e.seen_t)
+            log.info("%s; heard %.0f ms after it was seen", scene_line(e), (due - seen) * 1e3)
 
     def _shorten_entry_rest(self, ev: int, m: float) -> int:
         """After a live scene change, a rest that would delay the new scene's first note past the entry
@@ -193,6 +207,9 @@ class GeneratorThread:
         if note.on:
             msg = (0x90 | ch, note.pitch, max(1, note.velocity))
             self.sounding.add(note.pitch)
+            for h in self._heard:
+                if h[1] is None:
+                    h[1] = self.due(note.time)
             if self._pending_change is not None:
                 self.scene_changes.append((self._pending_change, self.due(note.time)))
                 self._pending_change = None
