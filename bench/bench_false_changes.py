@@ -14,8 +14,9 @@ real time (the engine clock), 60 s of wall time.
 """
 from __future__ import annotations
 
-import threading
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def main() -> None:
 
     models = common.load_models(args.models)
     arts = dict(common.artworks())
-    path = common.RESULTS / f"people_{args.picture.split('.')[0]}_{seconds:g}s_{args.seed}.avi"
+    path = Path(tempfile.gettempdir()) / f"people_{args.picture.split('.')[0]}_{seconds:g}s_{args.seed}.avi"
     path.parent.mkdir(parents=True, exist_ok=True)
     make_people_video(path, arts[args.picture], seconds=seconds, seed=args.seed)
     video = VideoFileSource(path)

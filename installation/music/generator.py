@@ -8,8 +8,12 @@ new scene wakes it at once.
 - Conditioning glides (scene.Crossfade) toward each new scene entry.
 - Live sources: a scene change discards what is queued but not yet due (the
   scheduler closes sounding notes) and generation resumes from now under the
-  new scene, so the change is heard within the detection delay plus ~50 ms;
-  a rest the model starts the new scene with is shortened to ``entry_gap_s``.
+  new scene, so the change is heard within the detection delay plus ~50 ms.
+  The change is a phrase end, not a cut: the notes sounding at the cut end
+  there, the model is told so (their note-offs) and rests ``entry_breath_s``
+  (a breath), and the new phrase starts under the new scene's state and a
+  conditioning that glides into its key; a longer rest the model starts it
+  with is shortened so its first note comes within ``entry_gap_s``.
 - Logs tell the time the music does: a new scene's line is written once its
   first note is due (heard), with the delay from the frame that showed it.
 - Phrase re-priming: after ``phrase_s`` of music, at the next moment with no
@@ -43,7 +47,8 @@ class GeneratorConfig:
     reprime_mix: float = 0.6       # how far the hidden state moves back to h0 at a re-prime
     scene_mix: float = 0.5         # how far it moves to the new scene's h0 at a scene change
     discard_margin_s: float = 0.05  # live scene change: keep what is due within this
-    entry_gap_s: float = 0.25      # live scene change: the new scene's first note comes within this of the cut
+    entry_gap_s: float = 0.15      # live scene change: the new scene's first note comes within this of the cut
+    entry_breath_s: float = 0.04   # live scene change: the old phrase ends at the cut, then a rest this long at least
 
 
 class GeneratorThread:
@@ -147,12 +152,14 @@ class GeneratorThread:
             # resume the music clock at the cut: later events are due from there
             m_cut = self.stream.time
             self.offset = cut - (self.t0 + m_cut * self.tempo_scale)
+            ended = sorted(self.sounding)
             self.sounding.clear()
             if self.shaper is not None:
                 self.shaper.reset()                     # the scheduler closes what sounds
             self._pending_change = now
             self._entry_deadline = m_cut + self.cfg.entry_gap_s / self.tempo_scale
             self._enter(e)
+            self._end_phrase(ended)
         elif e is not None and e.t > getattr(self, "_live_t", -1):
             self._live_t = e.t
             self.fade.set(self.stream.time, e.cond)
@@ -177,6 +184,17 @@ class GeneratorThread:
             e, due = self._heard.pop(0)
             seen = self.t0 + e.seen_t if self.timeline.live else self.due(e.seen_t)
             log.info("%s; heard %.0f ms after it was seen", scene_line(e), (due - seen) * 1e3)
+
+    def _end_phrase(self, ended: list[int]) -> None:
+        """Live scene change: the model and the stream hear the old phrase end as the scheduler plays it
+        (the notes in ``ended`` released at the cut), then a breath of ``entry_breath_s``. Each told event
+        takes one decoder step whose own sample is dropped."""
+        steps = int(round(self.cfg.entry_breath_s / self.tempo_scale * E.STEPS_PER_SECOND))
+        told = [E.NOTE_OFF + p for p in ended] + ([E.TIME_SHIFT + min(steps, E.NUM_TIME_SHIFTS) - 1] if steps else [])
+        for ev in told:
+            self.p.next(self.fade.value(self.stream.time))
+            self.p.last = np.array([ev], np.int64)
+            self.stream.feed(ev)
 
     def _shorten_entry_rest(self, ev: int, m: float) -> int:
         """After a live scene change, a rest that would delay the new scene's first note past the entry
