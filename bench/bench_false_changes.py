@@ -57,7 +57,7 @@ def main() -> None:
     from media import make_people_video
     from installation.engine import Engine, EngineConfig
     from installation.image.capture import VideoFileSource
-    from installation.image.motion import changed_share, grey_small
+    from installation.image.scene import CutWatch
 
     models = common.load_models(args.models)
     arts = dict(common.artworks())
@@ -66,8 +66,8 @@ def main() -> None:
     make_people_video(path, arts[args.picture], seconds=seconds, seed=args.seed)
     video = VideoFileSource(path)
     video.open()
-    ref = grey_small(video.frame_at(0.0).image)
-    shares = [changed_share(ref, grey_small(video.frame_at(i / video.fps).image))
+    ref = CutWatch.thumbnail(video.frame_at(0.0).image)
+    shares = [CutWatch._share(ref, CutWatch.thumbnail(video.frame_at(i / video.fps).image))
               for i in range(video.frame_count)]
     source = VideoAsCamera(video) if args.live else video
     eng = Engine(models, source, None, EngineConfig(seed=1))
