@@ -77,7 +77,7 @@ def main() -> None:
 
     def counted(e):
         if e.changed:
-            changes.append(e.t)
+            changes.append(e.seen_t)
         publish(e)
     eng.timeline.publish = counted
     vis.music_time = lambda: float("inf")          # no music here: run as far ahead as it likes
@@ -89,6 +89,7 @@ def main() -> None:
     eng.stop_event.set()
     vis.join(5.0)
     wall = time.perf_counter() - began
+    changes = [t for t in changes if t < seconds]       # the file loops: its start again is a real change
     if eng.failure:
         raise RuntimeError(f"vision failed: {eng.failure!r}")
     res = {"benchmark": "false_changes", "machine": common.machine(), "busy_at_start": busy,

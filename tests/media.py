@@ -64,14 +64,16 @@ def dominant(image: np.ndarray) -> str:
 
 
 def make_people_video(path: Path, picture: np.ndarray, seconds: float = 60.0, fps: int = 15,
-                      size: tuple[int, int] = (320, 240), seed: int = 0) -> Path:
-    """A real video of people moving in front of one still picture: ``picture`` all along, with
-    one to three figures at a time (a head and a body in drab clothes, a sixth to a quarter of
-    the width, half to nine tenths of the height) walking across at 1.5-6 s per crossing, some
-    stopping a while to look; seeded, so the same arguments write the same frames."""
+                      size: tuple[int, int] = (320, 240), seed: int = 0,
+                      then: np.ndarray | None = None, cut_s: float = 0.0) -> Path:
+    """A real video of people moving in front of one still picture: ``picture`` all along (or,
+    with ``then``, that picture from ``cut_s`` on), with one to three figures at a time (a head
+    and a body in drab clothes, a sixth to a quarter of the width, half to nine tenths of the
+    height) walking across at 1.5-6 s per crossing, some stopping a while to look; seeded, so
+    the same arguments write the same frames."""
     rng = np.random.default_rng(seed)
     width, height = size
-    back = cv2.cvtColor(_rgb_image(picture, size), cv2.COLOR_RGB2BGR)
+    backs = [cv2.cvtColor(_rgb_image(p, size), cv2.COLOR_RGB2BGR) for p in (picture, picture if then is None else then)]
     n = round(seconds * fps)
     figures = []          # (start frame, x0, x1, frames to cross, pause frame, pause frames, w, h, colour)
     start = 0
@@ -89,7 +91,7 @@ def make_people_video(path: Path, picture: np.ndarray, seconds: float = 60.0, fp
     if not writer.isOpened():
         raise RuntimeError(f"cv2.VideoWriter cannot write {path}")
     for i in range(n):
-        frame = back.copy()
+        frame = backs[int(then is not None and i >= round(cut_s * fps))].copy()
         for start, x0, x1, cross, pause_at, pause, w, h, colour in figures:
             k = i - start
             if k < 0 or k >= cross + pause:

@@ -61,9 +61,10 @@ class SceneTracker:
         self._distant = 0           # consecutive distant embeddings so far
         self.scene_id = 0
 
-    def update(self, t: float, embedding: np.ndarray, cut: bool = True) -> SceneUpdate:
-        """Take one embedding seen at time ``t``. ``cut``: the picture itself changed enough for a new
-        scene (CutWatch.is_cut); False holds a change back however distant the embeddings are."""
+    def update(self, t: float, embedding: np.ndarray, cut: bool = True, confirm: bool = True) -> SceneUpdate:
+        """Take one embedding seen at time ``t``. ``cut``: the picture itself changed like a new one
+        (CutWatch.is_cut); a distant embedding of a picture that did not (people in front of it) is
+        smoothed in like a near one. ``confirm``: this frame may confirm a change (CutWatch.confirms)."""
         x = np.array(embedding, dtype=np.float32)          # a copy: the caller may reuse its buffer
         x.setflags(write=False)
         s = self._smoothed
@@ -72,9 +73,9 @@ class SceneTracker:
         if x.shape != s.shape:
             raise ValueError(f"embedding shape {x.shape} differs from the earlier {s.shape}")
         distance = cosine_distance(x, s)
-        if distance >= self.config.change_threshold:
+        if distance >= self.config.change_threshold and cut:
             self._distant += 1
-            if self._distant >= self.config.change_frames and cut:
+            if self._distant >= self.config.change_frames and confirm:
                 self.scene_id += 1
                 return self._restart(t, x, changed=True, distance=distance)
             return SceneUpdate(s, False, self.scene_id, distance)
@@ -112,8 +113,9 @@ class CutWatch:
     differ from the reference by more than the motion meter's threshold.
     Measured on the bundled artworks shown on a 320x240 camera: one artwork
     against another differs by 0.87-0.99; people moving in front of one
-    (bench_false_changes.py): see BENCHMARKS.md. A change of scene needs a cut as well as distant
-    embeddings (SceneTracker.update's ``cut``).
+    (bench_false_changes.py): see BENCHMARKS.md. Only a distant embedding of a cut counts toward a
+    change of scene (SceneTracker.update's ``cut``; others are smoothed in), and the frame that
+    confirms one must hold still against the pending distant frame (``confirm``).
 
     A frame is embedded at once, between the regular embeddings, when
 
@@ -128,7 +130,7 @@ class CutWatch:
         self.config = config
         self._recent: deque[np.ndarray] = deque(maxlen=keep)
         self._ref: np.ndarray | None = None
-        self._candidate: tuple[float, np.ndarray, bool] | None = None   # (t, thumbnail, a cut?) of the pending distant frame
+        self._candidate: tuple[float, np.ndarray] | None = None   # (t, thumbnail) of the pending distant frame
 
     @staticmethod
     def thumbnail(frame_rgb: np.ndarray) -> np.ndarray:
@@ -152,7 +154,7 @@ class CutWatch:
         if not self.is_cut(thumb):
             return False
         c = self._candidate
-        return pending == 0 or (c is not None and c[2] and self._share(c[1], thumb) <= self.config.steady_share)
+        return pending == 0 or (c is not None and self._share(c[1], thumb) <= self.config.steady_share)
 
     def wants(self, t: float, thumb: np.ndarray, pending: int) -> bool:
         """Should the frame seen at ``t`` (its thumbnail) be embedded now? ``pending``: SceneTracker.pending."""
@@ -174,7 +176,7 @@ class CutWatch:
             self._ref = self._recent[0] if len(self._recent) == 1 else np.median(np.stack(self._recent), axis=0)
             self._candidate = None
         else:
-            self._candidate = (t, thumb, self.is_cut(thumb))
+            self._candidate = (t, thumb)
 
 
 class Crossfade:

@@ -183,8 +183,9 @@ class VisionThread:
             self._last_key = key
         emb = self._last_emb
         if self.tracker.pending == 0:
-            self._first_distant_t = t
-        up = self.tracker.update(t, emb, cut=self.watch.confirms(thumb, self.tracker.pending))
+            self._first_distant_t = t         # the first frame of a change, if this one starts one
+        up = self.tracker.update(t, emb, cut=self.watch.is_cut(thumb),
+                                 confirm=self.watch.confirms(thumb, self.tracker.pending))
         self.watch.embedded(t, thumb, up, self.tracker.pending)
         first = self.embeds == 0
         motion = self.motion.update(t, frame.image) if self.motion is not None else None
