@@ -55,7 +55,7 @@ def main() -> None:
     busy = common.warn_if_busy()
 
     from media import make_people_video
-    from installation.engine import Engine, EngineConfig
+    from vision_parts import scene_changes
     from installation.image.capture import VideoFileSource
     from installation.image.scene import CutWatch
 
@@ -70,28 +70,10 @@ def main() -> None:
     shares = [CutWatch._share(ref, CutWatch.thumbnail(video.frame_at(i / video.fps).image))
               for i in range(video.frame_count)]
     source = VideoAsCamera(video) if args.live else video
-    eng = Engine(models, source, None, EngineConfig(seed=1))
-    vis = eng.vision
-    changes = []
-    publish = eng.timeline.publish
-
-    def counted(e):
-        if e.changed:
-            changes.append(e.seen_t)
-        publish(e)
-    eng.timeline.publish = counted
-    vis.music_time = lambda: float("inf")          # no music here: run as far ahead as it likes
     began = time.perf_counter()
-    source.start()
-    vis.start(time.perf_counter())
-    while eng.timeline.latest_t() < seconds - 0.05 and vis._thread.is_alive():
-        time.sleep(0.05)
-    eng.stop_event.set()
-    vis.join(5.0)
+    changes, eng = scene_changes(models, source, seconds, timeout_s=seconds * 10)
+    vis = eng.vision
     wall = time.perf_counter() - began
-    changes = [t for t in changes if t < seconds]       # the file loops: its start again is a real change
-    if eng.failure:
-        raise RuntimeError(f"vision failed: {eng.failure!r}")
     res = {"benchmark": "false_changes", "machine": common.machine(), "busy_at_start": busy,
            "models": common.models_label(args.models), "picture": args.picture, "seconds": seconds,
            "video": {"fps": video.fps, "frames": video.frame_count, "seed": args.seed},

@@ -24,6 +24,7 @@ from installation.image.preprocess import load_rgb
 from installation.midi import midi_io
 from media import make_people_video
 from realtime_parts import is_note_on
+from vision_parts import scene_changes
 
 
 def artwork(word: str):
@@ -113,26 +114,10 @@ def vision_changes(path, seconds: float) -> list[float]:
     """Media times of the scene changes the engine's vision thread finds in a video file (timeline)."""
     source = VideoFileSource(path)
     source.open()
-    eng = Engine(manifest.load(None), source, None, EngineConfig(seed=1))
-    changes = []
-    publish = eng.timeline.publish
-
-    def counted(e):
-        if e.changed:
-            changes.append(e.seen_t)
-        publish(e)
-    eng.timeline.publish = counted
-    eng.vision.music_time = lambda: float("inf")          # no music: run ahead as fast as it goes
-    eng.vision.start(time.perf_counter())
-    deadline = time.monotonic() + 120
-    while eng.timeline.latest_t() < seconds - 0.1 and time.monotonic() < deadline and eng.failure is None:
-        time.sleep(0.05)
-    eng.stop_event.set()
-    eng.vision.join(5.0)
-    source.close()
-    assert eng.failure is None, eng.failure
-    assert eng.timeline.latest_t() >= seconds - 0.1, "the vision thread did not get through the video"
-    return [t for t in changes if t < seconds]          # the file loops: its start again is a real change
+    try:
+        return scene_changes(manifest.load(None), source, seconds, timeout_s=120)[0]
+    finally:
+        source.close()
 
 
 @pytest.mark.parametrize("seed", [0, 2])

@@ -107,10 +107,12 @@ class CutWatch:
     """The cheap change signal: whether the picture itself changed, and which frames to embed at once.
 
     Every frame looked at is shrunk to a grey thumbnail (motion.grey_small, 64 px
-    wide). The scene's reference is the per-pixel median of the thumbnails of its
-    last ``keep`` embedded frames (a background: a figure that walks through
-    leaves it). A frame is a *cut* when at least ``cut_share`` of its pixels
-    differ from the reference by more than the motion meter's threshold.
+    wide). The scene's references are the per-pixel median of the thumbnails of
+    its last ``keep`` embedded frames (a background: a figure that walks through
+    leaves it) and a thumbnail every ``snapshot_s`` of its last ``snapshots``
+    (a crowd that stood long enough to enter the median is absent from some).
+    A frame is a *cut* when at least ``cut_share`` of its pixels differ from
+    every reference by more than the motion meter's threshold.
     Measured on the bundled artworks shown on a 320x240 camera: one artwork
     against another differs by 0.87-0.99; people moving in front of one
     (bench_false_changes.py): see BENCHMARKS.md. Only a distant embedding of a cut counts toward a
@@ -126,9 +128,12 @@ class CutWatch:
       confirms the change about two frames after the picture changed.
     """
 
-    def __init__(self, config: SceneConfig = SceneConfig(), keep: int = 15):
+    def __init__(self, config: SceneConfig = SceneConfig(), keep: int = 15, snapshots: int = 8,
+                 snapshot_s: float = 2.0):
         self.config = config
+        self.snapshot_s = snapshot_s
         self._recent: deque[np.ndarray] = deque(maxlen=keep)
+        self._snapshots: deque[tuple[float, np.ndarray]] = deque(maxlen=snapshots)
         self._ref: np.ndarray | None = None
         self._candidate: tuple[float, np.ndarray] | None = None   # (t, thumbnail) of the pending distant frame
 
@@ -146,7 +151,10 @@ class CutWatch:
 
     def is_cut(self, thumb: np.ndarray) -> bool:
         """Does this frame differ from the scene's reference like a new picture (True before any reference)?"""
-        return self._ref is None or self._share(self._ref, thumb) >= self.config.cut_share
+        if self._ref is None:
+            return True
+        refs = [self._ref, *(x for _, x in self._snapshots)]
+        return all(self._share(r, thumb) >= self.config.cut_share for r in refs)
 
     def confirms(self, thumb: np.ndarray, pending: int) -> bool:
         """May this frame's embedding confirm a change (SceneTracker.update's ``cut``)? It must be a cut,
@@ -167,12 +175,13 @@ class CutWatch:
 
     def embedded(self, t: float, thumb: np.ndarray, update: SceneUpdate, pending: int) -> None:
         """Tell the watch what the tracker made of the frame just embedded (``pending`` after it)."""
-        if update.changed:
+        if update.changed or (self._recent and self._recent[-1].shape != thumb.shape):
             self._recent.clear()
+            self._snapshots.clear()
         if update.changed or pending == 0:
-            if self._recent and self._recent[-1].shape != thumb.shape:
-                self._recent.clear()
             self._recent.append(thumb)
+            if not self._snapshots or t - self._snapshots[-1][0] >= self.snapshot_s:
+                self._snapshots.append((t, thumb))
             self._ref = self._recent[0] if len(self._recent) == 1 else np.median(np.stack(self._recent), axis=0)
             self._candidate = None
         else:
