@@ -4,8 +4,9 @@ A live FrameSource (live=True, like a camera) shows one artwork and switches to
 a very different one at known clock times (every ``--period`` s, the phase
 drawn at random within the embed period so the switch falls anywhere between
 two embeddings). The engine runs in this process (Engine API, default
-EngineConfig: 4 embeds/s, a change confirmed by 2 distant embeddings, 0.75 s
-look-ahead) and plays to a JACK MIDI receiver in its own process.
+EngineConfig: 4 embeds/s on the cadence, 30 frames/s looked at by the cheap
+change signal, a change confirmed by 2 distant embeddings, 0.75 s look-ahead)
+and plays to a JACK MIDI receiver in its own process.
 
 For each switch, from GeneratorThread.scene_changes (clock time the change was
 acted on, due time of the first new note):
@@ -46,7 +47,7 @@ class SwitchingSource(FrameSource):
 
 def main() -> None:
     ap = common.parser(__doc__)
-    ap.add_argument("--switches", type=int, default=10)
+    ap.add_argument("--switches", type=int, default=12)
     ap.add_argument("--period", type=float, default=5.0, help="seconds between switches")
     ap.add_argument("--pair", default="02_hubble_extreme_deep_field.jpg,05_chelsea_the_cat.jpg")
     ap.add_argument("--seed", type=int, default=5)
@@ -122,10 +123,13 @@ def main() -> None:
             print(f"  switch at +{r['switch'] - eng.t0:6.2f} s: NOT detected")
     for k in ("to_acted_ms", "to_first_note_due_ms", "to_arrival_ms"):
         print(common.line("switch " + k[:-3].replace("_", " "), res[k]))
-    worst = res["to_arrival_ms"].get("max")
-    res["aim"] = {"what": "switch -> first new note within 1 s", "met": bool(ok) and len(ok) == len(switches)
-                  and worst is not None and worst <= 1000}
-    print(f"aim within 1 s: {'met' if res['aim']['met'] else 'NOT met'}")
+    med, worst = res["to_arrival_ms"].get("median"), res["to_arrival_ms"].get("max")
+    res["fast_embeds"] = getattr(eng.vision, "fast_embeds", None)
+    res["embeds"] = eng.vision.embeds
+    res["aim"] = {"what": "switch -> first new note at the receiver: median <= 300 ms, worst <= 450 ms, every switch",
+                  "met": bool(ok) and len(ok) == len(switches) and worst is not None and med <= 300 and worst <= 450}
+    print(f"embeds {res['embeds']} ({res['fast_embeds']} at once on the change signal)")
+    print(f"aim median <= 300 ms, worst <= 450 ms: {'met' if res['aim']['met'] else 'NOT met'}")
     common.write_result("scene_change", res, args.out)
 
 

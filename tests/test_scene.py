@@ -190,3 +190,54 @@ def test_crossfade_value_is_a_copy_and_needs_a_target():
     np.testing.assert_array_equal(cf.value(5.0), unit(0, 8))
     with pytest.raises(ValueError):
         cf.set(6.0, unit(0, 16))
+
+
+# --- the cheap change signal ------------------------------------------------------------
+
+def test_a_distant_embedding_of_an_unchanged_picture_is_smoothed_in_not_counted():
+    tr = SceneTracker(SceneConfig(change_frames=2))
+    tr.update(0.0, unit(0))
+    for k in range(1, 6):                               # people in front: distant, but the picture is the same
+        u = tr.update(k * 0.25, unit(1), cut=False)
+        assert not u.changed and tr.pending == 0
+    assert cosine_distance(u.smoothed, unit(1)) < cosine_distance(u.smoothed, unit(0))   # followed, slowly
+    tr.update(2.0, unit(2))                             # a cut counts; without a confirming frame it waits
+    u = tr.update(2.1, unit(2), confirm=False)
+    assert not u.changed and tr.pending == 2
+    assert tr.update(2.2, unit(2)).changed
+
+
+def picture(seed, h=48, w=64):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def with_figure(img, x, w=12):
+    out = img.copy()
+    out[10:, x:x + w] = (60, 40, 90)                     # a figure: a sixth of the width, most of the height
+    return out
+
+
+def test_cut_watch_embeds_a_new_picture_at_once_but_not_a_figure():
+    from installation.image.scene import CutWatch
+    cfg = SceneConfig(confirm_gap_s=0.03)
+    watch, tr = CutWatch(cfg), SceneTracker(cfg)
+    a, b = picture(1), picture(2)
+    for k in range(8):                                   # the scene's background
+        thumb = watch.thumbnail(a)
+        watch.embedded(k * 0.25, thumb, tr.update(k * 0.25, unit(0)), tr.pending)
+    for x in range(0, 50, 5):                            # a figure walking across: never a cut
+        thumb = watch.thumbnail(with_figure(a, x))
+        assert not watch.is_cut(thumb) and not watch.wants(2.0 + x / 100, thumb, tr.pending)
+    t = 3.0
+    thumb = watch.thumbnail(b)                           # a new picture: embed now
+    assert watch.wants(t, thumb, tr.pending)
+    watch.embedded(t, thumb, tr.update(t, unit(1), cut=True, confirm=watch.confirms(thumb, 0)), tr.pending)
+    assert tr.pending == 1
+    assert not watch.wants(t + 0.01, thumb, tr.pending)  # too soon after the first look
+    moved = watch.thumbnail(with_figure(b, 0, w=40))     # not holding still: waits for the cadence
+    assert not watch.wants(t + 0.05, moved, tr.pending)
+    assert watch.wants(t + 0.05, thumb, tr.pending)      # the steady second look
+    u = tr.update(t + 0.05, unit(1), cut=watch.is_cut(thumb), confirm=watch.confirms(thumb, tr.pending))
+    assert u.changed
+    watch.embedded(t + 0.05, thumb, u, tr.pending)
+    assert not watch.is_cut(thumb)                       # the new picture is the reference now

@@ -7,12 +7,18 @@ under, and the decoder's initial state for it.
 
 Two kinds of source, one timeline:
 
-- live (camera, stream): embed the newest frame at most ``embed_fps`` times a
-  second; each result is stamped with the engine clock and replaces the last.
-- timeline (video file, image, folder): embed the frame shown at media times
-  0, 1/embed_fps, 2/embed_fps, ... running a bounded distance ahead of the
+- live (camera, stream): look at the newest frame ``watch_fps`` times a
+  second (time: the engine clock since the start); each result replaces the last.
+- timeline (video file, image, folder): look at the frame shown at media times
+  0, 1/watch_fps, 2/watch_fps, ... running a bounded distance ahead of the
   music, so the music at time t always hears the same frames. This is what
   makes a seeded run from a file reproducible, note for note.
+
+Of the frames looked at, one is embedded every 1/embed_fps seconds (the
+cadence), and between those, at once, any frame the cheap change signal
+(scene.CutWatch: a grey thumbnail against the scene's reference) marks as a
+cut or as the steady second look that confirms one. So a new picture is
+confirmed about two frames after it appears, not two cadence periods.
 
 Inference runs here, never on the MIDI thread.
 """
@@ -29,7 +35,7 @@ import numpy as np
 from installation.mood.conductor import Conductor, Direction
 from installation.image.encoder import ImageEncoder
 from installation.errors import UserError
-from installation.image.scene import SceneConfig, SceneTracker
+from installation.image.scene import CutWatch, SceneConfig, SceneTracker
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,14 @@ class SceneEntry:
     valence_arousal: np.ndarray     # the emotion the music follows (after overrides and motion)
     direction: Direction            # what the conductor asked for, for logs and status
     label: str
+    seen_t: float = -1.0            # a new scene: when its first distant frame was shown (same time base as t)
+
+
+def scene_line(e: SceneEntry) -> str:
+    """The log line of a new scene (without the time it was heard)."""
+    d = e.direction
+    return (f"scene {e.scene_id} at {max(e.seen_t, 0.0):.1f} s: {e.label}: {quadrant_word(d.valence, d.arousal)}: "
+            f"{d.describe()}")
 
 
 class SceneTimeline:
@@ -114,7 +128,10 @@ class VisionThread:
         self.emotion, self.conductor = emotion, conductor
         self.motion = motion                  # a MotionMeter (live cameras with --motion-weight), or None
         self.period = 1.0 / embed_fps
+        self.watch_period = 1.0 / max(scene.watch_fps, embed_fps)
         self.tracker = SceneTracker(scene)
+        self.watch = CutWatch(scene)
+        self.fast_embeds = 0                  # frames embedded at once on the change signal, since the start
         self.stop_event = stop
         self.music_time = music_time          # callable: the generator's current music time (s)
         self.ahead_s = ahead_s
@@ -125,6 +142,9 @@ class VisionThread:
         self._thread = threading.Thread(target=self._run, name="vision", daemon=True)
         self._t0 = 0.0
         self._last_key, self._last_emb, self._last_va = None, None, None
+        self._seen_key = None                 # the frame last looked at
+        self._next_embed = 0.0                # time of the next cadence embedding
+        self._first_distant_t = 0.0           # time of the first distant frame of a pending change
 
     def start(self, t0: float) -> None:
         self._t0 = t0
@@ -134,7 +154,27 @@ class VisionThread:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def _process(self, t: float, frame) -> None:
+    def _look(self, t: float, frame) -> None:
+        """A frame seen at ``t``: embed it on the cadence, or at once if the change signal asks."""
+        key = (frame.label, frame.index)
+        if t >= self._next_embed - 1e-9:
+            self._next_embed += self.period
+            if self._next_embed <= t:                       # fell behind: skip, do not queue
+                self._next_embed = t + self.period
+        elif key == self._seen_key:
+            return                                          # nothing new since the last look
+        else:
+            self._seen_key = key
+            thumb = self.watch.thumbnail(frame.image)
+            if not self.watch.wants(t, thumb, self.tracker.pending):
+                return
+            self.fast_embeds += 1
+            self._process(t, frame, thumb)
+            return
+        self._seen_key = key
+        self._process(t, frame, self.watch.thumbnail(frame.image))
+
+    def _process(self, t: float, frame, thumb) -> None:
         began = self.clock()
         key = (frame.label, frame.index)
         if self.timeline.live or key != self._last_key:   # a still or slide shown again is not re-embedded
@@ -142,40 +182,43 @@ class VisionThread:
             self._last_emb, self._last_va = emb[0], va[0]
             self._last_key = key
         emb = self._last_emb
-        up = self.tracker.update(t, emb)
+        if self.tracker.pending == 0:
+            self._first_distant_t = t         # the first frame of a change, if this one starts one
+        up = self.tracker.update(t, emb, cut=self.watch.is_cut(thumb),
+                                 confirm=self.watch.confirms(thumb, self.tracker.pending))
+        self.watch.embedded(t, thumb, up, self.tracker.pending)
         first = self.embeds == 0
         motion = self.motion.update(t, frame.image) if self.motion is not None else None
         d = self.conductor.direct(t, self._last_va, motion=motion, new_scene=up.changed or first)
         h0 = self.decoder.initial(d.controls[None, :])
         self.embed_seconds.append(self.clock() - began)
         self.embeds += 1
+        seen = self._first_distant_t if up.changed else t
         entry = SceneEntry(t, up.scene_id, up.changed, d.controls, h0, np.array([d.valence, d.arousal], np.float32),
-                           d, frame.label)
-        if up.changed or first:
-            log.info("scene %d at %.1f s: %s: %s: %s", up.scene_id, t, frame.label,
-                     quadrant_word(d.valence, d.arousal), d.describe())
-        self.timeline.publish(entry)
+                           d, frame.label, seen)
+        self.timeline.publish(entry)        # the generator logs the scene when its first note is due
 
     def _run(self) -> None:
         try:
             k = 0
             next_due = self._t0
+            watch_fps = 1.0 / self.watch_period
             while not self.stop_event.is_set():
                 if self.timeline.live:
                     now = self.clock()
                     if now < next_due:
                         self.stop_event.wait(next_due - now)
                         continue
-                    next_due += self.period
+                    next_due += self.watch_period
                     if next_due < now:               # fell behind: skip, do not queue
-                        next_due = now + self.period
-                    self._process(now - self._t0, self.source.frame_at(now - self._t0))
+                        next_due = now + self.watch_period
+                    self._look(now - self._t0, self.source.frame_at(now - self._t0))
                 else:
-                    t = k * self.period
+                    t = k / watch_fps
                     if t > self.music_time() + self.ahead_s:   # far enough ahead of the music
                         self.stop_event.wait(min(self.period, 0.1))
                         continue
-                    self._process(t, self.source.frame_at(t))
+                    self._look(t, self.source.frame_at(t))
                     k += 1
         except UserError as exc:                     # e.g. a camera that stopped giving frames
             if self.on_error:

@@ -8,8 +8,14 @@ new scene wakes it at once.
 - Conditioning glides (scene.Crossfade) toward each new scene entry.
 - Live sources: a scene change discards what is queued but not yet due (the
   scheduler closes sounding notes) and generation resumes from now under the
-  new scene, so the change is heard within the detection delay plus ~50 ms;
-  a rest the model starts the new scene with is shortened to ``entry_gap_s``.
+  new scene, so the change is heard within the detection delay plus ~50 ms.
+  The change is a phrase end, not a cut: the notes sounding at the cut end
+  there, the model is told so (their note-offs) and rests ``entry_breath_s``
+  (a breath), and the new phrase starts under the new scene's state and a
+  conditioning that glides into its key; a longer rest the model starts it
+  with is shortened so its first note comes within ``entry_gap_s``.
+- Logs tell the time the music does: a new scene's line is written once its
+  first note is due (heard), with the delay from the frame that showed it.
 - Phrase re-priming: after ``phrase_s`` of music, at the next moment with no
   note sounding, the hidden state is pulled part of the way back to the
   scene's h0, so long runs do not drift into noodling.
@@ -26,7 +32,7 @@ import numpy as np
 from installation.music import events as E
 from installation.music.decoder import Performer
 from installation.image.scene import Crossfade
-from installation.image.vision import SceneTimeline
+from installation.image.vision import SceneTimeline, scene_line
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +47,8 @@ class GeneratorConfig:
     reprime_mix: float = 0.6       # how far the hidden state moves back to h0 at a re-prime
     scene_mix: float = 0.5         # how far it moves to the new scene's h0 at a scene change
     discard_margin_s: float = 0.05  # live scene change: keep what is due within this
-    entry_gap_s: float = 0.25      # live scene change: the new scene's first note comes within this of the cut
+    entry_gap_s: float = 0.15      # live scene change: the new scene's first note comes within this of the cut
+    entry_breath_s: float = 0.04   # live scene change: the old phrase ends at the cut, then a rest this long at least
 
 
 class GeneratorThread:
@@ -66,6 +73,7 @@ class GeneratorThread:
         self._entry_deadline = 0.0     # music time by which the new scene's first note must come
         self._last_prime = 0.0
         self._version = 0
+        self._heard: list = []         # [entry, due of its first note or None]: new scenes not yet logged
         self._thread = threading.Thread(target=self._run, name="generator", daemon=True)
 
     # --- time -----------------------------------------------------------------
@@ -110,6 +118,8 @@ class GeneratorThread:
                 return
             self._enter(entry, first=True)
             while not self.stop_event.is_set():
+                if self._heard:
+                    self._log_heard()
                 if self._tempo_request is not None:
                     self._apply_tempo()
                 ahead = self.due(self.stream.time) - self.clock()
@@ -142,12 +152,14 @@ class GeneratorThread:
             # resume the music clock at the cut: later events are due from there
             m_cut = self.stream.time
             self.offset = cut - (self.t0 + m_cut * self.tempo_scale)
+            ended = sorted(self.sounding)
             self.sounding.clear()
             if self.shaper is not None:
                 self.shaper.reset()                     # the scheduler closes what sounds
             self._pending_change = now
             self._entry_deadline = m_cut + self.cfg.entry_gap_s / self.tempo_scale
             self._enter(e)
+            self._end_phrase(ended)
         elif e is not None and e.t > getattr(self, "_live_t", -1):
             self._live_t = e.t
             self.fade.set(self.stream.time, e.cond)
@@ -163,6 +175,26 @@ class GeneratorThread:
             self.p.prime(e.h0, mix=self.cfg.scene_mix)
         self.scene_id = e.scene_id
         self._scene_h0 = e.h0
+        if first or new_scene:
+            self._heard.append([e, None])
+
+    def _log_heard(self) -> None:
+        """Log each new scene whose first note is due by now, with the delay from the frame that showed it."""
+        while self._heard and self._heard[0][1] is not None and self._heard[0][1] <= self.clock():
+            e, due = self._heard.pop(0)
+            seen = self.t0 + e.seen_t if self.timeline.live else self.due(e.seen_t)
+            log.info("%s; heard %.0f ms after it was seen", scene_line(e), (due - seen) * 1e3)
+
+    def _end_phrase(self, ended: list[int]) -> None:
+        """Live scene change: the model and the stream hear the old phrase end as the scheduler plays it
+        (the notes in ``ended`` released at the cut), then a breath of ``entry_breath_s``. Each told event
+        takes one decoder step whose own sample is dropped."""
+        steps = int(round(self.cfg.entry_breath_s / self.tempo_scale * E.STEPS_PER_SECOND))
+        told = [E.NOTE_OFF + p for p in ended] + ([E.TIME_SHIFT + min(steps, E.NUM_TIME_SHIFTS) - 1] if steps else [])
+        for ev in told:
+            self.p.next(self.fade.value(self.stream.time))
+            self.p.last = np.array([ev], np.int64)
+            self.stream.feed(ev)
 
     def _shorten_entry_rest(self, ev: int, m: float) -> int:
         """After a live scene change, a rest that would delay the new scene's first note past the entry
@@ -193,6 +225,9 @@ class GeneratorThread:
         if note.on:
             msg = (0x90 | ch, note.pitch, max(1, note.velocity))
             self.sounding.add(note.pitch)
+            for h in self._heard:
+                if h[1] is None:
+                    h[1] = self.due(note.time)
             if self._pending_change is not None:
                 self.scene_changes.append((self._pending_change, self.due(note.time)))
                 self._pending_change = None
