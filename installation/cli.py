@@ -261,7 +261,7 @@ def play(args) -> int:
         cleanup.callback(sink.close)
         log.info("patch: %s (%s)", patch.name, patch.description or patch.path)
         if patch.shaping.scale:
-            log.info("patch %s: every note is moved into %s; the scene lines name the key asked of the model",
+            log.info("patch %s: every note is moved into %s (each scene line names the key asked, and this scale)",
                      patch.name, patch.shaping.scale)
         log.info("output: %s", desc)
         log.info("music model: the %s decoder%s", _decoder_name(models, args.decoder),

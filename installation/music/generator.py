@@ -183,7 +183,14 @@ class GeneratorThread:
         while self._heard and self._heard[0][1] is not None and self._heard[0][1] <= self.clock():
             e, due = self._heard.pop(0)
             seen = self.t0 + e.seen_t if self.timeline.live else self.due(e.seen_t)
-            log.info("%s; heard %.0f ms after it was seen", scene_line(e), (due - seen) * 1e3)
+            log.info("%s%s; heard %.0f ms after it was seen", scene_line(e), self._scale_note(),
+                     (due - seen) * 1e3)
+
+    def _scale_note(self) -> str:
+        """What a patch's scale makes of the key the model was asked for: the scene line names what is heard."""
+        patch = getattr(self.shaper, "patch", None) or getattr(getattr(self.shaper, "router", None), "patch", None)
+        scale = getattr(getattr(patch, "shaping", None), "scale", None)
+        return f" (played in {scale}: the patch's scale)" if scale else ""
 
     def _end_phrase(self, ended: list[int]) -> None:
         """Live scene change: the model and the stream hear the old phrase end as the scheduler plays it
