@@ -19,6 +19,7 @@ import numpy as np
 from installation.music import events as E
 from installation.manifest import Manifest
 from installation.onnx_session import open_session
+from installation.music.legality import NoteState
 from installation.music.sampling import sample
 
 PRIMER = E.TIME_SHIFT          # the first input event: a 10 ms pause, neutral in loudness and pitch
@@ -96,10 +97,12 @@ def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 
 class Performer:
     """One voice sampled event by event from a step decoder."""
 
-    def __init__(self, decoder, *, seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95):
+    def __init__(self, decoder, *, seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95,
+                 legal: bool = True):
         self.decoder = decoder
         self.rng = np.random.default_rng(seed)
         self.temperature, self.top_p = temperature, top_p
+        self.notes = NoteState(1) if legal else None     # masks impossible note events (music/legality.py)
         self.state = None
         self.last = np.array([PRIMER], np.int64)
 
@@ -113,5 +116,9 @@ class Performer:
     def next(self, controls: np.ndarray) -> int:
         """Sample the next event under the control vector ``controls`` (K,)."""
         logits, self.state = self.decoder.step(self.last, self.state, np.asarray(controls, np.float32).reshape(1, -1))
+        if self.notes is not None:
+            logits = self.notes.mask(logits)
         self.last = sample(logits, self.rng, self.temperature, self.top_p)
+        if self.notes is not None:
+            self.notes.update(self.last)
         return int(self.last[0])

@@ -20,6 +20,7 @@ from installation.music import events as E
 from installation.mood.conductor import Conductor, Direction, Steering
 from installation.music.decoder import PRIMER
 from installation.mood.emotion_map import EmotionMap
+from installation.music.legality import NoteState
 from installation.music.sampling import sample
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class RenderSettings:
     batch: int = 64              # sequences stepped together, at most
     workers: int = 1             # threads, each stepping its own batch (onnxruntime runs them in parallel)
     max_events: int | None = None  # safety cap per sequence (default: 200 events per second of music)
+    legal: bool = True           # mask impossible note events (installation/music/legality.py)
 
 
 def row_seed(seed: int, key: str) -> list[int]:
@@ -81,10 +83,14 @@ def _generate_batch(decoder, controls, keys, s: RenderSettings) -> list[np.ndarr
     buf = np.zeros((cap, n), np.int16)               # buf[t, row]: the row's t-th event
     length = np.full(n, cap)
     active = np.arange(n)
+    notes = NoteState(n)
     for t in range(cap):
         logits, state = decoder.step(events, state, cond)
+        if s.legal:
+            logits = notes.mask(logits)
         u = np.array([rngs[r].random() for r in active])
         events = sample(logits, None, s.temperature, s.top_p, u=u)
+        notes.update(events)
         buf[t, active] = events
         shift = (events >= E.TIME_SHIFT) & (events < E.TIME_SHIFT + E.NUM_TIME_SHIFTS)
         clock[active] += np.where(shift, events - E.TIME_SHIFT + 1, 0)
@@ -94,6 +100,7 @@ def _generate_batch(decoder, controls, keys, s: RenderSettings) -> list[np.ndarr
             keep = ~done
             active, events, cond = active[keep], events[keep], cond[keep]
             state = decoder.take(state, keep)
+            notes = notes.take(keep)
             if len(active) == 0:
                 break
     return [buf[:length[r], r].copy() for r in range(n)]
