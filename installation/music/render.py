@@ -36,6 +36,7 @@ class RenderSettings:
     workers: int = 1             # threads, each stepping its own batch (onnxruntime runs them in parallel)
     max_events: int | None = None  # safety cap per sequence (default: 200 events per second of music)
     legal: bool = True           # mask impossible note events (installation/music/legality.py)
+    candidates: int | None = None  # the critic's candidates per phrase (None: the decoder's critic's; 1: no critic)
 
 
 def row_seed(seed: int, key: str) -> list[int]:
@@ -71,7 +72,18 @@ def generate(decoder, controls: np.ndarray, keys: list[str], s: RenderSettings) 
         return [q for part in parts for q in part]
 
 
+def candidates_of(decoder, asked: int | None) -> int:
+    """How many candidates each phrase gets: ``asked``, else the decoder's critic's default, else 1."""
+    critic = getattr(decoder, "critic", None)
+    k = (critic.candidates if critic is not None else 1) if asked is None else int(asked)
+    if k > 1 and critic is None:
+        raise ValueError(f"{k} candidates asked, but these models have no critic (critic.json)")
+    return max(1, k)
+
+
 def _generate_batch(decoder, controls, keys, s: RenderSettings) -> list[np.ndarray]:
+    if candidates_of(decoder, s.candidates) > 1:
+        return _generate_phrases(decoder, controls, keys, s)
     n = len(controls)
     cond = np.ascontiguousarray(controls, np.float32)
     rngs = [np.random.default_rng(row_seed(s.seed, k)) for k in keys]
@@ -118,3 +130,37 @@ def output_paths(images: list[Path], out_dir: Path) -> list[Path]:
         used.add(name.lower())
         paths.append(out_dir / name)
     return paths
+
+
+def _generate_phrases(decoder, controls, keys, s: RenderSettings) -> list[np.ndarray]:
+    """As _generate_batch, a phrase at a time: each row's phrase is the critic's pick of K candidates."""
+    from installation.music.critic import NoteClock
+    from installation.music.phrases import Voices, sample_phrase
+
+    critic, k = decoder.critic, candidates_of(decoder, s.candidates)
+    n = len(controls)
+    cond = np.ascontiguousarray(controls, np.float32)
+    rngs = [np.random.default_rng(row_seed(s.seed, key)) for key in keys]
+    steps_needed = int(round(s.seconds * E.STEPS_PER_SECOND))
+    cap = s.max_events or int(200 * s.seconds) + 64
+    v = Voices(decoder.initial(cond), np.full(n, PRIMER, np.int64), NoteState(n), NoteClock(n))
+    out: list[list[int]] = [[] for _ in range(n)]
+    clock = np.zeros(n, np.int64)
+    active = np.arange(n)
+    while len(active):
+        draw = lambda act=active: np.concatenate([rngs[r].random(k) for r in act])     # noqa: E731
+        phr, v = sample_phrase(decoder, critic, v, cond[active], draw, candidates=k, events=critic.phrase_events,
+                               temperature=s.temperature, top_p=s.top_p, legal=s.legal)
+        keep = np.ones(len(active), bool)
+        for i, r in enumerate(active):
+            for e in phr[i].tolist():
+                out[r].append(e)
+                if E.TIME_SHIFT <= e < E.TIME_SHIFT + E.NUM_TIME_SHIFTS:
+                    clock[r] += e - E.TIME_SHIFT + 1
+                if clock[r] >= steps_needed or len(out[r]) >= cap:
+                    keep[i] = False
+                    break
+        if not keep.all():
+            active = active[keep]
+            v = v.take(decoder, np.flatnonzero(keep))
+    return [np.asarray(o, np.int16) for o in out]
