@@ -134,6 +134,15 @@ class Critic:
                    float(d["intercept"]), k, n, float(d.get("mood_weight", 1.0)))
 
 
+def candidates_of(decoder, asked: int | None) -> int:
+    """How many candidates each phrase gets: ``asked``, else the decoder's critic's default, else 1."""
+    critic = getattr(decoder, "critic", None)
+    k = (critic.candidates if critic is not None else 1) if asked is None else int(asked)
+    if k > 1 and critic is None:
+        raise ValueError(f"{k} candidates asked, but these models have no critic (critic.json)")
+    return max(1, k)
+
+
 def load(path: str | Path) -> Critic:
     return Critic.from_dict(json.loads(Path(path).read_text()), str(path))
 

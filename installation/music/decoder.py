@@ -19,6 +19,7 @@ import numpy as np
 from installation.music import events as E
 from installation.manifest import Manifest
 from installation.onnx_session import open_session
+from installation.music.critic import candidates_of
 from installation.music.legality import NoteState
 from installation.music.sampling import sample
 
@@ -123,11 +124,11 @@ class Performer:
         self.temperature, self.top_p = temperature, top_p
         self.legal = legal
         self.notes = NoteState(1)                        # masks impossible note events (music/legality.py)
-        from installation.music.render import candidates_of
         self.candidates = candidates_of(decoder, candidates)      # the critic's candidates per phrase (1: none)
         self.clock = None
         self.phrase: list[int] = []                      # the chosen phrase, still to play
-        self.solo = 0                                    # events to sample one by one after a prime        self.state = None
+        self.solo = 0                                    # events to sample one by one after a prime
+        self.state = None
         self.last = np.array([PRIMER], np.int64)
 
     def prime(self, initial_state, mix: float = 1.0) -> None:

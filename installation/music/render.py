@@ -20,6 +20,7 @@ from installation.music import events as E
 from installation.mood.conductor import Conductor, Direction, Steering
 from installation.music.decoder import PRIMER
 from installation.mood.emotion_map import EmotionMap
+from installation.music.critic import candidates_of
 from installation.music.legality import NoteState
 from installation.music.sampling import sample
 
@@ -70,15 +71,6 @@ def generate(decoder, controls: np.ndarray, keys: list[str], s: RenderSettings) 
     with ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="render") as pool:
         parts = pool.map(lambda ab: _generate_batch(decoder, controls[ab[0]:ab[1]], keys[ab[0]:ab[1]], s), spans)
         return [q for part in parts for q in part]
-
-
-def candidates_of(decoder, asked: int | None) -> int:
-    """How many candidates each phrase gets: ``asked``, else the decoder's critic's default, else 1."""
-    critic = getattr(decoder, "critic", None)
-    k = (critic.candidates if critic is not None else 1) if asked is None else int(asked)
-    if k > 1 and critic is None:
-        raise ValueError(f"{k} candidates asked, but these models have no critic (critic.json)")
-    return max(1, k)
 
 
 def _generate_batch(decoder, controls, keys, s: RenderSettings) -> list[np.ndarray]:
