@@ -77,8 +77,9 @@ def test_the_critic_choice_is_deterministic_and_the_best_scored(shipped):
 
 
 def test_choose_takes_each_rows_highest_score():
-    crit = CR.Critic(np.zeros(len(CR.FEATURE_NAMES)), np.ones(len(CR.FEATURE_NAMES)),
-                     np.eye(len(CR.FEATURE_NAMES))[CR.FEATURE_NAMES.index("sounding_end")] * -1.0, 0.0, 2, 4, 0.0)
+    nf = len(CR.FEATURE_NAMES)
+    crit = CR.Critic(np.zeros(nf), np.ones(nf), np.eye(2 * nf)[CR.FEATURE_NAMES.index("sounding_end")] * -1.0,
+                     0.0, 2, 4, 0.0)
     # row 0: candidate A leaves 2 notes sounding, B none; row 1: A none, B 1 -> best = B (1) and A (2)
     on = E.NOTE_ON
     ph = np.array([[on + 60, on + 64, E.TIME_SHIFT, E.TIME_SHIFT], [on + 60, E.NOTE_OFF + 60, E.TIME_SHIFT, E.TIME_SHIFT],

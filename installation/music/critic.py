@@ -6,7 +6,9 @@ play a discriminator role". Here each phrase (``phrase_events`` events) is sampl
 and the best is played (its state kept, the others dropped). The score is
 
     realism  the logit of a logistic regression trained to tell real phrases (EMOPIA train)
-             from the shipped decoder's own (critic.json, fitted by installation/training/critic_fit.py)
+             from the shipped decoder's own, on the standardised features and their squares (a
+             quadratic boundary, so a phrase can be too thick as well as too thin; critic.json,
+             fitted by installation/training/critic_fit.py)
     + mood_weight * (key fit - density miss - loudness miss), against what the controls ask
 
 Phrase features (``phrase_features``) need only the events and which notes sound when the
@@ -82,6 +84,12 @@ def phrase_features(ev: np.ndarray, sounding0: np.ndarray, held0: np.ndarray) ->
     return x, {"pitches": p, "velocities": np.array(on_v, float), "seconds": t, "sounding": s, "held": held}
 
 
+def expand(z: np.ndarray) -> np.ndarray:
+    """Standardised features -> the critic's inputs: each feature and its square, clipped to +-6 SD."""
+    z = np.clip(z, -6.0, 6.0)
+    return np.concatenate([z, z * z], axis=-1)
+
+
 def mood_fit(extra: dict, controls: np.ndarray) -> float:
     """How well a phrase plays what the controls ask: key fit (correlation of its note-on pitch classes with the
     asked histogram) minus the density miss (log2 scale) and the loudness miss (per 16 velocity steps)."""
@@ -113,7 +121,7 @@ class Critic:
 
     def realism(self, x: np.ndarray) -> float:
         """The logit that a phrase with features x is real."""
-        return float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
+        return float(expand((x - self.mean) / self.scale) @ self.coef + self.intercept)
 
     def score(self, x: np.ndarray, extra: dict, controls: np.ndarray) -> float:
         return self.realism(x) + self.mood_weight * mood_fit(extra, controls)
@@ -130,7 +138,10 @@ class Critic:
         k, n = int(d.get("candidates", 4)), int(d.get("phrase_events", 48))
         if not 1 <= k <= 16 or not 4 <= n <= 512:
             raise ValueError(f"{where}: candidates {k} (1..16) or phrase_events {n} (4..512) out of range")
-        return cls(np.asarray(d["mean"], float), np.asarray(d["scale"], float), np.asarray(d["coef"], float),
+        coef = np.asarray(d["coef"], float)
+        if coef.shape != (2 * len(FEATURE_NAMES),):
+            raise ValueError(f"{where}: {coef.size} coefficients; this critic has {2 * len(FEATURE_NAMES)}; refit it")
+        return cls(np.asarray(d["mean"], float), np.asarray(d["scale"], float), coef,
                    float(d["intercept"]), k, n, float(d.get("mood_weight", 1.0)))
 
 

@@ -54,7 +54,8 @@ def real_phrases(root: Path, n: int, limit: int | None = None) -> np.ndarray:
     return np.array(rows)
 
 
-def generated_phrases(models: Path, n: int, pieces: int, seed: int = 1000) -> np.ndarray:
+def generated_phrases(models: Path, n: int, pieces: int, seed: int = 1000, critic: CR.Critic | None = None) -> np.ndarray:
+    """Phrases of the shipped decoder (guided, masked) for random moods; with ``critic``, as that critic picks them."""
     from installation import manifest as M
     from installation.mood import emotion_map
     from installation.mood.conductor import Steering
@@ -62,13 +63,16 @@ def generated_phrases(models: Path, n: int, pieces: int, seed: int = 1000) -> np
     from installation.music.render import RenderSettings, directions, generate
 
     man = M.load(models)
+    for entry in man.data.get("decoders", {}).values():
+        entry.pop("critic", None)                    # the decoder alone (an old critic.json may not fit this critic)
     dec = open_decoder(man)
+    dec.critic = critic
     rng = np.random.default_rng(seed)
     va = rng.uniform(-1, 1, (pieces, 2)).astype(np.float32)
     keys = [f"critic-{i}" for i in range(pieces)]
     ds = directions(va, keys, Steering(), emotion_map.for_models(man.folder), man.key_templates, seed)
     seqs = generate(dec, np.stack([d.controls for d in ds]), keys, replace(RenderSettings(seconds=30.0, seed=seed),
-                                                                         candidates=1))
+                                                                         candidates=None if critic else 1))
     return np.array([x for s in seqs for x in phrases_of(np.asarray(s, np.int64), n)])
 
 
@@ -76,19 +80,19 @@ def fit(real: np.ndarray, gen: np.ndarray, *, candidates: int, phrase_events: in
         seed: int = 0) -> tuple[CR.Critic, float]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from installation.evaluation.realism import auc
 
     X = np.concatenate([real, gen])
     y = np.r_[np.ones(len(real), int), np.zeros(len(gen), int)]            # 1 = real
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced"))
-    oof = cross_val_predict(model, X, y, cv=StratifiedKFold(5, shuffle=True, random_state=seed), method="predict_proba")
-    model.fit(X, y)
-    sc, lr = model[0], model[1]
-    critic = CR.Critic(sc.mean_, np.where(sc.scale_ > 0, sc.scale_, 1.0), lr.coef_[0], float(lr.intercept_[0]),
-                       candidates, phrase_events, mood_weight)
+    sc = StandardScaler().fit(X)
+    scale = np.where(sc.scale_ > 0, sc.scale_, 1.0)
+    Z = CR.expand((X - sc.mean_) / scale)
+    lr = LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced")
+    oof = cross_val_predict(lr, Z, y, cv=StratifiedKFold(5, shuffle=True, random_state=seed), method="predict_proba")
+    lr.fit(Z, y)
+    critic = CR.Critic(sc.mean_, scale, lr.coef_[0], float(lr.intercept_[0]), candidates, phrase_events, mood_weight)
     return critic, auc(y, oof[:, 1])
 
 
@@ -100,7 +104,9 @@ def main(argv=None) -> int:
     ap.add_argument("--candidates", type=int, default=4)
     ap.add_argument("--phrase-events", type=int, default=48)
     ap.add_argument("--mood-weight", type=float, default=1.0)
-    ap.add_argument("--pieces", type=int, default=160, help="generated pieces of 30 s")
+    ap.add_argument("--pieces", type=int, default=160, help="generated pieces of 30 s (per round)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds: each after the first adds the music the last critic picks to the generated side")
     ap.add_argument("--real-limit", type=int, default=None, help="use about this many EMOPIA clips (a quick fit)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -110,6 +116,15 @@ def main(argv=None) -> int:
     gen = generated_phrases(args.models, args.phrase_events, args.pieces)
     critic, phrase_auc = fit(real, gen, candidates=args.candidates, phrase_events=args.phrase_events,
                              mood_weight=args.mood_weight)
+    for r in range(1, args.rounds):
+        # the next round's critic also sees the music the last one picks, so it learns where that one overshoots
+        picked = generated_phrases(args.models, args.phrase_events, args.pieces, seed=1000 + r, critic=critic)
+        log.info("round %d: the last critic's picks are told from real at phrase AUC %.3f", r,
+                 fit(real, picked, candidates=args.candidates, phrase_events=args.phrase_events,
+                     mood_weight=args.mood_weight)[1])
+        gen = np.concatenate([gen, picked])
+        critic, phrase_auc = fit(real, gen, candidates=args.candidates, phrase_events=args.phrase_events,
+                                 mood_weight=args.mood_weight)
     (args.models / CR.FILE).write_text(json.dumps(critic.to_dict(), indent=2) + "\n")
     man_path = args.models / "manifest.json"
     d = json.loads(man_path.read_text())
@@ -117,13 +132,15 @@ def main(argv=None) -> int:
     d["decoders"][kind]["critic"] = {
         "file": CR.FILE, "candidates": critic.candidates, "phrase_events": critic.phrase_events,
         "mood_weight": critic.mood_weight, "phrases": {"real": int(len(real)), "generated": int(len(gen))},
+        "rounds": args.rounds,
         "phrase_auc_cv5": round(phrase_auc, 4),
         "command": "python -m installation.training.critic_fit " + " ".join(sys.argv[1:] if argv is None else argv)}
     man_path.write_text(json.dumps(d, indent=2) + "\n")
     print(f"critic: {len(real)} real and {len(gen)} generated phrases of {args.phrase_events} events; "
           f"cross-validated phrase AUC {phrase_auc:.3f}; written to {args.models / CR.FILE}")
-    for name, c in sorted(zip(CR.FEATURE_NAMES, critic.coef), key=lambda t: -abs(t[1])):
-        print(f"  {name:15s} {c:+.3f}")
+    names = list(CR.FEATURE_NAMES) + [f"{n}^2" for n in CR.FEATURE_NAMES]
+    for name, c in sorted(zip(names, critic.coef), key=lambda t: -abs(t[1]))[:12]:
+        print(f"  {name:17s} {c:+.3f}")
     return 0
 
 
