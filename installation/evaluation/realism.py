@@ -191,3 +191,14 @@ def gaps(real_R: np.ndarray, gen_R: np.ndarray) -> dict[str, dict[str, float]]:
         out[name] = {"real": float(r), "generated": float(g), "difference": float(g - r),
                      "ratio": float(g / r) if r else float("nan")}
     return out
+
+
+def single_feature_auc(real_R: np.ndarray, gen_R: np.ndarray) -> dict[str, float]:
+    """How well each realism feature alone tells the two apart: max(AUC, 1 - AUC), 0.5 = not at all."""
+    out = {}
+    for j, name in enumerate(REALISM_NAMES):
+        r, g = real_R[:, j], gen_R[:, j]
+        r, g = r[np.isfinite(r)], g[np.isfinite(g)]
+        a = auc(np.r_[np.zeros(len(r), bool), np.ones(len(g), bool)], np.r_[r, g])
+        out[name] = float(max(a, 1 - a))
+    return out

@@ -27,15 +27,18 @@ from installation.mood import controls as C
 from installation.music import events as E
 
 FEATURE_NAMES = ("log_density", "sounding_mean", "sounding_end", "longest_held", "repeat_share", "pitch_sd",
-                 "chord_size", "velocity_sd", "pitch_range", "net_onsets", "log_shift")
+                 "chord_size", "velocity_sd", "pitch_range", "net_onsets", "log_shift", "top_pc_share", "pc_continuity")
 FILE = "critic.json"
 
 
-def phrase_features(ev: np.ndarray, sounding0: np.ndarray, held0: np.ndarray) -> tuple[np.ndarray, dict]:
+def phrase_features(ev: np.ndarray, sounding0: np.ndarray, held0: np.ndarray,
+                    prev_pc: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """One phrase -> (features in FEATURE_NAMES order, extras for the mood score).
 
     ``sounding0`` (128,) bool: the pitches sounding when the phrase starts; ``held0`` (128,): how long each has
-    sounded by then (s). Returns also the state at the end: (sounding, held) for the next phrase.
+    sounded by then (s); ``prev_pc`` (12,): the last phrase's note-on pitch-class counts (harmonic continuity:
+    real music moves between chords, ours tends to stand still). Returns also the state at the end (sounding,
+    held, pc) for the next phrase.
     """
     s = np.array(sounding0, bool, copy=True)
     onset = np.where(s, -np.asarray(held0, np.float64), 0.0)
@@ -68,6 +71,10 @@ def phrase_features(ev: np.ndarray, sounding0: np.ndarray, held0: np.ndarray) ->
     dur = max(t, 0.05)
     p = np.array(on_p, float)
     held = np.where(s, t - onset, 0.0)
+    pc = np.bincount(np.array(on_p, int) % 12, minlength=12).astype(float)
+    cont = 0.0
+    if prev_pc is not None and pc.std() > 0 and np.std(prev_pc) > 0:
+        cont = float(np.corrcoef(pc, prev_pc)[0, 1])
     x = np.array([
         np.log2(1 + len(p) / dur),
         area / t if t > 0 else float(n_s),
@@ -80,8 +87,10 @@ def phrase_features(ev: np.ndarray, sounding0: np.ndarray, held0: np.ndarray) ->
         float(p.max() - p.min()) if len(p) else 0.0,
         (len(p) - offs) / max(1, len(ev)),
         float(np.mean(np.log(shifts))) if shifts else 0.0,
+        float(pc.max() / pc.sum()) if len(p) else 0.0,
+        cont,
     ])
-    return x, {"pitches": p, "velocities": np.array(on_v, float), "seconds": t, "sounding": s, "held": held}
+    return x, {"pitches": p, "velocities": np.array(on_v, float), "seconds": t, "sounding": s, "held": held, "pc": pc}
 
 
 def expand(z: np.ndarray) -> np.ndarray:
@@ -164,10 +173,11 @@ class NoteClock:
     def __init__(self, rows: int):
         self.sounding = np.zeros((rows, E.NUM_PITCHES), bool)
         self.held = np.zeros((rows, E.NUM_PITCHES))
+        self.pc = np.zeros((rows, 12))                 # the last phrase's note-on pitch-class counts
 
     def take(self, rows) -> "NoteClock":
         c = NoteClock(0)
-        c.sounding, c.held = self.sounding[rows].copy(), self.held[rows].copy()
+        c.sounding, c.held, c.pc = self.sounding[rows].copy(), self.held[rows].copy(), self.pc[rows].copy()
         return c
 
 
@@ -178,12 +188,12 @@ def choose(critic: Critic, phrases: np.ndarray, clock: NoteClock, controls: np.n
     the scores (N*k,)). Ties go to the first candidate."""
     n = len(phrases)
     scores = np.empty(n)
-    ends_s, ends_h = np.empty((n, E.NUM_PITCHES), bool), np.empty((n, E.NUM_PITCHES))
+    ends_s, ends_h, ends_pc = np.empty((n, E.NUM_PITCHES), bool), np.empty((n, E.NUM_PITCHES)), np.empty((n, 12))
     for r in range(n):
-        x, extra = phrase_features(phrases[r], clock.sounding[r], clock.held[r])
+        x, extra = phrase_features(phrases[r], clock.sounding[r], clock.held[r], clock.pc[r])
         scores[r] = critic.score(x, extra, controls[r])
-        ends_s[r], ends_h[r] = extra["sounding"], extra["held"]
+        ends_s[r], ends_h[r], ends_pc[r] = extra["sounding"], extra["held"], extra["pc"]
     best = scores.reshape(-1, k).argmax(1) + np.arange(0, n, k)
     out = NoteClock(0)
-    out.sounding, out.held = ends_s[best], ends_h[best]
+    out.sounding, out.held, out.pc = ends_s[best], ends_h[best], ends_pc[best]
     return best, out, scores

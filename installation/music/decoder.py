@@ -142,6 +142,8 @@ class Performer:
             # so a scene change is as quick with the critic as without
             self.phrase = []
             self.solo = self.decoder.critic.phrase_events
+            if self.clock is not None:
+                self.clock.pc[:] = 0                     # the solo phrase counts afresh
 
     def next(self, controls: np.ndarray) -> int:
         """Sample the next event under the control vector ``controls`` (K,)."""
@@ -167,6 +169,7 @@ class Performer:
             self.clock = NoteClock(1)
         _, extra = phrase_features(np.array([ev]), self.clock.sounding[0], self.clock.held[0])
         self.clock.sounding[0], self.clock.held[0] = extra["sounding"], extra["held"]
+        self.clock.pc[0] += extra["pc"]
 
     def _choose_phrase(self, controls: np.ndarray) -> None:
         from installation.music.critic import NoteClock

@@ -30,11 +30,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def phrases_of(ev: np.ndarray, n: int) -> list[np.ndarray]:
     """Feature vectors of the consecutive ``n``-event phrases of one piece (the last, partial one dropped)."""
-    s, h = np.zeros(E.NUM_PITCHES, bool), np.zeros(E.NUM_PITCHES)
+    s, h, pc = np.zeros(E.NUM_PITCHES, bool), np.zeros(E.NUM_PITCHES), np.zeros(12)
     out = []
     for a in range(0, len(ev) - n + 1, n):
-        x, extra = CR.phrase_features(ev[a:a + n], s, h)
-        s, h = extra["sounding"], extra["held"]
+        x, extra = CR.phrase_features(ev[a:a + n], s, h, pc)
+        s, h, pc = extra["sounding"], extra["held"], extra["pc"]
         out.append(x)
     return out
 
