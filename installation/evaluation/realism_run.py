@@ -164,8 +164,31 @@ def judge(args, seqs, rel, valence, asked_k) -> dict:
     n = len(rel)
     est, lo, hi = MET.bootstrap_ci(lambda idx: MET.spearman(valence[idx], pv_img[idx]), n, resamples=1000, seed=0)
     told_v = (asked_k == 0) | (asked_k == 3)
-    return {"valence_rank_correlation": {"value": est, "ci95": [lo, hi]},
-            "valence_agreement_with_asked": float(np.mean((pv > 0.5) == told_v))}
+    out = {"valence_rank_correlation": {"value": est, "ci95": [lo, hi]},
+           "valence_agreement_with_asked": float(np.mean((pv > 0.5) == told_v))}
+    if args.told:
+        out["decoder_told_emotion"] = told(args, clf)
+    return out
+
+
+def told(args, clf) -> dict:
+    """The evaluation's two decoder-alone checks, smaller: told each corner (``--told`` pieces a quadrant) and
+    asked a key (``--told`` pieces a mode)."""
+    from installation import manifest as M
+    from installation.evaluation import adherence
+    from installation.evaluation.pipeline import decoder_told
+    from installation.mood import emotion_map
+    from installation.music.decoder import open_decoder
+    from installation.music.render import RenderSettings
+
+    man = M.load(args.models)
+    dec = open_decoder(man, kind=args.decoder, threads=args.threads, guidance=args.guidance)
+    emap = emotion_map.load(args.emotion_map) if args.emotion_map else emotion_map.for_models(man.folder)
+    s = RenderSettings(seconds=args.seconds, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
+                       batch=args.batch)
+    out = decoder_told(man, dec, clf, s, emap, args.told, args.seconds, 1000, args.seed)
+    out["key_adherence"] = adherence.measure_key(dec, man.key_templates, s, n=args.told)
+    return out
 
 
 def run(args) -> dict:
@@ -229,6 +252,12 @@ def table(res: dict) -> str:
         lines += ["", f"valence rank correlation (image rating vs judged music) {e['valence_rank_correlation']['value']:+.3f} "
                       f"{e['valence_rank_correlation']['ci95']}; judged valence = asked valence "
                       f"{e['valence_agreement_with_asked']:.3f}"]
+        if "decoder_told_emotion" in e:
+            t = e["decoder_told_emotion"]
+            k = t["key_adherence"]
+            lines.append(f"decoder told a corner: valence {t['valence_agreement']['value']:.3f} "
+                         f"{t['valence_agreement']['ci95']}, arousal {t['arousal_agreement']['value']:.3f}; asked a key: "
+                         f"mode {k['mode']['share_with_asked_mode']:.3f}, tonic {k['tonic']['share_with_asked_tonic']:.3f}")
     return "\n".join(lines)
 
 
@@ -253,6 +282,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--judge", action="store_true", help="also the emotion judge's valence figures (minutes)")
+    ap.add_argument("--told", type=int, default=0,
+                    help="with --judge: also N pieces per quadrant told its corner, and N per mode asked a key")
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if not args.data.is_dir():
