@@ -82,18 +82,24 @@ SCENE_S = 30.0           # the time window: the length a scene plays (and the ev
 HOP_S = 10.0
 
 
-def time_windows(root: Path, seconds: float = SCENE_S, hop: float = HOP_S, sources: tuple[str, ...] = ("emopia",)):
+def time_windows(root: Path, seconds: float = SCENE_S, hop: float = HOP_S, sources: tuple[str, ...] = ("emopia",),
+                 limit: int | None = None):
     """(quadrant, density notes/s, mean velocity, mean pitch, major 0/1) of every time window of the labelled
-    training music; windows with fewer than 8 notes are left out, unreadable files skipped."""
+    training music (``limit``: at most that many pieces a quadrant, a quick check); windows with fewer than 8
+    notes are left out, unreadable files skipped."""
     from installation.evaluation.music_features import windows
     from installation.music import analysis
     from installation.music import events as E
     from installation.training import data as D
 
-    rows = []
+    rows, taken = [], {}
     for p in D.list_music(Path(root)):
         if p.quadrant < 0 or p.split != "train" or p.source not in sources:
             continue
+        if limit is not None:
+            if taken.get(p.quadrant, 0) >= limit:
+                continue
+            taken[p.quadrant] = taken.get(p.quadrant, 0) + 1
         try:
             notes = E.load_notes(Path(root) / p.rel)
         except E.MidiFileError:
@@ -107,9 +113,9 @@ def time_windows(root: Path, seconds: float = SCENE_S, hop: float = HOP_S, sourc
     return np.array(rows, np.float64)
 
 
-def fit_time_windows(root: Path, seconds: float = SCENE_S) -> tuple[EmotionMap, int]:
+def fit_time_windows(root: Path, seconds: float = SCENE_S, limit: int | None = None) -> tuple[EmotionMap, int]:
     """The emotion map from time windows (see the module's docstring)."""
-    w = time_windows(root, seconds)
+    w = time_windows(root, seconds, limit=limit)
     corners = {}
     for k, name in enumerate(CORNERS):
         m = w[w[:, 0] == k]
@@ -123,8 +129,8 @@ def fit_time_windows(root: Path, seconds: float = SCENE_S) -> tuple[EmotionMap, 
                                 "fitted emotion map"), len(w)
 
 
-def write_time_windows(root: Path, path: Path, seconds: float = SCENE_S) -> EmotionMap:
-    emap, n = fit_time_windows(root, seconds)
+def write_time_windows(root: Path, path: Path, seconds: float = SCENE_S, limit: int | None = None) -> EmotionMap:
+    emap, n = fit_time_windows(root, seconds, limit)
     path.write_text(to_toml(emap, n, what=f"time windows of {seconds:.0f} s, hop {HOP_S:.0f} s, of EMOPIA train"))
     return emap
 

@@ -146,7 +146,7 @@ def emotion_map(args) -> None:
     from installation.training.emotion_map_fit import write_time_windows
 
     path = args.out / "emotion_map.toml"
-    emap = write_time_windows(args.data, path)
+    emap = write_time_windows(args.data, path, limit=getattr(args, "limit_files", None))
     man = args.out / "manifest.json"
     if man.is_file():
         d = json.loads(man.read_text())
