@@ -133,3 +133,31 @@ def test_emotion_map_densities_are_within_real_30s_pieces_of_their_quadrant(shar
         asked = getattr(emap, q).density
         assert np.percentile(real, 10) <= asked <= np.percentile(real, 90), (q, asked)
         assert abs(asked / np.median(real) - 1) <= 0.2, (q, asked, np.median(real))
+
+
+def test_the_live_performer_with_the_critic_is_seeded_and_plays_only_possible_events(shipped):
+    """Performer (the live voice): the first phrase after a prime event by event, then the critic's phrases;
+    the same seed gives the same events, and a re-prime (scene change) drops the rest of the chosen phrase."""
+    from installation.music.decoder import Performer
+
+    _, dec, ctl = shipped
+
+    def play(seed, n=200, reprime_at=None):
+        p = Performer(dec, seed=seed)
+        p.prime(dec.initial(ctl[:1]))
+        out = []
+        for i in range(n):
+            if i == reprime_at:
+                p.prime(dec.initial(ctl[1:]), mix=0.5)
+                assert p.phrase == [] and p.solo == dec.critic.phrase_events
+            out.append(p.next(ctl[0] if reprime_at is None or i < reprime_at else ctl[1]))
+        return out, p
+
+    a, p = play(5)
+    assert p.candidates == dec.critic.candidates > 1
+    assert a == play(5)[0] and a != play(6)[0]
+    _check_stream(a)
+    for at in (100, 120, 131, 150):                                  # at and inside chosen phrases
+        b, _ = play(5, reprime_at=at)
+        assert b[:at] == a[:at]
+        _check_stream(b)                                             # what was dropped never counts as sounding

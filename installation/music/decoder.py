@@ -140,6 +140,8 @@ class Performer:
         if self.candidates > 1:
             # what was chosen but not played is dropped, and the first phrase of a scene is sampled event by event,
             # so a scene change is as quick with the critic as without
+            if self.phrase:
+                self._rewind()
             self.phrase = []
             self.solo = self.decoder.critic.phrase_events
             if self.clock is not None:
@@ -150,7 +152,9 @@ class Performer:
         if self.candidates > 1 and self.solo <= 0:
             if not self.phrase:
                 self._choose_phrase(controls)
-            return self.phrase.pop(0)
+            ev = self.phrase.pop(0)
+            self._played.append(ev)
+            return ev
         logits, self.state = self.decoder.step(self.last, self.state, np.asarray(controls, np.float32).reshape(1, -1))
         if self.legal:
             logits = self.notes.mask(logits)
@@ -160,6 +164,19 @@ class Performer:
             self.solo -= 1
             self._follow(int(self.last[0]))
         return int(self.last[0])
+
+    def _rewind(self) -> None:
+        """Make the sounding notes (and the last event) those of what was played, not of the whole chosen phrase
+        (the decoder's state keeps the phrase: a prime moves it toward the new state anyway)."""
+        from installation.music.critic import NoteClock
+
+        notes, last = self._before
+        for ev in self._played:
+            notes.update(np.array([ev]))
+        self.notes = notes
+        self.last = np.array([self._played[-1]], np.int64) if self._played else last
+        self.clock = NoteClock(1)
+        self.clock.sounding[0] = notes.sounding[0]
 
     def _follow(self, ev: int) -> None:
         """Keep the critic's note clock in step with an event played without it."""
@@ -176,6 +193,8 @@ class Performer:
         from installation.music.phrases import Voices, sample_phrase
 
         k, critic = self.candidates, self.decoder.critic
+        self._before = (self.notes.take([0]), np.array(self.last, copy=True))   # to rewind to what was played
+        self._played: list[int] = []
         v = Voices(self.state, np.asarray(self.last, np.int64).reshape(1), self.notes, self.clock or NoteClock(1))
         phr, v = sample_phrase(self.decoder, critic, v, np.asarray(controls, np.float32).reshape(1, -1),
                                lambda: self.rng.random(k), candidates=k, events=critic.phrase_events,
