@@ -19,6 +19,8 @@ import numpy as np
 from installation.music import events as E
 from installation.manifest import Manifest
 from installation.onnx_session import open_session
+from installation.music.critic import candidates_of
+from installation.music.legality import NoteState
 from installation.music.sampling import sample
 
 PRIMER = E.TIME_SHIFT          # the first input event: a 10 ms pause, neutral in loudness and pitch
@@ -72,9 +74,10 @@ MusicDecoder = GruDecoder        # the default decoder
 
 
 def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 1, providers: list[str] | None = None,
-                 guidance: float | None = None):
+                 guidance: float | None = None, guidance_groups: tuple[str, ...] | None = None):
     """The decoder of that kind ("gru", "transformer"; None: the manifest's default), with control guidance at the
-    weight the manifest gives for it (``guidance`` overrides; 0 turns it off; installation/music/guidance.py)."""
+    weight and on the groups the manifest gives for it (``guidance`` and ``guidance_groups`` override; weight 0
+    turns it off; installation/music/guidance.py)."""
     kind = kind or manifest.default_decoder
     if kind not in manifest.decoders:
         from installation.errors import UserError
@@ -89,17 +92,42 @@ def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 
     weight = g.get("weight", 0.0) if guidance is None else guidance
     if weight > 0:
         from installation.music.guidance import GuidedDecoder
-        dec = GuidedDecoder(dec, weight, tuple(g.get("groups", ("key",))))
+        groups = tuple(guidance_groups or g.get("groups", ("key",)))
+        dec = GuidedDecoder(dec, weight, groups, manifest.key_templates)
+    dec.critic = _critic(manifest, kind)
     return dec
+
+
+def _critic(manifest: Manifest, kind: str):
+    """The decoder's critic (critic.json, named by its manifest entry), or None."""
+    entry = manifest.data.get("decoders", {}).get(kind, {}).get("critic")
+    if not entry:
+        return None
+    from installation.errors import UserError
+    from installation.music import critic
+
+    path = manifest.folder / entry["file"]
+    try:
+        return critic.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{path}: the {kind} decoder's critic cannot be read ({exc}); restore it with git or refit it "
+                        "with `python -m installation.training.critic_fit`") from None
 
 
 class Performer:
     """One voice sampled event by event from a step decoder."""
 
-    def __init__(self, decoder, *, seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95):
+    def __init__(self, decoder, *, seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95,
+                 legal: bool = True, candidates: int | None = None):
         self.decoder = decoder
         self.rng = np.random.default_rng(seed)
         self.temperature, self.top_p = temperature, top_p
+        self.legal = legal
+        self.notes = NoteState(1)                        # masks impossible note events (music/legality.py)
+        self.candidates = candidates_of(decoder, candidates)      # the critic's candidates per phrase (1: none)
+        self.clock = None
+        self.phrase: list[int] = []                      # the chosen phrase, still to play
+        self.solo = 0                                    # events to sample one by one after a prime
         self.state = None
         self.last = np.array([PRIMER], np.int64)
 
@@ -109,9 +137,67 @@ class Performer:
             self.state = self.decoder.blend(initial_state, initial_state, 1.0)
         else:
             self.state = self.decoder.blend(self.state, initial_state, mix)
+        if self.candidates > 1:
+            # what was chosen but not played is dropped, and the first phrase of a scene is sampled event by event,
+            # so a scene change is as quick with the critic as without
+            if self.phrase:
+                self._rewind()
+            self.phrase = []
+            self.solo = self.decoder.critic.phrase_events
+            if self.clock is not None:
+                self.clock.pc[:] = 0                     # the solo phrase counts afresh
 
     def next(self, controls: np.ndarray) -> int:
         """Sample the next event under the control vector ``controls`` (K,)."""
+        if self.candidates > 1 and self.solo <= 0:
+            if not self.phrase:
+                self._choose_phrase(controls)
+            ev = self.phrase.pop(0)
+            self._played.append(ev)
+            return ev
         logits, self.state = self.decoder.step(self.last, self.state, np.asarray(controls, np.float32).reshape(1, -1))
+        if self.legal:
+            logits = self.notes.mask(logits)
         self.last = sample(logits, self.rng, self.temperature, self.top_p)
+        self.notes.update(self.last)
+        if self.candidates > 1:
+            self.solo -= 1
+            self._follow(int(self.last[0]))
         return int(self.last[0])
+
+    def _rewind(self) -> None:
+        """Make the sounding notes (and the last event) those of what was played, not of the whole chosen phrase
+        (the decoder's state keeps the phrase: a prime moves it toward the new state anyway)."""
+        from installation.music.critic import NoteClock
+
+        notes, last = self._before
+        for ev in self._played:
+            notes.update(np.array([ev]))
+        self.notes = notes
+        self.last = np.array([self._played[-1]], np.int64) if self._played else last
+        self.clock = NoteClock(1)
+        self.clock.sounding[0] = notes.sounding[0]
+
+    def _follow(self, ev: int) -> None:
+        """Keep the critic's note clock in step with an event played without it."""
+        from installation.music.critic import NoteClock, phrase_features
+
+        if self.clock is None:
+            self.clock = NoteClock(1)
+        _, extra = phrase_features(np.array([ev]), self.clock.sounding[0], self.clock.held[0])
+        self.clock.sounding[0], self.clock.held[0] = extra["sounding"], extra["held"]
+        self.clock.pc[0] += extra["pc"]
+
+    def _choose_phrase(self, controls: np.ndarray) -> None:
+        from installation.music.critic import NoteClock
+        from installation.music.phrases import Voices, sample_phrase
+
+        k, critic = self.candidates, self.decoder.critic
+        self._before = (self.notes.take([0]), np.array(self.last, copy=True))   # to rewind to what was played
+        self._played: list[int] = []
+        v = Voices(self.state, np.asarray(self.last, np.int64).reshape(1), self.notes, self.clock or NoteClock(1))
+        phr, v = sample_phrase(self.decoder, critic, v, np.asarray(controls, np.float32).reshape(1, -1),
+                               lambda: self.rng.random(k), candidates=k, events=critic.phrase_events,
+                               temperature=self.temperature, top_p=self.top_p, legal=self.legal)
+        self.state, self.last, self.notes, self.clock = v.state, v.last, v.notes, v.clock
+        self.phrase = phr[0].tolist()

@@ -20,6 +20,8 @@ from installation.music import events as E
 from installation.mood.conductor import Conductor, Direction, Steering
 from installation.music.decoder import PRIMER
 from installation.mood.emotion_map import EmotionMap
+from installation.music.critic import candidates_of
+from installation.music.legality import NoteState
 from installation.music.sampling import sample
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ class RenderSettings:
     batch: int = 64              # sequences stepped together, at most
     workers: int = 1             # threads, each stepping its own batch (onnxruntime runs them in parallel)
     max_events: int | None = None  # safety cap per sequence (default: 200 events per second of music)
+    legal: bool = True           # mask impossible note events (installation/music/legality.py)
+    candidates: int | None = None  # the critic's candidates per phrase (None: the decoder's critic's; 1: no critic)
 
 
 def row_seed(seed: int, key: str) -> list[int]:
@@ -70,6 +74,8 @@ def generate(decoder, controls: np.ndarray, keys: list[str], s: RenderSettings) 
 
 
 def _generate_batch(decoder, controls, keys, s: RenderSettings) -> list[np.ndarray]:
+    if candidates_of(decoder, s.candidates) > 1:
+        return _generate_phrases(decoder, controls, keys, s)
     n = len(controls)
     cond = np.ascontiguousarray(controls, np.float32)
     rngs = [np.random.default_rng(row_seed(s.seed, k)) for k in keys]
@@ -81,10 +87,14 @@ def _generate_batch(decoder, controls, keys, s: RenderSettings) -> list[np.ndarr
     buf = np.zeros((cap, n), np.int16)               # buf[t, row]: the row's t-th event
     length = np.full(n, cap)
     active = np.arange(n)
+    notes = NoteState(n)
     for t in range(cap):
         logits, state = decoder.step(events, state, cond)
+        if s.legal:
+            logits = notes.mask(logits)
         u = np.array([rngs[r].random() for r in active])
         events = sample(logits, None, s.temperature, s.top_p, u=u)
+        notes.update(events)
         buf[t, active] = events
         shift = (events >= E.TIME_SHIFT) & (events < E.TIME_SHIFT + E.NUM_TIME_SHIFTS)
         clock[active] += np.where(shift, events - E.TIME_SHIFT + 1, 0)
@@ -94,6 +104,7 @@ def _generate_batch(decoder, controls, keys, s: RenderSettings) -> list[np.ndarr
             keep = ~done
             active, events, cond = active[keep], events[keep], cond[keep]
             state = decoder.take(state, keep)
+            notes = notes.take(keep)
             if len(active) == 0:
                 break
     return [buf[:length[r], r].copy() for r in range(n)]
@@ -111,3 +122,37 @@ def output_paths(images: list[Path], out_dir: Path) -> list[Path]:
         used.add(name.lower())
         paths.append(out_dir / name)
     return paths
+
+
+def _generate_phrases(decoder, controls, keys, s: RenderSettings) -> list[np.ndarray]:
+    """As _generate_batch, a phrase at a time: each row's phrase is the critic's pick of K candidates."""
+    from installation.music.critic import NoteClock
+    from installation.music.phrases import Voices, sample_phrase
+
+    critic, k = decoder.critic, candidates_of(decoder, s.candidates)
+    n = len(controls)
+    cond = np.ascontiguousarray(controls, np.float32)
+    rngs = [np.random.default_rng(row_seed(s.seed, key)) for key in keys]
+    steps_needed = int(round(s.seconds * E.STEPS_PER_SECOND))
+    cap = s.max_events or int(200 * s.seconds) + 64
+    v = Voices(decoder.initial(cond), np.full(n, PRIMER, np.int64), NoteState(n), NoteClock(n))
+    out: list[list[int]] = [[] for _ in range(n)]
+    clock = np.zeros(n, np.int64)
+    active = np.arange(n)
+    while len(active):
+        draw = lambda act=active: np.concatenate([rngs[r].random(k) for r in act])     # noqa: E731
+        phr, v = sample_phrase(decoder, critic, v, cond[active], draw, candidates=k, events=critic.phrase_events,
+                               temperature=s.temperature, top_p=s.top_p, legal=s.legal)
+        keep = np.ones(len(active), bool)
+        for i, r in enumerate(active):
+            for e in phr[i].tolist():
+                out[r].append(e)
+                if E.TIME_SHIFT <= e < E.TIME_SHIFT + E.NUM_TIME_SHIFTS:
+                    clock[r] += e - E.TIME_SHIFT + 1
+                if clock[r] >= steps_needed or len(out[r]) >= cap:
+                    keep[i] = False
+                    break
+        if not keep.all():
+            active = active[keep]
+            v = v.take(decoder, np.flatnonzero(keep))
+    return [np.asarray(o, np.int16) for o in out]

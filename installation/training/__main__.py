@@ -5,6 +5,7 @@
     python -m installation.training train      # pretrain + finetune (resumes from runs/<name>/)
     python -m installation.training export     # decoder ONNX, parity, emotion map, adherence, manifest, model card
     python -m installation.training image-emotion   # image -> valence/arousal model (the picture's mood)
+    python -m installation.training emotion-map     # refit only the emotion map (time windows of 30 s)
     python -m installation.training train --decoder transformer    # the Transformer (runs/transformer/)
     python -m installation.training export --decoder transformer   # transformer_step.onnx + transformer_manifest.json
 
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m installation.training", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["prepare", "train", "export", "image-emotion", "all"])
+    ap.add_argument("command", choices=["prepare", "train", "export", "image-emotion", "emotion-map", "all"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the shared data folder")
     ap.add_argument("--out", type=Path, default=REPO / "exported_models", help="where the ONNX models go")
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "prep", help="event and feature caches")

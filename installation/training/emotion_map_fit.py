@@ -1,10 +1,15 @@
 """Fit the emotion map's numbers on the labelled music: what each quadrant's music does.
 
-For every labelled training piece (EMOPIA train, VGMIDI labelled) many windows are
-measured with the same code that measures the decoder's controls
-(installation/mood/controls.py), and each quadrant's corner gets the windows' mean
-density (averaged in the control's log code), velocity, pitch and share of major.
-The result is written as the TOML data file emotion_map.toml beside the models.
+Every EMOPIA training clip (performed piano with its sustain pedal; VGMIDI's game-music
+arrangements, flat in velocity, are left out of this fit) is cut into time windows
+of the length a scene plays (``SCENE_S``, 30 s, the evaluation's piece; hop 10 s), and
+each quadrant's corner gets the windows' mean density (averaged in the control's log
+code), velocity, pitch and share of major, and their spreads. Time windows, not
+windows of a fixed number of events: a fixed-event window over-samples dense passages
+(a dense passage packs more such windows into each second), so the old fit on 192-event
+windows asked 10-11 notes/s of the aroused quadrants where their real 30 s pieces play
+8-9 (issue 14). The result is written as the TOML data file emotion_map.toml beside the
+models (``python -m installation.training emotion-map``).
 """
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ from installation.training.data import MusicCorpus, WindowSampler
 
 HEADER = """\
 # The emotion map: valence/arousal -> what the music is asked to play (installation/mood/emotion_map.py).
-# Fitted on the labelled training music by `python -m installation.training export`
-# ({windows} windows of {seq_len} events: EMOPIA train and VGMIDI labelled). Each corner is the mean
+# Fitted on the labelled training music by `python -m installation.training emotion-map`
+# ({windows} {what}). Each corner is the mean
 # of that quadrant's music; between corners every value is interpolated bilinearly, so the map is
 # continuous. A patch can override any key here in its [emotion_map] table.
 #
@@ -73,9 +78,66 @@ def fit(corpus: MusicCorpus, seq_len: int = 192, windows: int = 8192, seed: int 
                                 "fitted emotion map"), len(q)
 
 
-def to_toml(emap: EmotionMap, windows: int, seq_len: int) -> str:
+SCENE_S = 30.0           # the time window: the length a scene plays (and the evaluation's piece)
+HOP_S = 10.0
+
+
+def time_windows(root: Path, seconds: float = SCENE_S, hop: float = HOP_S, sources: tuple[str, ...] = ("emopia",),
+                 limit: int | None = None):
+    """(quadrant, density notes/s, mean velocity, mean pitch, major 0/1) of every time window of the labelled
+    training music (``limit``: at most that many pieces a quadrant, a quick check); windows with fewer than 8
+    notes are left out, unreadable files skipped."""
+    from installation.evaluation.music_features import windows
+    from installation.music import analysis
+    from installation.music import events as E
+    from installation.training import data as D
+
+    rows, taken = [], {}
+    for p in D.list_music(Path(root)):
+        if p.quadrant < 0 or p.split != "train" or p.source not in sources:
+            continue
+        if limit is not None:
+            if taken.get(p.quadrant, 0) >= limit:
+                continue
+            taken[p.quadrant] = taken.get(p.quadrant, 0) + 1
+        try:
+            notes = E.load_notes(Path(root) / p.rel)
+        except E.MidiFileError:
+            continue
+        for w, secs in windows(notes, seconds, hop, max_windows=1000):
+            if len(w) < 8:
+                continue
+            _, mode, _ = analysis.estimate_key(w)
+            rows.append((p.quadrant, len(w) / secs, np.mean([n.velocity for n in w]), np.mean([n.pitch for n in w]),
+                         float(mode == "major")))
+    return np.array(rows, np.float64)
+
+
+def fit_time_windows(root: Path, seconds: float = SCENE_S, limit: int | None = None) -> tuple[EmotionMap, int]:
+    """The emotion map from time windows (see the module's docstring)."""
+    w = time_windows(root, seconds, limit=limit)
+    corners = {}
+    for k, name in enumerate(CORNERS):
+        m = w[w[:, 0] == k]
+        code = C.density_code(m[:, 1])
+        corners[name] = {"density": round(C.density_value(code.mean()), 2), "velocity": round(float(m[:, 2].mean()), 1),
+                         "pitch": round(float(m[:, 3].mean()), 1), "major_share": round(float(m[:, 4].mean()), 3),
+                         "density_spread": round(float((code * 4).std()), 3),
+                         "velocity_spread": round(float(m[:, 2].std()), 3),
+                         "pitch_spread": round(float(m[:, 3].std()), 3)}
+    return EmotionMap.from_dict({"corners": corners, "mode": {}, "contrast": 1.0, "variety": VARIETY},
+                                "fitted emotion map"), len(w)
+
+
+def write_time_windows(root: Path, path: Path, seconds: float = SCENE_S, limit: int | None = None) -> EmotionMap:
+    emap, n = fit_time_windows(root, seconds, limit)
+    path.write_text(to_toml(emap, n, what=f"time windows of {seconds:.0f} s, hop {HOP_S:.0f} s, of EMOPIA train"))
+    return emap
+
+
+def to_toml(emap: EmotionMap, windows: int, seq_len: int | None = None, what: str | None = None) -> str:
     d = emap.to_dict()
-    lines = [HEADER.format(windows=windows, seq_len=seq_len), f"contrast = {d['contrast']}", f"variety = {d['variety']}",
+    lines = [HEADER.format(windows=windows, what=what or f"windows of {seq_len} events"), f"contrast = {d['contrast']}", f"variety = {d['variety']}",
              "", "[mode]",
              f"threshold = {d['mode']['threshold']}", f"hysteresis = {d['mode']['hysteresis']}",
              f'key_change = "{d["mode"]["key_change"]}"', ""]
@@ -88,5 +150,5 @@ def to_toml(emap: EmotionMap, windows: int, seq_len: int) -> str:
 
 def write(corpus: MusicCorpus, path: Path, seq_len: int = 192) -> EmotionMap:
     emap, n = fit(corpus, seq_len)
-    path.write_text(to_toml(emap, n, seq_len))
+    path.write_text(to_toml(emap, n, what=f"windows of {seq_len} events of EMOPIA train and VGMIDI labelled"))
     return emap

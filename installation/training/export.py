@@ -143,7 +143,7 @@ def export_all(args) -> dict:
     from installation.image import preprocess
     from installation.training import data as D
     from installation.training.backbones import sha256
-    from installation.training.emotion_map_fit import write as write_emotion_map
+    from installation.training.emotion_map_fit import write_time_windows
     from installation.training.model import ModelConfig, MusicModel
     from installation.training.pipeline import _images, _paths
     from installation.training.report import export_report, write_model_card
@@ -166,7 +166,7 @@ def export_all(args) -> dict:
         raise RuntimeError(f"ONNX and torch disagree: {check}")
     log.info("parity: %s", check)
     emap_path = out / "emotion_map.toml"
-    emap = write_emotion_map(corpus, emap_path)
+    emap = write_time_windows(args.data, emap_path, limit=getattr(args, "limit_files", None))
     log.info("emotion map fitted and written to %s", emap_path)
 
     # kept from the manifest being replaced, when their files are unchanged: the encoder (the image-emotion
@@ -216,6 +216,9 @@ def export_all(args) -> dict:
         old_dec = json.loads((out / "manifest.json").read_text()).get("decoders", {})
         if "transformer" in old_dec:
             manifest["decoders"]["transformer"] = old_dec["transformer"]
+    if (out / "critic.json").is_file():
+        log.warning("%s was fitted against the previous decoder and is not listed in the new manifest: refit it with "
+                    "`python -m installation.training.critic_fit --rounds 2`", out / "critic.json")
     manifest["metrics"].update(export_report(out, manifest, pieces=getattr(args, "report_pieces", 48)))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     write_model_card(out / "MODEL_CARD.md", manifest)

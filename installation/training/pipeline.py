@@ -138,3 +138,18 @@ def image_emotion(args) -> None:
     if args.limit_images is not None:
         argv += ["--limit-images", str(args.limit_images)]
     IE.run(IE.parse(argv))
+
+
+def emotion_map(args) -> None:
+    """Refit the emotion map on time windows of the labelled training music and write it beside the models
+    (emotion_map.toml and the manifest's emotion_map entry); the decoders are untouched."""
+    from installation.training.emotion_map_fit import write_time_windows
+
+    path = args.out / "emotion_map.toml"
+    emap = write_time_windows(args.data, path, limit=getattr(args, "limit_files", None))
+    man = args.out / "manifest.json"
+    if man.is_file():
+        d = json.loads(man.read_text())
+        d["emotion_map"] = emap.to_dict()
+        man.write_text(json.dumps(d, indent=2) + "\n")
+    log.info("emotion map written to %s", path)

@@ -1,0 +1,204 @@
+"""Realism: could a listener take this music for real piano playing?
+
+Two measures on 30 s pieces, real and generated treated alike (notes -> events ->
+``events_to_notes``, so the 10 ms grid, the velocity bins and the 5 s note cap
+apply to both; real MIDI is read with its sustain pedal applied, as training reads it):
+
+- **a real-vs-generated classifier**: logistic regression on the realism features
+  below together with the emotion judges' 46 note features (music_features.py),
+  trained and scored with stratified k-fold cross-validation; its out-of-fold
+  ROC AUC is the figure (0.5: the two cannot be told apart; 1: always told apart);
+- **per-feature gaps**: the mean of each realism feature, generated against real.
+
+The realism features (one value per piece):
+
+    sounding          mean notes sounding while any sounds (50 ms grid)
+    density           note-ons per second
+    chroma_self_sim   mean correlation (Pearson) of the pitch-class vectors of successive 2 s blocks
+    tonic_share       share of sounding time on the estimated key's tonic
+    log_dur           mean log note length (s)
+    held_to_cap       share of notes that last to the 5 s cap of ``events_to_notes`` (hanging notes)
+    velocity_sd       spread of note velocities
+    log_ioi           mean log inter-onset interval between chords (onsets within 30 ms grouped)
+    repeat_share      share of successive notes (in onset order) that repeat the same pitch
+    pitch_sd          spread of pitches
+    chord_size        mean notes per onset (simultaneous onsets)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from installation.music import analysis
+from installation.music.events import Note
+
+BLOCK_S = 2.0                # chroma blocks
+CAP_S = 5.0                  # events_to_notes' note cap
+REALISM_NAMES = ("sounding", "density", "chroma_self_sim", "tonic_share", "log_dur", "held_to_cap", "velocity_sd",
+                 "log_ioi", "repeat_share", "pitch_sd", "chord_size")
+
+
+def _onset_groups(start: np.ndarray, tol: float = 0.03) -> list[np.ndarray]:
+    from installation.evaluation.music_features import _onset_groups as groups
+    return groups(start, tol)
+
+
+def chroma_self_similarity(notes: list[Note], seconds: float, block: float = BLOCK_S) -> float:
+    """Mean Pearson correlation of the duration-weighted pitch-class vectors of successive ``block``-s blocks
+    (pairs where both blocks sound); NaN when fewer than two blocks sound. Centred, so two blocks that share
+    no pitch class score below 0, and the measure is not inflated by every vector being non-negative."""
+    nb = max(1, int(np.ceil(seconds / block)))
+    ch = np.zeros((nb, 12))
+    for n in notes:
+        a, b = n.start, min(n.end, seconds)
+        k = int(a // block)
+        while a < b and k < nb:
+            e = min(b, (k + 1) * block)
+            ch[k, n.pitch % 12] += e - a
+            a, k = e, k + 1
+    c = ch - ch.mean(1, keepdims=True)
+    norm = np.linalg.norm(c, axis=1)
+    ok = (norm[:-1] > 0) & (norm[1:] > 0)
+    if not ok.any():
+        return float("nan")
+    r = (c[:-1] * c[1:]).sum(1)[ok] / (norm[:-1] * norm[1:])[ok]
+    return float(r.mean())
+
+
+def tonic_share(notes: list[Note]) -> float:
+    """Share of sounding time on the tonic of the Krumhansl-Schmuckler key estimate."""
+    h = analysis.pitch_class_histogram(notes)
+    if h.sum() == 0:
+        return float("nan")
+    tonic, _, _ = analysis.estimate_key(notes)
+    return float(h[tonic])
+
+
+def sounding_mean(start: np.ndarray, end: np.ndarray, seconds: float, step: float = 0.05) -> float:
+    grid = np.arange(0.0, seconds, step)
+    s = ((start[None, :] <= grid[:, None]) & (end[None, :] > grid[:, None])).sum(1)
+    return float(s[s > 0].mean()) if (s > 0).any() else 0.0
+
+
+def features(notes: list[Note], seconds: float) -> np.ndarray:
+    """The realism features of one piece, in REALISM_NAMES order (NaN where a value is undefined)."""
+    if not notes:
+        return np.full(len(REALISM_NAMES), np.nan)
+    pitch = np.array([n.pitch for n in notes], float)
+    vel = np.array([n.velocity for n in notes], float)
+    start = np.array([n.start for n in notes], float)
+    end = np.array([n.end for n in notes], float)
+    dur = np.maximum(end - start, 0.01)
+    groups = _onset_groups(start)
+    onsets = np.array([start[g].min() for g in groups])
+    ioi = np.diff(onsets)
+    ioi = ioi[ioi > 0]
+    order = np.lexsort((pitch, start))
+    seq = pitch[order]
+    return np.array([
+        sounding_mean(start, end, seconds),
+        len(notes) / seconds,
+        chroma_self_similarity(notes, seconds),
+        tonic_share(notes),
+        float(np.log(dur).mean()),
+        float((dur >= CAP_S - 0.011).mean()),
+        float(vel.std()),
+        float(np.log(ioi).mean()) if len(ioi) else float("nan"),
+        float((seq[1:] == seq[:-1]).mean()) if len(seq) > 1 else float("nan"),
+        float(pitch.std()),
+        len(notes) / len(groups),
+    ])
+
+
+def describe_all(pieces: list[list[Note]], seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """(realism features (n, R), emotion-judge features (n, F)) of pieces of ``seconds``; rows that cannot be
+    described (too few notes) are NaN."""
+    from installation.evaluation import music_features as MF
+
+    R = np.full((len(pieces), len(REALISM_NAMES)), np.nan)
+    F = np.full((len(pieces), len(MF.FEATURE_NAMES)), np.nan)
+    for i, notes in enumerate(pieces):
+        notes = MF.clip(notes, seconds)
+        R[i] = features(notes, seconds)
+        d = MF.describe(notes, seconds)
+        if d is not None:
+            F[i] = d[0]
+    return R, F
+
+
+@dataclass
+class Separability:
+    """How well a classifier tells real from generated, out of fold."""
+    auc: float
+    ci95: tuple[float, float]
+    real: int
+    generated: int
+    folds: int
+
+
+def auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC (Mann-Whitney, ties counted half)."""
+    y = np.asarray(y, bool)
+    pos, neg = score[y], score[~y]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    r = rankdata(np.concatenate([pos, neg]))
+    return float((r[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def separability(real: np.ndarray, gen: np.ndarray, *, folds: int = 5, seed: int = 0,
+                 resamples: int = 1000) -> Separability:
+    """Out-of-fold AUC of an L2 logistic regression telling generated (1) from real (0) rows.
+
+    Rows with a NaN are dropped; features are standardised inside each fold. The interval
+    is a bootstrap over the out-of-fold scores.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    real = real[np.isfinite(real).all(1)]
+    gen = gen[np.isfinite(gen).all(1)]
+    X = np.concatenate([real, gen])
+    y = np.r_[np.zeros(len(real), int), np.ones(len(gen), int)]
+    k = int(min(folds, len(real), len(gen)))
+    if k < 2:
+        return Separability(float("nan"), (float("nan"), float("nan")), len(real), len(gen), 0)
+    oof = np.zeros(len(y))
+    for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        clf.fit(X[tr], y[tr])
+        oof[te] = clf.predict_proba(X[te])[:, 1]
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(y), len(y))
+        if 0 < y[i].sum() < len(i):
+            boots.append(auc(y[i], oof[i]))
+    lo, hi = (np.quantile(boots, [0.025, 0.975]) if boots else (np.nan, np.nan))
+    return Separability(auc(y, oof), (float(lo), float(hi)), len(real), len(gen), k)
+
+
+def gaps(real_R: np.ndarray, gen_R: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per realism feature: real mean, generated mean, their difference and ratio."""
+    out = {}
+    for j, name in enumerate(REALISM_NAMES):
+        r, g = np.nanmean(real_R[:, j]), np.nanmean(gen_R[:, j])
+        out[name] = {"real": float(r), "generated": float(g), "difference": float(g - r),
+                     "ratio": float(g / r) if r else float("nan")}
+    return out
+
+
+def single_feature_auc(real_R: np.ndarray, gen_R: np.ndarray) -> dict[str, float]:
+    """How well each realism feature alone tells the two apart: max(AUC, 1 - AUC), 0.5 = not at all."""
+    out = {}
+    for j, name in enumerate(REALISM_NAMES):
+        r, g = real_R[:, j], gen_R[:, j]
+        r, g = r[np.isfinite(r)], g[np.isfinite(g)]
+        a = auc(np.r_[np.zeros(len(r), bool), np.ones(len(g), bool)], np.r_[r, g])
+        out[name] = float(max(a, 1 - a))
+    return out
