@@ -1,7 +1,6 @@
 """The status server under hostile clients, with real TCP connections: it stays up, stays small, logs one
 line at a time, keeps its token secret, and never takes what the supervisor needs to restart a child."""
 import http.client
-import json
 import logging
 import os
 import resource

@@ -211,7 +211,6 @@ def main(argv=None) -> int:
     import sys
     from pathlib import Path
 
-    from installation import manifest as M
     from installation.errors import UserError
 
     ap = argparse.ArgumentParser(prog="python -m installation.evaluation.coherence", description=__doc__.splitlines()[0])
