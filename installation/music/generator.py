@@ -78,7 +78,9 @@ class GeneratorThread:
 
     # --- time -----------------------------------------------------------------
     def due(self, m: float) -> float:
-        return self.t0 + self.offset + m * self.tempo_scale
+        # to the microsecond: after a tempo change the same music time comes out a few 1e-16 s apart, and the
+        # scheduler (due, then push order) would then swap the notes of one chord (seen under a jittery clock)
+        return round(self.t0 + self.offset + m * self.tempo_scale, 6)
 
     def music_at(self, t: float) -> float:
         """The music time sounding at clock time t (for controls that follow the playback)."""
