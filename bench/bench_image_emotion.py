@@ -2,6 +2,8 @@
 
 - ``frame_stats``: installation.image.image_stats on each artwork at its own size and on a 1280x720 camera frame.
 - ``predict``: ImageEmotion.predict for one frame (statistics + image_emotion.onnx), given the encoder outputs.
+- ``frame_to_va``: ImageEmotion.read on one artwork: preprocessing, the one encoder pass (with the tuned
+  branch when the encoder has one), statistics and image_emotion.onnx: a frame to its valence and arousal.
 - ``motion``: MotionMeter.update on a 1280x720 frame.
 - ``encoder_1_view`` vs ``encoder_6_views``: what averaging the six training views at run time would cost
   (it was measured not to help on held-out images, docs/IMAGE_EMOTION.md, so the runtime uses the centre view).
@@ -42,15 +44,17 @@ def main() -> None:
     frames = [img for _, img in common.artworks()]
     cam = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
     enc, emo = ImageEncoder(models, threads=1), ImageEmotion(models, threads=1)
-    embs = [enc.embed_all([f]) for f in frames]
+    outs = [enc.encode([f]) for f in frames]
     meter = MotionMeter(2.0)
     views = [np.stack(training_views(f)) for f in frames]
     res = {"benchmark": "image_emotion", "machine": common.machine(), "busy_at_start": busy,
            "models": common.models_label(args.models), "samples": n, "feature_set": emo.feature_set,
            "frame_stats_artworks_ms": timed(lambda i: frame_stats(frames[i % len(frames)]), n),
            "frame_stats_1280x720_ms": timed(lambda i: frame_stats(cam), n),
-           "predict_ms": timed(lambda i: emo.predict(embs[i % len(frames)][0], [frames[i % len(frames)]],
-                                                      embs[i % len(frames)][1]), n),
+           "predict_ms": timed(lambda i: emo.predict(outs[i % len(frames)]["embedding"], [frames[i % len(frames)]],
+                                                      outs[i % len(frames)].get("features_mid"),
+                                                      outs[i % len(frames)].get("tuned_va")), n),
+           "frame_to_va_ms": timed(lambda i: emo.read(enc, [frames[i % len(frames)]]), n),
            "motion_update_1280x720_ms": timed(lambda i: meter.update(i / 30, cam), n),
            "encoder_1_view_ms": timed(lambda i: enc.session.run(None, {enc.input: views[i % len(frames)][:1]}), n // 3),
            "encoder_6_views_ms": timed(lambda i: enc.session.run(None, {enc.input: views[i % len(frames)]}), n // 3)}
