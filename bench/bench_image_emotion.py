@@ -30,6 +30,9 @@ def timed(fn, n: int, warmup: int = 10) -> dict:
 def main() -> None:
     ap = common.parser(__doc__)
     ap.add_argument("-n", type=int, default=300)
+    ap.add_argument("--compare", default=None, metavar="MODELS",
+                    help="another model folder (e.g. the models before a change): frame_to_va of both, interleaved "
+                         "frame by frame, so a loaded machine slows both alike")
     args = ap.parse_args()
     n = 30 if args.quick else args.n
     busy = common.warn_if_busy()
@@ -58,9 +61,25 @@ def main() -> None:
            "motion_update_1280x720_ms": timed(lambda i: meter.update(i / 30, cam), n),
            "encoder_1_view_ms": timed(lambda i: enc.session.run(None, {enc.input: views[i % len(frames)][:1]}), n // 3),
            "encoder_6_views_ms": timed(lambda i: enc.session.run(None, {enc.input: views[i % len(frames)]}), n // 3)}
+    if args.compare:
+        other = common.load_models(args.compare)
+        enc2, emo2 = ImageEncoder(other, threads=1), ImageEmotion(other, threads=1)
+        pair = [[], []]
+        for i in range(10 + n):
+            for k, (e, m) in enumerate(((enc, emo), (enc2, emo2))):
+                t0 = time.perf_counter()
+                m.read(e, [frames[i % len(frames)]])
+                if i >= 10:
+                    pair[k].append(time.perf_counter() - t0)
+        res["interleaved"] = {"models": common.models_label(args.models), "compare": args.compare,
+                              "frame_to_va_ms": common.summary(pair[0], 1e3),
+                              "compare_frame_to_va_ms": common.summary(pair[1], 1e3)}
     for k, v in res.items():
         if k.endswith("_ms"):
             print(common.line(k[:-3], v))
+    for k, v in res.get("interleaved", {}).items():
+        if k.endswith("_ms"):
+            print(common.line("interleaved " + k[:-3], v))
     common.write_result("image_emotion", res, args.out)
 
 

@@ -182,7 +182,12 @@ def train(args) -> dict:
     cache = load_cache(args.cache, images.rel)
     net, info = efficientnet_lite0()
     eff = net.features.net
-    X = frozen_until(eff, cache["block10"][tr], args.start)
+    saved = args.cache / f"frozen_until_{args.start}_training_images.npy"   # blocks 11..start-1 run once
+    if saved.exists():
+        X = np.load(saved)
+    else:
+        X = frozen_until(eff, cache["block10"][tr], args.start)
+        np.save(saved, X)
     pos = {int(i): k for k, i in enumerate(tr)}
     Xfit, Xval = X[[pos[i] for i in fit_idx]], X[[pos[i] for i in val_idx]][:, 0]
     yfit, yval = y_all[fit_idx], y_all[val_idx]
@@ -232,7 +237,7 @@ def train(args) -> dict:
                "all_training": args.all_training, "best_epoch": best[1],
                "fit_images": len(fit_idx), "val_images": len(val_idx), "views": int(Xfit.shape[1]),
                "y_mean": y_mean.tolist(), "y_std": y_std.tolist(), "history": history,
-               "seconds": round(time.time() - t0, 1),
+               "seconds": round(time.time() - t0, 1), "machine": machine(),
                "command": "python -m installation.training.emotion_tune " + " ".join(sys.argv[1:]),
                "weights": {k: info[k] for k in ("weights_file", "weights_sha256")}}
     torch.save({"state": branch.state_dict(), "summary": summary}, out / "branch.pt")
@@ -240,6 +245,16 @@ def train(args) -> dict:
              pred=best[3] * y_std + y_mean)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def machine() -> str:
+    """Where the training ran, in words: CPU count, torch threads, the load average at the end."""
+    import os
+    import platform
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU, torch threads {torch.get_num_threads()}, "
+            f"load average at the end {load}")
 
 
 def load_branch(path: Path) -> tuple[Branch, dict]:
@@ -288,7 +303,7 @@ def export_tuned_encoder(branch_path: Path, path: Path) -> dict:
             "parity_max_abs_err": max(err.values()), "parity": err,
             "tuned_branch": {k: s.get(k) for k in ("start", "conv_head", "aux_words", "best_epoch", "epochs", "lr", "batch", "dropout",
                                                "seed", "fit_images", "val_images", "views", "all_training",
-                                               "seconds", "command")}}
+                                               "seconds", "command", "machine")}}
 
 
 def export_to(branch_path: Path, out: Path) -> dict:
