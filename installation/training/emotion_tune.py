@@ -18,7 +18,9 @@ Training (on CPU, from installation.training.emotion_cache's activations of bloc
 - augmentation: each epoch sees one of the ten cached views of each image (crops at three scales and
   mirror images), and the blocks' own stochastic depth (drop-connect, as in ImageNet training) and
   dropout before the linear layer; batch-norm statistics stay frozen (ImageNet's);
-- AdamW: ``lr`` for the linear layer, ``lr / 10`` for the blocks, cosine decay, weight decay 1e-4.
+- AdamW: ``lr`` for the linear layer, ``lr / 10`` for the blocks, cosine decay, weight decay 1e-4;
+- optionally (``--aux-words W``) a second linear layer learns the raters' 7 emotion-word distribution
+  (cross-entropy, weight W); it is not exported.
 
 The state with the best validation score (sum of the Spearman correlations of valence and arousal on
 view 0, the runtime's view) is kept: ``.cache/emotion_tune/<name>/branch.pt`` with its history.

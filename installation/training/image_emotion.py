@@ -26,6 +26,13 @@ on are the ridge's own; the training images span [-1, 1] with about 2.5% clipped
 on each side. Out-of-fold predictions are used because in-sample ridge predictions
 are wider than what unseen images get.
 
+With a tuned encoder (installation.training.emotion_tune: an output ``tuned_va``, the reading of an
+emotion-tuned branch), the ``+tuned`` variants blend it in: ``(1 - b) * ridge + b * tuned_va`` per target,
+``b`` in 0, 0.05, ... 1 by the lowest squared error on the validation slice (fold 0 of the training images,
+which the branch was not trained on and where the ridge's out-of-fold predictions come from folds 1-4),
+calibrated on the blended validation predictions. The exported feature set is the one with the best summed
+Spearman on that slice, the one place where every variant is out-of-sample.
+
 The shipped conditioner's reading is scored beside it as the baseline:
 valence = p(Q1) + p(Q4) - p(Q2) - p(Q3), arousal = p(Q1) + p(Q2) - p(Q3) - p(Q4).
 """
