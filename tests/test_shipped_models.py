@@ -189,3 +189,31 @@ def test_happy_and_sad_images_get_different_music(shared_data):
     assert asked[0] > asked[2] + 1, asked
     assert loud[0] - loud[2] > 0.5 * (asked[0] - asked[2]), (loud, asked)
     assert major[0] > major[2], major
+
+
+def test_shipped_encoder_keeps_the_imagenet_path_and_its_tuned_branch_is_listed():
+    """The encoder on real pictures (the bundled artworks): its embedding and features_mid are those of the
+    untuned ImageNet network in torch (scene tracking reads the embedding, with thresholds set on it), so the
+    emotion-tuned branch only adds an output; the manifest says how that branch was trained and checked."""
+    pytest.importorskip("torch", reason="training dependencies (requirements-train.txt) not installed")
+    import torch
+
+    from installation.image.capture import bundled_artworks, read_image
+    from installation.image.encoder import ImageEncoder
+    from installation.image.preprocess import prepare
+    from installation.training.backbones import AllOutputs, efficientnet_lite0
+
+    m = M.load(MODELS)
+    entry = m.io("encoder")
+    frames = [read_image(p) for p in sorted(bundled_artworks().glob("*.jpg"))[:3]]
+    out = ImageEncoder(m).encode(frames)
+    net, _ = efficientnet_lite0()
+    with torch.no_grad():
+        emb, mid = AllOutputs(net.eval())(torch.from_numpy(np.stack([prepare(f) for f in frames])))
+    assert np.abs(out["embedding"] - emb.numpy()).max() < 1e-3
+    assert np.abs(out["features_mid"] - mid.numpy()).max() < 1e-3
+    if "tuned_va" in entry["outputs"]:
+        assert out["tuned_va"].shape == (3, 2) and np.isfinite(out["tuned_va"]).all()
+        assert entry["parity_max_abs_err"] <= 1e-3
+        tb = entry["tuned_branch"]
+        assert 11 <= tb["start"] <= 15 and "emotion_tune" in tb["command"] and tb["fit_images"] > 1000

@@ -10,8 +10,10 @@ installation/training/image_emotion.py for the calibration). Positive valence
 is pleasant, positive arousal lively.
 
     emotion = ImageEmotion(manifest.load())
-    emb, mid = encoder.embed_all(frames)                    # one encoder pass; emb also serves scene tracking
-    va = emotion.predict(emb, frames, mid)                  # (N, 2)
+    emb, va = emotion.read(encoder, frames)     # one encoder pass; emb also serves scene tracking; va (N, 2)
+
+A tuned encoder (installation.training.emotion_tune) also gives ``tuned_va``, the reading of its
+emotion-tuned branch, which the model blends with its ridge on the other inputs.
 """
 from __future__ import annotations
 
@@ -51,6 +53,10 @@ class ImageEmotion:
             raise UserError(f"{path}: fitted on image statistics {list(names)}, this runtime computes "
                             f"{list(image_stats.NAMES)}; re-export it with this version")
         self.feature_set = io.get("feature_set", "?")
+        if self.needs_tuned and "tuned_va" not in manifest.io("encoder")["outputs"]:
+            raise UserError(f"{path}: fitted on a tuned encoder's 'tuned_va' output, which "
+                            f"{manifest.path('encoder')} does not give; restore the encoder that goes with it "
+                            "(git checkout exported_models) or refit with `python -m installation.training.image_emotion`")
         fitted_on = io.get("encoder_sha256")
         if fitted_on and fitted_on != manifest.io("encoder").get("sha256"):
             log.warning("image emotion: fitted on the features of another encoder file (%s...); if the encoder's "
@@ -66,10 +72,15 @@ class ImageEmotion:
         """Whether predict() needs the encoder's ``features_mid`` (ImageEncoder.embed_all)."""
         return "features_mid" in self.inputs
 
+    @property
+    def needs_tuned(self) -> bool:
+        """Whether predict() needs the tuned encoder's ``tuned_va`` (ImageEncoder.encode)."""
+        return "tuned_va" in self.inputs
+
     def predict(self, embeddings: np.ndarray, frames: list[np.ndarray] | None = None,
-                features_mid: np.ndarray | None = None) -> np.ndarray:
-        """(N, D) embeddings of ``frames`` (RGB uint8, any size) and their (N, D2) ``features_mid``
-        -> (N, 2) float32 valence, arousal in [-1, 1]."""
+                features_mid: np.ndarray | None = None, tuned_va: np.ndarray | None = None) -> np.ndarray:
+        """(N, D) embeddings of ``frames`` (RGB uint8, any size), their (N, D2) ``features_mid`` and
+        (N, 2) ``tuned_va`` -> (N, 2) float32 valence, arousal in [-1, 1]."""
         emb = np.ascontiguousarray(embeddings, dtype=np.float32)
         if emb.ndim != 2 or emb.shape[1] != self.dims["embedding"]:
             raise ValueError(f"expected embeddings of shape (N, {self.dims['embedding']}), got {emb.shape}")
@@ -80,6 +91,11 @@ class ImageEmotion:
                 raise ValueError(f"the {self.feature_set} model needs features_mid of shape ({len(emb)}, {d}) "
                                  f"from ImageEncoder.embed_all, got {None if features_mid is None else np.shape(features_mid)}")
             feed["features_mid"] = np.ascontiguousarray(features_mid, dtype=np.float32)
+        if self.needs_tuned:
+            if tuned_va is None or np.shape(tuned_va) != (len(emb), 2):
+                raise ValueError(f"the {self.feature_set} model needs tuned_va of shape ({len(emb)}, 2) "
+                                 f"from ImageEncoder.encode, got {None if tuned_va is None else np.shape(tuned_va)}")
+            feed["tuned_va"] = np.ascontiguousarray(tuned_va, dtype=np.float32)
         if self.needs_frames:
             if frames is None or len(frames) != len(emb):
                 raise ValueError(f"the {self.feature_set} model needs the {len(emb)} frames beside their embeddings")
@@ -88,8 +104,6 @@ class ImageEmotion:
 
     def read(self, encoder, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Frames -> (embeddings (N, D), valence/arousal (N, 2)): one encoder pass, then this model."""
-        if self.needs_mid:
-            emb, mid = encoder.embed_all(frames)
-        else:
-            emb, mid = encoder.embed(frames), None
-        return emb, self.predict(emb, frames if self.needs_frames else None, mid)
+        out = encoder.encode(frames)
+        emb = out["embedding"]
+        return emb, self.predict(emb, frames if self.needs_frames else None, out.get("features_mid"), out.get("tuned_va"))

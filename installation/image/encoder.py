@@ -19,6 +19,7 @@ class ImageEncoder:
         self.dim = int(outputs["embedding"][1])
         # pooled earlier stages (encoders exported since the image-emotion model; None for older ones)
         self.mid_dim = int(outputs["features_mid"][1]) if "features_mid" in outputs else None
+        self.outputs = [o.name for o in self.session.get_outputs()]
         self.backbone = manifest.io("encoder").get("backbone", "?")
 
     def embed(self, frames: list[np.ndarray]) -> np.ndarray:
@@ -38,3 +39,10 @@ class ImageEncoder:
         batch = np.stack([prepare(f) for f in frames])
         emb, mid = self.session.run(["embedding", "features_mid"], {self.input: batch})
         return emb, mid
+
+    def encode(self, frames: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """RGB uint8 images -> every encoder output by name, from one pass: ``embedding`` (N, D), and in
+        encoders exported since the image-emotion model ``features_mid`` (N, D2) and, in a tuned encoder
+        (installation.training.emotion_tune), ``tuned_va`` (N, 2): the emotion-tuned branch's reading."""
+        batch = np.stack([prepare(f) for f in frames])
+        return dict(zip(self.outputs, self.session.run(self.outputs, {self.input: batch})))

@@ -26,6 +26,13 @@ on are the ridge's own; the training images span [-1, 1] with about 2.5% clipped
 on each side. Out-of-fold predictions are used because in-sample ridge predictions
 are wider than what unseen images get.
 
+With a tuned encoder (installation.training.emotion_tune: an output ``tuned_va``, the reading of an
+emotion-tuned branch), the ``+tuned`` variants blend it in: ``(1 - b) * ridge + b * tuned_va`` per target,
+``b`` in 0, 0.05, ... 1 by the lowest squared error on the validation slice (fold 0 of the training images,
+which the branch was not trained on and where the ridge's out-of-fold predictions come from folds 1-4),
+calibrated on the blended validation predictions. The exported feature set is the one with the best summed
+Spearman on that slice, the one place where every variant is out-of-sample.
+
 The shipped conditioner's reading is scored beside it as the baseline:
 valence = p(Q1) + p(Q4) - p(Q2) - p(Q3), arousal = p(Q1) + p(Q2) - p(Q3) - p(Q4).
 """
@@ -74,9 +81,13 @@ def targets(images: ImageSet) -> np.ndarray:
     return np.stack([(images.valence - 5.0) / 4.0, (images.arousal - images.arousal_split) / 4.0], 1).astype(np.float64)
 
 
+CACHE_KEYS = {"embedding": "embedding", "mid": "features_mid", "tuned": "tuned_va"}
+
+
 def encoder_blocks(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, data: Path,
                    encoder: Path, backbone: str, threads: int = 1) -> dict[str, np.ndarray]:
-    """{"embedding": (n, 6, D), "mid": (n, 6, D2)}: both encoder outputs for the six cached views of each image.
+    """{"embedding": (n, 6, D), "mid": (n, 6, D2)[, "tuned": (n, 6, 2)]}: the encoder's outputs for the six
+    cached views of each image ("tuned": the tuned branch's valence/arousal, installation.training.emotion_tune).
 
     Read from ``features_all_<backbone>.npz`` in ``cache`` or ``work`` when one was made by the same encoder
     for the same images (rows are taken from a full-set file for a slice); else computed into ``work``."""
@@ -96,9 +107,9 @@ def encoder_blocks(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, 
                 continue
             rel = list(z["rel"])
             if rel == images.rel:
-                return {"embedding": z["embedding"], "mid": z["features_mid"]}
+                return {k: z[f] for k, f in CACHE_KEYS.items() if f in z}
             if rel == everything:
-                return {"embedding": z["embedding"][keep], "mid": z["features_mid"][keep]}
+                return {k: z[f][keep] for k, f in CACHE_KEYS.items() if f in z}
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     sess = ort.InferenceSession(str(encoder), opts, providers=["CPUExecutionProvider"])
@@ -106,18 +117,20 @@ def encoder_blocks(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, 
     if "features_mid" not in outs:
         raise UserError(f"{encoder} has no 'features_mid' output; re-export it "
                         "(python -m installation.training prepare) with this version")
-    emb, mid = [], []
+    wanted = {"embedding": "embedding", "mid": "features_mid", "tuned": "tuned_va"}
+    wanted = {k: v for k, v in wanted.items() if v in outs}
+    got = {k: [] for k in wanted}
     t0 = time.time()
     for i, rel in enumerate(images.rel):
-        e, m = sess.run(["embedding", "features_mid"], {"image": np.stack(training_views(load_rgb(data / rel)))})
-        emb.append(e)
-        mid.append(m)
+        res = sess.run(list(wanted.values()), {"image": np.stack(training_views(load_rgb(data / rel)))})
+        for k, r in zip(wanted, res):
+            got[k].append(r)
         if i % 200 == 0:
             log.info("encoder features: %d/%d images, %.0f s", i, len(images.rel), time.time() - t0)
-    out = {"embedding": np.stack(emb).astype(np.float32), "mid": np.stack(mid).astype(np.float32)}
+    out = {k: np.stack(v).astype(np.float32) for k, v in got.items()}
     work.mkdir(parents=True, exist_ok=True)
     np.savez(work / (name if len(images.rel) == len(everything) else sliced),
-             embedding=out["embedding"], features_mid=out["mid"], rel=np.array(images.rel, dtype=object),
+             **{CACHE_KEYS[k]: v for k, v in out.items()}, rel=np.array(images.rel, dtype=object),
              encoder_sha256=digest)
     return out
 
@@ -157,13 +170,21 @@ class Fit:
     alphas: tuple[float, float]
     pos: np.ndarray = field(default_factory=lambda: np.ones(2))
     neg: np.ndarray = field(default_factory=lambda: np.ones(2))
+    blend: np.ndarray | None = None      # (2,): share of the tuned branch's reading (feats["tuned"]) per target
 
     def design(self, feats: dict[str, np.ndarray]) -> np.ndarray:
         return np.concatenate([(feats[k] - self.mean[k]) / self.std[k] * self.block_weights[k]
                                for k in self.blocks], -1)
 
     def raw(self, feats: dict[str, np.ndarray]) -> np.ndarray:
-        return self.design(feats) @ self.W + self.b
+        z = self.design(feats) @ self.W + self.b
+        if self.blend is not None:
+            z = (1.0 - self.blend) * z + self.blend * feats["tuned"]
+        return z
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.blocks + (("tuned",) if self.blend is not None else ())
 
     def calibrate(self, z: np.ndarray) -> np.ndarray:
         return np.clip(np.where(z > 0, z / self.pos, z / self.neg), -1.0, 1.0)
@@ -253,6 +274,11 @@ class Variant:
     """A feature set: the blocks; the first has weight 1, the others' weights are chosen by CV (BLOCK_WEIGHTS)."""
     name: str
     blocks: tuple[str, ...]
+    tuned: bool = False                  # blended with the tuned encoder branch's reading (encoder output tuned_va)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return self.blocks + (("tuned",) if self.tuned else ())
 
     def grid(self) -> list[dict[str, float]]:
         import itertools
@@ -319,7 +345,7 @@ def conditioner_baseline(conditioner: Path, emb_centre: np.ndarray) -> dict[str,
 
 # --- export -----------------------------------------------------------------------
 
-INPUT_NAMES = {"embedding": "embedding", "stats": "stats", "mid": "features_mid"}
+INPUT_NAMES = {"embedding": "embedding", "stats": "stats", "mid": "features_mid", "tuned": "tuned_va"}
 
 
 def export_onnx(model: Fit, path: Path) -> dict:
@@ -337,28 +363,33 @@ def export_onnx(model: Fit, path: Path) -> dict:
             self.register_buffer("b", torch.tensor(model.b, dtype=torch.float32))
             self.register_buffer("pos", torch.tensor(1.0 / model.pos, dtype=torch.float32))
             self.register_buffer("neg", torch.tensor(1.0 / model.neg, dtype=torch.float32))
+            if model.blend is not None:
+                self.register_buffer("blend", torch.tensor(model.blend, dtype=torch.float32))
 
         def forward(self, *xs):
             x = torch.cat([(x - getattr(self, f"m_{b}")) * getattr(self, f"s_{b}") for x, b in zip(xs, model.blocks)], -1)
             z = x @ self.W + self.b
+            if model.blend is not None:
+                z = (1.0 - self.blend) * z + self.blend * xs[-1]
             return torch.clamp(torch.where(z > 0, z * self.pos, z * self.neg), -1.0, 1.0)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = [INPUT_NAMES[b] for b in model.blocks]
-    dims = {b: len(model.mean[b]) for b in model.blocks}
-    dummy = tuple(torch.randn(2, dims[b]) for b in model.blocks)
+    names = [INPUT_NAMES[b] for b in model.inputs]
+    dims = {**{b: len(model.mean[b]) for b in model.blocks}, "tuned": 2}
+    dummy = tuple(torch.randn(2, dims[b]) for b in model.inputs)
     torch.onnx.export(Net().eval(), dummy, str(path), input_names=names, output_names=["valence_arousal"],
                       dynamic_axes={**{n: {0: "batch"} for n in names}, "valence_arousal": {0: "batch"}},
                       opset_version=17, dynamo=False)
     rng = np.random.default_rng(1)
     feats = {b: (model.mean[b] + model.std[b] * rng.standard_normal((16, dims[b]))).astype(np.float32)
              for b in model.blocks}
+    feats["tuned"] = (0.3 * rng.standard_normal((16, 2))).astype(np.float32)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {INPUT_NAMES[b]: feats[b] for b in model.blocks})[0]
+    got = sess.run(None, {INPUT_NAMES[b]: feats[b] for b in model.inputs})[0]
     err = float(np.abs(got - model.predict(feats)).max())
     if err > 1e-4:
         raise RuntimeError(f"{path}: ONNX differs from the numpy model by {err}")
-    return {"inputs": {INPUT_NAMES[b]: ["batch", dims[b]] for b in model.blocks},
+    return {"inputs": {INPUT_NAMES[b]: ["batch", dims[b]] for b in model.inputs},
             "outputs": {"valence_arousal": ["batch", 2]}, "parity_max_abs_err": err}
 
 
@@ -371,11 +402,22 @@ VARIANTS = {v.name: v for v in (
     Variant("embedding+mid+stats", ("embedding", "mid", "stats")),
     Variant("stats", ("stats",)),
     Variant("mid+stats", ("mid", "stats")),
+    Variant("embedding+mid+stats+tuned", ("embedding", "mid", "stats"), tuned=True),
+    Variant("embedding+mid+tuned", ("embedding", "mid"), tuned=True),
 )}
+VAL_FOLD_SEED = 0                        # fold 0 of folds_of(training images, 0): the tuned branch's validation slice
+BLENDS = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+
+
+def choose_blend(ridge_val: np.ndarray, tuned_val: np.ndarray, y_val: np.ndarray) -> np.ndarray:
+    """(2,) share of the tuned reading per target: the lowest mean squared error of
+    (1 - b) * ridge + b * tuned on the validation slice (where both are out-of-sample)."""
+    return np.array([min(BLENDS, key=lambda b: float((((1 - b) * ridge_val[:, j] + b * tuned_val[:, j]
+                                                         - y_val[:, j]) ** 2).mean())) for j in range(2)])
 
 
 def run(args) -> dict:
-    """Fit every variant whose blocks are available, pick by CV, score on held-out, export the chosen one."""
+    """Fit every variant whose inputs are available, pick on the validation slice, score on held-out, export."""
     t0 = time.time()
     images, keep = limited(load_emotion6(args.data), args.limit_images)
     work = args.work
@@ -392,38 +434,63 @@ def run(args) -> dict:
     if args.conditioner.is_file():               # the models before the controls (conditioner.onnx), when at hand
         base = conditioner_baseline(args.conditioner, feats["embedding"][te][:, 0])
         report["baseline"] = {k: score(v, yte) for k, v in base.items()}
-    else:
-        report["baseline"] = {}
+    else:                                        # gone since the controls: keep its figures from the last report
+        old = args.out / "image_emotion_report.json"
+        report["baseline"] = json.loads(old.read_text()).get("baseline", {}) if old.is_file() else {}
+        if report["baseline"]:
+            report["baseline_from"] = "the previous image_emotion_report.json (conditioner.onnx no longer shipped)"
     log.info("baseline (shipped conditioner): %s", json.dumps(report["baseline"]))
 
+    val = folds_of(int(tr.sum()), VAL_FOLD_SEED) == 0
+    if "tuned" in feats:
+        tv = train["tuned"][val][:, 0]
+        report["tuned_branch_alone"] = {"val_slice_spearman": [round(spearman(tv[:, j], ytr[val, j]), 4) for j in range(2)],
+                                        "heldout_centre": score(feats["tuned"][te][:, 0], yte)}
+        log.info("tuned branch alone: %s", json.dumps(report["tuned_branch_alone"]))
     wanted = [v for v in args.variants.split(",")]
-    chosen, fits = None, {}
+    chosen, fits, selected = None, {}, {}
     for name in wanted:
         v = VARIANTS[name]
-        if not all(b in feats for b in v.blocks):
+        if not all(b in feats for b in v.needs):
             continue
-        pt = select(train, ytr, v, fold)
+        if v.blocks not in selected:
+            selected[v.blocks] = select(train, ytr, v, fold)
+        pt = selected[v.blocks]
         oof = np.stack([pt[0]["oof"], pt[1]["oof"]], 1)
-        model = fit(train, ytr, v.blocks, (pt[0]["weights"], pt[1]["weights"]), (pt[0]["alpha"], pt[1]["alpha"]), oof)
-        test_feats = {b: feats[b][te] for b in v.blocks}
+        blend = None
+        if v.tuned:                      # blend on the validation slice; calibrate on its blended predictions
+            blend = choose_blend(oof[val], train["tuned"][val][:, 0], ytr[val])
+            val_pred = (1 - blend) * oof[val] + blend * train["tuned"][val][:, 0]
+            model = fit(train, ytr, v.blocks, (pt[0]["weights"], pt[1]["weights"]),
+                        (pt[0]["alpha"], pt[1]["alpha"]), val_pred)
+            model.blend = blend
+        else:
+            val_pred = oof[val]
+            model = fit(train, ytr, v.blocks, (pt[0]["weights"], pt[1]["weights"]),
+                        (pt[0]["alpha"], pt[1]["alpha"]), oof)
+        test_feats = {b: feats[b][te] for b in model.inputs}
         centre = model.predict({b: f[:, 0] for b, f in test_feats.items()})
         mean6 = model.calibrate(np.mean([model.raw({b: f[:, i] for b, f in test_feats.items()}) for i in range(6)], 0))
-        entry = {"blocks": list(v.blocks),
+        val_rho = [spearman(val_pred[:, j], ytr[val, j]) for j in range(2)]
+        entry = {"blocks": list(model.inputs),
                  "alpha": {t: pt[j]["alpha"] for j, t in enumerate(TARGETS)},
                  "block_weights": {t: pt[j]["weights"] for j, t in enumerate(TARGETS)},
                  "cv": {t: {"mse": round(pt[j]["cv_mse"], 5), "spearman": round(pt[j]["cv_spearman"], 4)}
                         for j, t in enumerate(TARGETS)},
+                 "val_slice_spearman": {t: round(val_rho[j], 4) for j, t in enumerate(TARGETS)},
                  "calibration": {"pos": model.pos.round(5).tolist(), "neg": model.neg.round(5).tolist()},
                  "heldout_centre": score(centre, yte), "heldout_mean_of_6_views": score(mean6, yte)}
+        if blend is not None:
+            entry["tuned_share"] = {t: float(blend[j]) for j, t in enumerate(TARGETS)}
         report["variants"][name] = entry
         fits[name] = model
-        log.info("%-22s CV rho V %.3f A %.3f | held-out centre V %.3f %s A %.3f %s", name,
-                 pt[0]["cv_spearman"], pt[1]["cv_spearman"],
+        log.info("%-26s CV rho V %.3f A %.3f | val slice V %.3f A %.3f | held-out centre V %.3f %s A %.3f %s", name,
+                 pt[0]["cv_spearman"], pt[1]["cv_spearman"], *val_rho,
                  entry["heldout_centre"]["valence"]["spearman"], entry["heldout_centre"]["valence"]["ci95"],
                  entry["heldout_centre"]["arousal"]["spearman"], entry["heldout_centre"]["arousal"]["ci95"])
-        cv_key = pt[0]["cv_spearman"] + pt[1]["cv_spearman"]
-        if name in args.export_from.split(",") and (chosen is None or cv_key > chosen[1] + args.min_cv_gain):
-            chosen = (name, cv_key)
+        key = sum(val_rho)
+        if name in args.export_from.split(",") and (chosen is None or key > chosen[1] + args.min_cv_gain):
+            chosen = (name, key)
     if chosen is None:
         raise UserError("no variant to export: --export-from names none of the fitted --variants")
     name = chosen[0]
@@ -436,15 +503,20 @@ def run(args) -> dict:
              if "stats" in model.blocks else [],
              "targets": "((V - 5) / 4, (A - median A) / 4) of Emotion6, 0 = the quadrant split",
              "calibration": f"z / pos where z > 0, z / neg where z < 0, clipped to [-1, 1]; pos, neg = the "
-                            f"{CAL_PERCENTILE}th percentiles of |out-of-fold centre-view predictions| of the "
-                            "training images on each side",
+                            f"{CAL_PERCENTILE}th percentiles of |out-of-sample centre-view predictions| of the "
+                            "training images on each side (ridge alone: out-of-fold, all training images; blended "
+                            "with tuned_va: the validation slice)",
              "alpha": report["variants"][name]["alpha"], "block_weights": report["variants"][name]["block_weights"],
              "calibration_values": report["variants"][name]["calibration"],
-             "selection": f"{FOLDS}-fold CV on training images grouped by image (MSE of centre views); "
+             "selection": f"ridge penalties and block weights: {FOLDS}-fold CV on training images grouped by image "
+                          "(MSE of centre views); the tuned branch's share and the feature set: the validation "
+                          "slice (fold 0 of the training images, which the branch was not trained on); "
                           "held-out images only scored",
              "metrics": {"heldout": report["variants"][name]["heldout_centre"],
                          "baseline_conditioner_quadrant_probs": report["baseline"].get("quadrant_probs")},
              "arousal_split": float(images.arousal_split), "encoder_sha256": sha256(args.encoder)}
+    if model.blend is not None:
+        entry["tuned_share"] = report["variants"][name]["tuned_share"]
     report["chosen"] = name
     report["manifest_entry"] = entry
     report["seconds"] = round(time.time() - t0, 1)
@@ -478,8 +550,10 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--conditioner", type=Path, default=None, help="conditioner ONNX for the baseline (default: OUT/...)")
     ap.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "resnet18"])
     ap.add_argument("--variants", default=",".join(VARIANTS), help="feature sets to fit and score")
-    ap.add_argument("--export-from", default="embedding,embedding+stats,embedding+mid,embedding+mid+stats",
-                    help="variants that may be exported (the best summed CV Spearman of valence and arousal wins)")
+    ap.add_argument("--export-from", default="embedding,embedding+stats,embedding+mid,embedding+mid+stats,"
+                                              "embedding+mid+stats+tuned,embedding+mid+tuned",
+                    help="variants that may be exported (the best summed Spearman of valence and arousal on the "
+                         "validation slice, fold 0 of the training images, wins)")
     ap.add_argument("--min-cv-gain", type=float, default=0.0, help="a later variant must beat by this much")
     ap.add_argument("--no-manifest", dest="manifest", action="store_false", help="do not touch OUT/manifest.json")
     ap.add_argument("--limit-images", type=int, default=None, help="use only N images (a quick pipeline check)")
