@@ -20,11 +20,18 @@ def render(*args, env=None, timeout=300, wait=True):
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def artworks_folder(folder: Path, count: int | None = None) -> Path:
-    """The first ``count`` bundled artworks (all: None) copied into ``folder``."""
+def artworks_folder(folder: Path, count: int | None = None, variants: int = 1) -> Path:
+    """The first ``count`` bundled artworks (all: None) copied into ``folder``; with ``variants`` > 1 each also
+    as mirrored and smaller copies (other bytes, so other works): a job long enough that a test can stop it
+    half-way on a loaded machine, where six images may all be done before the signal lands."""
+    import cv2
     folder.mkdir(parents=True, exist_ok=True)
     for p in sorted(bundled_artworks().glob("*.jpg"))[:count]:
         shutil.copy(p, folder / p.name)
+        img = cv2.imread(str(p))
+        for v in range(1, variants):
+            copy = cv2.resize(cv2.flip(img, v % 2), None, fx=1.0 - 0.1 * v, fy=1.0 - 0.1 * v)
+            cv2.imwrite(str(folder / f"{p.stem}_v{v}.jpg"), copy)
     return folder
 
 

@@ -85,7 +85,7 @@ def test_the_readme_setup_commands_do_what_the_text_says(tmp_path):
         wavs = sorted((tmp_path / "audio").glob("*.wav"))
         assert [p.stem for p in wavs] == artworks, render_audio
         assert all(wav_rms(w) > 0.005 for w in wavs)
-        assert "rendered 6 images" in render
+        assert "6 images: 6 rendered now" in render, render
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
