@@ -12,11 +12,20 @@ from installation.image.capture import bundled_artworks
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _interruptible() -> None:
+    """In the child before exec: SIGINT back to its default. A test suite started in the background by a
+    non-interactive shell inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler,
+    so a test's Ctrl-C would go unheard (CI: the whole job finished, 'assert 18 < 18')."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def render(*args, env=None, timeout=300, wait=True):
     """`run_installation.py render ARGS`: the finished run, or (wait=False) the running process."""
     cmd = [sys.executable, str(REPO / "run_installation.py"), "render", *map(str, args)]
-    if not wait:
-        return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    if not wait:                                   # a process the test may Ctrl-C (SIGINT) like a person would
+        return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                                preexec_fn=_interruptible)
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
 
 

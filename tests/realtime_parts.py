@@ -357,3 +357,65 @@ def wav_rms(path: str | Path) -> float:
     """Root-mean-square level of a WAV over all channels, 0 (silence) .. 1 (full scale)."""
     samples, _ = read_wav(path)
     return float(np.sqrt(np.mean(samples ** 2))) if samples.size else 0.0
+
+
+class MidiReceiverProcess:
+    """A MidiReceiver in a process of its own that streams what arrives (one JSON line a message) to this one.
+
+    For tests that kill and restart the JACK server: this process then never holds a JACK client of the
+    dead server, so libjack's clean-up of such clients (when the next one opens) can never touch the other
+    clients of the test process. Same reading methods as MidiReceiver (received, wait_until, unmatched...)."""
+
+    CODE = ("import json, sys, time\n"
+            "sys.path.insert(0, sys.argv[2])\n"
+            "from realtime_parts import MidiReceiver\n"
+            "rx = MidiReceiver(sys.argv[1])\n"
+            "rx._on_message = lambda event, data=None: print(json.dumps([time.perf_counter(), event[0]]), flush=True)\n"
+            "rx.open()\n"
+            "print(json.dumps(['PORT', rx.port_name]), flush=True)\n"
+            "sys.stdin.readline()\n"
+            "rx.close()\n")
+
+    def __init__(self, client_name: str):
+        self.client_name = client_name
+        self.port_name: str | None = None
+        self.messages: list[tuple[float, tuple[int, ...]]] = []
+        self._cond = threading.Condition()
+        self.proc: subprocess.Popen | None = None
+
+    def open(self) -> "MidiReceiverProcess":
+        import json
+        import sys
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, self.client_name, str(Path(__file__).parent)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     preexec_fn=_die_with_parent)
+        first = json.loads(self.proc.stdout.readline() or '["", ""]')
+        if first[0] != "PORT":
+            self.close()
+            raise RuntimeError(f"the receiver process did not open its port: {first}")
+        self.port_name = first[1]
+        threading.Thread(target=self._read, daemon=True).start()
+        return self
+
+    def _read(self) -> None:
+        import json
+        for line in self.proc.stdout:
+            t, msg = json.loads(line)
+            with self._cond:
+                self.messages.append((t, tuple(msg)))
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(10)
+            except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    received = MidiReceiver.received
+    wait_until = MidiReceiver.wait_until
+    unmatched_note_ons = MidiReceiver.unmatched_note_ons

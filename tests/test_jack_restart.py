@@ -11,7 +11,7 @@ from pathlib import Path
 
 from installation.image.capture import bundled_artworks
 from kiosk_parts import Kiosk, playing
-from realtime_parts import JackServer, MidiReceiver, count_note_ons
+from realtime_parts import JackServer, MidiReceiverProcess, count_note_ons
 
 REPO = Path(__file__).resolve().parents[1]
 BACK_WITHIN_S = 15.0          # generous: the aim (3 s) is measured in bench/bench_faults.py, not asserted here
@@ -26,7 +26,7 @@ def kill_jack(server: JackServer) -> None:
 def test_play_reconnects_after_a_jack_restart(tmp_path):
     name = f"itm-restart-{os.getpid()}"
     server = JackServer(name=name).start()
-    rx = MidiReceiver(client_name="restart-rx").open()
+    rx = MidiReceiverProcess("restart-rx").open()
     proc = subprocess.Popen([sys.executable, str(REPO / "run_installation.py"), "play", "--midi-api", "jack",
                              "--port", "restart-rx:in", "--source", str(bundled_artworks()), "--seed", "4"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -37,7 +37,7 @@ def test_play_reconnects_after_a_jack_restart(tmp_path):
         rx.close()
         time.sleep(5.0)
         server = JackServer(name=name).start()
-        rx2 = MidiReceiver(client_name="restart-rx").open()
+        rx2 = MidiReceiverProcess("restart-rx").open()
         assert rx2.wait_until(lambda m: count_note_ons(m) >= 3, timeout=BACK_WITHIN_S), "silent after JACK returned"
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
@@ -58,7 +58,7 @@ def test_play_reconnects_after_a_jack_restart(tmp_path):
 def test_kiosk_health_tells_the_truth_through_a_jack_restart():
     name = f"itm-restart-k-{os.getpid()}"
     server = JackServer(name=name).start()
-    rx = MidiReceiver(client_name="restart-krx").open()
+    rx = MidiReceiverProcess("restart-krx").open()
     rx2 = None
     k = Kiosk("--port", "restart-krx:in", "--camera", "nonexistent-camera").start()
     try:
@@ -72,8 +72,8 @@ def test_kiosk_health_tells_the_truth_through_a_jack_restart():
         assert h["restarts"] == 0, h                            # the sender waits for the server: no restart
         time.sleep(4.0)
         server = JackServer(name=name).start()
-        rx2 = MidiReceiver(client_name="restart-krx").open()
-        assert rx2.wait_until(lambda m: count_note_ons(m) >= 3, timeout=BACK_WITHIN_S), k.output()[-3000:]
+        rx2 = MidiReceiverProcess("restart-krx").open()
+        assert rx2.wait_until(lambda m: count_note_ons(m) >= 3, timeout=BACK_WITHIN_S), (k.health(), k.output()[-3000:])
         h = k.wait_health(lambda h: h["port_connected"] is True and playing(h), timeout=10)
         assert h["last_note_age_s"] is not None and h["last_note_age_s"] < 5, h
         assert k.stop() == 0
