@@ -128,6 +128,8 @@ class StatusServer:
         self._ready.set()
         self._loop.run_forever()
         self._server.close()
+        self._reaper_task.cancel()
+        self._loop.run_until_complete(asyncio.gather(self._reaper_task, return_exceptions=True))
         self._loop.run_until_complete(self._runner.cleanup())
         self._loop.close()
 
@@ -145,7 +147,7 @@ class StatusServer:
                                                 backlog=64, reuse_address=True)
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
-        loop.create_task(self._reaper())
+        self._reaper_task = loop.create_task(self._reaper())
 
     async def _reaper(self) -> None:
         while not self._stopping:
