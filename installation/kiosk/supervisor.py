@@ -194,7 +194,6 @@ class Supervisor:
         t0 = time.perf_counter()
         from installation.midi import midi_io
         from installation.errors import UserError
-        ch = self.cfg.channel - 1
         out, error = None, None
         for attempt in range(5):               # JACK may be busy removing the dead sender's client: try again
             try:
@@ -210,13 +209,11 @@ class Supervisor:
             self.events.emit("panic", level=logging.WARNING, ok=False, why=why, error=str(error))
             return
         try:
-            for pitch in range(128):
-                out.send((0x80 | ch, pitch, 0))
-            out.all_sound_off([ch])
+            ok = self._send_panic(out)
         finally:
             out.close()
         self.panics += 1
-        self.events.emit("panic", ok=True, why=why, ms=round((time.perf_counter() - t0) * 1e3, 1))
+        self.events.emit("panic", ok=bool(ok), why=why, ms=round((time.perf_counter() - t0) * 1e3, 1))
 
     # --- heartbeats -----------------------------------------------------------------------
     def _read(self, timeout: float) -> None:
