@@ -53,7 +53,7 @@ class Engine:
     ``patch`` (installation.patches.Patch): the generator's notes go through its router, and
     ``self.patch`` (a PatchRuntime) runs its CCs, OSC, clock and inputs next to the threads.
     ``scheduler``: where the generator's (due, message) pairs go; default a Scheduler on ``sink`` in this
-    process. The kiosk's thinker passes a proxy with the same push/discard_after/start/stop/stats (kiosk.link)."""
+    process. The kiosk's thinker passes a proxy with the same push/discard_after/start/stop/stats (midi.link)."""
 
     def __init__(self, manifest: Manifest, source, sink, cfg: EngineConfig, *, recorder=None, clock=time.perf_counter,
                  patch=None, midi_api: str | None = None, scheduler=None):

@@ -100,7 +100,7 @@ class Supervisor:
     # --- children ------------------------------------------------------------------
     def _spawn(self, role: str):
         ours, theirs = socket.socketpair()
-        mod = f"installation.kiosk.{role}"
+        mod = "installation.midi.sender" if role == "sender" else f"installation.kiosk.{role}"
         where = ["--listen", self.sock_path] if role == "sender" else ["--sender", self.sock_path]
         # the children never see the status token: it would show on their command lines (ps)
         child_cfg = to_json(dataclasses.replace(self.cfg, status_token=None))
@@ -159,8 +159,8 @@ class Supervisor:
             t.join(wait)
 
     def _send_panic(self, out) -> bool:
-        ch = self.cfg.channel - 1
-        return all([out.send((0x80 | ch, pitch, 0)) for pitch in range(128)]) & out.all_sound_off([ch])
+        from installation.midi import midi_io
+        return midi_io.panic(out, self.cfg.channel - 1)
 
     def _panic_again(self) -> None:
         if self._panic_again_at is not None and time.monotonic() >= self._panic_again_at:

@@ -24,7 +24,7 @@ import numpy as np
 
 from installation.errors import UserError
 from installation.kiosk.config import KioskConfig, from_json
-from installation.kiosk.link import Beacon, RemoteScheduler, die_with_parent
+from installation.midi.link import Beacon, RemoteScheduler, die_with_parent
 from installation.kiosk.sources import CameraWithAttract
 
 log = logging.getLogger("installation.kiosk.thinker")

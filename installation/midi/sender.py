@@ -7,13 +7,21 @@ sender waits for the next thinker: the port, and a DAW's connection to it, stay.
 No model, no camera: its scheduler thread shares the GIL only with the socket
 reader and a 4 Hz heartbeat.
 
-    python -m installation.kiosk.sender --listen PATH --status-fd FD --config JSON
+Every mode sends through it: the kiosk's supervisor runs it as a child beside the
+thinker, and `play` runs it as its own child (installation.midi.sender_process), so
+the notes of `play`, `play --synth` and the kiosk keep the same time. For `play` it
+also records (``--record``), falls back to recording when no MIDI system answers
+(``--record-fallback``), and hosts FluidSynth as its sink (``--synth JSON``).
+
+    python -m installation.midi.sender --listen PATH --status-fd FD --config JSON
+        [--record FILE] [--record-fallback] [--synth '{"soundfont": ..., "driver": ..., "gain": ...}']
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -25,13 +33,14 @@ from multiprocessing.connection import Listener
 from installation.midi import midi_io
 from installation.errors import UserError
 from installation.kiosk.config import KioskConfig, from_json
-from installation.kiosk.link import Beacon, die_with_parent
+from installation.midi.link import Beacon, die_with_parent
 from installation.midi.scheduler import Scheduler, SchedulerConfig
 
-log = logging.getLogger("installation.kiosk.sender")
+log = logging.getLogger("installation.midi.sender")
 BEAT_S = 0.25
 WATCH_S = 0.1              # how often the sender looks for a silent thinker
 STOP_JOIN_S = 2.0          # at SIGTERM: how long the scheduler thread may take to silence the port
+CLOSE_WAIT_S = 2.0         # then: how long closing the port may take before the sender exits without it
 THINKER_SILENT_S = 0.6     # a connected thinker that sends nothing this long (it sends at least every 0.2 s)
                            # is hung: every sounding note is released, the supervisor kills and restarts it
 
@@ -62,19 +71,20 @@ class NoteTap:
 
 
 class SendLogScheduler(Scheduler):
-    """A Scheduler that also notes (due, clock at the send call, status byte) of every message, saved as .npy
-    at exit. Used only when ITM_SEND_LOG=FILE is set (bench/bench_kiosk.py measures the send error with it)."""
+    """A Scheduler that also notes (due, clock at the send call, the message's bytes, -1 where it has fewer than
+    3) of every message, saved as .npy at exit. Used only when ITM_SEND_LOG=FILE is set (the benches in bench/
+    measure the send error, and match arrivals at a receiver, with it)."""
 
     def __init__(self, *a, path: str, **kw):
         super().__init__(*a, **kw)
         import numpy as np
         self._np, self._log_path = np, path
-        self._log = np.zeros((1 << 20, 3))
+        self._log = np.zeros((1 << 20, 5))
         self._n = 0
 
     def _send(self, now, due, msg):
         if self._n < self._log.shape[0]:
-            self._log[self._n] = (due, self._clock(), msg[0])
+            self._log[self._n] = (due, self._clock(), *msg[:3], *(-1,) * (3 - len(msg[:3])))
             self._n += 1
         super()._send(now, due, msg)
 
@@ -82,14 +92,40 @@ class SendLogScheduler(Scheduler):
         self._np.save(self._log_path, self._log[:self._n])
 
 
-def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
-    sink, desc = midi_io.open_output(cfg.midi_api, cfg.port, cfg.virtual_port, None)
+def open_sink(cfg: KioskConfig, record: str | None, record_fallback: bool, synth: dict | None):
+    """The sink this sender plays to: FluidSynth (``synth``), else the MIDI port the config names; with no
+    MIDI system and no port, a recording only (``record``, or a new timestamped file when
+    ``record_fallback``). Returns (sink, description, the file recorded to or None)."""
+    if synth is not None:
+        from installation.patches.synth import FluidSynthSink
+        sink = FluidSynthSink(synth.get("soundfont"), synth.get("driver"), gain=synth.get("gain", 0.5))
+        sink.open()
+        return sink, sink.describe(), record
+    try:
+        sink, desc = midi_io.open_output(cfg.midi_api, cfg.port, cfg.virtual_port, record)
+        return sink, desc, record
+    except midi_io.NoMidiSystem:
+        if cfg.port or not record_fallback:
+            raise
+        record = time.strftime("installation-%Y%m%d-%H%M%S.mid")
+        sink, desc = midi_io.open_output(cfg.midi_api, None, cfg.virtual_port, record)   # warns, naming the file
+        log.info("to play live instead: start JACK (or ALSA's sequencer), or hear it with --synth; "
+                 "--record FILE chooses the file")
+        return sink, desc, record
+
+
+def serve(cfg: KioskConfig, listen: str, beacon: Beacon, record: str | None = None,
+          record_fallback: bool = False, synth: dict | None = None, peer: str = "thinker") -> int:
+    """Open the sink, then place what the ``peer`` (the kiosk's thinker, or `play`) sends until SIGTERM."""
+    sink, desc, record = open_sink(cfg, record, record_fallback, synth)
     log.info("sender: %s", desc)
     tap = NoteTap(sink)
     scfg = SchedulerConfig(late_policy=cfg.late_policy, max_polyphony=cfg.max_polyphony,
                            max_note_s=cfg.max_note_seconds)
+    recorder = midi_io.Recorder() if record else None
     send_log = os.environ.get("ITM_SEND_LOG")
-    sched = SendLogScheduler(tap, scfg, path=send_log) if send_log else Scheduler(tap, scfg)
+    sched = (SendLogScheduler(tap, scfg, path=send_log, recorder=recorder) if send_log
+             else Scheduler(tap, scfg, recorder=recorder))
     state = {"thinker": False, "thinkers": 0, "panics": 0, "last_rx": time.perf_counter(), "released": False}
     stop = threading.Event()
 
@@ -102,7 +138,7 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
                 state["released"] = True              # once per silence; the next message from it resets this
                 _release(sched)
                 state["panics"] += 1
-                log.warning("thinker silent for %.1f s: every sounding note released", silent)
+                log.warning("%s silent for %.1f s: every sounding note released", peer, silent)
             if now < next_beat:
                 continue
             next_beat = now + BEAT_S
@@ -117,6 +153,9 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(listen)                           # left behind by a sender that was killed
     listener = Listener(listen, family="AF_UNIX")
+    # ready now, not at the first heartbeat: `play` waits for this before its first note is due
+    beacon.send({"role": "sender", "ready": True, "port": desc, "port_name": sink.port_name,
+                 "api": getattr(sink, "api", None), "record": record, "port_connected": tap.connected})
 
     def read_thinkers():
         """Accept one thinker at a time and place what it sends; a thread, so that no signal ever
@@ -128,7 +167,7 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
                 return                              # the listener was closed: we are stopping
             state["last_rx"], state["released"] = time.perf_counter(), False
             state["thinker"], state["thinkers"] = True, state["thinkers"] + 1
-            log.info("thinker connected")
+            log.info("%s connected", peer)
             try:
                 while True:
                     msg = conn.recv()
@@ -145,7 +184,7 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
                 if not stop.is_set():
                     _release(sched)                 # the thinker is gone: silence now, not at max_note_s
                     state["panics"] += 1
-                    log.warning("thinker gone; every sounding note released, waiting for the next one")
+                    log.warning("%s gone; every sounding note released, waiting for the next one", peer)
             finally:
                 state["thinker"] = False
                 conn.close()
@@ -158,19 +197,55 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon) -> int:
     # the scheduler thread could never send its final note-offs (the soak test's stuck notes).
     signal.sigwait({signal.SIGTERM})
     log.info("sender stopping")
+    # A stop that takes this long is a fault (the one who stops us kills us soon after): say where it hangs.
+    faulthandler.dump_traceback_later(STOP_JOIN_S + 3.0, exit=False)
     stop.set()
     sched.stop(timeout=STOP_JOIN_S)                 # the scheduler thread: note-offs for open notes, CC123 + CC120
     silenced = not sched.is_running()
-    beacon.send({"role": "sender", "ready": True, "notes": tap.drain(), "stats": sched.stats()})
     listener.close()
-    if silenced:
-        sink.close()                                # never while the scheduler thread may still send
-    else:
-        log.error("the scheduler did not stop within %.1f s; exiting without closing the port, "
-                  "so that the supervisor silences it", STOP_JOIN_S)
+    final = {"role": "sender", "ready": True, "notes": tap.drain(), "stats": sched.stats(), "final": True}
+    if recorder is not None:                        # the take is safe before the port is closed
+        try:
+            recorder.write(record)
+            final["recorded"] = record
+        except OSError as exc:
+            log.error("could not write the recording %s: %s", record, exc.strerror or exc)
+            final["record_error"] = f"{record}: {exc.strerror or exc}"
     if send_log:
         sched.save()
-    return 0 if silenced else 1
+    beacon.send(final)
+    if not silenced:
+        log.error("the scheduler did not stop within %.1f s; exiting without closing the port, "
+                  "so that the supervisor silences it", STOP_JOIN_S)
+        return 1
+    _normal_priority()                              # nothing is due any more; closing must not outrank JACK
+    if not _close_within(sink, CLOSE_WAIT_S):       # never while the scheduler thread may still send
+        log.warning("the MIDI output did not close within %.1f s (the MIDI system is busy); exiting without "
+                    "waiting for it (every note was released before)", CLOSE_WAIT_S)
+        from installation.cli import stop_logging
+        stop_logging()
+        os._exit(0)                                 # the kernel closes what libjack would not
+    faulthandler.cancel_dump_traceback_later()
+    return 0
+
+
+def _close_within(sink, seconds: float) -> bool:
+    """``sink.close()`` on a thread; False if it has not returned within ``seconds`` (a libjack client close
+    was seen to hang once in 5 test runs at the end of a `play`: every note had been released by then)."""
+    t = threading.Thread(target=sink.close, name="close-output", daemon=True)
+    t.start()
+    t.join(seconds)
+    return not t.is_alive()
+
+
+def _normal_priority() -> None:
+    """Back to SCHED_OTHER for this thread (the scheduler thread has ended)."""
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            if os.sched_getscheduler(0) != os.SCHED_OTHER:
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
 
 
 def _release(sched: Scheduler) -> None:
@@ -179,7 +254,7 @@ def _release(sched: Scheduler) -> None:
     sched.panic()
 
 
-def _realtime(priority: int) -> None:
+def _realtime(priority: int, refused_level: int = logging.WARNING) -> None:
     """SCHED_FIFO at ``priority`` for this process's threads (inherited by those started later), so a busy
     machine's other processes do not delay a due message. Needs CAP_SYS_NICE or an rtprio limit (the systemd
     unit grants it); without, the sender runs at normal priority and says so once."""
@@ -189,14 +264,23 @@ def _realtime(priority: int) -> None:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
         log.info("sender: real-time priority %d (SCHED_FIFO)", priority)
     except (PermissionError, OSError) as exc:
-        log.warning("sender: no real-time priority (%s); running at normal priority", exc.strerror or exc)
+        log.log(refused_level, "sender: no real-time priority (%s); running at normal priority",
+                exc.strerror or exc)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="installation.kiosk.sender")
+    ap = argparse.ArgumentParser(prog="installation.midi.sender")
     ap.add_argument("--listen", required=True)
     ap.add_argument("--status-fd", type=int, required=True)
     ap.add_argument("--config", required=True, help="KioskConfig as JSON")
+    ap.add_argument("--record", default=None, help="also write what was sent to this MIDI file at the end")
+    ap.add_argument("--record-fallback", action="store_true",
+                    help="no MIDI system and no port: record to a new timestamped file instead")
+    ap.add_argument("--for-play", action="store_true",
+                    help="run as `play`'s sender: an error goes to play only (it prints it), and no real-time "
+                         "priority is a note, not a warning")
+    ap.add_argument("--synth", default=None, help="play through FluidSynth in this process: JSON with "
+                                                  "soundfont, driver, gain")
     args = ap.parse_args(argv)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})   # before any thread: serve() takes it with sigwait
     die_with_parent()
@@ -204,13 +288,16 @@ def main(argv=None) -> int:
     cfg = from_json(args.config)
     from installation.cli import setup_logging
     setup_logging(cfg.log_level)
-    _realtime(cfg.sender_priority)
+    _realtime(cfg.sender_priority, logging.INFO if args.for_play else logging.WARNING)
     beacon = Beacon(args.status_fd)
+    import json
     try:
-        return serve(cfg, args.listen, beacon)
+        return serve(cfg, args.listen, beacon, record=args.record, record_fallback=args.record_fallback,
+                     synth=json.loads(args.synth) if args.synth else None, peer="play" if args.for_play else "thinker")
     except UserError as exc:
         beacon.send({"role": "sender", "error": str(exc)})
-        print(f"error: {exc}", file=sys.stderr)
+        if not args.for_play:
+            print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
