@@ -201,14 +201,12 @@ def _check(cond: bool, msg: str) -> None:
 
 def play(args) -> int:
     from installation import manifest as M
-    from installation.midi import midi_io
     from installation.image.capture import open_source
     from installation.engine import Engine, EngineConfig
     from installation.music.generator import GeneratorConfig
     from installation.patches import load_patch
-    from installation.midi.scheduler import SchedulerConfig
-
     from installation.kiosk import config as C
+    from installation.midi.sender_process import SenderProcess
 
     file_values = C.read_toml(args.config, for_play=True) if args.config else {}
     for name in C.PLAY_ONLY:                         # record, synth, soundfont, audio_driver
@@ -233,51 +231,55 @@ def play(args) -> int:
         port, virtual = patch.output.port, patch.output.virtual_port
     synth = None
     if args.synth:                                   # finds pyfluidsynth and the SoundFont, or says what to install
-        from installation.patches.synth import FluidSynthSink, import_fluidsynth
+        from installation.patches.synth import find_soundfont, import_fluidsynth
         import_fluidsynth()
         synth_cfg = patch.synth or {}
-        synth = FluidSynthSink(args.soundfont or synth_cfg.get("soundfont"), args.audio_driver,
-                               gain=synth_cfg.get("gain", 0.5))
+        synth = {"soundfont": str(find_soundfont(args.soundfont or synth_cfg.get("soundfont"))),
+                 "driver": args.audio_driver, "gain": synth_cfg.get("gain", 0.5)}
+    try:
+        sender_cfg = C.KioskConfig(port=port, virtual_port=virtual, midi_api=args.midi_api, channel=args.channel,
+                                   late_policy=args.late_policy, max_polyphony=args.max_polyphony,
+                                   max_note_seconds=args.max_note_seconds, log_level=args.log_level,
+                                   sender_priority=args.sender_priority)
+    except C.ConfigError as exc:
+        raise UserError(str(exc)) from None
 
     with contextlib.ExitStack() as cleanup:
+        # The notes leave through the sender process, as in the kiosk: started first, it opens the port
+        # while this process builds its engine (the ONNX sessions).
+        sender = SenderProcess(sender_cfg, record=args.record, record_fallback=True, synth=synth)
+        sender.start()
+        cleanup.callback(sender.stop)
         source = open_source(args.source, slide_seconds=args.slide_seconds)
         cleanup.callback(source.close)
         log.info("source: %s", source.description)
-        record = args.record
-        if synth is not None:
-            sink = synth
-            sink.open()
-            desc = sink.describe()
-        else:
-            try:
-                sink, desc = midi_io.open_output(args.midi_api, port, virtual, record)
-            except midi_io.NoMidiSystem:
-                if port:
-                    raise
-                record = time.strftime("installation-%Y%m%d-%H%M%S.mid")
-                sink, desc = midi_io.open_output(args.midi_api, None, virtual, record)   # warns, naming the file
-                log.info("to play live instead: start JACK (or ALSA's sequencer), or hear it with --synth; "
-                         "--record FILE chooses the file")
-        cleanup.callback(sink.close)
         log.info("patch: %s (%s)", patch.name, patch.description or patch.path)
         if patch.shaping.scale:
             log.info("patch %s: every note is moved into %s (each scene line names the key asked, and this scale)",
                      patch.name, patch.shaping.scale)
-        log.info("output: %s", desc)
         log.info("music model: the %s decoder%s", _decoder_name(models, args.decoder),
                  "" if args.decoder else " (the models' default; --decoder chooses)")
-        recorder = midi_io.Recorder() if record else None
         cfg = EngineConfig(
             embed_fps=args.embed_fps, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
             steering=steering, emotion_map=emap, decoder=args.decoder, guidance=args.guidance,
             generator=GeneratorConfig(lookahead_s=args.lookahead_ms / 1000,
                                       tempo_scale=args.tempo_scale * patch.shaping.tempo_scale,
-                                      channel=args.channel - 1),
-            scheduler=SchedulerConfig(late_policy=args.late_policy, max_polyphony=args.max_polyphony,
-                                      max_note_s=args.max_note_seconds))
-        engine = Engine(models, source, sink, cfg, recorder=recorder, patch=patch,
-                        midi_api=getattr(sink, "api", None) or args.midi_api)
-        return _perform(engine, sink, recorder, record, args.duration)
+                                      channel=args.channel - 1))
+        engine = Engine(models, source, None, cfg, patch=patch, scheduler=sender.scheduler, midi_api=args.midi_api)
+        try:
+            ready = sender.wait_ready(SENDER_READY_S)
+        except BaseException:
+            if engine.patch is not None:
+                engine.patch.stop()                  # its MIDI inputs and OSC socket, opened with the engine
+            raise
+        log.info("output: %s (sent by the sender process, pid %d)", ready.get("port"), sender.proc.pid)
+        sender.on_death = lambda why: engine._fail(RuntimeError(f"the MIDI sender process ended ({why})"))
+        if sender.returncode is not None:            # it ended before on_death was set
+            sender.on_death(f"exit status {sender.returncode}")
+        return _perform(engine, sender, args.duration)
+
+
+SENDER_READY_S = 20.0      # the sender's start: a Python process opening a MIDI port (about 0.3 s; more under load)
 
 
 def _decoder_name(models, asked: str | None) -> str:
@@ -285,8 +287,9 @@ def _decoder_name(models, asked: str | None) -> str:
     return {"gru": "GRU", "transformer": "Transformer"}.get(kind, kind)
 
 
-def _perform(engine, sink, recorder, record, duration) -> int:
-    """Run the engine until duration, a signal or a failure; always silence and save."""
+def _perform(engine, sender, duration) -> int:
+    """Run the engine until duration, a signal or a failure; then stop the sender, which silences the port
+    and writes the recording."""
     from installation.signals import route_signals
     restore = route_signals(lambda signum: engine.stop_event.set())   # the main thread wakes and stops in order
     started = time.perf_counter()
@@ -296,17 +299,23 @@ def _perform(engine, sink, recorder, record, duration) -> int:
         engine.wait(duration)
     finally:
         engine.stop()
+        code = sender.stop()
         restore()
-        if recorder is not None:
-            recorder.write(record)
-        st = engine.stats()
+        st = sender.stats()
         log.info("stopped after %.1f s: %d events generated, %d MIDI messages sent, lateness p50 %s p99 %s",
-                 time.perf_counter() - started, st["events_generated"], st["sent"],
+                 time.perf_counter() - started, engine.generator.events_generated, st.get("sent", 0),
                  _ms(st.get("lateness_p50")), _ms(st.get("lateness_p99")))
+        final = sender.final or {}
     if isinstance(engine.failure, UserError):
         raise engine.failure
     if engine.failure is not None:
         log.error("the engine stopped on an internal error: %s", engine.failure)
+        return 1
+    if final.get("record_error"):
+        log.error("the recording was not saved: %s", final["record_error"])
+        return 1
+    if code not in (0, None):
+        log.error("the MIDI sender process ended with exit status %s", code)
         return 1
     return 0
 

@@ -79,7 +79,7 @@ class KioskConfig:
     max_polyphony: int = opt(32, "notes sounding at once, 1-128; the oldest is released beyond (default 32)")
     max_note_seconds: float = opt(8.0, "a note held longer is released (default 8)")
     sender_priority: int = opt(10, "real-time (SCHED_FIFO) priority of the MIDI sender process, 1-99; "
-                                   "0: normal (default 10)", play=False)
+                                   "0: normal (default 10)")
     # --- pictures
     source: str | None = opt(None, "camera index, video file or URL, image, or folder (default: camera 0, "
                                    "else the bundled artworks)")

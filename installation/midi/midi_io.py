@@ -512,6 +512,12 @@ class RecordOnly:
         return f"no MIDI output (no MIDI system reachable); recording to {self.record_path} only"
 
 
+def panic(out, channel: int) -> bool:
+    """Silence a port that a dead sender may have left notes sounding on: a note-off for every pitch on
+    ``channel`` (0-15), then CC123 and CC120 on it. True if every message went out."""
+    return all([out.send((0x80 | channel, pitch, 0)) for pitch in range(128)]) & out.all_sound_off([channel])
+
+
 # --- recording -------------------------------------------------------------------
 
 class Recorder:

@@ -1,0 +1,183 @@
+"""The sender (installation.midi.sender) as a child process of `play`.
+
+`play` keeps its camera, encoder and generator in its own process and sends the
+(due, message) pairs through a RemoteScheduler, like the kiosk's thinker; the
+port, the scheduler, the recording and an in-process FluidSynth live in the
+sender, whose scheduler thread shares its GIL with nobody busy (and runs at
+SCHED_FIFO where allowed). That is the kiosk's timing in every mode.
+
+    sender = SenderProcess(cfg, record=..., record_fallback=True, synth=None)
+    sender.start()                 # at once: it opens the port while play loads its models
+    ready = sender.wait_ready(10)  # {"port": ..., "api": ..., "record": ...}, or UserError with its one line
+    scheduler = sender.scheduler   # a RemoteScheduler for the Engine
+    ...
+    sender.stop()                  # SIGTERM: note-offs, CC123/CC120, the recording written; its figures
+
+Unlike the kiosk nobody restarts it: a sender that dies ends the performance (``on_death``),
+and a port named with ``--port`` is silenced from here, as the supervisor does.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection
+
+from installation.errors import UserError
+from installation.midi.link import RemoteScheduler
+
+log = logging.getLogger(__name__)
+STOP_WAIT_S = 10.0        # SIGTERM -> exit: the scheduler's 2 s, then writing a long recording
+
+
+class SenderProcess:
+    """One sender child: started, waited for, read, stopped. ``cfg``: a KioskConfig (port, virtual port,
+    MIDI API, late policy, polyphony, longest note, priority, log level)."""
+
+    def __init__(self, cfg, record: str | None = None, record_fallback: bool = False,
+                 synth: dict | None = None, on_death=None):
+        self.cfg, self.record, self.record_fallback, self.synth = cfg, record, record_fallback, synth
+        self.on_death = on_death            # called (on the reader thread) with a one-line reason
+        self.proc: subprocess.Popen | None = None
+        self.info: dict = {}                # the last heartbeat
+        self.final: dict | None = None      # what it said as it stopped: figures, the recording
+        self.error: str | None = None       # its one-line error (a port not found, a SoundFont...)
+        self.returncode: int | None = None
+        self._ready = threading.Event()
+        self._stopping = False
+        self._folder = tempfile.mkdtemp(prefix=f"image-to-music-{os.getpid()}-play-")
+        self.sock_path = os.path.join(self._folder, "sender.sock")
+        self.scheduler = RemoteScheduler(self.sock_path)
+
+    def start(self) -> None:
+        from installation.kiosk.config import to_json
+        ours, theirs = socket.socketpair()
+        cmd = [sys.executable, "-m", "installation.midi.sender", "--listen", self.sock_path,
+               "--status-fd", str(theirs.fileno()), "--config", to_json(self.cfg), "--for-play"]
+        if self.record:
+            cmd += ["--record", self.record]
+        if self.record_fallback:
+            cmd.append("--record-fallback")
+        if self.synth is not None:
+            cmd += ["--synth", json.dumps(self.synth)]
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+                   OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        try:
+            # its own session: a terminal's Ctrl-C reaches play, which stops it in order
+            self.proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
+                                         start_new_session=True)
+        finally:
+            theirs.close()
+        conn = Connection(ours.detach())
+        threading.Thread(target=self._read, args=(conn,), name="sender-beacon", daemon=True).start()
+
+    def _read(self, conn: Connection) -> None:
+        """Its heartbeats, until its end; an end nobody asked for is reported once."""
+        try:
+            while True:
+                msg = conn.recv()
+                if "error" in msg:
+                    self.error = str(msg["error"])
+                elif msg.get("final"):
+                    self.final = msg
+                else:
+                    self.info = msg
+                if msg.get("ready") or "error" in msg:
+                    self._ready.set()
+        except (EOFError, OSError):
+            pass
+        finally:
+            conn.close()
+        code = self.proc.wait()
+        self.returncode = code
+        self._ready.set()
+        if not self._stopping and self.error is None:
+            reason = f"exit status {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
+            log.error("the MIDI sender process ended (%s): the performance stops", reason)
+            self._panic_port(reason)
+            if self.on_death is not None:
+                self.on_death(reason)
+
+    def wait_ready(self, timeout: float) -> dict:
+        """Its first report: the port it opened (a dict), or its one-line error as a UserError."""
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise UserError(f"the MIDI sender did not open its output within {timeout:g} s; "
+                            f"see the lines above, or check the MIDI system (`run_installation.py ports`)")
+        if self.error is not None:
+            self.stop()
+            raise UserError(self.error)
+        if not self.info:
+            raise UserError(f"the MIDI sender process ended at its start (exit status {self.returncode}); "
+                            f"see the lines above")
+        deadline = time.monotonic() + timeout
+        while not self.scheduler.connect(timeout=0.2):
+            if self.returncode is not None or time.monotonic() > deadline:
+                self.stop()
+                raise UserError(f"play could not reach its MIDI sender process at {self.sock_path} "
+                                f"({'it ended' if self.returncode is not None else 'no answer'}); see the lines above")
+        return self.info
+
+    def stats(self) -> dict:
+        """The sender's scheduler figures (sent, lateness p50/p99 ...): its last word, else its last heartbeat."""
+        return dict(((self.final or {}).get("stats")) or self.info.get("stats") or {})
+
+    def stop(self) -> int | None:
+        """SIGTERM; it sends every note-off, CC123 and CC120, writes the recording and exits. A sender that
+        does not exit in STOP_WAIT_S is killed, and a named port silenced from here. Returns its exit status."""
+        if self._stopping and (self.proc is None or self.proc.poll() is not None):
+            return self.returncode                  # stopped already
+        self._stopping = True
+        p = self.proc
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if p is not None:
+            self.returncode = p.returncode
+            if p.returncode not in (0, None) and self.error is None:    # an error at its start opened nothing
+                self._panic_port(f"exit status {p.returncode} at the stop")
+        for name in ("sender.sock",):
+            try:
+                os.unlink(os.path.join(self._folder, name))
+            except OSError:
+                pass
+        try:
+            os.rmdir(self._folder)
+        except OSError:
+            pass
+        return self.returncode
+
+    def _panic_port(self, why: str) -> None:
+        """A sender that died or did not stop cannot have released its notes: with a named port, open it for a
+        moment and send every note-off, CC123 and CC120 (a virtual port, or FluidSynth, died with it)."""
+        if not self.cfg.port or self.synth is not None:
+            return
+        from installation.midi import midi_io
+        for _attempt in range(5):          # JACK may be busy removing the dead sender's client
+            try:
+                out = midi_io.MidiOut(self.info.get("api") or midi_io.choose_api(self.cfg.midi_api),
+                                      self.cfg.port, client_name="image-to-music-panic", watch=False)
+                out.open()
+            except (UserError, midi_io.NoMidiSystem):
+                time.sleep(0.05)
+                continue
+            try:
+                ok = midi_io.panic(out, self.cfg.channel - 1)
+            finally:
+                out.close()
+            log.warning("port %s silenced after the sender's end (%s)%s", self.cfg.port, why,
+                        "" if ok else "; some messages did not go out")
+            return
+        log.error("could not open %s to silence it after the sender's end (%s)", self.cfg.port, why)
