@@ -480,3 +480,18 @@ def test_panic_includes_owed_note_offs():
     s.panic()
     got = [m for m, ok in zip(sink.msgs, sink.ok) if ok]
     assert got.count(off(60)) == 1
+
+
+def test_a_clock_stop_is_the_last_tick_until_the_clock_starts_again():
+    """A generator may push one more batch after the clock Stop (the Engine stops it after the patch's Stop
+    went out through the sender): no tick due after a Stop is sent, until a Start or Continue."""
+    s, sink, _ = make()
+    s.push([(0.0, (0xFA,))] + [(0.1 * i, (0xF8,)) for i in range(1, 6)])
+    s.push([(0.25, (0xFC,))])                                   # drops the ticks queued after 0.25
+    s.push([(0.1 * i, (0xF8,)) for i in range(6, 9)] + [(0.3, on(60)), (0.4, off(60))])   # a late batch
+    s.tick(1.0)
+    assert [m for m in sink.msgs if m[0] >= 0xF8] == [(0xFA,), (0xF8,), (0xF8,), (0xFC,)]
+    assert on(60) in sink.msgs and off(60) in sink.msgs        # the music is not the clock's
+    s.push([(1.1, (0xFA,)), (1.2, (0xF8,))])                   # started again: it ticks again
+    s.tick(2.0)
+    assert sink.msgs[-2:] == [(0xFA,), (0xF8,)]

@@ -46,6 +46,8 @@ from installation.errors import UserError
 log = logging.getLogger(__name__)
 
 NOTE_OFF, NOTE_ON, CONTROL_CHANGE = 0x80, 0x90, 0xB0
+CLOCK_TICK, CLOCK_STOP = 0xF8, 0xFC
+CLOCK_RESTARTS = (0xFA, 0xFB)         # Start, Continue
 ALL_SOUND_OFF, ALL_NOTES_OFF = 120, 123
 
 Message = tuple[int, ...]
@@ -100,6 +102,7 @@ class Scheduler:
         self._recorder = recorder
         self._cond = threading.Condition()       # an RLock: panic() from inside tick() is fine
         self._heap: list[tuple[float, int, Message]] = []   # (due, sequence, msg)
+        self._clock_stopped_at: float | None = None         # due time of a clock Stop not followed by a Start
         self._seq = 0
         self._last_due: float | None = None
         self._open: dict[tuple[int, int], float] = {}       # (ch, pitch) -> on-time; insertion order = age
@@ -123,11 +126,25 @@ class Scheduler:
     # --- the generator's side ----------------------------------------------
 
     def push(self, items: Iterable[tuple[float, Message]]) -> None:
-        """Queue (due, message) pairs. Thread-safe; wakes the thread if one is earlier than its wait."""
+        """Queue (due, message) pairs. Thread-safe; wakes the thread if one is earlier than its wait.
+        A clock Stop (0xFC) drops the clock ticks queued after it, and ticks pushed later for after it, until a
+        Start or Continue: a clock that stopped does not tick (a generator may push one more batch as it stops)."""
         checked = [(float(due), _checked(msg)) for due, msg in items]
         if not checked:
             return
         with self._cond:
+            for due, msg in checked:
+                if msg[0] == CLOCK_STOP:
+                    self._clock_stopped_at = due
+                    self._heap = [item for item in self._heap if not (item[2][0] == CLOCK_TICK and item[0] > due)]
+                    heapq.heapify(self._heap)
+                elif msg[0] in CLOCK_RESTARTS:
+                    self._clock_stopped_at = None
+            if self._clock_stopped_at is not None:
+                checked = [(due, msg) for due, msg in checked
+                           if not (msg[0] == CLOCK_TICK and due > self._clock_stopped_at)]
+                if not checked:
+                    return
             for due, msg in checked:
                 heapq.heappush(self._heap, (due, self._seq, msg))
                 self._seq += 1
