@@ -6,7 +6,9 @@ drawn at random within the embed period so the switch falls anywhere between
 two embeddings). The engine runs in this process (Engine API, default
 EngineConfig: 4 embeds/s on the cadence, 30 frames/s looked at by the cheap
 change signal, a change confirmed by 2 distant embeddings, 0.75 s look-ahead)
-and plays to a JACK MIDI receiver in its own process.
+and sends, as `play` does, through the sender process (installation/midi/sender.py,
+its sends logged with ITM_SEND_LOG) to a JACK MIDI receiver in a process of its own.
+``--in-process``: the engine's own Scheduler in this process instead (the old `play`).
 
 For each switch, from GeneratorThread.scene_changes (clock time the change was
 acted on, due time of the first new note):
@@ -16,6 +18,8 @@ acted on, due time of the first new note):
 """
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -51,6 +55,7 @@ def main() -> None:
     ap.add_argument("--period", type=float, default=5.0, help="seconds between switches")
     ap.add_argument("--pair", default="02_hubble_extreme_deep_field.jpg,05_chelsea_the_cat.jpg")
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--in-process", action="store_true", help="the engine's own scheduler, not the sender process")
     args = ap.parse_args()
     n_sw = 3 if args.quick else args.switches
     busy = common.warn_if_busy()
@@ -67,12 +72,24 @@ def main() -> None:
     cfg = EngineConfig(seed=args.seed)
     rng = np.random.default_rng(args.seed)
 
-    with JackServer(rate=48000, period=64), common.ReceiverProcess() as rx:
-        sink = midi_io.MidiOut("jack", rx.port_name)
-        sink.open()
+    with JackServer(rate=48000, period=64), common.ReceiverProcess() as rx, \
+            tempfile.TemporaryDirectory() as tmp:
         switches: list[float] = []
         source = SwitchingSource(a, b, switches)
-        eng = live.timed_engine(models, source, sink, cfg)
+        if args.in_process:
+            sink = midi_io.MidiOut("jack", rx.port_name)
+            sink.open()
+            eng = live.timed_engine(models, source, sink, cfg)
+        else:
+            from installation.engine import Engine
+            from installation.kiosk.config import KioskConfig
+            from installation.midi.sender_process import SenderProcess
+            log_path = os.path.join(tmp, "sends.npy")
+            os.environ["ITM_SEND_LOG"] = log_path          # the sender child inherits it
+            sender = SenderProcess(KioskConfig(port=rx.port_name, midi_api="jack", log_level="warning"))
+            sender.start()
+            eng = Engine(models, source, None, cfg, scheduler=sender.scheduler)
+            sender.wait_ready(20)
         emb = eng.encoder.embed([a[1], b[1]])
         dist = cosine_distance(emb[0], emb[1])
         eng.start()
@@ -80,12 +97,16 @@ def main() -> None:
         switches.extend(first + i * args.period + rng.uniform(0, 1 / cfg.embed_fps) for i in range(n_sw))
         eng.wait(switches[-1] - eng.t0 + args.period)
         eng.stop()
-        sink.close()
+        if args.in_process:
+            sink.close()
+            log = eng.scheduler.send_log
+        else:
+            sender.stop()
+            log = live.sender_log(np.load(log_path))
         received = rx.finish()
     if eng.failure:
         raise RuntimeError(f"engine failed: {eng.failure!r}")
 
-    log = eng.scheduler.send_log
     arrivals = live.match_arrivals(log, received)
     changes = list(eng.generator.scene_changes)
     rows = []
@@ -104,6 +125,7 @@ def main() -> None:
     ok = [r for r in rows if r["detected"]]
     spurious = len(changes) - len(ok)
     res = {"benchmark": "scene_change", "machine": common.machine(), "busy_at_start": busy,
+           "path": "in-process scheduler" if args.in_process else "sender process (as play)",
            "models": common.models_label(args.models), "pair": [a_name, b_name], "cosine_distance": dist,
            "embed_fps": cfg.embed_fps, "change_frames": cfg.scene.change_frames,
            "lookahead_s": cfg.generator.lookahead_s, "discard_margin_s": cfg.generator.discard_margin_s,

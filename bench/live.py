@@ -59,6 +59,11 @@ def during(times, intervals) -> int:
     return n
 
 
+def sender_log(sends):
+    """The sender's ITM_SEND_LOG array (installation/midi/sender.py) as (due, sent, bytes) rows, like TimedScheduler's."""
+    return [(float(r[0]), float(r[1]), tuple(int(b) for b in r[2:] if b >= 0)) for r in sends]
+
+
 def match_arrivals(send_log, received):
     """Pair each logged send with its arrival at the receiver, in order, by bytes.
 

@@ -1,0 +1,164 @@
+"""The note grid at an independent JACK receiver, in every mode, with a busy loop on the other core.
+
+Every mode plays the same 48 s video of the artworks (640x480, embedded at 4
+frames/s) for --seconds, while a `python -c "while True: pass"` holds a core:
+
+- `play`            run_installation.py play --port RX (notes through the sender process)
+- `play --synth`    the same with FluidSynth in the sender process, its audio to JACK
+- `kiosk`           run_installation.py kiosk --port RX (supervisor, thinker, sender)
+- `in-process`      the old single-process path, for comparison: the Engine with its own
+                    Scheduler in this script's process (bench/live.py), to the same receiver
+
+Each sender logs (due, clock at the send call, status) for every message (ITM_SEND_LOG,
+installation/midi/sender.py). The receiver is python-rtmidi on JACK in a process of its
+own (bench/receiver_proc.py) and stamps every arrival with time.perf_counter (one clock
+for all processes). Note messages are matched in order (JACK keeps it). Reported, per mode:
+
+- send error:   send call - due (what the sender controls)
+- arrival:      receiver arrival - due
+- grid error:   |arrival - due - median(arrival - due)|: how far a note is from where the
+                grid puts it, once the constant latency is taken out (what a listener hears)
+- transport:    arrival - send call (JACK: an event written now is delivered at the start of
+                the next period of 64 frames = 1.33 ms; python-rtmidi cannot stamp a frame)
+
+`--synth` has no MIDI to receive: its synth is inside the sender. Its send error is the
+error at FluidSynth's note calls; FluidSynth then renders in blocks of 64 samples.
+
+    python bench/bench_grid.py [--seconds 60] [--modes play,synth,kiosk,in-process] [--no-busy]
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import common
+import live
+from realtime_parts import JackServer
+
+PERIOD_S = 64 / 48000
+
+
+def _is_note(status: int) -> bool:
+    return status & 0xE0 == 0x80
+
+
+def figures(sends: np.ndarray, received: list) -> dict:
+    """Match the note messages of a send log (due, sent, status) to the receiver's arrivals, in order."""
+    due, sent, status = sends[:, 0], sends[:, 1], sends[:, 2].astype(int)
+    out = {"messages_sent": int(len(sends)), "send_error_ms": common.summary(sent - due, 1e3),
+           "sends_over_0_5ms": int(((sent - due) > 0.0005).sum())}
+    notes = np.array([_is_note(s) for s in status], dtype=bool)
+    out["note_send_error_ms"] = common.summary((sent - due)[notes], 1e3)
+    if received is None:
+        return out
+    arr = [(t, m) for t, m in received if m and _is_note(m[0])]
+    nd, ns, nst = due[notes], sent[notes], status[notes]
+    n = min(len(arr), len(nd))
+    same = sum(1 for i in range(n) if arr[i][1][0] == nst[i])
+    ta = np.array([t for t, _ in arr[:n]])
+    a_err = ta - nd[:n]
+    grid = np.abs(a_err - np.median(a_err))
+    out.update({
+        "notes_sent": int(len(nd)), "notes_received": len(arr), "matched_same_status": int(same),
+        "arrival_minus_due_ms": common.summary(a_err, 1e3),
+        "grid_error_ms": common.summary(grid, 1e3),
+        "transport_ms": common.summary(ta - ns[:n], 1e3),
+        "grid_over_0_5ms": int((grid > 0.0005).sum()),
+    })
+    # The part JACK's period puts there whatever the sender does: a message sent at a uniformly random
+    # moment waits U(0, period) for its cycle. The same deviation for the sends of this run, if each had
+    # gone out exactly at its due time and arrived at the next period boundary (phase from the arrivals).
+    phase = float(np.median(np.mod(ta, PERIOD_S)))
+    ideal = np.ceil((nd[:n] - phase) / PERIOD_S) * PERIOD_S + phase - nd[:n]
+    out["period_floor_grid_ms"] = common.summary(np.abs(ideal - np.median(ideal)), 1e3)
+    return out
+
+
+def run_play(video: Path, seconds: float, seed: int, rx_port: str | None, log_path: str, synth: bool) -> str:
+    cmd = [sys.executable, str(common.REPO / "run_installation.py"), "play", "--midi-api", "jack",
+           "--source", str(video), "--duration", str(seconds), "--seed", str(seed)]
+    cmd += ["--synth", "--audio-driver", "jack"] if synth else ["--port", rx_port]
+    p = subprocess.run(cmd, cwd=common.REPO, capture_output=True, text=True, timeout=seconds + 120,
+                       env=dict(os.environ, ITM_SEND_LOG=log_path))
+    if p.returncode != 0:
+        raise RuntimeError(f"play exited {p.returncode}: {p.stderr[-2000:]}")
+    return p.stderr
+
+
+def run_kiosk(video: Path, seconds: float, seed: int, rx_port: str, log_path: str) -> str:
+    from kiosk_parts import Kiosk, playing
+    with Kiosk("--port", rx_port, "--camera", str(video), "--seed", str(seed),
+               env={"ITM_SEND_LOG": log_path}) as k:
+        k.wait_health(playing)
+        time.sleep(seconds)
+        assert k.stop() == 0, k.output()[-2000:]
+        return k.output()
+
+
+def run_in_process(video: Path, seconds: float, seed: int, rx_port: str) -> np.ndarray:
+    """The single-process path (the Engine and its Scheduler in this process), logged like the sender."""
+    from installation.midi import midi_io
+    from installation.image.capture import VideoFileSource
+    from installation.engine import EngineConfig
+    sink = midi_io.MidiOut("jack", rx_port)
+    sink.open()
+    source = VideoFileSource(video)
+    source.open()
+    eng = live.timed_engine(common.load_models(None), source, sink, EngineConfig(seed=seed))
+    eng.start()
+    eng.wait(seconds)
+    eng.stop()
+    sink.close()
+    if eng.failure:
+        raise RuntimeError(f"engine failed: {eng.failure!r}")
+    return np.array([(d, s, m[0]) for d, s, m in eng.scheduler.send_log], dtype=float)
+
+
+def main() -> None:
+    ap = common.parser(__doc__)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--modes", default="play,synth,kiosk,in-process")
+    ap.add_argument("--no-busy", action="store_true", help="no busy loop on the other core")
+    args = ap.parse_args()
+    seconds = 10.0 if args.quick else args.seconds
+    modes = [m for m in args.modes.split(",") if m]
+    busy = None if args.no_busy else subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    res = {"benchmark": "grid", "machine": common.machine(), "busy_at_start": common.warn_if_busy(),
+           "busy_loop": busy is not None, "seconds": seconds, "modes": {}}
+    video = live.bench_video(common.RESULTS / "artworks_48s_640x480.avi")
+    try:
+        with JackServer(rate=48000, period=64):
+            for mode in modes:
+                with tempfile.TemporaryDirectory() as tmp:
+                    log_path = os.path.join(tmp, "sends.npy")
+                    sends = None
+                    with common.ReceiverProcess(f"grid-rx-{mode}") as rx:
+                        if mode == "in-process":
+                            sends = run_in_process(video, seconds, args.seed, rx.port_name)
+                        elif mode == "kiosk":
+                            run_kiosk(video, seconds, args.seed, rx.port_name, log_path)
+                        else:
+                            run_play(video, seconds, args.seed, rx.port_name, log_path, synth=mode == "synth")
+                        received = rx.finish()
+                    sends = np.load(log_path) if sends is None else sends
+                    r = res["modes"][mode] = figures(sends, None if mode == "synth" else received)
+                    print(common.line(f"{mode}: send error", r["send_error_ms"]))
+                    if "grid_error_ms" in r:
+                        print(common.line(f"{mode}: grid error at the receiver", r["grid_error_ms"]))
+                        print(common.line(f"{mode}:   JACK period floor", r["period_floor_grid_ms"]))
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
+    common.write_result("grid", res, args.out)
+
+
+if __name__ == "__main__":
+    main()
