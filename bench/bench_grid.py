@@ -50,32 +50,41 @@ def _is_note(status: int) -> bool:
 
 def figures(sends: np.ndarray, received: list) -> dict:
     """Match the note messages of a send log (due, sent, status) to the receiver's arrivals, in order."""
+    if sends.shape[1] < 5:                                 # an in-process log: (due, sent, status) only
+        raise ValueError("a send log with the message bytes is needed")
     due, sent, status = sends[:, 0], sends[:, 1], sends[:, 2].astype(int)
-    out = {"messages_sent": int(len(sends)), "send_error_ms": common.summary(sent - due, 1e3),
-           "sends_over_0_5ms": int(((sent - due) > 0.0005).sum())}
+    err = sent - due
+    late = np.flatnonzero(err > 0.0005)
+    out = {"messages_sent": int(len(sends)), "send_error_ms": common.summary(err, 1e3),
+           "sends_over_0_5ms": int(len(late)),
+           "late_sends": [{"at_s": round(float(due[i] - due[0]), 3), "status": int(status[i]),
+                           "late_ms": round(float(err[i]) * 1e3, 2)} for i in late[:20]]}
     notes = np.array([_is_note(s) for s in status], dtype=bool)
     out["note_send_error_ms"] = common.summary((sent - due)[notes], 1e3)
     if received is None:
         return out
-    arr = [(t, m) for t, m in received if m and _is_note(m[0])]
-    nd, ns, nst = due[notes], sent[notes], status[notes]
-    n = min(len(arr), len(nd))
-    same = sum(1 for i in range(n) if arr[i][1][0] == nst[i])
-    ta = np.array([t for t, _ in arr[:n]])
-    a_err = ta - nd[:n]
+    log = [row for row in live.sender_log(sends) if _is_note(row[2][0])]
+    arrivals = live.match_arrivals(log, received)          # by bytes, in order (JACK keeps a port's order)
+    ok = np.array([a is not None for a in arrivals], dtype=bool)
+    nd = np.array([d for d, _, _ in log])[ok]
+    ns = np.array([s for _, s, _ in log])[ok]
+    ta = np.array([a for a in arrivals if a is not None])
+    n = len(ta)
+    a_err = ta - nd
     grid = np.abs(a_err - np.median(a_err))
     out.update({
-        "notes_sent": int(len(nd)), "notes_received": len(arr), "matched_same_status": int(same),
+        "notes_sent": len(log), "notes_received": sum(1 for _, m in received if m and _is_note(m[0])),
+        "notes_matched": int(n),
         "arrival_minus_due_ms": common.summary(a_err, 1e3),
         "grid_error_ms": common.summary(grid, 1e3),
-        "transport_ms": common.summary(ta - ns[:n], 1e3),
+        "transport_ms": common.summary(ta - ns, 1e3),
         "grid_over_0_5ms": int((grid > 0.0005).sum()),
     })
     # The part JACK's period puts there whatever the sender does: a message sent at a uniformly random
     # moment waits U(0, period) for its cycle. The same deviation for the sends of this run, if each had
     # gone out exactly at its due time and arrived at the next period boundary (phase from the arrivals).
     phase = float(np.median(np.mod(ta, PERIOD_S)))
-    ideal = np.ceil((nd[:n] - phase) / PERIOD_S) * PERIOD_S + phase - nd[:n]
+    ideal = np.ceil((nd - phase) / PERIOD_S) * PERIOD_S + phase - nd
     out["period_floor_grid_ms"] = common.summary(np.abs(ideal - np.median(ideal)), 1e3)
     return out
 
@@ -117,7 +126,7 @@ def run_in_process(video: Path, seconds: float, seed: int, rx_port: str) -> np.n
     sink.close()
     if eng.failure:
         raise RuntimeError(f"engine failed: {eng.failure!r}")
-    return np.array([(d, s, m[0]) for d, s, m in eng.scheduler.send_log], dtype=float)
+    return np.array([(d, s, *m[:3], *(-1,) * (3 - len(m[:3]))) for d, s, m in eng.scheduler.send_log], dtype=float)
 
 
 def main() -> None:

@@ -389,15 +389,19 @@ class Scheduler:
 
     def stats(self) -> dict:
         """Lateness (seconds; p50/p99 over the last ``stats_window`` samples, max over all) and counters."""
-        with self._cond:
-            return self._stats_locked()
+        with self._cond:                    # the lock only for a copy: the percentiles are worked out after
+            samples, out = self._snapshot_locked()
+        return _with_percentiles(samples, out)
 
     def _stats_locked(self) -> dict:
+        return _with_percentiles(*self._snapshot_locked())
+
+    def _snapshot_locked(self) -> tuple[np.ndarray, dict]:
         n = min(self._n_late_samples, self._lateness.shape[0])
-        p50, p99 = (float(x) for x in np.percentile(self._lateness[:n], [50, 99])) if n else (None, None)
-        return {
-            "lateness_p50": p50,
-            "lateness_p99": p99,
+        samples = self._lateness[:n].copy()
+        out = {
+            "lateness_p50": None,
+            "lateness_p99": None,
             "lateness_max": self._late_max if n else None,
             "sent": self._sent,
             "send_failed": self._send_failed,
@@ -407,6 +411,7 @@ class Scheduler:
             "retriggered": self._retriggered,
             "orphans_skipped": self._orphans,
         }
+        return samples, out
 
     @property
     def open_notes(self) -> dict[tuple[int, int], float]:
@@ -422,3 +427,10 @@ def _checked(msg) -> Message:
     if msg[0] & 0xF0 in (NOTE_OFF, NOTE_ON) and len(msg) != 3:
         raise ValueError(f"a note message has 3 bytes: {msg!r}")
     return msg
+
+
+def _with_percentiles(samples: np.ndarray, out: dict) -> dict:
+    """The stats dict with lateness p50 and p99 from ``samples`` (None when there are none)."""
+    if len(samples):
+        out["lateness_p50"], out["lateness_p99"] = (float(x) for x in np.percentile(samples, [50, 99]))
+    return out

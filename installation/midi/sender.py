@@ -22,6 +22,7 @@ import argparse
 import collections
 import contextlib
 import faulthandler
+import gc
 import logging
 import os
 import signal
@@ -40,6 +41,7 @@ log = logging.getLogger("installation.midi.sender")
 BEAT_S = 0.25
 WATCH_S = 0.1              # how often the sender looks for a silent thinker
 STOP_JOIN_S = 2.0          # at SIGTERM: how long the scheduler thread may take to silence the port
+SWITCH_INTERVAL_S = 0.0002  # sys.setswitchinterval in the sender
 CLOSE_WAIT_S = 2.0         # then: how long closing the port may take before the sender exits without it
 THINKER_SILENT_S = 0.6     # a connected thinker that sends nothing this long (it sends at least every 0.2 s)
                            # is hung: every sounding note is released, the supervisor kills and restarts it
@@ -189,6 +191,9 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon, record: str | None = No
                 state["thinker"] = False
                 conn.close()
 
+    # Everything made so far (modules, the port, the scheduler) stays: the garbage collector need never walk it
+    # again, so a collection that lands in the scheduler thread's way is short.
+    gc.freeze()
     sched.start()
     threading.Thread(target=beats, name="heartbeat", daemon=True).start()
     threading.Thread(target=read_thinkers, name="thinker-reader", daemon=True).start()
@@ -289,6 +294,9 @@ def main(argv=None) -> int:
     from installation.cli import setup_logging
     setup_logging(cfg.log_level)
     _realtime(cfg.sender_priority, logging.INFO if args.for_play else logging.WARNING)
+    # The scheduler thread shares the GIL with the reader and the heartbeat: a waiting thread gets it after
+    # the switch interval at most (Python's default 5 ms would be a 5 ms late note), as in the Engine.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     beacon = Beacon(args.status_fd)
     import json
     try:
