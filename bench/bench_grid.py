@@ -55,10 +55,16 @@ def figures(sends: np.ndarray, received: list) -> dict:
     due, sent, status = sends[:, 0], sends[:, 1], sends[:, 2].astype(int)
     err = sent - due
     late = np.flatnonzero(err > 0.0005)
+    pushed = sends[:, 5] if sends.shape[1] > 5 else np.full(len(sends), np.nan)
+    in_time = ~(pushed > due)              # queued at the sender before it was due (the generator kept up)
     out = {"messages_sent": int(len(sends)), "send_error_ms": common.summary(err, 1e3),
            "sends_over_0_5ms": int(len(late)),
+           "queued_after_due": int((pushed > due).sum()),
+           "send_error_queued_in_time_ms": common.summary(err[in_time], 1e3),
            "late_sends": [{"at_s": round(float(due[i] - due[0]), 3), "status": int(status[i]),
-                           "late_ms": round(float(err[i]) * 1e3, 2)} for i in late[:20]]}
+                           "late_ms": round(float(err[i]) * 1e3, 2),
+                           "queued_ms_before_due": round(float(due[i] - pushed[i]) * 1e3, 2)}
+                          for i in late[:20]]}
     notes = np.array([_is_note(s) for s in status], dtype=bool)
     out["note_send_error_ms"] = common.summary((sent - due)[notes], 1e3)
     if received is None:
@@ -159,6 +165,7 @@ def main() -> None:
                     sends = np.load(log_path) if sends is None else sends
                     r = res["modes"][mode] = figures(sends, None if mode == "synth" else received)
                     print(common.line(f"{mode}: send error", r["send_error_ms"]))
+                    print(f"    {r['queued_after_due']} messages reached the sender after their due time")
                     if "grid_error_ms" in r:
                         print(common.line(f"{mode}: grid error at the receiver", r["grid_error_ms"]))
                         print(common.line(f"{mode}:   JACK period floor", r["period_floor_grid_ms"]))

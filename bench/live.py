@@ -61,7 +61,7 @@ def during(times, intervals) -> int:
 
 def sender_log(sends):
     """The sender's ITM_SEND_LOG array (installation/midi/sender.py) as (due, sent, bytes) rows, like TimedScheduler's."""
-    return [(float(r[0]), float(r[1]), tuple(int(b) for b in r[2:] if b >= 0)) for r in sends]
+    return [(float(r[0]), float(r[1]), tuple(int(b) for b in r[2:5] if b >= 0)) for r in sends]
 
 
 def match_arrivals(send_log, received):

@@ -495,3 +495,14 @@ def test_a_clock_stop_is_the_last_tick_until_the_clock_starts_again():
     s.push([(1.1, (0xFA,)), (1.2, (0xF8,))])                   # started again: it ticks again
     s.tick(2.0)
     assert sink.msgs[-2:] == [(0xFA,), (0xF8,)]
+
+
+def test_lateness_percentiles_agree_with_numpy():
+    """The scheduler works out p50/p99 without numpy (the sender process never imports it): numpy is the oracle."""
+    import numpy as np
+    from installation.midi.scheduler import percentile
+    rng = random.Random(4)
+    for n in (1, 2, 3, 100, 4096):
+        xs = [rng.expovariate(2000) for _ in range(n)]
+        for q in (0, 50, 99, 100):
+            assert percentile(sorted(xs), q) == pytest.approx(float(np.percentile(xs, q)), rel=1e-12, abs=1e-15)

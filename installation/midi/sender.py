@@ -74,19 +74,30 @@ class NoteTap:
 
 class SendLogScheduler(Scheduler):
     """A Scheduler that also notes (due, clock at the send call, the message's bytes, -1 where it has fewer than
-    3) of every message, saved as .npy at exit. Used only when ITM_SEND_LOG=FILE is set (the benches in bench/
-    measure the send error, and match arrivals at a receiver, with it)."""
+    3, clock when the message was pushed here) of every message, saved as .npy at exit. Used only when
+    ITM_SEND_LOG=FILE is set (the benches in bench/ measure the send error, tell a message queued late from one
+    sent late, and match arrivals at a receiver, with it)."""
 
     def __init__(self, *a, path: str, **kw):
         super().__init__(*a, **kw)
         import numpy as np
         self._np, self._log_path = np, path
-        self._log = np.zeros((1 << 20, 5))
+        self._log = np.zeros((1 << 20, 6))
         self._n = 0
+        self._pushed: dict = {}             # (due, message) -> clock times it was pushed, oldest first
+
+    def push(self, items) -> None:
+        items = list(items)
+        now = self._clock()
+        for due, msg in items:
+            self._pushed.setdefault((float(due), tuple(msg)), collections.deque()).append(now)
+        super().push(items)
 
     def _send(self, now, due, msg):
+        times = self._pushed.get((due, tuple(msg)))
+        pushed = times.popleft() if times else float("nan")
         if self._n < self._log.shape[0]:
-            self._log[self._n] = (due, self._clock(), *msg[:3], *(-1,) * (3 - len(msg[:3])))
+            self._log[self._n] = (due, self._clock(), *msg[:3], *(-1,) * (3 - len(msg[:3])), pushed)
             self._n += 1
         super()._send(now, due, msg)
 
