@@ -95,6 +95,31 @@ def figures(sends: np.ndarray, received: list) -> dict:
     return out
 
 
+class Probe:
+    """bench/fifo_probe.py beside a mode: when the machine held back a SCHED_FIFO thread that only sleeps."""
+
+    def __enter__(self) -> "Probe":
+        self.proc = subprocess.Popen([sys.executable, str(common.BENCH / "fifo_probe.py"), "3600"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return self
+
+    def finish(self) -> dict:
+        import json
+        out, _ = self.proc.communicate("", timeout=30)
+        return json.loads(out)
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def coinciding(sends: np.ndarray, stalls: list) -> int:
+    """How many sends more than 0.5 ms late were due during a stall of the probe (or within 1 ms of one)."""
+    late = sends[(sends[:, 1] - sends[:, 0]) > 0.0005]
+    return int(sum(1 for due, sent in late[:, :2] if any(a - 0.001 <= sent and due <= b + 0.001 for a, b in stalls)))
+
+
 def run_play(video: Path, seconds: float, seed: int, rx_port: str | None, log_path: str, synth: bool) -> str:
     cmd = [sys.executable, str(common.REPO / "run_installation.py"), "play", "--midi-api", "jack",
            "--source", str(video), "--duration", str(seconds), "--seed", str(seed)]
@@ -154,7 +179,7 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     log_path = os.path.join(tmp, "sends.npy")
                     sends = None
-                    with common.ReceiverProcess(f"grid-rx-{mode}") as rx:
+                    with common.ReceiverProcess(f"grid-rx-{mode}") as rx, Probe() as probe:
                         if mode == "in-process":
                             sends = run_in_process(video, seconds, args.seed, rx.port_name)
                         elif mode == "kiosk":
@@ -162,8 +187,14 @@ def main() -> None:
                         else:
                             run_play(video, seconds, args.seed, rx.port_name, log_path, synth=mode == "synth")
                         received = rx.finish()
+                        platform = probe.finish()
                     sends = np.load(log_path) if sends is None else sends
                     r = res["modes"][mode] = figures(sends, None if mode == "synth" else received)
+                    r["platform_probe"] = {k: v for k, v in platform.items() if k != "stalls"}
+                    r["late_sends_during_a_probe_stall"] = coinciding(sends, platform["stalls"])
+                    print(f"    platform: a SCHED_FIFO thread that only sleeps woke > 1 ms late {platform['over_1ms']} "
+                          f"times (max {platform['max_ms']:.1f} ms); {r['late_sends_during_a_probe_stall']} of "
+                          f"{r['sends_over_0_5ms']} late sends fell in one of those stalls")
                     print(common.line(f"{mode}: send error", r["send_error_ms"]))
                     print(f"    {r['queued_after_due']} messages reached the sender after their due time")
                     if "grid_error_ms" in r:
