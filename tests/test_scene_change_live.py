@@ -21,7 +21,8 @@ from installation import manifest
 from installation.engine import Engine, EngineConfig
 from installation.image.capture import Frame, FrameSource, VideoFileSource, bundled_artworks
 from installation.image.preprocess import load_rgb
-from installation.midi import midi_io
+from installation.kiosk.config import KioskConfig
+from installation.midi.sender_process import SenderProcess
 from media import make_people_video
 from realtime_parts import is_note_on
 from vision_parts import scene_changes
@@ -59,22 +60,26 @@ class Stamped(logging.Handler):
 
 
 def test_a_new_picture_is_heard_within_3_s_as_a_phrase_end(jack_server, midi_receiver):
+    """As `play` runs: the engine here, its notes through the sender process to the receiver."""
     source = Switching(artwork("starry"), artwork("hubble"))
-    sink = midi_io.MidiOut("jack", midi_receiver.port_name)
-    sink.open()
+    sender = SenderProcess(KioskConfig(port=midi_receiver.port_name, midi_api="jack", log_level="warning"))
+    sender.start()
     handler = Stamped()
     gen_log = logging.getLogger("installation.music.generator")
     gen_log.addHandler(handler)
     old_level = gen_log.level
     gen_log.setLevel(logging.INFO)
-    eng = Engine(manifest.load(None), source, sink, EngineConfig(seed=3))
     try:
-        eng.start()
-        source.switch_at = eng.t0 + 3.0
-        eng.wait(3.0 + 3.5)
+        eng = Engine(manifest.load(None), source, None, EngineConfig(seed=3), scheduler=sender.scheduler)
+        sender.wait_ready(30)
+        try:
+            eng.start()
+            source.switch_at = eng.t0 + 3.0
+            eng.wait(3.0 + 3.5)
+        finally:
+            eng.stop()
     finally:
-        eng.stop()
-        sink.close()
+        assert sender.stop() == 0
         gen_log.removeHandler(handler)
         gen_log.setLevel(old_level)
     assert eng.failure is None, eng.failure
