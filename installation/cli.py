@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(play, _play_options())
     play.add_argument("--record", default=None, metavar="FILE", help="also write what was played to this MIDI file")
     play.add_argument("--synth", action="store_true", default=None,
-                      help="play through FluidSynth inside this process (optional extra; with no sound card "
+                      help="play through FluidSynth inside the sender process (optional extra; with no sound card "
                            "it writes the sound to a WAV file and says where)")
     play.add_argument("--soundfont", default=None, help="the .sf2 SoundFont for --synth (default: the system's General MIDI one)")
     play.add_argument("--audio-driver", default=None,
