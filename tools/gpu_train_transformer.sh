@@ -28,17 +28,23 @@ train() {            # name, then the model's options
     local name=$1; shift
     mkdir -p "$OUT/$name"
     python3 -m installation.training train --decoder transformer --pop909 --device "$DEVICE" --threads 4 \
-        --window 512 --seq-len 512 --batch 64 --warmup 200 --budget-min "$MINUTES" --finetune-share 0.3 \
+        --window 512 --seq-len 512 --batch 64 --warmup 200 --budget-min "$MINUTES" --finetune-share "${FT_SHARE:-0.3}" \
         --pretrain-steps 100000 --finetune-steps 100000 --eval-every 250 --data "$PWD" \
         --run "runs/gpu_$name" --snapshot-dir "$OUT/$name" "$@" $EXTRA > "$OUT/train_$name.log" 2>&1
     echo "train $name: exit $?" >> "$OUT/train_$name.log"
     cp "runs/gpu_$name/summary.json" "$OUT/$name/" 2>/dev/null
 }
+SIZES=${SIZES:-A B}             # SIZES=B: the 6x256 alone, with the whole GPU
 start=$(date +%s)
-train A --layers 6 --d-model 384 --heads 6 &
-train B --layers 6 --d-model 256 --heads 4 &
+for n in $SIZES; do
+    case $n in
+        A) train A --layers 6 --d-model 384 --heads 6 & ;;
+        B) train B --layers 6 --d-model 256 --heads 4 & ;;
+    esac
+done
 wait
-echo "both done in $(( $(date +%s) - start )) s"
-for n in A B; do [ -f "$OUT/$n/finetune.0.pt" ] && rm -f "$OUT/$n"/pretrain.*.pt; done
-for n in A B; do echo "== $n"; grep -E "training the|budget|step [0-9]+:|early stop|NLL per event|exit" "$OUT/train_$n.log"; done
-ls -l "$OUT" "$OUT"/A "$OUT"/B
+echo "done in $(( $(date +%s) - start )) s"
+# 8 files at most come back: with both sizes, keep only the fine-tuned weights
+[ "$SIZES" = B ] || for n in $SIZES; do [ -f "$OUT/$n/finetune.0.pt" ] && rm -f "$OUT/$n"/pretrain.*.pt; done
+for n in $SIZES; do echo "== $n"; grep -E "training the|budget|step [0-9]+:|early stop|NLL per event|exit" "$OUT/train_$n.log"; done
+ls -lR "$OUT"

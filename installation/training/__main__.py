@@ -53,6 +53,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--finetune-share", type=float, default=1 / 3,
                     help="Transformer on a GPU: the share of --budget-min (wall time) given to fine-tuning")
     ap.add_argument("--warmup", type=int, default=0, help="Transformer: learning-rate warm-up steps (a quarter in fine-tuning)")
+    ap.add_argument("--finetune-lr", type=float, default=None, help="Transformer: fine-tuning's peak learning rate (default 5e-4)")
+    ap.add_argument("--finetune-eval-every", type=int, default=None, help="Transformer: steps between validations in fine-tuning")
     ap.add_argument("--snapshot-dir", type=Path, default=None,
                     help="train: also write each phase's best weights here as fp16 files under 15 MiB (a GPU lease's way back)")
     ap.add_argument("--pretrain-steps", type=int, default=None, help="default: 1600 (GRU), 900 (Transformer)")

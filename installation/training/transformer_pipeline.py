@@ -36,8 +36,9 @@ def config(args):
     warmup = getattr(args, "warmup", 0) or 0
     pre = PhaseConfig(steps=args.pretrain_steps, batch=args.batch, seq_len=args.seq_len, lr=1e-3,
                       eval_every=args.eval_every or 100, warmup=warmup)
-    fine = PhaseConfig(steps=args.finetune_steps, batch=args.batch, seq_len=args.seq_len, lr=5e-4,
-                       eval_every=args.eval_every or 50, warmup=warmup // 4)
+    fine = PhaseConfig(steps=args.finetune_steps, batch=args.batch, seq_len=args.seq_len,
+                       lr=getattr(args, "finetune_lr", None) or 5e-4,
+                       eval_every=getattr(args, "finetune_eval_every", None) or args.eval_every or 50, warmup=warmup // 4)
     model = TransformerConfig(d_model=args.d_model, layers=args.layers, heads=args.heads, window=args.window)
     if args.seq_len > args.window:
         raise ValueError(f"--seq-len {args.seq_len} exceeds --window {args.window}: train on windows no longer "
