@@ -51,7 +51,7 @@ def choose_guidance(man: Manifest, kind: str = "gru", n: int = 24) -> dict:
     report's), 24 pieces per mode."""
     from installation.music.guidance import GuidedDecoder
 
-    plain = open_decoder(man, kind=kind, threads=2, guidance=0.0)
+    plain = open_decoder(man, kind=kind, threads=1, guidance=0.0)      # one thread: the 2 cores are shared
     sweep = {}
     for w in GUIDANCE_GRID:
         d = plain if w == 0 else GuidedDecoder(plain, w)

@@ -250,6 +250,11 @@ def merge_into_manifest(out: Path, doc: dict) -> None:
 
     m = json.loads(path.read_text())
     entry = doc["models"]["transformer_step"]
+    if m.get("decoders", {}).get("transformer", {}).get("critic"):
+        # the old critic learnt the previous Transformer's phrases: not carried over to a new one
+        log.warning("the Transformer's critic (%s) was fitted against the previous Transformer and is no longer "
+                    "listed: refit it with `python -m installation.training.critic_fit --decoder transformer --rounds 2`",
+                    m["decoders"]["transformer"]["critic"].get("file"))
     m["models"]["transformer_step"] = entry
     m.setdefault("decoders", {})["transformer"] = {"files": ["transformer_step"], "config": entry["config"],
                                                    "training": doc.get("training"), "metrics": doc.get("metrics")}
