@@ -261,8 +261,8 @@ def test_training_pipeline_on_a_small_slice(shared_data, tmp_path):
 
 
 def test_the_shipped_transformer_loads_and_plays_in_key():
-    """exported_models/transformer_step.onnx, through its manifest entry (sha256 checked), plays 40 s performances
-    (past the window's first wrap) of valid events with notes in them."""
+    """exported_models/transformer_step.onnx, through its manifest entry (sha256 checked), plays 90 s performances
+    (past the window's first wrap: a sparse piece plays about 12 events a second) of valid events with notes in them."""
     import json as _json
 
     folder = REPO / "exported_models"
@@ -275,10 +275,35 @@ def test_the_shipped_transformer_loads_and_plays_in_key():
     dec = open_transformer(Manifest(folder, data))
     from installation.evaluation.coherence import perform
     c = np.stack([C.unset(), C.encode(C.Targets(valence=0.8, arousal=0.8))])
-    seqs = perform(dec, c, seconds=40.0, seed=0)
+    seqs = perform(dec, c, seconds=90.0, seed=0)
     for s in seqs:
         assert len(s) > dec.window and ((s >= 0) & (s < 388)).all()
         assert ((s >= E_NOTE_ON_LO) & (s < E_NOTE_ON_HI)).sum() > 10          # it plays notes, not only rests
 
 
 E_NOTE_ON_LO, E_NOTE_ON_HI = 0, 128
+
+
+def test_each_shipped_decoder_has_its_own_critic_and_the_transformer_plays_with_it():
+    """The GRU's critic (critic.json) and the Transformer's (critic_transformer.json, fitted on the Transformer's
+    own phrases) are both listed and load through the runtime; the Transformer with its critic samples 4
+    candidates a phrase and plays valid events with notes."""
+    from installation import manifest as M
+    from installation.music.critic import file_for
+    from installation.music.decoder import Performer, open_decoder
+
+    man = M.load(REPO / "exported_models")
+    if "transformer" not in man.decoders:
+        pytest.skip("no Transformer in exported_models/")
+    files = {k: man.data["decoders"][k].get("critic", {}).get("file") for k in ("gru", "transformer")}
+    assert files == {"gru": file_for("gru"), "transformer": file_for("transformer")}
+    dec = open_decoder(man, kind="transformer", threads=1)
+    gru = open_decoder(man, kind="gru", threads=1)
+    assert dec.critic is not None and gru.critic is not None
+    assert not np.allclose(dec.critic.coef, gru.critic.coef)          # two fits, not one file twice
+    c = C.encode(C.Targets(valence=-0.8, arousal=0.8))
+    p = Performer(dec, seed=2)
+    assert p.candidates == dec.critic.candidates == 4
+    p.prime(dec.initial(c[None]))
+    ev = np.array([p.next(c) for _ in range(150)])                   # past the first phrase: the critic chooses
+    assert ((ev >= 0) & (ev < 388)).all() and ((ev >= E_NOTE_ON_LO) & (ev < E_NOTE_ON_HI)).sum() > 5

@@ -28,7 +28,12 @@ from installation.music import events as E
 
 FEATURE_NAMES = ("log_density", "sounding_mean", "sounding_end", "longest_held", "repeat_share", "pitch_sd",
                  "chord_size", "velocity_sd", "pitch_range", "net_onsets", "log_shift", "top_pc_share", "pc_continuity")
-FILE = "critic.json"
+FILE = "critic.json"                 # the GRU's; another decoder's critic is critic_<kind>.json (file_for)
+
+
+def file_for(kind: str) -> str:
+    """The critic file of a decoder kind: each decoder's critic is fitted against its own phrases."""
+    return FILE if kind == "gru" else f"critic_{kind}.json"
 
 
 def phrase_features(ev: np.ndarray, sounding0: np.ndarray, held0: np.ndarray,

@@ -2,6 +2,7 @@
 
     python -m installation.training all        # the whole pipeline, as shipped
     python -m installation.training prepare    # encoder ONNX + MIDI event cache + image feature cache
+    python -m installation.training prepare-music   # the MIDI event cache alone (the shipped encoder untouched)
     python -m installation.training train      # pretrain + finetune (resumes from runs/<name>/)
     python -m installation.training export     # decoder ONNX, parity, emotion map, adherence, manifest, model card
     python -m installation.training image-emotion   # image -> valence/arousal model (the picture's mood)
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m installation.training", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["prepare", "train", "export", "image-emotion", "emotion-map", "all"])
+    ap.add_argument("command", choices=["prepare", "prepare-music", "train", "export", "image-emotion", "emotion-map", "all"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the shared data folder")
     ap.add_argument("--out", type=Path, default=REPO / "exported_models", help="where the ONNX models go")
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "prep", help="event and feature caches")
@@ -32,6 +33,8 @@ def parse(argv=None) -> argparse.Namespace:
                     help="which music model to train or export (train and export only)")
     ap.add_argument("--run", type=Path, default=None,
                     help="checkpoints and logs of this run (default: runs/shipped, or runs/transformer)")
+    ap.add_argument("--pop909", action="store_true",
+                    help="prepare-music/train/export: also POP909 (unstretched, pre-training only; cache music_pop909.npz)")
     ap.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "resnet18"])
     ap.add_argument("--weights", default=None, help="backbone weights file (resnet18: a torchvision state_dict)")
     ap.add_argument("--seed", type=int, default=7)
@@ -44,7 +47,16 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--heads", type=int, default=4, help="Transformer attention heads")
     ap.add_argument("--window", type=int, default=512, help="Transformer attention window (events)")
     ap.add_argument("--budget-min", type=float, default=None,
-                    help="Transformer: size both phases' steps to train in about this many minutes here")
+                    help="Transformer: train in about this many minutes (CPU: sizes the step counts; GPU: a wall-time budget)")
+    ap.add_argument("--wall-budget", action="store_true",
+                    help="Transformer: --budget-min is wall time (the default on a GPU) rather than a step count fitted here")
+    ap.add_argument("--finetune-share", type=float, default=1 / 3,
+                    help="Transformer on a GPU: the share of --budget-min (wall time) given to fine-tuning")
+    ap.add_argument("--warmup", type=int, default=0, help="Transformer: learning-rate warm-up steps (a quarter in fine-tuning)")
+    ap.add_argument("--finetune-lr", type=float, default=None, help="Transformer: fine-tuning's peak learning rate (default 5e-4)")
+    ap.add_argument("--finetune-eval-every", type=int, default=None, help="Transformer: steps between validations in fine-tuning")
+    ap.add_argument("--snapshot-dir", type=Path, default=None,
+                    help="train: also write each phase's best weights here as fp16 files under 15 MiB (a GPU lease's way back)")
     ap.add_argument("--pretrain-steps", type=int, default=None, help="default: 1600 (GRU), 900 (Transformer)")
     ap.add_argument("--finetune-steps", type=int, default=None, help="default: 1200 (GRU), 400 (Transformer)")
     ap.add_argument("--batch", type=int, default=None, help="default: 48 (GRU), 32 (Transformer)")

@@ -2,6 +2,7 @@
 
     python -m installation.training.critic_fit                      # exported_models/critic.json + manifest entry
     python -m installation.training.critic_fit --candidates 4 --phrase-events 48 --pieces 160
+    python -m installation.training.critic_fit --decoder transformer --rounds 2   # critic_transformer.json
 
 Real phrases: EMOPIA training clips (sustain pedal applied), encoded to events and cut into
 consecutive phrases of ``phrase_events`` events, the sounding notes carried from phrase to
@@ -54,7 +55,8 @@ def real_phrases(root: Path, n: int, limit: int | None = None) -> np.ndarray:
     return np.array(rows)
 
 
-def generated_phrases(models: Path, n: int, pieces: int, seed: int = 1000, critic: CR.Critic | None = None) -> np.ndarray:
+def generated_phrases(models: Path, n: int, pieces: int, seed: int = 1000, critic: CR.Critic | None = None,
+                      kind: str | None = None) -> np.ndarray:
     """Phrases of the shipped decoder (guided, masked) for random moods; with ``critic``, as that critic picks them."""
     from installation import manifest as M
     from installation.mood import emotion_map
@@ -65,7 +67,7 @@ def generated_phrases(models: Path, n: int, pieces: int, seed: int = 1000, criti
     man = M.load(models)
     for entry in man.data.get("decoders", {}).values():
         entry.pop("critic", None)                    # the decoder alone (an old critic.json may not fit this critic)
-    dec = open_decoder(man)
+    dec = open_decoder(man, kind=kind)
     dec.critic = critic
     rng = np.random.default_rng(seed)
     va = rng.uniform(-1, 1, (pieces, 2)).astype(np.float32)
@@ -101,6 +103,9 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=Path, default=REPO / "exported_models")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--decoder", default=None, choices=["gru", "transformer"],
+                    help="whose critic to fit (default: the manifest's default decoder); the Transformer's is "
+                         "critic_transformer.json")
     ap.add_argument("--candidates", type=int, default=4)
     ap.add_argument("--phrase-events", type=int, default=48)
     ap.add_argument("--mood-weight", type=float, default=1.0)
@@ -112,32 +117,36 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.data.is_dir():
         ap.exit(2, f"error: --data {args.data}: not a folder; pass the shared data folder\n")
+    d = json.loads((args.models / "manifest.json").read_text())
+    kind = args.decoder or d.get("default_decoder", "gru")
+    if kind not in d.get("decoders", {}):
+        ap.exit(2, f"error: --decoder {kind}: {args.models / 'manifest.json'} lists {', '.join(d.get('decoders', {}))}\n")
     real = real_phrases(args.data, args.phrase_events, args.real_limit)
-    gen = generated_phrases(args.models, args.phrase_events, args.pieces)
+    gen = generated_phrases(args.models, args.phrase_events, args.pieces, kind=kind)
     critic, phrase_auc = fit(real, gen, candidates=args.candidates, phrase_events=args.phrase_events,
                              mood_weight=args.mood_weight)
     for r in range(1, args.rounds):
         # the next round's critic also sees the music the last one picks, so it learns where that one overshoots
-        picked = generated_phrases(args.models, args.phrase_events, args.pieces, seed=1000 + r, critic=critic)
+        picked = generated_phrases(args.models, args.phrase_events, args.pieces, seed=1000 + r, critic=critic, kind=kind)
         log.info("round %d: the last critic's picks are told from real at phrase AUC %.3f", r,
                  fit(real, picked, candidates=args.candidates, phrase_events=args.phrase_events,
                      mood_weight=args.mood_weight)[1])
         gen = np.concatenate([gen, picked])
         critic, phrase_auc = fit(real, gen, candidates=args.candidates, phrase_events=args.phrase_events,
                                  mood_weight=args.mood_weight)
-    (args.models / CR.FILE).write_text(json.dumps(critic.to_dict(), indent=2) + "\n")
+    file = CR.file_for(kind)
+    (args.models / file).write_text(json.dumps(critic.to_dict(), indent=2) + "\n")
     man_path = args.models / "manifest.json"
     d = json.loads(man_path.read_text())
-    kind = d.get("default_decoder", "gru")
     d["decoders"][kind]["critic"] = {
-        "file": CR.FILE, "candidates": critic.candidates, "phrase_events": critic.phrase_events,
+        "file": file, "candidates": critic.candidates, "phrase_events": critic.phrase_events,
         "mood_weight": critic.mood_weight, "phrases": {"real": int(len(real)), "generated": int(len(gen))},
         "rounds": args.rounds,
         "phrase_auc_cv5": round(phrase_auc, 4),
         "command": "python -m installation.training.critic_fit " + " ".join(sys.argv[1:] if argv is None else argv)}
     man_path.write_text(json.dumps(d, indent=2) + "\n")
     print(f"critic: {len(real)} real and {len(gen)} generated phrases of {args.phrase_events} events; "
-          f"cross-validated phrase AUC {phrase_auc:.3f}; written to {args.models / CR.FILE}")
+          f"cross-validated phrase AUC {phrase_auc:.3f}; written to {args.models / file}")
     names = list(CR.FEATURE_NAMES) + [f"{n}^2" for n in CR.FEATURE_NAMES]
     for name, c in sorted(zip(names, critic.coef), key=lambda t: -abs(t[1]))[:12]:
         print(f"  {name:17s} {c:+.3f}")

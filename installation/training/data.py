@@ -53,8 +53,9 @@ class Piece:
     quadrant: int
 
 
-def list_music(root: Path) -> list[Piece]:
-    """Every MIDI file of every music set, labelled and split."""
+def list_music(root: Path, pop909: bool = False) -> list[Piece]:
+    """Every MIDI file of every music set, labelled and split; with ``pop909``, POP909's 909 quantised
+    arrangements too (unlabelled: pre-training only)."""
     pieces: list[Piece] = []
     emo = root / "music" / "emopia"
     split_of = {}
@@ -78,6 +79,10 @@ def list_music(root: Path) -> list[Piece]:
     for p in sorted((root / "music" / "classical_piano" / "midis").rglob("*.mid")):
         rel = str(p.relative_to(root))
         pieces.append(Piece(rel, "classical_piano", "val" if stable_percent(rel) < 5 else "train", -1))
+    if pop909:
+        for p in sorted((root / "music" / "pop909" / "midis").glob("*.mid")):
+            rel = str(p.relative_to(root))
+            pieces.append(Piece(rel, "pop909", "val" if stable_percent(rel) < 5 else "train", -1))
     return pieces
 
 
@@ -104,8 +109,9 @@ class MusicCorpus:
         return np.asarray(rows, dtype=np.int64)
 
 
-def encode_corpus(root: Path, pieces: list[Piece], progress=None) -> MusicCorpus:
-    """Parse every piece (skipping unreadable files, by name) and encode each tempo stretch."""
+def encode_corpus(root: Path, pieces: list[Piece], progress=None, one_stretch: tuple[str, ...] = ()) -> MusicCorpus:
+    """Parse every piece (skipping unreadable files, by name) and encode each tempo stretch (only the
+    unstretched one for the sources named in ``one_stretch``: POP909 is quantised, and a third of the size)."""
     chunks, index, skipped, at = [], [], [], 0
     it = pieces if progress is None else progress(pieces, desc="encode MIDI", unit="file")
     for pi, piece in enumerate(it):
@@ -120,6 +126,8 @@ def encode_corpus(root: Path, pieces: list[Piece], progress=None) -> MusicCorpus
             skipped.append(piece.rel)
             continue
         for si, s in enumerate(STRETCHES):
+            if piece.source in one_stretch and s != 1.0:
+                continue
             ev = E.notes_to_events(notes, stretch=s)
             chunks.append(ev)
             index.append((at, len(ev), pi, si))

@@ -15,6 +15,7 @@ log = logging.getLogger("installation.training")
 
 def _paths(args):
     suffix = "" if args.limit_files is None else f"_limit{args.limit_files}"
+    suffix += "_pop909" if getattr(args, "pop909", False) else ""
     isuffix = "" if args.limit_images is None else f"_limit{args.limit_images}"
     return (args.cache / f"music{suffix}.npz",
             args.cache / f"features_{args.backbone}{isuffix}.npz",
@@ -37,14 +38,23 @@ def prepare(args) -> None:
     from installation.training.export import export_encoder
     from installation.training.features import cache_features
 
-    music_path, feat_path, enc_path = _paths(args)
+    _, feat_path, enc_path = _paths(args)
     args.cache.mkdir(parents=True, exist_ok=True)
     net, info = build(args.backbone, args.weights)
     info.update(export_encoder(net, enc_path))
     (args.cache / "encoder_info.json").write_text(json.dumps(info, indent=2))
     log.info("encoder %s exported to %s (parity %.2e)", args.backbone, enc_path, info["parity_max_abs_err"])
+    prepare_music(args)
+    images = _images(args)
+    feats = cache_features(enc_path, args.data, images.rel, feat_path, progress=tqdm)
+    log.info("image features %s: %s", feat_path, feats.shape)
 
-    pieces = D.list_music(args.data)
+
+def prepare_music(args) -> None:
+    """Encode all MIDI into the event cache only (``prepare-music``: the encoder ONNX is left alone)."""
+    music_path, _, _ = _paths(args)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    pieces = D.list_music(args.data, pop909=getattr(args, "pop909", False))
     if args.limit_files is not None:
         by_src: dict[str, list] = {}
         for p in pieces:
@@ -53,14 +63,10 @@ def prepare(args) -> None:
     if music_path.exists() and [p.rel for p in D.load_corpus(music_path).pieces] == [p.rel for p in pieces]:
         log.info("event cache %s is up to date", music_path)
     else:
-        corpus = D.encode_corpus(args.data, pieces, progress=tqdm)
+        corpus = D.encode_corpus(args.data, pieces, progress=tqdm, one_stretch=("pop909",))
         D.save_corpus(corpus, music_path)
         log.info("encoded %d files into %d events (%d skipped: %s)", len(pieces) - len(corpus.skipped),
                  len(corpus.tokens), len(corpus.skipped), ", ".join(corpus.skipped) or "none")
-
-    images = _images(args)
-    feats = cache_features(enc_path, args.data, images.rel, feat_path, progress=tqdm)
-    log.info("image features %s: %s", feat_path, feats.shape)
 
 
 def _config(args):
@@ -100,23 +106,26 @@ def train(args) -> None:
     log.info("NLL per event: %s", json.dumps(summary["nll"]))
 
 
-def corpus_summary(corpus: D.MusicCorpus, images: D.ImageSet) -> dict:
-    """Counts for the manifest and model card."""
+def corpus_summary(corpus: D.MusicCorpus, images: D.ImageSet | None) -> dict:
+    """Counts for the manifest and model card (``images`` None: the music alone)."""
     files: dict[str, dict[str, int]] = {}
     for p in corpus.pieces:
         files.setdefault(p.source, {}).setdefault(p.split, 0)
         files[p.source][p.split] += 1
     one = corpus.index[corpus.index[:, 3] == D.STRETCHES.index(1.0)]
-    return {
+    out = {
         "music_files": files,
         "music_events_unstretched": int(one[:, 1].sum()),
         "skipped_files": corpus.skipped,
         "tempo_stretches": list(D.STRETCHES),
         "transpose_semitones": 3,
-        "emotion6_images": {"train": int((~images.test).sum()), "test": int(images.test.sum()),
-                            "arousal_split_median": images.arousal_split,
-                            "per_quadrant_test": [int(((images.quadrant == q) & images.test).sum()) for q in range(4)]},
     }
+    if images is None:
+        return out
+    out["emotion6_images"] = ( {"train": int((~images.test).sum()), "test": int(images.test.sum()),
+                            "arousal_split_median": images.arousal_split,
+                            "per_quadrant_test": [int(((images.quadrant == q) & images.test).sum()) for q in range(4)]})
+    return out
 
 
 def export(args) -> None:

@@ -52,6 +52,9 @@ class PhaseConfig:
     drop_group_p: float = 0.15   # control dropout: each group unset with this probability
     drop_all_p: float = 0.05     # ... and every group at once with this one
     emotion_min: float = 0.25    # finetune: emotion = label signs * U(emotion_min, 1)
+    warmup: int = 0              # steps of linear learning-rate warm-up (a large model on a GPU)
+    max_seconds: float | None = None  # a wall-time budget: the cosine follows elapsed time too, and the phase
+                                      # validates and stops when it is spent (GPU runs on a lease)
 
 
 @dataclass
@@ -59,6 +62,8 @@ class TrainConfig:
     seed: int = 7
     threads: int = 2
     device: str = "auto"         # "auto" (CUDA when present), "cpu" or "cuda"
+    amp: bool = True             # on CUDA: forward and loss under bf16 autocast (the CPU always trains in fp32)
+    snapshot_dir: str | None = None  # also write each phase's best weights here, fp16 in files under 15 MiB
     model: ModelConfig = None
     pretrain: PhaseConfig = None
     finetune: PhaseConfig = None
@@ -110,9 +115,57 @@ def train_controls(ctrl: np.ndarray, rng: np.random.Generator, cfg: PhaseConfig,
     return C.drop(c, rng, cfg.drop_group_p, cfg.drop_all_p)
 
 
+def learning_rate(cfg: PhaseConfig, step: int, elapsed: float) -> float:
+    """Linear warm-up, then a cosine from lr to lr/10 over the steps, or over the time budget when that
+    runs out first."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    done = step / cfg.steps
+    if cfg.max_seconds:
+        done = max(done, elapsed / cfg.max_seconds)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
+
+
+def batches(train: WindowSampler, rng: np.random.Generator, cfg: PhaseConfig, emotion: bool, ahead: int = 0):
+    """Endless training batches (inputs, targets, shown controls); with ``ahead`` > 0 a thread prepares that
+    many in advance (a GPU step must not wait on numpy). The same rng is drawn in the same order either way."""
+    def one():
+        x, y, _, ctrl = train.sample(rng, cfg.batch)
+        return x, y, train_controls(ctrl, rng, cfg, emotion)
+
+    if ahead <= 0:
+        while True:
+            yield one()
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def fill():
+        while not stop.is_set():
+            item = one()
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    t = threading.Thread(target=fill, name="batches", daemon=True)
+    t.start()
+    try:
+        while True:
+            yield q.get()
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
 def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampler, val_batch, run_dir: Path,
-              emotion: bool, seed: int, progress=None) -> dict:
-    """Train one phase with early stopping; returns its history. Resumes from run_dir/<name>.pt."""
+              emotion: bool, seed: int, progress=None, amp: bool = False, snapshot=None) -> dict:
+    """Train one phase with early stopping; returns its history. Resumes from run_dir/<name>.pt.
+    ``amp``: bf16 autocast (CUDA); ``snapshot(name, state_dict)``: called with each new best."""
     ckpt_path = run_dir / f"{name}.pt"
     dev = _device_of(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -135,39 +188,50 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
     steps = range(state["step"], cfg.steps)
     bar = progress(steps, desc=name, initial=state["step"], total=cfg.steps) if progress else steps
     t0, tokens = time.time(), 0
+    feed = batches(train, rng, cfg, emotion, ahead=8 if dev.type == "cuda" else 0)
     for step in bar:
-        lr = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        lr = learning_rate(cfg, step, time.time() - t0)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y, _, ctrl = train.sample(rng, cfg.batch)
-        c = torch.from_numpy(train_controls(ctrl, rng, cfg, emotion)).to(dev)
-        logits, _ = model(torch.from_numpy(x).to(dev), c)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).to(dev).reshape(-1),
-                               ignore_index=-100)
+        x, y, c = next(feed)
+        c = torch.from_numpy(c).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            logits, _ = model(torch.from_numpy(x).to(dev), c)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                   torch.from_numpy(y).to(dev).reshape(-1), ignore_index=-100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         tokens += int((y != -100).sum())
         state["step"] = step + 1
-        if progress:
+        if progress and (dev.type == "cpu" or step % 25 == 0):      # .item() waits for the GPU
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.time() - t0):.0f}")
-        if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
+        out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
+        if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps or out_of_time:
             v = nll(model, vctrl, vx, vy)
-            state["history"].append({"step": state["step"], "train_loss": round(loss.item(), 4), "val_nll": round(v, 4)})
-            log.info("%s step %d: train %.4f val %.4f", name, state["step"], loss.item(), v)
+            seconds = time.time() - t0
+            state["history"].append({"step": state["step"], "train_loss": round(loss.item(), 4), "val_nll": round(v, 4),
+                                     "seconds": round(seconds, 1), "tokens_per_s": round(tokens / seconds)})
+            log.info("%s step %d: train %.4f val %.4f (%.0f s, %.0f tokens/s, lr %.2e)", name, state["step"],
+                     loss.item(), v, seconds, tokens / seconds, lr)
             if v < state["best"]:
                 state.update(best=v, best_step=state["step"], bad=0, best_model=copy.deepcopy(model.state_dict()))
+                if snapshot:
+                    snapshot(name, state["best_model"])
             else:
                 state["bad"] += 1
-            stop = state["bad"] >= cfg.patience or state["step"] == cfg.steps
+            stop = state["bad"] >= cfg.patience or state["step"] == cfg.steps or out_of_time
             state["done"] = stop
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
                         "torch_rng": torch.get_rng_state(), "state": state}, ckpt_path)
             if stop:
                 if state["bad"] >= cfg.patience:
                     log.info("%s: early stop at step %d (best %.4f at %d)", name, state["step"], state["best"], state["best_step"])
+                elif out_of_time:
+                    log.info("%s: time budget of %.0f s spent at step %d", name, cfg.max_seconds, state["step"])
                 break
+    feed.close()
     model.load_state_dict(state["best_model"])
     return state
 
@@ -208,13 +272,21 @@ def train(cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, progress=None) -
     dev = resolve_device(cfg.device)
     log.info("training on %s", dev if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})")
     model.to(dev)
-    return model, run_phases(model, cfg, corpus, run_dir, progress)
+    summary = run_phases(model, cfg, corpus, run_dir, progress)
+    return model.cpu(), summary
 
 
 def run_phases(model, cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, progress=None) -> dict:
     """Pretrain and finetune any model with ``forward(events, controls)`` (the GRU, the Transformer); returns
     the summary: histories, wall time of each phase in this process, key templates and test NLLs."""
     timings = {}
+    amp = cfg.amp and _device_of(model).type == "cuda"
+    snapshot = None
+    if cfg.snapshot_dir:
+        from installation.training.shards import save_shards
+
+        def snapshot(name, state_dict):
+            save_shards(state_dict, cfg.model.to_dict(), Path(cfg.snapshot_dir), name)
     # pretrain: all music under its own controls, no emotion; validate on held-out windows of every set
     P = cfg.pretrain
     t0 = time.time()
@@ -222,7 +294,7 @@ def run_phases(model, cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, prog
     vx, vy, _, vc = WindowSampler(corpus, corpus.select(split="val", stretch=1.0), P.seq_len).fixed(256)
     pre = run_phase("pretrain", model, P, pre_train, (torch.from_numpy(vx), torch.from_numpy(vy),
                                                        torch.from_numpy(_no_emotion(vc))),
-                    run_dir, False, cfg.seed, progress)
+                    run_dir, False, cfg.seed, progress, amp, snapshot)
     timings["pretrain_s_this_process"] = round(time.time() - t0, 1)
 
     # finetune: labelled music, with its emotion as a control
@@ -231,13 +303,12 @@ def run_phases(model, cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, prog
     ft_train = WindowSampler(corpus, corpus.select(split="train", labelled=True), Fc.seq_len)
     fx, fy, _, fc = WindowSampler(corpus, corpus.select(split="val", labelled=True, stretch=1.0), Fc.seq_len).fixed(256)
     fine = run_phase("finetune", model, Fc, ft_train, (torch.from_numpy(fx), torch.from_numpy(fy), torch.from_numpy(fc)),
-                     run_dir, True, cfg.seed + 1, progress)
+                     run_dir, True, cfg.seed + 1, progress, amp, snapshot)
     timings["finetune_s_this_process"] = round(time.time() - t0, 1)
-    model.cpu()
     summary = {"pretrain": {k: pre[k] for k in ("best", "best_step", "history")},
                "finetune": {k: fine[k] for k in ("best", "best_step", "history")}, "timings": timings}
     summary["key_templates"] = key_templates(corpus, corpus.select(split="train", stretch=1.0), Fc.seq_len)
-    summary["nll"] = test_nll(model, corpus, Fc.seq_len)
+    summary["nll"] = test_nll(model, corpus, Fc.seq_len)      # on the training device (fast on a GPU)
     return summary
 
 

@@ -83,7 +83,8 @@ class Block(nn.Module):
         """x (N, S, D), bias (H, S, S) added to the scores."""
         N, S, D = x.shape
         q, k, v = self.split(x)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0))
+        # the bias in the scores' own dtype (bf16 under a GPU's autocast; a no-op in fp32)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype))
         x = x + self.drop(self.out(y.transpose(1, 2).reshape(N, S, D)))
         return x + self.drop(self.mlp(self.ln2(x)))
 

@@ -33,15 +33,19 @@ def config(args):
     from installation.training.train import PhaseConfig, TrainConfig
     from installation.training.transformer import TransformerConfig
 
+    warmup = getattr(args, "warmup", 0) or 0
     pre = PhaseConfig(steps=args.pretrain_steps, batch=args.batch, seq_len=args.seq_len, lr=1e-3,
-                      eval_every=args.eval_every or 100)
-    fine = PhaseConfig(steps=args.finetune_steps, batch=args.batch, seq_len=args.seq_len, lr=5e-4,
-                       eval_every=args.eval_every or 50)
+                      eval_every=args.eval_every or 100, warmup=warmup)
+    fine = PhaseConfig(steps=args.finetune_steps, batch=args.batch, seq_len=args.seq_len,
+                       lr=getattr(args, "finetune_lr", None) or 5e-4,
+                       eval_every=getattr(args, "finetune_eval_every", None) or args.eval_every or 50, warmup=warmup // 4)
     model = TransformerConfig(d_model=args.d_model, layers=args.layers, heads=args.heads, window=args.window)
     if args.seq_len > args.window:
         raise ValueError(f"--seq-len {args.seq_len} exceeds --window {args.window}: train on windows no longer "
                          "than the run-time window")
-    return TrainConfig(seed=args.seed, threads=args.threads, device=args.device, model=model, pretrain=pre, finetune=fine)
+    snap = getattr(args, "snapshot_dir", None)
+    return TrainConfig(seed=args.seed, threads=args.threads, device=args.device, model=model, pretrain=pre, finetune=fine,
+                       snapshot_dir=str(snap) if snap else None)
 
 
 def run_training(cfg, corpus: D.MusicCorpus, run_dir: Path, progress=None):
@@ -60,7 +64,9 @@ def run_training(cfg, corpus: D.MusicCorpus, run_dir: Path, progress=None):
     summary = run_phases(model, cfg, corpus, run_dir, progress)
     summary["parameters"] = count_parameters(model)
     summary["window_nll"] = window_nll(model, corpus, min(2 * cfg.finetune.seq_len, cfg.model.window))
-    return model, summary
+    if dev.type == "cuda":
+        summary["device"] = torch.cuda.get_device_name(dev)
+    return model.cpu(), summary
 
 
 def window_nll(model, corpus: D.MusicCorpus, seq_len: int) -> dict:
@@ -81,6 +87,18 @@ def window_nll(model, corpus: D.MusicCorpus, seq_len: int) -> dict:
     finally:
         model.cfg.window = keep
     return out
+
+
+def time_budget(cfg, minutes: float, finetune_share: float) -> dict:
+    """On a GPU: each phase runs for its share of ``minutes`` of wall time (its cosine following the clock,
+    learning_rate in train.py) unless early stopping or its step count ends it first; 8% is kept for the
+    validations, the final figures and start-up."""
+    total = 0.92 * minutes * 60
+    cfg.pretrain.max_seconds = round(total * (1 - finetune_share), 1)
+    cfg.finetune.max_seconds = round(total * finetune_share, 1)
+    log.info("time budget %.1f min: pretrain %.0f s, finetune %.0f s", minutes, cfg.pretrain.max_seconds,
+             cfg.finetune.max_seconds)
+    return {"minutes": minutes, "pretrain_s": cfg.pretrain.max_seconds, "finetune_s": cfg.finetune.max_seconds}
 
 
 def fit_budget(cfg, corpus: D.MusicCorpus, run_dir: Path, minutes: float) -> dict:
@@ -131,12 +149,21 @@ def train(args) -> None:
     music_path, _, _ = _paths(args)
     corpus = D.load_corpus(music_path)
     cfg = config(args)
-    budget = fit_budget(cfg, corpus, args.run, args.budget_min) if getattr(args, "budget_min", None) else None
+    from installation.training.train import resolve_device
+
+    budget = None
+    if getattr(args, "budget_min", None):
+        if getattr(args, "wall_budget", False) or resolve_device(cfg.device).type == "cuda":
+            budget = time_budget(cfg, args.budget_min, args.finetune_share)
+        else:
+            budget = fit_budget(cfg, corpus, args.run, args.budget_min)
     t0 = time.time()
     model, summary = run_training(cfg, corpus, args.run, progress=tqdm)
     summary["timings"]["total_s_this_process"] = round(time.time() - t0, 1)
     summary["config"] = asdict(cfg)
-    summary["data"] = corpus_summary(corpus, _images(args))
+    # a GPU machine gets the event cache, not ../shared/data: the image counts are then left out
+    have_images = (args.data / "images" / "emotion6" / "ground_truth.txt").is_file()
+    summary["data"] = corpus_summary(corpus, _images(args) if have_images else None)
     summary["threads"] = torch.get_num_threads()
     summary["budget"] = budget
     torch.save({"model": model.state_dict(), "config": cfg.model.to_dict()}, args.run / "model.pt")
@@ -198,7 +225,8 @@ def export(args) -> dict:
         "key_templates": summary.get("key_templates"),
         "training": {"command": "python -m installation.training train --decoder transformer",
                      "config": summary.get("config"), "timings": summary.get("timings"),
-                     "threads": summary.get("threads"),
+                     "threads": summary.get("threads"), "device": summary.get("device", "cpu"),
+                     "budget": summary.get("budget"), "data": summary.get("data"),
                      "history": {k: summary[k] for k in ("pretrain", "finetune") if k in summary}},
         "metrics": {"nll_per_event_nats": summary.get("nll"), "window_nll": summary.get("window_nll"),
                     "onnx_torch_parity": result},
@@ -223,6 +251,11 @@ def merge_into_manifest(out: Path, doc: dict) -> None:
 
     m = json.loads(path.read_text())
     entry = doc["models"]["transformer_step"]
+    if m.get("decoders", {}).get("transformer", {}).get("critic"):
+        # the old critic learnt the previous Transformer's phrases: not carried over to a new one
+        log.warning("the Transformer's critic (%s) was fitted against the previous Transformer and is no longer "
+                    "listed: refit it with `python -m installation.training.critic_fit --decoder transformer --rounds 2`",
+                    m["decoders"]["transformer"]["critic"].get("file"))
     m["models"]["transformer_step"] = entry
     m.setdefault("decoders", {})["transformer"] = {"files": ["transformer_step"], "config": entry["config"],
                                                    "training": doc.get("training"), "metrics": doc.get("metrics")}
