@@ -1,7 +1,7 @@
 """What a training run on a lent GPU relies on, checked on the CPU: the wall-time budget and its learning-rate
 schedule, batches prepared on a thread, fp16 weight files under a size limit, POP909 in the event cache.
 
-The GPU run itself (tools/gpu_train_transformer.sh) cannot run in CI; these parts of it can.
+The GPU run itself (installation/training/gpu_train_transformer.sh) cannot run in CI; these parts of it can.
 """
 import math
 

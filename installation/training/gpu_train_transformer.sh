@@ -2,7 +2,7 @@
 # Train two Transformer decoders at once on one CUDA GPU inside a wall-time budget (pretrain on all the
 # music with POP909, then finetune on the labelled music with emotion), as a lent GPU machine runs it:
 #
-#   OUT=/tmp/gpu MINUTES=6.5 bash tools/gpu_train_transformer.sh
+#   OUT=/tmp/gpu MINUTES=6.5 bash installation/training/gpu_train_transformer.sh
 #
 # Needs .cache/prep/music_pop909.npz (python -m installation.training prepare-music --pop909) and a CUDA
 # build of torch; not ../shared/data. A = 6 blocks x 384 (11.4M parameters), B = 6 x 256 (cheaper to
