@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -27,6 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import rtmidi
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:    # receiver processes put only tests/ on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from installation.midi.midi_io import release  # noqa: E402
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 _serial = itertools.count(1)
@@ -201,7 +206,7 @@ class MidiReceiver:
             before = set(out_lister.get_ports())
             self._in.open_virtual_port(self.port)
             new = [n for n in out_lister.get_ports() if n not in before]
-            out_lister.delete()
+            release(out_lister)
             self.port_name = new[0] if len(new) == 1 else f"{self.client_name}:{self.port}"
         else:
             names = self._in.get_ports()
@@ -224,8 +229,7 @@ class MidiReceiver:
         """Close the port and the JACK client at once (the port disappears)."""
         if self._in is not None:
             self._in.cancel_callback()
-            self._in.close_port()
-            self._in.delete()
+            release(self._in)            # spaced from other closes: back to back, python-rtmidi crashes
             self._in = None
 
     def __enter__(self) -> "MidiReceiver":
@@ -312,7 +316,7 @@ class FluidSynthJack:
             up = _wait_until(lambda: self.proc.poll() is not None
                              or self.port_name in lister.get_ports(), timeout)
         finally:
-            lister.delete()
+            release(lister)
         if not up or self.proc.poll() is not None:
             self.stop()
             raise RuntimeError(f"fluidsynth did not offer {self.port_name}: {self.output[-800:]}")

@@ -80,6 +80,6 @@ class PolledInput:
             self._thread.join(1.0)
             self._thread = None
         if self._in is not None:
-            self._in.close_port()
-            self._in.delete()
+            from installation.midi.midi_io import release
+            release(self._in)
             self._in = None

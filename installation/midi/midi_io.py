@@ -124,7 +124,7 @@ def _probe(api: str) -> str | None:
         if api == "jack":
             return "no JACK server answers"
         return f"cannot create a client ({str(exc).strip() or type(exc).__name__})"
-    client.delete()
+    release(client)
     return None
 
 
@@ -182,7 +182,7 @@ def list_ports(api: str) -> dict[str, list[str]]:
                                f"start it, or choose another --midi-api",
                                reason=f"{api} cannot be reached") from None
         ports[key] = client.get_ports()
-        client.delete()
+        release(client)
     return ports
 
 
@@ -300,11 +300,11 @@ class MidiOut:
             new = [n for n in lister.get_ports() if n not in before and self.virtual_name in n]
         except (NotImplementedError, rtmidi.RtMidiError):
             if out is not None:
-                out.delete()
+                release(out)
             raise UserError(f"--virtual-port: {self.api} cannot create virtual ports; "
                             f"use --port with an existing port (e.g. a loopMIDI port)") from None
         finally:
-            lister.delete()
+            release(lister)
         self.port_name = new[0] if len(new) == 1 else f"{self.client_name}:{self.virtual_name}"
         return out
 
@@ -317,7 +317,7 @@ class MidiOut:
         try:
             out.open_port(out.get_ports().index(name), "out")
         except (ValueError, rtmidi.RtMidiError):
-            out.delete()
+            release(out)
             return None
         if self.api == "jack":
             # JACK applies a new connection to its graph in a later cycle: messages sent before that go
@@ -341,8 +341,7 @@ class MidiOut:
             time.sleep(CLOSE_GRACE_S)
         for obj in [self._current, self._probe, *self._retired]:
             if obj is not None:
-                obj.close_port()
-                obj.delete()
+                release(obj)
         self._current, self._probe, self._retired = None, None, []
         if self._server is not None:
             self._server.close()
@@ -382,8 +381,7 @@ class MidiOut:
         reported_errors = 0
         while not self._stop.wait(WATCH_INTERVAL_S):
             for obj in self._retired:
-                obj.close_port()
-                obj.delete()
+                release(obj)
             self._retired = []
             if self._server is not None and self._server.lost.is_set():
                 self._lose_server()
@@ -510,6 +508,19 @@ class RecordOnly:
 
     def describe(self) -> str:
         return f"no MIDI output (no MIDI system reachable); recording to {self.record_path} only"
+
+
+def release(obj) -> None:
+    """Close an rtmidi object's port and its client, spaced from the other closes of this process
+    (jack_watch.close_spaced: JACK clients closed back to back crash python-rtmidi)."""
+    from installation.midi.jack_watch import close_spaced
+
+    def close():
+        try:
+            obj.close_port()
+        finally:
+            obj.delete()
+    close_spaced(close)
 
 
 def panic(out, channel: int) -> bool:
