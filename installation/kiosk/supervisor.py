@@ -19,8 +19,6 @@ import datetime as dt
 import logging
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,6 +30,7 @@ from installation.kiosk.config import KioskConfig, to_json
 from installation.kiosk.eventlog import EventLog
 from installation.kiosk.program import Policy, Program, State
 from installation.kiosk.systemd import Notifier
+from installation.midi.link import spawn_child
 
 log = logging.getLogger("installation.kiosk")
 NOTE_KEEP_S = 15.0       # notes kept for the piano roll and the key estimate
@@ -99,25 +98,16 @@ class Supervisor:
 
     # --- children ------------------------------------------------------------------
     def _spawn(self, role: str):
-        ours, theirs = socket.socketpair()
         mod = "installation.midi.sender" if role == "sender" else f"installation.kiosk.{role}"
         where = ["--listen", self.sock_path] if role == "sender" else ["--sender", self.sock_path]
         # the children never see the status token: it would show on their command lines (ps)
         child_cfg = to_json(dataclasses.replace(self.cfg, status_token=None))
-        cmd = [self.python, "-m", mod, *where, "--status-fd", str(theirs.fileno()), "--config", child_cfg]
-        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
-        if role == "sender":                # no BLAS worker threads in a process that only sends MIDI
-            env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        try:
-            proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True)      # a terminal's Ctrl-C reaches only us
-        finally:
-            theirs.close()
+        proc, conn = spawn_child(self.python, mod, [*where, "--config", child_cfg],
+                                 single_threaded_math=role == "sender")
         old = self.conns.pop(role, None)
         if old is not None:
             old.close()
-        self.conns[role] = Connection(ours.detach())
+        self.conns[role] = conn
         self.info[role] = {}
         return proc
 
@@ -193,25 +183,11 @@ class Supervisor:
     def _port_panic(self, why: str) -> None:
         t0 = time.perf_counter()
         from installation.midi import midi_io
-        from installation.errors import UserError
-        out, error = None, None
-        for attempt in range(5):               # JACK may be busy removing the dead sender's client: try again
-            try:
-                if self._api is None:
-                    self._api = midi_io.choose_api(self.cfg.midi_api)
-                out = midi_io.MidiOut(self._api, self.cfg.port, client_name="image-to-music-panic", watch=False)
-                out.open()
-                break
-            except UserError as exc:
-                out, error = None, exc
-                time.sleep(0.05)
-        if out is None:
+        ok, error = midi_io.panic_port(self.cfg.port, self.cfg.channel - 1, api=self._api,
+                                       api_request=self.cfg.midi_api)
+        if error is not None:
             self.events.emit("panic", level=logging.WARNING, ok=False, why=why, error=str(error))
             return
-        try:
-            ok = self._send_panic(out)
-        finally:
-            out.close()
         self.panics += 1
         self.events.emit("panic", ok=bool(ok), why=why, ms=round((time.perf_counter() - t0) * 1e3, 1))
 

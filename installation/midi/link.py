@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
+import socket
+import subprocess
 import threading
 import time
 from multiprocessing.connection import Client, Connection
@@ -32,6 +35,27 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         ctypes.CDLL(None).prctl(1, sig)      # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def spawn_child(python: str, module: str, args: list[str], single_threaded_math: bool = False):
+    """Start ``python -m module args --status-fd FD`` with this repository on its path, in a session of its own
+    (a terminal's Ctrl-C reaches only its parent, which stops it in order). Returns (the process, our end of its
+    Beacon). ``single_threaded_math``: no BLAS worker threads (a process that only sends MIDI)."""
+    ours, theirs = socket.socketpair()
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    if single_threaded_math:
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    try:
+        proc = subprocess.Popen([python, "-m", module, *args, "--status-fd", str(theirs.fileno())],
+                                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return proc, Connection(ours.detach())
 
 
 class Beacon:

@@ -529,6 +529,29 @@ def panic(out, channel: int) -> bool:
     return all([out.send((0x80 | channel, pitch, 0)) for pitch in range(128)]) & out.all_sound_off([channel])
 
 
+def panic_port(port: str, channel: int, api: str | None = None, api_request: str | None = None,
+               attempts: int = 5) -> tuple[bool, UserError | None]:
+    """Open ``port`` for a moment with a client of its own and silence it (``panic``): a sender that died or hung
+    cannot have released its notes. JACK may still be removing the dead sender's client, so up to ``attempts``
+    tries, 50 ms apart. ``api``: the MIDI API already chosen (else chosen from ``api_request``).
+    Returns (every message went out, None), or (False, the last error) when the port could not be opened."""
+    error = None
+    for _ in range(attempts):
+        try:
+            api = api or choose_api(api_request)
+            out = MidiOut(api, port, client_name="image-to-music-panic", watch=False)
+            out.open()
+        except UserError as exc:
+            error = exc
+            time.sleep(0.05)
+            continue
+        try:
+            return panic(out, channel), None
+        finally:
+            out.close()
+    return False, error
+
+
 # --- recording -------------------------------------------------------------------
 
 class Recorder:

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import signal
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,7 +31,7 @@ import time
 from multiprocessing.connection import Connection
 
 from installation.errors import UserError
-from installation.midi.link import RemoteScheduler
+from installation.midi.link import RemoteScheduler, spawn_child
 
 log = logging.getLogger(__name__)
 STOP_WAIT_S = 10.0        # SIGTERM -> exit: the scheduler's 2 s, then writing a long recording
@@ -58,25 +58,14 @@ class SenderProcess:
 
     def start(self) -> None:
         from installation.kiosk.config import to_json
-        ours, theirs = socket.socketpair()
-        cmd = [sys.executable, "-m", "installation.midi.sender", "--listen", self.sock_path,
-               "--status-fd", str(theirs.fileno()), "--config", to_json(self.cfg), "--for-play"]
+        args = ["--listen", self.sock_path, "--config", to_json(self.cfg), "--for-play"]
         if self.record:
-            cmd += ["--record", self.record]
+            args += ["--record", self.record]
         if self.record_fallback:
-            cmd.append("--record-fallback")
+            args.append("--record-fallback")
         if self.synth is not None:
-            cmd += ["--synth", json.dumps(self.synth)]
-        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
-                   OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        try:
-            # its own session: a terminal's Ctrl-C reaches play, which stops it in order
-            self.proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
-                                         start_new_session=True)
-        finally:
-            theirs.close()
-        conn = Connection(ours.detach())
+            args += ["--synth", json.dumps(self.synth)]
+        self.proc, conn = spawn_child(sys.executable, "installation.midi.sender", args, single_threaded_math=True)
         threading.Thread(target=self._read, args=(conn,), name="sender-beacon", daemon=True).start()
 
     def _read(self, conn: Connection) -> None:
@@ -148,15 +137,7 @@ class SenderProcess:
             self.returncode = p.returncode
             if p.returncode not in (0, None) and self.error is None:    # an error at its start opened nothing
                 self._panic_port(f"exit status {p.returncode} at the stop")
-        for name in ("sender.sock",):
-            try:
-                os.unlink(os.path.join(self._folder, name))
-            except OSError:
-                pass
-        try:
-            os.rmdir(self._folder)
-        except OSError:
-            pass
+        shutil.rmtree(self._folder, ignore_errors=True)    # its socket, in our private folder
         return self.returncode
 
     def _panic_port(self, why: str) -> None:
@@ -165,19 +146,10 @@ class SenderProcess:
         if not self.cfg.port or self.synth is not None:
             return
         from installation.midi import midi_io
-        for _attempt in range(5):          # JACK may be busy removing the dead sender's client
-            try:
-                out = midi_io.MidiOut(self.info.get("api") or midi_io.choose_api(self.cfg.midi_api),
-                                      self.cfg.port, client_name="image-to-music-panic", watch=False)
-                out.open()
-            except (UserError, midi_io.NoMidiSystem):
-                time.sleep(0.05)
-                continue
-            try:
-                ok = midi_io.panic(out, self.cfg.channel - 1)
-            finally:
-                out.close()
+        ok, error = midi_io.panic_port(self.cfg.port, self.cfg.channel - 1, api=self.info.get("api"),
+                                       api_request=self.cfg.midi_api)
+        if error is not None:
+            log.error("could not open %s to silence it after the sender's end (%s): %s", self.cfg.port, why, error)
+        else:
             log.warning("port %s silenced after the sender's end (%s)%s", self.cfg.port, why,
                         "" if ok else "; some messages did not go out")
-            return
-        log.error("could not open %s to silence it after the sender's end (%s)", self.cfg.port, why)
