@@ -195,8 +195,8 @@ def check_values(obj, option_names: bool = False) -> None:
             ok = (lo < v if lo_open else lo <= v) and v <= hi
             need(ok, key, f"{_show(v)} must be " + (f"above {lo} and at most {hi}" if lo_open
                                                      else f"between {lo} and {hi}"))
-    steering = [getattr(obj, k, None) for k in ("valence", "arousal", "key", "motion_weight")]
-    if all(hasattr(obj, k) for k in ("valence", "arousal", "key", "motion_weight")) and steering != [None, None, None, 0.0]:
+    steering = ("valence", "arousal", "key", "motion_weight")
+    if all(hasattr(obj, k) for k in steering) and tuple(getattr(obj, k) for k in steering) != (None, None, None, 0.0):
         # (all at their defaults there is nothing to check, and the sender process need not import numpy)
         from installation.mood.conductor import Steering
         try:

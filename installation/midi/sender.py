@@ -139,6 +139,11 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon, record: str | None = No
     send_log = os.environ.get("ITM_SEND_LOG")
     sched = (SendLogScheduler(tap, scfg, path=send_log, recorder=recorder) if send_log
              else Scheduler(tap, scfg, recorder=recorder))
+    def port_status() -> dict:
+        """What every report says of the output: ready, which port, and whether it is connected."""
+        return {"role": "sender", "ready": True, "port": sink.describe(), "port_name": sink.port_name,
+                "port_connected": tap.connected}
+
     state = {"thinker": False, "thinkers": 0, "panics": 0, "last_rx": time.perf_counter(), "released": False}
     stop = threading.Event()
 
@@ -155,9 +160,8 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon, record: str | None = No
             if now < next_beat:
                 continue
             next_beat = now + BEAT_S
-            msg = {"role": "sender", "ready": True, "port": sink.describe(), "port_name": sink.port_name,
-                   "port_connected": tap.connected, "thinker": state["thinker"],
-                   "thinker_silent_s": round(silent, 2), "notes": tap.drain(), "panics": state["panics"]}
+            msg = dict(port_status(), thinker=state["thinker"], thinker_silent_s=round(silent, 2),
+                       notes=tap.drain(), panics=state["panics"])
             if n % 4 == 0:
                 msg["stats"] = sched.stats()
             n += 1
@@ -167,8 +171,7 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon, record: str | None = No
         os.unlink(listen)                           # left behind by a sender that was killed
     listener = Listener(listen, family="AF_UNIX")
     # ready now, not at the first heartbeat: `play` waits for this before its first note is due
-    beacon.send({"role": "sender", "ready": True, "port": desc, "port_name": sink.port_name,
-                 "api": getattr(sink, "api", None), "record": record, "port_connected": tap.connected})
+    beacon.send(dict(port_status(), api=getattr(sink, "api", None), record=record))
 
     def read_thinkers():
         """Accept one thinker at a time and place what it sends; a thread, so that no signal ever
