@@ -48,27 +48,6 @@ def _is_note(status: int) -> bool:
     return status & 0xE0 == 0x80
 
 
-def match_in_window(log, received, window_s: float = 0.1) -> list:
-    """Each logged send's arrival: the first arrival not yet taken with the same bytes, between its send call
-    and ``window_s`` after (None if there is none: a send rtmidi refused, say, never throws the rest out of step)."""
-    by_bytes: dict = {}
-    for t, m in received:
-        by_bytes.setdefault(tuple(m), []).append(t)
-    taken: dict = {}
-    out = []
-    for _, sent, msg in log:
-        times, i = by_bytes.get(tuple(msg), []), taken.get(tuple(msg), 0)
-        while i < len(times) and times[i] < sent - 0.0005:
-            i += 1
-        if i < len(times) and times[i] <= sent + window_s:
-            out.append(times[i])
-            taken[tuple(msg)] = i + 1
-        else:
-            out.append(None)
-            taken[tuple(msg)] = i
-    return out
-
-
 def figures(sends: np.ndarray, received: list) -> dict:
     """Match the note messages of a send log (due, sent, status) to the receiver's arrivals, in order."""
     if sends.shape[1] < 5:                                 # an in-process log: (due, sent, status) only
@@ -92,7 +71,7 @@ def figures(sends: np.ndarray, received: list) -> dict:
     if received is None:
         return out
     log = [row for row in live.sender_log(sends) if _is_note(row[2][0])]
-    arrivals = match_in_window(log, received)
+    arrivals = live.match_arrivals(log, received)
     ok = np.array([a is not None for a in arrivals], dtype=bool)
     nd = np.array([d for d, _, _ in log])[ok]
     ns = np.array([s for _, s, _ in log])[ok]

@@ -64,24 +64,28 @@ def sender_log(sends):
     return [(float(r[0]), float(r[1]), tuple(int(b) for b in r[2:5] if b >= 0)) for r in sends]
 
 
-def match_arrivals(send_log, received):
-    """Pair each logged send with its arrival at the receiver, in order, by bytes.
-
-    JACK keeps the order of one port's messages, so the k-th arrival with given
-    bytes after the previous match is the one. Messages the receiver got that
-    are not in the log (the final panic's note-offs and CCs) are skipped.
-    Returns a list of arrival times (None where nothing matched).
-    """
-    out, j = [], 0
-    for _, _, msg in send_log:
-        k = j
-        while k < len(received) and received[k][1] != tuple(msg):
-            k += 1
-        if k < len(received):
-            out.append(received[k][0])
-            j = k + 1
+def match_arrivals(send_log, received, window_s: float = 0.1):
+    """Pair each logged (due, sent, bytes) send with its arrival at the receiver: the first arrival not yet
+    taken with the same bytes, from the send call to ``window_s`` after it. JACK keeps the order of one port's
+    messages; messages the receiver got that are not in the log (a final panic's note-offs and CCs) are
+    skipped, and a send that never arrived (rtmidi refused it, say) is None without throwing the rest out of
+    step. Returns a list of arrival times (None where nothing matched)."""
+    by_bytes: dict = {}
+    for t, m in received:
+        by_bytes.setdefault(tuple(m), []).append(t)
+    taken: dict = {}
+    out = []
+    for _, sent, msg in send_log:
+        key = tuple(msg)
+        times, i = by_bytes.get(key, []), taken.get(key, 0)
+        while i < len(times) and times[i] < sent - 0.0005:
+            i += 1
+        if i < len(times) and times[i] <= sent + window_s:
+            out.append(times[i])
+            i += 1
         else:
             out.append(None)
+        taken[key] = i
     return out
 
 
