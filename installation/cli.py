@@ -87,7 +87,8 @@ def _patched_map(emap, patch, models=None):
 def build_parser() -> argparse.ArgumentParser:
     from installation.kiosk.cli_options import add_options
 
-    ap = Parser(prog="run_installation.py",
+    installed = os.path.basename(sys.argv[0]) == "image-to-music"     # the command pip installs (pyproject.toml)
+    ap = Parser(prog="image-to-music" if installed else "run_installation.py",
                 description="Image-to-music installation: hear the mood of what the camera sees.")
     sub = ap.add_subparsers(dest="command", parser_class=Parser)
 

@@ -17,7 +17,9 @@ from installation.music import events
 from installation.image import preprocess
 from installation.errors import UserError
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "exported_models"
+# A checkout's top-level exported_models/; an installed package has them beside its modules (pyproject.toml).
+_INSTALLED = Path(__file__).resolve().parent / "exported_models"
+DEFAULT_DIR = _INSTALLED if _INSTALLED.is_dir() else Path(__file__).resolve().parents[1] / "exported_models"
 MODELS = ("encoder", "image_emotion", "decoder_init", "decoder_step")
 
 

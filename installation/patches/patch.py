@@ -23,7 +23,9 @@ except ModuleNotFoundError:              # pragma: no cover - Python 3.10
 
 from installation.errors import UserError
 
-PATCH_DIR = Path(__file__).resolve().parents[2] / "patches"
+# A checkout's top-level patches/; an installed package has them beside its modules (pyproject.toml).
+_INSTALLED = Path(__file__).resolve().parents[1] / "bundled_patches"
+PATCH_DIR = _INSTALLED if _INSTALLED.is_dir() else Path(__file__).resolve().parents[2] / "patches"
 DEFAULT_PATCH = "gm-piano"
 
 NOTE_NAMES = {"C": 0, "C#": 1, "DB": 1, "D": 2, "D#": 3, "EB": 3, "E": 4, "F": 5, "F#": 6, "GB": 6, "G": 7,
