@@ -22,7 +22,7 @@ def test_file_then_command_line(tmp_path):
     p = write(tmp_path, 'port = "fluid"\nstatus-port = 9000\nhours = ["10:00-18:00"]\nlookahead_ms = 500\n')
     cfg = C.build(p, {"status_port": 9100, "seed": None})
     assert (cfg.port, cfg.status_port, cfg.hours, cfg.lookahead_ms) == ("fluid", 9100, ("10:00-18:00",), 500.0)
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):
         cfg.port = "x"                                  # frozen
 
 
