@@ -10,6 +10,30 @@ from realtime_parts import FluidSynthJack, JackServer, MidiReceiver, MissingTool
 REPO = Path(__file__).resolve().parent.parent
 
 
+# The everyday subset is `pytest -m "not slow"`; the whole suite (`python -m pytest`, `bash .ci/run`) runs all.
+# A test is slow when it needs a JACK server, FluidSynth, Chromium, Ray or training, or plays for a long time:
+# every test of the files below, and any other test that takes one of the fixtures below.
+SLOW_FILES = {
+    # JACK (the kiosk's processes, play's sender, an independent receiver)
+    "test_camera_no_frames.py", "test_engine_live.py", "test_jack_restart.py", "test_kiosk_hangs.py",
+    "test_kiosk_live.py", "test_kiosk_runtime_folder.py", "test_kiosk_soak.py", "test_kiosk_source.py",
+    "test_kiosk_stop.py", "test_play_sender.py", "test_scene_change_live.py", "test_status_hardening.py",
+    # FluidSynth, Chromium, Ray
+    "test_play_synth.py", "test_patches_live.py", "test_patches_render.py", "test_readme_setup.py",
+    "test_collection.py", "test_kiosk_browser.py", "test_collection_gallery.py", "test_collection_ray.py",
+    # training (torch), and a package built and installed
+    "test_training_pipeline.py", "test_transformer.py", "test_shipped_models.py", "test_image_emotion.py",
+    "test_gpu_training.py", "test_package.py",
+}
+SLOW_FIXTURES = {"jack_server", "midi_receiver", "fluidsynth"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def jack_server():
     """A private JACK dummy server for the whole session; JACK_DEFAULT_SERVER points at it."""
