@@ -51,39 +51,6 @@ def _settle(args, names, file_values: dict | None = None) -> None:
         raise UserError(str(exc)) from None
 
 
-def _steering(args, motion_weight: float = 0.0):
-    """The hand settings of the command line, checked; a mistake is one line."""
-    from installation.mood.conductor import Steering
-    from installation.mood import emotion_map
-
-    _check(args.guidance is None or 0 <= args.guidance <= 8, f"--guidance {args.guidance}: must be between 0 and 8")
-    st = Steering(valence=args.valence, arousal=args.arousal, key=args.key, motion_weight=motion_weight)
-    try:
-        st.check()
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    try:
-        emap = emotion_map.load(args.emotion_map) if args.emotion_map else None
-    except emotion_map.MapError as exc:
-        raise UserError(f"--emotion-map: {exc}") from None
-    return st, emap
-
-
-def _patched_map(emap, patch, models=None):
-    """The emotion map with the patch's [emotion_map] table laid over it (None: no change)."""
-    from installation.mood import emotion_map
-
-    override = getattr(patch, "emotion_map", None) if patch is not None else None
-    if not override:
-        return emap
-    try:
-        from installation.manifest import DEFAULT_DIR
-        base = emap or emotion_map.for_models(models or DEFAULT_DIR)
-        return base.overridden(override, f"patch {patch.path}: emotion_map")
-    except emotion_map.MapError as exc:
-        raise UserError(str(exc)) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     from installation.kiosk.cli_options import add_options
 
@@ -203,9 +170,7 @@ def _check(cond: bool, msg: str) -> None:
 def play(args) -> int:
     from installation import manifest as M
     from installation.image.capture import open_source
-    from installation.engine import Engine, EngineConfig
-    from installation.music.generator import GeneratorConfig
-    from installation.patches import load_patch
+    from installation.engine import Engine, assemble
     from installation.kiosk import config as C
     from installation.midi.sender_process import SenderProcess
 
@@ -215,21 +180,11 @@ def play(args) -> int:
             setattr(args, name, file_values.get(name))
     _settle(args, _play_options(), file_values)      # every number finite and in range, or one line
     logging.getLogger().setLevel(args.log_level.upper())   # the config file may set it
-    patch = load_patch(args.patch)                   # a bad patch stops here: nothing has been opened yet
-    steering, emap = _steering(args, args.motion_weight)
-    emap = _patched_map(emap, patch, args.models)    # so does a bad emotion map in it
+    plan = assemble(args)                            # a bad patch, emotion map or steering stops here:
+    patch = plan.patch                               # nothing has been opened yet
     models = M.load(args.models)                     # and missing or broken models
     if args.record:                                  # a take that cannot be saved is refused now, not at the end
         C.writable_file(args.record, "--record")
-    if args.patch is not None and args.channel != 1:
-        log.warning("--channel %d is ignored: the patch's layers set the channels", args.channel)
-    if args.patch is None and args.channel != 1:     # the default patch, on the channel asked for
-        import dataclasses
-        patch = dataclasses.replace(patch, layers=tuple(dataclasses.replace(la, channel=args.channel)
-                                                        for la in patch.layers))
-    port, virtual = args.port, args.virtual_port
-    if port is None and virtual is None:
-        port, virtual = patch.output.port, patch.output.virtual_port
     synth = None
     if args.synth:                                   # finds pyfluidsynth and the SoundFont, or says what to install
         from installation.patches.synth import find_soundfont, import_fluidsynth
@@ -238,7 +193,7 @@ def play(args) -> int:
         synth = {"soundfont": str(find_soundfont(args.soundfont or synth_cfg.get("soundfont"))),
                  "driver": args.audio_driver, "gain": synth_cfg.get("gain", 0.5)}
     try:
-        sender_cfg = C.KioskConfig(port=port, virtual_port=virtual, midi_api=args.midi_api, channel=args.channel,
+        sender_cfg = C.KioskConfig(port=plan.port, virtual_port=plan.virtual_port, midi_api=args.midi_api, channel=args.channel,
                                    late_policy=args.late_policy, max_polyphony=args.max_polyphony,
                                    max_note_seconds=args.max_note_seconds, log_level=args.log_level,
                                    sender_priority=args.sender_priority)
@@ -260,13 +215,7 @@ def play(args) -> int:
                      patch.name, patch.shaping.scale)
         log.info("music model: the %s decoder%s", _decoder_name(models, args.decoder),
                  "" if args.decoder else " (the models' default; --decoder chooses)")
-        cfg = EngineConfig(
-            embed_fps=args.embed_fps, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
-            steering=steering, emotion_map=emap, decoder=args.decoder, guidance=args.guidance,
-            generator=GeneratorConfig(lookahead_s=args.lookahead_ms / 1000,
-                                      tempo_scale=args.tempo_scale * patch.shaping.tempo_scale,
-                                      channel=args.channel - 1))
-        engine = Engine(models, source, None, cfg, patch=patch, scheduler=sender.scheduler, midi_api=args.midi_api)
+        engine = Engine(models, source, None, plan.config, patch=patch, scheduler=sender.scheduler, midi_api=args.midi_api)
         try:
             ready = sender.wait_ready(SENDER_READY_S)
         except BaseException:
@@ -335,12 +284,13 @@ def render(args) -> int:
     _settle(args, RENDER_OPTIONS)
     _check(math.isfinite(args.seconds) and 0 < args.seconds <= 3600, f"--seconds {args.seconds}: must be above 0 and at most 3600")
     _check(0 < args.batch <= 4096, f"--batch {args.batch}: must be 1 to 4096")
-    steering, emap = _steering(args)
+    from installation.engine import patched_map, steering_of
+    steering, emap = steering_of(args)
     patch = None
     if args.patch is not None:
         from installation.patches import load_patch
         patch = load_patch(args.patch)
-        emap = _patched_map(emap, patch, args.models)
+        emap = patched_map(emap, patch, args.models)
     return render_collection(args, steering, emap, patch)
 
 

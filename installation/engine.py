@@ -9,12 +9,14 @@ stops the whole engine; the scheduler still closes every note.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
+from installation.errors import UserError
 from installation.mood import emotion_map
 from installation.mood.conductor import Conductor, Steering
 from installation.music.decoder import Performer, open_decoder
@@ -154,3 +156,67 @@ class Engine:
                  embeds=self.vision.embeds,
                  scene_changes=list(self.generator.scene_changes))
         return s
+
+
+# --- the assembly: what `play` and the kiosk's thinker both make of their settings --------------------------
+
+@dataclass(frozen=True)
+class Assembly:
+    """The patch, where the notes go, and the engine's configuration, made once from the settings."""
+    patch: object                   # installation.patches.Patch
+    port: str | None                # the MIDI port to connect to, else the virtual port to create
+    virtual_port: str | None
+    config: EngineConfig
+
+
+def assemble(s, start_delay_s: float = EngineConfig.start_delay_s) -> Assembly:
+    """``s``: play's parsed arguments or a KioskConfig (the same names). The patch (the default one moved to
+    ``s.channel``), its ``[output]`` port unless a port was given, its emotion map laid over ``s.emotion_map``,
+    the steering: a mistake in any of them is one UserError line, before anything opens."""
+    from installation.patches import load_patch
+    patch = load_patch(s.patch)
+    if s.patch is None and s.channel != 1:           # the default patch, on the channel asked for
+        patch = dataclasses.replace(patch, layers=tuple(dataclasses.replace(la, channel=s.channel)
+                                                        for la in patch.layers))
+    elif s.channel != 1:
+        log.warning("--channel %d is ignored: the patch's layers set the channels", s.channel)
+    port, virtual = s.port, s.virtual_port
+    if port is None and virtual is None:             # docs/PATCHES.md: --port and --virtual-port override
+        port, virtual = patch.output.port, patch.output.virtual_port
+    steering, emap = steering_of(s, s.motion_weight)
+    emap = patched_map(emap, patch, s.models)
+    cfg = EngineConfig(start_delay_s=start_delay_s, embed_fps=s.embed_fps, seed=s.seed, temperature=s.temperature,
+                       top_p=s.top_p, steering=steering, emotion_map=emap, decoder=s.decoder, guidance=s.guidance,
+                       generator=GeneratorConfig(lookahead_s=s.lookahead_ms / 1000,
+                                                 tempo_scale=s.tempo_scale * patch.shaping.tempo_scale,
+                                                 channel=s.channel - 1))
+    return Assembly(patch, port, virtual, cfg)
+
+
+def steering_of(s, motion_weight: float = 0.0):
+    """The hand settings (valence, arousal, key, guidance, emotion map) of ``s``, checked; a mistake is one line."""
+    if s.guidance is not None and not 0 <= s.guidance <= 8:
+        raise UserError(f"--guidance {s.guidance}: must be between 0 and 8")
+    st = Steering(valence=s.valence, arousal=s.arousal, key=s.key, motion_weight=motion_weight)
+    try:
+        st.check()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        emap = emotion_map.load(s.emotion_map) if s.emotion_map else None
+    except emotion_map.MapError as exc:
+        raise UserError(f"--emotion-map: {exc}") from None
+    return st, emap
+
+
+def patched_map(emap, patch, models=None):
+    """The emotion map with the patch's [emotion_map] table laid over it (None: no change)."""
+    override = getattr(patch, "emotion_map", None) if patch is not None else None
+    if not override:
+        return emap
+    try:
+        from installation.manifest import DEFAULT_DIR
+        base = emap or emotion_map.for_models(models or DEFAULT_DIR)
+        return base.overridden(override, f"patch {patch.path}: emotion_map")
+    except emotion_map.MapError as exc:
+        raise UserError(str(exc)) from None

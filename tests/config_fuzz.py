@@ -167,11 +167,11 @@ def _one_line(exc: UserError) -> str:
 
 def check_patch(path) -> str:
     """Load one patch file through the real loader: 'ok' or 'refused' (one line); anything else raises."""
-    from installation.cli import _patched_map
+    from installation.engine import patched_map
     from installation.patches import load_patch
     try:
         patch = load_patch(str(path))
-        _patched_map(None, patch)                     # its [emotion_map] over the models' map, as play does
+        patched_map(None, patch)                      # its [emotion_map] over the models' map, as play does
         return "ok"
     except UserError as exc:
         return _one_line(exc)

@@ -43,8 +43,7 @@ def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH) -> bytes:
 
 def run(cfg: KioskConfig, sender_path: str, beacon: Beacon) -> int:
     from installation import manifest as M
-    from installation.engine import Engine, EngineConfig
-    from installation.music.generator import GeneratorConfig
+    from installation.engine import Engine, assemble
 
     source = CameraWithAttract(cfg.camera, cfg.attract, timeout_s=cfg.camera_timeout_s,
                                slide_seconds=cfg.slide_seconds)
@@ -52,24 +51,8 @@ def run(cfg: KioskConfig, sender_path: str, beacon: Beacon) -> int:
     remote = RemoteScheduler(sender_path)
     remote.connect(timeout=5.0)
     # start_delay_s: a fresh process's first ONNX calls are slow; notes due sooner would be late
-    from installation.mood import emotion_map
-    from installation.mood.conductor import Steering
-    from installation.patches import load_patch
-    patch = load_patch(cfg.patch)
-    if cfg.patch is None and cfg.channel != 1:        # the default patch, on the channel asked for
-        import dataclasses
-        patch = dataclasses.replace(patch, layers=tuple(dataclasses.replace(la, channel=cfg.channel)
-                                                        for la in patch.layers))
-    emap = emotion_map.load(cfg.emotion_map) if cfg.emotion_map else emotion_map.for_models(models.folder)
-    if patch.emotion_map:
-        emap = emap.overridden(patch.emotion_map, f"patch {patch.path}: emotion_map")
-    steering = Steering(valence=cfg.valence, arousal=cfg.arousal, key=cfg.key, motion_weight=cfg.motion_weight)
-    ecfg = EngineConfig(start_delay_s=1.0, embed_fps=cfg.embed_fps, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p,
-                        steering=steering, emotion_map=emap, decoder=cfg.decoder, guidance=cfg.guidance,
-                        generator=GeneratorConfig(lookahead_s=cfg.lookahead_ms / 1000,
-                                                  tempo_scale=cfg.tempo_scale * patch.shaping.tempo_scale,
-                                                  channel=cfg.channel - 1))
-    engine = Engine(models, source, None, ecfg, scheduler=remote, patch=patch, midi_api=cfg.midi_api)
+    plan = assemble(cfg, start_delay_s=1.0)
+    engine = Engine(models, source, None, plan.config, scheduler=remote, patch=plan.patch, midi_api=cfg.midi_api)
     from installation.signals import route_signals
     route_signals(lambda signum: engine.stop_event.set(), (signal.SIGTERM,))   # never inside a handler
     stop_beats = threading.Event()
