@@ -82,11 +82,11 @@ def main() -> None:
             eng = live.timed_engine(models, source, sink, cfg)
         else:
             from installation.engine import Engine
-            from installation.kiosk.config import KioskConfig
+            from installation.midi.sender_config import SenderConfig
             from installation.midi.sender_process import SenderProcess
             log_path = os.path.join(tmp, "sends.npy")
             os.environ["ITM_SEND_LOG"] = log_path          # the sender child inherits it
-            sender = SenderProcess(KioskConfig(port=rx.port_name, midi_api="jack", log_level="warning"))
+            sender = SenderProcess(SenderConfig(port=rx.port_name, midi_api="jack", log_level="warning"))
             sender.start()
             eng = Engine(models, source, None, cfg, scheduler=sender.scheduler)
             sender.wait_ready(20)

@@ -5,17 +5,15 @@ User mistakes print one line (``error: ...``) and exit with status 2; no traceba
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import logging
-import logging.handlers
 import math
 import os
-import queue
 import sys
 import time
 
 from installation.errors import UserError
+from installation.logs import setup_logging, stop_logging
 
 log = logging.getLogger("installation")
 
@@ -98,68 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _private_stderr():
-    """A stream on a duplicate of file descriptor 2: the MIDI probes silence fd 2 for a moment
-    (libjack prints to it), and the log thread must not lose a line written in that moment."""
-    try:
-        return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
-                         errors="backslashreplace")
-    except (AttributeError, OSError, ValueError):      # no real file descriptor (e.g. captured output)
-        return sys.stderr
-
-
-def _readable(d: dict) -> str:
-    """A figures dict as a log reads it: 'sent 255, send_failed 0, lateness_p99 1.68 ms'."""
-    parts = []
-    for k, v in d.items():
-        if isinstance(v, float) and ("lateness" in k or k.endswith("_s")):
-            parts.append(f"{k} {v * 1000:.2f} ms")
-        elif isinstance(v, float):
-            parts.append(f"{k} {v:.3g}")
-        else:
-            parts.append(f"{k} {v}")
-    return ", ".join(parts)
-
-
-class _NoRawDicts(logging.Filter):
-    """A log line whose argument is a dict of figures (the scheduler's stop line) shows them readably."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(a, dict) for a in record.args):
-            record.args = tuple(_readable(a) if isinstance(a, dict) else a for a in record.args)
-        elif isinstance(record.args, dict) and "%s" in str(record.msg):   # logging unpacks one dict argument
-            record.msg, record.args = str(record.msg) % _readable(record.args), None
-        return True
-
-
-def setup_logging(level: str) -> None:
-    """Log through a queue: threads that log never wait for the terminal (stderr)."""
-    q: queue.SimpleQueue = queue.SimpleQueue()
-    handler = logging.StreamHandler(_private_stderr())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
-    listener = logging.handlers.QueueListener(q, handler)
-    _LISTENERS.append(listener)
-    root = logging.getLogger()
-    front = logging.handlers.QueueHandler(q)
-    front.addFilter(_NoRawDicts())                   # before the queue handler formats the message
-    root.handlers[:] = [front]
-    root.setLevel(level.upper())
-    listener.start()
-    atexit.register(stop_logging)
-
-
-_LISTENERS: list[logging.handlers.QueueListener] = []
-
-
-def stop_logging() -> None:
-    """Write out every queued log line and stop the log threads (again: nothing)."""
-    while _LISTENERS:
-        listener = _LISTENERS.pop()
-        listener.stop()
-        for h in listener.handlers:
-            h.flush()
-
-
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise UserError(msg)
@@ -172,6 +108,7 @@ def play(args) -> int:
     from installation.image.capture import open_source
     from installation.engine import Engine, assemble
     from installation.kiosk import config as C
+    from installation.midi.sender_config import SenderConfig
     from installation.midi.sender_process import SenderProcess
 
     file_values = C.read_toml(args.config, for_play=True) if args.config else {}
@@ -187,23 +124,18 @@ def play(args) -> int:
         C.writable_file(args.record, "--record")
     synth = None
     if args.synth:                                   # finds pyfluidsynth and the SoundFont, or says what to install
-        from installation.patches.synth import find_soundfont, import_fluidsynth
+        from installation.midi.synth import find_soundfont, import_fluidsynth
         import_fluidsynth()
         synth_cfg = patch.synth or {}
         synth = {"soundfont": str(find_soundfont(args.soundfont or synth_cfg.get("soundfont"))),
                  "driver": args.audio_driver, "gain": synth_cfg.get("gain", 0.5)}
-    try:
-        sender_cfg = C.KioskConfig(port=plan.port, virtual_port=plan.virtual_port, midi_api=args.midi_api, channel=args.channel,
-                                   late_policy=args.late_policy, max_polyphony=args.max_polyphony,
-                                   max_note_seconds=args.max_note_seconds, log_level=args.log_level,
-                                   sender_priority=args.sender_priority)
-    except C.ConfigError as exc:
-        raise UserError(str(exc)) from None
+    sender_cfg = SenderConfig.of(args, port=plan.port, virtual_port=plan.virtual_port, record=args.record,
+                                 record_fallback=True, synth=synth)
 
     with contextlib.ExitStack() as cleanup:
         # The notes leave through the sender process, as in the kiosk: started first, it opens the port
         # while this process builds its engine (the ONNX sessions).
-        sender = SenderProcess(sender_cfg, record=args.record, record_fallback=True, synth=synth)
+        sender = SenderProcess(sender_cfg)
         sender.start()
         cleanup.callback(sender.stop)
         source = open_source(args.source, slide_seconds=args.slide_seconds)

@@ -181,6 +181,8 @@ def assemble(s, start_delay_s: float = EngineConfig.start_delay_s) -> Assembly:
     elif s.channel != 1:
         log.warning("--channel %d is ignored: the patch's layers set the channels", s.channel)
     port, virtual = s.port, s.virtual_port
+    if port is not None and virtual is not None:
+        raise UserError("--port: give either --port (connect to a synth) or --virtual-port, not both")
     if port is None and virtual is None:             # docs/PATCHES.md: --port and --virtual-port override
         port, virtual = patch.output.port, patch.output.virtual_port
     steering, emap = steering_of(s, s.motion_weight)

@@ -21,7 +21,7 @@ from installation import manifest
 from installation.engine import Engine, EngineConfig
 from installation.image.capture import Frame, FrameSource, VideoFileSource, bundled_artworks
 from installation.image.preprocess import load_rgb
-from installation.kiosk.config import KioskConfig
+from installation.midi.sender_config import SenderConfig
 from installation.midi.sender_process import SenderProcess
 from media import make_people_video
 from realtime_parts import is_note_on
@@ -62,7 +62,7 @@ class Stamped(logging.Handler):
 def test_a_new_picture_is_heard_within_3_s_as_a_phrase_end(jack_server, midi_receiver):
     """As `play` runs: the engine here, its notes through the sender process to the receiver."""
     source = Switching(artwork("starry"), artwork("hubble"))
-    sender = SenderProcess(KioskConfig(port=midi_receiver.port_name, midi_api="jack", log_level="warning"))
+    sender = SenderProcess(SenderConfig(port=midi_receiver.port_name, midi_api="jack", log_level="warning"))
     sender.start()
     handler = Stamped()
     gen_log = logging.getLogger("installation.music.generator")

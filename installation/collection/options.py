@@ -44,7 +44,7 @@ def settings_from(args, steering, emap, patch):
     audio, sf2, gain = (), None, 0.5
     if args.audio:
         from installation.patches.audio import check_format
-        from installation.patches.synth import find_soundfont, import_fluidsynth
+        from installation.midi.synth import find_soundfont, import_fluidsynth
         import_fluidsynth()
         audio = tuple(args.audio.split("+"))
         for fmt in audio:

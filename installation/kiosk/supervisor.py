@@ -31,6 +31,7 @@ from installation.kiosk.eventlog import EventLog
 from installation.kiosk.program import Policy, Program, State
 from installation.kiosk.systemd import Notifier
 from installation.midi.link import spawn_child
+from installation.midi.sender_config import SenderConfig
 
 log = logging.getLogger("installation.kiosk")
 NOTE_KEEP_S = 15.0       # notes kept for the piano roll and the key estimate
@@ -100,8 +101,10 @@ class Supervisor:
     def _spawn(self, role: str):
         mod = "installation.midi.sender" if role == "sender" else f"installation.kiosk.{role}"
         where = ["--listen", self.sock_path] if role == "sender" else ["--sender", self.sock_path]
-        # the children never see the status token: it would show on their command lines (ps)
-        child_cfg = to_json(dataclasses.replace(self.cfg, status_token=None))
+        # the sender gets its own small config; the thinker never sees the status token (it would show on its
+        # command line, in ps)
+        child_cfg = (SenderConfig.of(self.cfg).to_json() if role == "sender"
+                     else to_json(dataclasses.replace(self.cfg, status_token=None)))
         proc, conn = spawn_child(self.python, mod, [*where, "--config", child_cfg],
                                  single_threaded_math=role == "sender")
         old = self.conns.pop(role, None)

@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     except OSError:
         pass
     cfg: KioskConfig = from_json(args.config)
-    from installation.cli import setup_logging
+    from installation.logs import setup_logging
     setup_logging(cfg.log_level)
     beacon = Beacon(args.status_fd)
     try:

@@ -94,7 +94,7 @@ def compiled_apis() -> list[str]:
 def _quiet_stderr():
     """Silence file descriptor 2 for a moment: libjack and libasound print to it
     when a probe fails. The log thread writes to its own duplicate of fd 2
-    (cli.setup_logging), so no log line is lost meanwhile."""
+    (logs.setup_logging), so no log line is lost meanwhile."""
     try:
         saved = os.dup(2)
     except OSError:

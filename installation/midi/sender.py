@@ -13,8 +13,9 @@ the notes of `play`, `play --synth` and the kiosk keep the same time. For `play`
 also records (``--record``), falls back to recording when no MIDI system answers
 (``--record-fallback``), and hosts FluidSynth as its sink (``--synth JSON``).
 
-    python -m installation.midi.sender --listen PATH --status-fd FD --config JSON
-        [--record FILE] [--record-fallback] [--synth '{"soundfont": ..., "driver": ..., "gain": ...}']
+    python -m installation.midi.sender --listen PATH --status-fd FD --config JSON [--for-play]
+
+(--config: a SenderConfig as JSON, installation/midi/sender_config.py: the port, the recording, FluidSynth...)
 """
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ from multiprocessing.connection import Listener
 
 from installation.midi import midi_io
 from installation.errors import UserError
-from installation.kiosk.config import KioskConfig, from_json
+from installation.logs import setup_logging, stop_logging
 from installation.midi.link import Beacon, die_with_parent
 from installation.midi.scheduler import Scheduler, SchedulerConfig
+from installation.midi.sender_config import SenderConfig
 
 log = logging.getLogger("installation.midi.sender")
 BEAT_S = 0.25
@@ -105,12 +107,13 @@ class SendLogScheduler(Scheduler):
         self._np.save(self._log_path, self._log[:self._n])
 
 
-def open_sink(cfg: KioskConfig, record: str | None, record_fallback: bool, synth: dict | None):
-    """The sink this sender plays to: FluidSynth (``synth``), else the MIDI port the config names; with no
-    MIDI system and no port, a recording only (``record``, or a new timestamped file when
-    ``record_fallback``). Returns (sink, description, the file recorded to or None)."""
+def open_sink(cfg: SenderConfig):
+    """The sink this sender plays to: FluidSynth (``cfg.synth``), else the MIDI port the config names; with no
+    MIDI system and no port, a recording only (``cfg.record``, or a new timestamped file when
+    ``cfg.record_fallback``). Returns (sink, description, the file recorded to or None)."""
+    record, synth = cfg.record, cfg.synth
     if synth is not None:
-        from installation.patches.synth import FluidSynthSink
+        from installation.midi.synth import FluidSynthSink
         sink = FluidSynthSink(synth.get("soundfont"), synth.get("driver"), gain=synth.get("gain", 0.5))
         sink.open()
         return sink, sink.describe(), record
@@ -118,7 +121,7 @@ def open_sink(cfg: KioskConfig, record: str | None, record_fallback: bool, synth
         sink, desc = midi_io.open_output(cfg.midi_api, cfg.port, cfg.virtual_port, record)
         return sink, desc, record
     except midi_io.NoMidiSystem:
-        if cfg.port or not record_fallback:
+        if cfg.port or not cfg.record_fallback:
             raise
         record = time.strftime("installation-%Y%m%d-%H%M%S.mid")
         sink, desc = midi_io.open_output(cfg.midi_api, None, cfg.virtual_port, record)   # warns, naming the file
@@ -127,10 +130,9 @@ def open_sink(cfg: KioskConfig, record: str | None, record_fallback: bool, synth
         return sink, desc, record
 
 
-def serve(cfg: KioskConfig, listen: str, beacon: Beacon, record: str | None = None,
-          record_fallback: bool = False, synth: dict | None = None, peer: str = "thinker") -> int:
+def serve(cfg: SenderConfig, listen: str, beacon: Beacon, peer: str = "thinker") -> int:
     """Open the sink, then place what the ``peer`` (the kiosk's thinker, or `play`) sends until SIGTERM."""
-    sink, desc, record = open_sink(cfg, record, record_fallback, synth)
+    sink, desc, record = open_sink(cfg)
     log.info("sender: %s", desc)
     tap = NoteTap(sink)
     scfg = SchedulerConfig(late_policy=cfg.late_policy, max_polyphony=cfg.max_polyphony,
@@ -241,7 +243,6 @@ def serve(cfg: KioskConfig, listen: str, beacon: Beacon, record: str | None = No
     if not _close_within(sink, CLOSE_WAIT_S):       # never while the scheduler thread may still send
         log.warning("the MIDI output did not close within %.1f s (the MIDI system is busy); exiting without "
                     "waiting for it (every note was released before)", CLOSE_WAIT_S)
-        from installation.cli import stop_logging
         stop_logging()
         os._exit(0)                                 # the kernel closes what libjack would not
     faulthandler.cancel_dump_traceback_later()
@@ -291,31 +292,23 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="installation.midi.sender")
     ap.add_argument("--listen", required=True)
     ap.add_argument("--status-fd", type=int, required=True)
-    ap.add_argument("--config", required=True, help="KioskConfig as JSON")
-    ap.add_argument("--record", default=None, help="also write what was sent to this MIDI file at the end")
-    ap.add_argument("--record-fallback", action="store_true",
-                    help="no MIDI system and no port: record to a new timestamped file instead")
+    ap.add_argument("--config", required=True, help="a SenderConfig as JSON")
     ap.add_argument("--for-play", action="store_true",
                     help="run as `play`'s sender: an error goes to play only (it prints it), and no real-time "
                          "priority is a note, not a warning")
-    ap.add_argument("--synth", default=None, help="play through FluidSynth in this process: JSON with "
-                                                  "soundfont, driver, gain")
     args = ap.parse_args(argv)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})   # before any thread: serve() takes it with sigwait
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C goes to the supervisor, which stops us in order
-    cfg = from_json(args.config)
-    from installation.cli import setup_logging
+    cfg = SenderConfig.from_json(args.config)
     setup_logging(cfg.log_level)
-    _realtime(cfg.sender_priority, logging.INFO if args.for_play else logging.WARNING)
+    _realtime(cfg.priority, logging.INFO if args.for_play else logging.WARNING)
     # The scheduler thread shares the GIL with the reader and the heartbeat: a waiting thread gets it after
     # the switch interval at most (Python's default 5 ms would be a 5 ms late note), as in the Engine.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     beacon = Beacon(args.status_fd)
-    import json
     try:
-        return serve(cfg, args.listen, beacon, record=args.record, record_fallback=args.record_fallback,
-                     synth=json.loads(args.synth) if args.synth else None, peer="play" if args.for_play else "thinker")
+        return serve(cfg, args.listen, beacon, peer="play" if args.for_play else "thinker")
     except UserError as exc:
         beacon.send({"role": "sender", "error": str(exc)})
         if not args.for_play:

@@ -6,7 +6,7 @@ port, the scheduler, the recording and an in-process FluidSynth live in the
 sender, whose scheduler thread shares its GIL with nobody busy (and runs at
 SCHED_FIFO where allowed). That is the kiosk's timing in every mode.
 
-    sender = SenderProcess(cfg, record=..., record_fallback=True, synth=None)
+    sender = SenderProcess(SenderConfig(port=..., record=..., record_fallback=True))
     sender.start()                 # at once: it opens the port while play loads its models
     ready = sender.wait_ready(10)  # {"port": ..., "api": ..., "record": ...}, or UserError with its one line
     scheduler = sender.scheduler   # a RemoteScheduler for the Engine
@@ -18,7 +18,6 @@ and a port named with ``--port`` is silenced from here, as the supervisor does.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -32,18 +31,17 @@ from multiprocessing.connection import Connection
 
 from installation.errors import UserError
 from installation.midi.link import RemoteScheduler, spawn_child
+from installation.midi.sender_config import SenderConfig
 
 log = logging.getLogger(__name__)
 STOP_WAIT_S = 10.0        # SIGTERM -> exit: the scheduler's 2 s, then writing a long recording
 
 
 class SenderProcess:
-    """One sender child: started, waited for, read, stopped. ``cfg``: a KioskConfig (port, virtual port,
-    MIDI API, late policy, polyphony, longest note, priority, log level)."""
+    """One sender child: started, waited for, read, stopped, with its own SenderConfig."""
 
-    def __init__(self, cfg, record: str | None = None, record_fallback: bool = False,
-                 synth: dict | None = None, on_death=None):
-        self.cfg, self.record, self.record_fallback, self.synth = cfg, record, record_fallback, synth
+    def __init__(self, cfg: SenderConfig, on_death=None):
+        self.cfg = cfg
         self.on_death = on_death            # called (on the reader thread) with a one-line reason
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}                # the last heartbeat
@@ -57,14 +55,7 @@ class SenderProcess:
         self.scheduler = RemoteScheduler(self.sock_path)
 
     def start(self) -> None:
-        from installation.kiosk.config import to_json
-        args = ["--listen", self.sock_path, "--config", to_json(self.cfg), "--for-play"]
-        if self.record:
-            args += ["--record", self.record]
-        if self.record_fallback:
-            args.append("--record-fallback")
-        if self.synth is not None:
-            args += ["--synth", json.dumps(self.synth)]
+        args = ["--listen", self.sock_path, "--config", self.cfg.to_json(), "--for-play"]
         self.proc, conn = spawn_child(sys.executable, "installation.midi.sender", args, single_threaded_math=True)
         threading.Thread(target=self._read, args=(conn,), name="sender-beacon", daemon=True).start()
 
@@ -143,7 +134,7 @@ class SenderProcess:
     def _panic_port(self, why: str) -> None:
         """A sender that died or did not stop cannot have released its notes: with a named port, open it for a
         moment and send every note-off, CC123 and CC120 (a virtual port, or FluidSynth, died with it)."""
-        if not self.cfg.port or self.synth is not None:
+        if not self.cfg.port or self.cfg.synth is not None:
             return
         from installation.midi import midi_io
         ok, error = midi_io.panic_port(self.cfg.port, self.cfg.channel - 1, api=self.info.get("api"),

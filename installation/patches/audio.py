@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from installation.errors import UserError
-from installation.patches.synth import find_soundfont, import_fluidsynth
+from installation.midi.synth import find_soundfont, import_fluidsynth
 
 log = logging.getLogger(__name__)
 
