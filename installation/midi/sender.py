@@ -10,8 +10,8 @@ reader and a 4 Hz heartbeat.
 Every mode sends through it: the kiosk's supervisor runs it as a child beside the
 thinker, and `play` runs it as its own child (installation.midi.sender_process), so
 the notes of `play`, `play --synth` and the kiosk keep the same time. For `play` it
-also records (``--record``), falls back to recording when no MIDI system answers
-(``--record-fallback``), and hosts FluidSynth as its sink (``--synth JSON``).
+also records (``record``), falls back to recording when no MIDI system answers
+(``record_fallback``), and hosts FluidSynth as its sink (``synth``).
 
     python -m installation.midi.sender --listen PATH --status-fd FD --config JSON [--for-play]
 
