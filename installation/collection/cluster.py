@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from installation.collection.job import Item, Settings
+from installation.collection.job import MAX_BATCH_BYTES, Item, Settings
 from installation.collection.renderer import Outcome
 from installation.errors import UserError
 
@@ -62,7 +62,6 @@ def start(workers: int | None, address: str | None) -> int:
             if cpus < 1:
                 raise UserError(f"--ray-address {address}: the cluster has no CPU to run on")
             return workers or cpus
-        from installation.collection.run import MAX_BATCH_BYTES
         ray.init(num_cpus=workers, object_store_memory=OBJECT_STORE_BYTES + workers * MAX_BATCH_BYTES, **common)
         return workers
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 from installation.manifest import file_sha256
 
 FORMAT_VERSION = 1           # bump when the output of the same settings changes
+MAX_BATCH_BYTES = 32 << 20   # image bytes in one batch at most: what one worker holds in Ray's object store
 
 
 @dataclass(frozen=True)

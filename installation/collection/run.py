@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installation.collection import catalogue, store
-from installation.collection.job import Image, Item, Settings, list_images
+from installation.collection.job import MAX_BATCH_BYTES, Image, Item, Settings, list_images
 from installation.collection.progress import Progress
 from installation.collection.renderer import Outcome
 
 log = logging.getLogger("installation")
 
 SUFFIX = {"mid": ".mid", "wav": ".wav", "flac": ".flac", "opus": ".opus"}
-MAX_BATCH_BYTES = 32 << 20            # image bytes in one batch at most: what one worker holds in Ray's object store
 
 
 @dataclass

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from installation.music import events as E
-from installation.music.analysis import MAJOR_PROFILE, MINOR_PROFILE, PITCH_NAMES
+from installation.theory import MAJOR_PROFILE, MINOR_PROFILE, PITCH_NAMES
 
 GROUPS = ("key", "density", "loudness", "register", "emotion")
 KEY, DENSITY, LOUDNESS, REGISTER, EMOTION = 0, 14, 15, 16, 17       # first index of each group's values
