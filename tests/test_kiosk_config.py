@@ -90,3 +90,20 @@ def test_the_docs_name_fluidsynth_by_its_jack_port():
     example = C.read_toml(REPO / "deploy" / "kiosk.example.toml")
     assert find_port(jack_ports, example["port"]) == "fluidsynth-midi:midi_00"
     assert example["midi_api"] == "jack"
+
+
+def test_every_declared_range_and_choice_refuses_a_value_beyond_it(tmp_path):
+    """The one declaration of each option (kiosk/config.py) is what the file's checks enforce, and what the
+    command line offers as choices."""
+    from installation.cli import build_parser
+    for name, (lo, hi, lo_open) in C.RANGES.items():
+        t = str(C._FIELDS[name].type)
+        for bad in ((hi + 1, lo - 1) if t.startswith("int") else (hi * 2 + 1, lo - 1.0)) + ((lo,) if lo_open else ()):
+            with pytest.raises(C.ConfigError, match=name):
+                C.build(write(tmp_path, f"{name} = {bad!r}\n"))
+    kiosk = build_parser()._subparsers._group_actions[0].choices["kiosk"]
+    offered = {a.dest: a.choices for a in kiosk._actions if a.choices}
+    for name, choices in C.CHOICES.items():
+        with pytest.raises(C.ConfigError, match=name):
+            C.build(write(tmp_path, f'{name} = "nonsense"\n'))
+        assert list(offered[name]) == [c for c in choices if c is not None]

@@ -7,9 +7,6 @@ import signal
 
 from installation.kiosk import config as C
 
-CHOICES = {"log_level": ["debug", "info", "warning", "error"], "late_policy": ["send", "drop"],
-           "midi_api": ["alsa", "jack", "coremidi", "winmm"], "decoder": ["gru", "transformer"],
-           "status_frames": ["local", "always", "never"]}
 HIDDEN = {"camera"}                      # the older name of --source, still accepted
 
 
@@ -21,8 +18,8 @@ def add_options(p: argparse.ArgumentParser, names=None) -> None:
         flag = "--" + name.replace("_", "-")
         t = str(f.type)
         kw = {"default": None, "help": argparse.SUPPRESS if name in HIDDEN else f.metadata["help"]}
-        if name in CHOICES:
-            kw["choices"] = CHOICES[name]
+        if f.metadata["choices"]:
+            kw["choices"] = f.metadata["choices"]
         if name == "hours":
             p.add_argument(flag, action="append", **kw)
         elif t.startswith("float"):

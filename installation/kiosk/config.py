@@ -31,9 +31,16 @@ class ConfigError(UserError):
         super().__init__(one_line(str(message)))
 
 
-def opt(default, help: str, *, play: bool = True):
-    """A configuration field with its help text; ``play``: play takes it too (the same name and meaning)."""
-    return dataclasses.field(default=default, metadata={"help": help, "play": play})
+PLAY_KIOSK, ALL, KIOSK = ("play", "kiosk"), ("play", "kiosk", "render"), ("kiosk",)
+
+
+def opt(default, help: str, *, commands=PLAY_KIOSK, least=None, above=None, most=None, choices=None):
+    """One option, declared once: its default, help, the commands that take it (the same name and meaning in
+    each), and its range (``least`` or ``above``, ``most``) or ``choices``. The command line (kiosk/cli_options.py),
+    the TOML file and the checks at start are all made from these."""
+    return dataclasses.field(default=default, metadata={"help": help, "commands": commands, "choices": choices,
+                                                        "range": None if most is None else (
+                                                            least if above is None else above, most, above is not None)})
 
 
 # Options of `play` only, refused in a kiosk configuration with the reason.
@@ -50,76 +57,95 @@ MAX_INT = 2 ** 63 - 1                   # any whole number beyond this in a sett
 class KioskConfig:
     """Every kiosk option, with the options it shares with ``play`` under the same names."""
     # --- music (the same meaning as in `play`)
-    models: str | None = opt(None, "folder with manifest.json and the ONNX models (default: exported_models/)")
-    seed: int | None = opt(None, "sampling seed (0 or more): a run from a file or image source is reproducible")
-    temperature: float = opt(1.0, "sampling temperature, 0 (greedy) to 10 (default 1.0)")
-    top_p: float = opt(0.95, "nucleus sampling: keep the most likely events up to this mass, in (0, 1] (default 0.95)")
-    embed_fps: float = opt(4.0, "frames embedded per second at most (default 4)")
-    lookahead_ms: float = opt(750.0, "milliseconds of music generated ahead of playback (default 750)")
-    tempo_scale: float = opt(1.0, "stretch time: 2 plays at half speed (default 1)")
-    decoder: str | None = opt(None, "the music model, gru or transformer (default: the one the models' manifest names)")
+    models: str | None = opt(None, "folder with manifest.json and the ONNX models (default: exported_models/)",
+                             commands=ALL)
+    seed: int | None = opt(None, "sampling seed (0 or more): a run from a file or image source is reproducible",
+                           least=0, most=MAX_INT, commands=ALL)
+    temperature: float = opt(1.0, "sampling temperature, 0 (greedy) to 10 (default 1.0)",
+                             least=0.0, most=10.0, commands=ALL)
+    top_p: float = opt(0.95, "nucleus sampling: keep the most likely events up to this mass, in (0, 1] (default 0.95)",
+                       above=0.0, most=1.0, commands=ALL)
+    embed_fps: float = opt(4.0, "frames embedded per second at most (default 4)", above=0.0, most=60.0)
+    lookahead_ms: float = opt(750.0, "milliseconds of music generated ahead of playback (default 750)",
+                              least=20.0, most=10_000.0)
+    tempo_scale: float = opt(1.0, "stretch time: 2 plays at half speed (default 1)", above=0.0, most=100.0)
+    decoder: str | None = opt(None, "the music model, gru or transformer (default: the one the models' manifest names)",
+                              choices=('gru', 'transformer'), commands=ALL)
     guidance: float | None = opt(None, "how hard the decoder leans into the asked key, 0 (off) to 8 "
-                                       "(default: the weight the manifest gives)")
+                                       "(default: the weight the manifest gives)", least=0.0, most=8.0, commands=ALL)
     # --- mood (override what the picture says)
-    valence: float | None = opt(None, "-1 (sad, tense) .. 1 (happy, calm): replaces the picture's valence")
-    arousal: float | None = opt(None, "-1 (calm, sad) .. 1 (excited, tense): replaces the picture's arousal")
-    key: str | None = opt(None, "pin the key: a tonic (D) or a key (F# minor, Bb major)")
-    motion_weight: float = opt(0.0, "live cameras: arousal added at full motion in the frame, 0 (off) to 2")
+    valence: float | None = opt(None, "-1 (sad, tense) .. 1 (happy, calm): replaces the picture's valence",
+                                least=-1.0, most=1.0, commands=ALL)
+    arousal: float | None = opt(None, "-1 (calm, sad) .. 1 (excited, tense): replaces the picture's arousal",
+                                least=-1.0, most=1.0, commands=ALL)
+    key: str | None = opt(None, "pin the key: a tonic (D) or a key (F# minor, Bb major)", commands=ALL)
+    motion_weight: float = opt(0.0, "live cameras: arousal added at full motion in the frame, 0 (off) to 2",
+                               least=0.0, most=2.0)
     emotion_map: str | None = opt(None, "a TOML emotion map (valence/arousal -> controls) instead of the models' "
-                                        "emotion_map.toml")
+                                        "emotion_map.toml", commands=ALL)
     patch: str | None = opt(None, "a patch: a name in patches/ or a .toml path (default: gm-piano; docs/PATCHES.md)")
     # --- MIDI
     port: str | None = opt(None, "connect to the MIDI output port with this name (or a unique part of it); "
                                  "see `run_installation.py ports`")
     virtual_port: str | None = opt(None, "create a virtual MIDI port with this name (the default when no --port)")
     midi_api: str | None = opt(None, "rtmidi API: alsa, jack, coremidi or winmm (default: the platform's, "
-                                     "falling back to JACK)")
-    channel: int = opt(1, "MIDI channel 1-16 (default 1)")
-    late_policy: str = opt("send", "a late message: send it at once, or drop it (note-offs are always sent)")
-    max_polyphony: int = opt(32, "notes sounding at once, 1-128; the oldest is released beyond (default 32)")
-    max_note_seconds: float = opt(8.0, "a note held longer is released (default 8)")
+                                     "falling back to JACK)", choices=('alsa', 'jack', 'coremidi', 'winmm'))
+    channel: int = opt(1, "MIDI channel 1-16 (default 1)", least=1, most=16)
+    late_policy: str = opt("send", "a late message: send it at once, or drop it (note-offs are always sent)",
+                           choices=('send', 'drop'))
+    max_polyphony: int = opt(32, "notes sounding at once, 1-128; the oldest is released beyond (default 32)",
+                             least=1, most=128)
+    max_note_seconds: float = opt(8.0, "a note held longer is released (default 8)", above=0.0, most=3600.0)
     sender_priority: int = opt(10, "real-time (SCHED_FIFO) priority of the MIDI sender process, 1-99; "
-                                   "0: normal (default 10)")
+                                   "0: normal (default 10)", least=0, most=99)
     # --- pictures
     source: str | None = opt(None, "camera index, video file or URL, image, or folder (default: camera 0, "
                                    "else the bundled artworks)")
-    camera: str = opt("0", "the older name of --source", play=False)
+    camera: str = opt("0", "the older name of --source", commands=KIOSK)
     camera_timeout_s: float = opt(10.0, "seconds without a camera frame before the attract folder plays "
-                                        "(default 10)", play=False)
+                                        "(default 10)", commands=KIOSK, above=0.0, most=86_400.0)
     attract: str | None = opt(None, "folder of images played while the camera gives no frames "
-                                    "(default: the bundled artworks)", play=False)
-    slide_seconds: float = opt(20.0, "seconds per image in a folder slideshow (default 20)")
+                                    "(default: the bundled artworks)", commands=KIOSK)
+    slide_seconds: float = opt(20.0, "seconds per image in a folder slideshow (default 20)", above=0.0, most=86_400.0)
     # --- when
     hours: tuple[str, ...] = opt((), "opening hours, local time, e.g. 10:00-18:00 (repeat or comma-separate; "
-                                     "default: always open)", play=False)
-    duration: float | None = opt(None, "stop cleanly after this many seconds")
+                                     "default: always open)", commands=KIOSK)
+    duration: float | None = opt(None, "stop cleanly after this many seconds", above=0.0, most=1e9)
     # --- status server
-    status_port: int = opt(8080, "HTTP port for /health, / and /display (default 8080; 0: none)", play=False)
+    status_port: int = opt(8080, "HTTP port for /health, / and /display (default 8080; 0: none)",
+                           commands=KIOSK, least=0, most=65535)
     status_bind: str = opt("127.0.0.1", "address of the status server (default 127.0.0.1; any other needs "
-                                        "--status-token)", play=False)
+                                        "--status-token)", commands=KIOSK)
     status_token: str | None = opt(None, "a token every status request must carry (?token= or "
-                                         "Authorization: Bearer)", play=False)
+                                         "Authorization: Bearer)", commands=KIOSK)
     status_frames: str = opt("local", "camera pictures on /frame.jpg and /display: local (only when the status "
-                                      "server is on a loopback address; default), always, or never", play=False)
+                                      "server is on a loopback address; default), always, or never",
+                                      commands=KIOSK, choices=('local', 'always', 'never'))
     # --- logs
     log_file: str | None = opt(None, "write one JSON line per state change to this file, rotated "
-                                     "(default: stderr only)", play=False)
-    log_max_mb: float = opt(10.0, "rotate the log file at this many MB (default 10)", play=False)
-    log_backups: int = opt(5, "rotated log files kept (default 5)", play=False)
-    log_level: str = opt("info", "debug, info, warning or error (default info)")
+                                     "(default: stderr only)", commands=KIOSK)
+    log_max_mb: float = opt(10.0, "rotate the log file at this many MB (default 10)",
+                            commands=KIOSK, above=0.0, most=1e6)
+    log_backups: int = opt(5, "rotated log files kept (default 5)", commands=KIOSK, least=0, most=1000)
+    log_level: str = opt("info", "debug, info, warning or error (default info)",
+                         choices=('debug', 'info', 'warning', 'error'), commands=ALL)
     # --- supervision
     heartbeat_timeout_s: float = opt(5.0, "a child process silent this long has stalled: it is killed and "
-                                          "restarted (default 5)", play=False)
+                                          "restarted (default 5)", commands=KIOSK, above=0.0, most=86_400.0)
     start_timeout_s: float = opt(60.0, "a child process not ready this long after its start has stalled "
-                                       "(default 60)", play=False)
+                                       "(default 60)", commands=KIOSK, above=0.0, most=86_400.0)
     start_seconds: float = opt(3.0, "a start counts as good once the child is ready and this many seconds old "
-                                    "(default 3)", play=False)
-    start_retries: int = opt(5, "failed starts in a row before a child is FATAL (default 5)", play=False)
-    fatal_retry_s: float = opt(60.0, "a FATAL child is tried again after this many seconds (default 60)", play=False)
-    backoff_s: float = opt(0.5, "first wait before a restart, doubled per failed start (default 0.5)", play=False)
-    backoff_max_s: float = opt(30.0, "the longest wait before a restart (default 30)", play=False)
+                                    "(default 3)", commands=KIOSK, least=0.0, most=3600.0)
+    start_retries: int = opt(5, "failed starts in a row before a child is FATAL (default 5)",
+                             commands=KIOSK, least=1, most=1000)
+    fatal_retry_s: float = opt(60.0, "a FATAL child is tried again after this many seconds (default 60)",
+                               commands=KIOSK, above=0.0, most=86_400.0)
+    backoff_s: float = opt(0.5, "first wait before a restart, doubled per failed start (default 0.5)",
+                           commands=KIOSK, above=0.0, most=3600.0)
+    backoff_max_s: float = opt(30.0, "the longest wait before a restart (default 30)",
+                               commands=KIOSK, above=0.0, most=86_400.0)
     stop_timeout_s: float = opt(3.0, "stopping a child: SIGTERM, then SIGKILL after this many seconds "
-                                     "(default 3)", play=False)
+                                     "(default 3)", commands=KIOSK, above=0.0, most=3600.0)
 
     def __post_init__(self) -> None:
         check_values(self)
@@ -140,27 +166,6 @@ class KioskConfig:
 
     def replace(self, **kw) -> "KioskConfig":
         return dataclasses.replace(self, **kw)
-
-
-# Numbers: (lowest, highest, lowest excluded). Every number must also be finite.
-RANGES = {
-    "temperature": (0.0, 10.0, False), "top_p": (0.0, 1.0, True), "embed_fps": (0.0, 60.0, True),
-    "lookahead_ms": (20.0, 10_000.0, False), "tempo_scale": (0.0, 100.0, True), "guidance": (0.0, 8.0, False),
-    "valence": (-1.0, 1.0, False), "arousal": (-1.0, 1.0, False), "motion_weight": (0.0, 2.0, False),
-    "max_note_seconds": (0.0, 3600.0, True), "slide_seconds": (0.0, 86_400.0, True),
-    "camera_timeout_s": (0.0, 86_400.0, True), "duration": (0.0, 1e9, True), "log_max_mb": (0.0, 1e6, True),
-    "heartbeat_timeout_s": (0.0, 86_400.0, True), "start_timeout_s": (0.0, 86_400.0, True),
-    "start_seconds": (0.0, 3600.0, False), "fatal_retry_s": (0.0, 86_400.0, True), "backoff_s": (0.0, 3600.0, True),
-    "backoff_max_s": (0.0, 86_400.0, True), "stop_timeout_s": (0.0, 3600.0, True),
-    "seed": (0, MAX_INT, False), "channel": (1, 16, False), "max_polyphony": (1, 128, False),
-    "sender_priority": (0, 99, False), "status_port": (0, 65535, False), "log_backups": (0, 1000, False),
-    "start_retries": (1, 1000, False),
-}
-CHOICES = {
-    "decoder": (None, "gru", "transformer"), "late_policy": ("send", "drop"),
-    "midi_api": (None, "alsa", "jack", "coremidi", "winmm"), "log_level": ("debug", "info", "warning", "error"),
-    "status_frames": ("local", "always", "never"),
-}
 
 
 def need(cond: bool, key: str, why: str) -> None:
@@ -287,6 +292,15 @@ def check_source(spec: str, slide_seconds: float, key: str) -> None:
 _FIELDS = {f.name: f for f in fields(KioskConfig)}
 _FIELD_NAMES = tuple(_FIELDS)
 _OPTIONAL = {name for name, f in _FIELDS.items() if "None" in str(f.type)}
+# Numbers: (lowest, highest, lowest excluded); every number must also be finite. Texts: their choices.
+RANGES = {name: f.metadata["range"] for name, f in _FIELDS.items() if f.metadata["range"]}
+CHOICES = {name: (None,) * (name in _OPTIONAL) + f.metadata["choices"] for name, f in _FIELDS.items()
+           if f.metadata["choices"]}
+
+
+def options_of(command: str) -> list[str]:
+    """The options ``command`` (play, kiosk or render) takes, in the order of the configuration."""
+    return [name for name, f in _FIELDS.items() if command in f.metadata["commands"]]
 
 
 def _typed(key: str, value):
