@@ -27,12 +27,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-def _options(command: str) -> list[str]:
-    """The options ``command`` shares with the kiosk (the same names, help and checks: installation/kiosk/config.py)."""
-    from installation.kiosk import config as C
-    return C.options_of(command)
-
-
 def _settle(args, names, file_values: dict | None = None) -> None:
     """Options not given take the config file's value, else the default; then all are checked (one line)."""
     from installation.kiosk import config as C
@@ -46,6 +40,7 @@ def _settle(args, names, file_values: dict | None = None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from installation.kiosk import config as C
     from installation.kiosk.cli_options import add_options
 
     installed = os.path.basename(sys.argv[0]) == "image-to-music"     # the command pip installs (pyproject.toml)
@@ -56,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     play = sub.add_parser("play", help="make music from a camera, video, image or folder, live on MIDI (default)")
     play.add_argument("--config", default=None, metavar="FILE",
                       help="TOML file with any of these options (the kiosk's file works too; docs/KIOSK.md)")
-    add_options(play, _options("play"))
+    add_options(play, C.options_of("play"))
     play.add_argument("--record", default=None, metavar="FILE", help="also write what was played to this MIDI file")
     play.add_argument("--synth", action="store_true", default=None,
                       help="play through FluidSynth inside the sender process (optional extra; with no sound card "
@@ -66,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="FluidSynth audio driver for --synth (alsa, pulseaudio, jack, coreaudio...; file:OUT.wav writes a file)")
 
     render = sub.add_parser("render", help="write one MIDI file per image, offline and batched")
-    add_options(render, _options("render"))
+    add_options(render, C.options_of("render"))
     render.add_argument("images", nargs="+", help="image files or folders")
     render.add_argument("--out", required=True, help="output folder (created if needed)")
     render.add_argument("--seconds", type=float, default=30.0, help="music per image")
@@ -110,7 +105,7 @@ def play(args) -> int:
     for name in C.PLAY_ONLY:                         # record, synth, soundfont, audio_driver
         if getattr(args, name) is None:
             setattr(args, name, file_values.get(name))
-    _settle(args, _options("play"), file_values)      # every number finite and in range, or one line
+    _settle(args, C.options_of("play"), file_values)      # every number finite and in range, or one line
     logging.getLogger().setLevel(args.log_level.upper())   # the config file may set it
     plan = assemble(args)                            # a bad patch, emotion map or steering stops here:
     patch = plan.patch                               # nothing has been opened yet
@@ -208,7 +203,8 @@ def render(args) -> int:
     from installation.collection.options import render as render_collection
 
 
-    _settle(args, _options("render"))
+    from installation.kiosk import config as C
+    _settle(args, C.options_of("render"))
     _check(math.isfinite(args.seconds) and 0 < args.seconds <= 3600, f"--seconds {args.seconds}: must be above 0 and at most 3600")
     _check(0 < args.batch <= 4096, f"--batch {args.batch}: must be 1 to 4096")
     from installation.engine import patched_map, steering_of

@@ -56,10 +56,8 @@ def run_kiosk(args) -> int:
     from installation.kiosk.supervisor import Supervisor
     overrides = {name: getattr(args, name) for name in C._FIELDS}
     cfg = C.build(args.config, overrides)       # every value checked before anything starts
-    C.check_resources(cfg)                      # and what the files and folders it names hold
-    from installation.engine import assemble
-    plan = assemble(cfg)                        # the patch's [output] port, unless --port or --virtual-port
-    cfg = cfg.replace(port=plan.port, virtual_port=plan.virtual_port)
+    plan = C.check_resources(cfg)               # and what the files and folders it names hold
+    cfg = cfg.replace(port=plan.port, virtual_port=plan.virtual_port)   # the patch's, unless given
     _check_port(cfg)
     if args.log_level is None:
         logging.getLogger().setLevel(cfg.log_level.upper())

@@ -243,23 +243,17 @@ def writable_folder(path: str, key: str) -> Path:
     return p
 
 
-def check_resources(cfg: KioskConfig) -> None:
+def check_resources(cfg: KioskConfig):
     """What the files and folders named by ``cfg`` hold, checked before anything starts: the models, the patch
-    and its emotion map, the picture source and the attract folder, the log file. One line names the problem."""
+    and its emotion map, the picture source and the attract folder, the log file. One line names the problem.
+    Returns the engine's assembly (installation.engine.assemble): the patch's output port among it."""
     from installation import manifest as M
+    from installation.engine import assemble
     from installation.image.capture import _slideshow, bundled_artworks
-    from installation.mood import emotion_map
-    from installation.patches import load_patch
     models = M.load(cfg.models)
     need(cfg.decoder is None or cfg.decoder in models.decoders, "decoder",
          f"{cfg.decoder}: the models in {models.folder} have only {', '.join(models.decoders)}")
-    patch = load_patch(cfg.patch)
-    try:
-        emap = emotion_map.load(cfg.emotion_map) if cfg.emotion_map else emotion_map.for_models(models.folder)
-        if patch.emotion_map:
-            emap.overridden(patch.emotion_map, f"patch {patch.path}: emotion_map")
-    except emotion_map.MapError as exc:
-        raise ConfigError(str(exc) if patch.emotion_map else f"emotion_map: {exc}") from None
+    plan = assemble(cfg)                    # the patch, its emotion map, the steering, as the thinker makes them
     try:
         _slideshow(Path(cfg.attract).expanduser() if cfg.attract else bundled_artworks(), cfg.slide_seconds)
     except UserError as exc:
@@ -267,6 +261,7 @@ def check_resources(cfg: KioskConfig) -> None:
     check_source(cfg.camera, cfg.slide_seconds, "source")
     if cfg.log_file is not None:
         writable_file(cfg.log_file, "log_file")
+    return plan
 
 
 def check_source(spec: str, slide_seconds: float, key: str) -> None:
