@@ -232,12 +232,6 @@ class KeyPlanner:
         return self.key
 
 
-@dataclass(frozen=True)
-class Override:
-    """Hand settings that replace what the image says (--valence, --arousal, --key)."""
-    valence: float | None = None
-    arousal: float | None = None
-    pin: Pin = Pin()
 
 
 def plan(emap: EmotionMap, keys: KeyPlanner, valence: float, arousal: float, deviation=(0.0, 0.0, 0.0)) -> Targets:

@@ -78,8 +78,3 @@ class EmotionCC:
                 out.append((status, c.number, v))
                 self._last[i], self._last_t[i] = v, now
         return out
-
-    def next_pulse(self) -> float | None:
-        """When the earliest pending scene pulse must end (so the caller can wake then)."""
-        pending = [t for t in self._pulse_end if t is not None]
-        return min(pending) if pending else None

@@ -202,17 +202,6 @@ class PatchRuntime:
             self._notes = [x for x in self._notes if x[0] <= t]
             heapq.heapify(self._notes)
 
-    # --- the clock's transport (for a kiosk that pauses) ---
-    def clock_stop(self) -> None:
-        """Send MIDI clock STOP now; the ticks pause."""
-        if self.clock_out is not None and self.clock_out.running:
-            self.scheduler.push(self.clock_out.stop(self.clock()))
-
-    def clock_continue(self) -> None:
-        """Send MIDI clock CONTINUE now; the ticks resume."""
-        if self.clock_out is not None and not self.clock_out.running:
-            self.scheduler.push(self.clock_out.start(self.clock(), message=0xFB))
-
     # --- stopping ---
     def stop(self) -> None:
         """Stop the control thread and the inputs (before the scheduler stops)."""
