@@ -29,10 +29,11 @@ STAFF = """<!doctype html>
 <body data-updates="0">
 <h1>image-to-music kiosk &mdash; <span id="state" class="state">connecting&hellip;</span></h1>
 <table id="status"><tbody></tbody></table>
-<p><a id="display-link" href="/display">visitor display</a> &middot; <a id="health-link" href="/health">/health (JSON)</a></p>
+<p><a id="display-link" href="/display">visitor display</a> &middot; <a id="health-link" href="/health">/health (JSON)</a> &middot; <a id="console-link" href="/console">console (controls, the week)</a></p>
 <script>""" + _COMMON_JS + r"""
 document.getElementById('display-link').href = '/display' + q();
 document.getElementById('health-link').href = '/health' + q();
+document.getElementById('console-link').href = '/console' + q();
 const ROWS = [['uptime_s','uptime (s)'],['hours','opening hours'],['camera','camera'],['picture','picture'],
   ['port','MIDI port'],['port_connected','port connected'],['fps','frames embedded / s'],['events_per_s','events / s'],
   ['lateness_p99_ms','lateness p99 (ms)'],['valence','valence'],['arousal','arousal'],['key','key'],['scene','scene'],
@@ -132,6 +133,7 @@ listen((d) => {
     target = {v: d.valence, a: d.arousal};
     document.getElementById('mood').textContent = mood(d.valence, d.arousal);
   } else { document.getElementById('mood').textContent = d.state === 'closed' ? 'closed' : '\u00a0'; }
+  if (d.state === 'paused') document.getElementById('mood').textContent = 'resting';   // staff paused it
   document.getElementById('key').textContent = d.key || '\u00a0';
   document.body.dataset.state = d.state;
 });

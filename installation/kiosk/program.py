@@ -104,6 +104,13 @@ class Program:
         self._kill(f"stalled: {reason}")
         return True
 
+    def restart(self, reason: str) -> bool:
+        """Staff asked: kill it and start it again, as after a death (RUNNING only). True if a kill was sent."""
+        if self.state is not State.RUNNING or self._kill_reason is not None or self.handle is None:
+            return False
+        self._kill(reason)
+        return True
+
     # --- the clock ---------------------------------------------------------------------
     def tick(self) -> None:
         now = self.clock()

@@ -133,6 +133,23 @@ class CameraWithAttract(FrameSource):
         self.latest = self.show.frame_at(now - self._attract_since)
         return self.latest
 
+    def next(self) -> bool:
+        """Staff asked for the next picture of the slideshow (or of the attract folder while it plays), now:
+        its timeline jumps to the start of the next slide. False while a live camera gives the picture."""
+        now = self.clock()
+        if self.still is not None and self._started_at is not None:
+            show, t = self.still, now - self._started_at
+        elif self.still is None and self._attract_since is not None and self.state == "attract":
+            show, t = self.show, now - self._attract_since
+        else:
+            return False
+        step = show.slide_seconds - t % show.slide_seconds + 1e-3
+        if self.still is not None:
+            self._started_at -= step
+        else:
+            self._attract_since -= step
+        return True
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:

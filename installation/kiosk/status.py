@@ -6,6 +6,8 @@
     GET /display     the visitor page (full screen): picture, valence/arousal plane, scrolling piano roll
     GET /events      server-sent events: the status and the notes of the last seconds, 4 times a second
     GET /frame.jpg   the current picture, a JPEG from memory (nothing is written to disk)
+    GET /console, /console/charts, /history; POST /control/<action>: the staff console (kiosk.console), when
+                     the supervisor hands its controls and event log over
 
 Bound to 127.0.0.1 unless told otherwise; any other address needs a token, and
 with a token set every request must carry it (``?token=`` or ``Authorization:
@@ -83,8 +85,9 @@ def _raise_fd_limit(budget: int = FD_BUDGET) -> None:
 
 class StatusServer:
     def __init__(self, status, bind: str = "127.0.0.1", port: int = 8080, token: str | None = None,
-                 serve_frames: bool | None = None, limits: Limits | None = None):
+                 serve_frames: bool | None = None, limits: Limits | None = None, control=None, events=None):
         self.status, self.bind, self.port, self.token = status, bind, port, token
+        self.control, self.events = control, events      # the console's hooks: Supervisor.control, its EventLog
         self.local = _is_loopback(bind)
         self.serve_frames = self.local if serve_frames is None else serve_frames
         self.limits = limits or Limits()
@@ -138,6 +141,9 @@ class StatusServer:
         app.add_routes([web.get("/health", self._health), web.get("/", self._staff),
                         web.get("/display", self._display), web.get("/events", self._events),
                         web.get("/frame.jpg", self._frame)])
+        if self.control is not None and self.events is not None:
+            from installation.kiosk.console import Console
+            app.add_routes(Console(self).routes())
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
                                      keepalive_timeout=5.0, max_line_size=4096, max_field_size=4096)
         await self._runner.setup()

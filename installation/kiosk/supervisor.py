@@ -14,10 +14,12 @@ sounds on even when the sender could not say so.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
 import os
+import queue
 import shutil
 import sys
 import tempfile
@@ -26,6 +28,7 @@ import time
 from multiprocessing.connection import Connection, wait
 
 
+from installation.kiosk import control
 from installation.kiosk.config import KioskConfig, to_json
 from installation.kiosk.eventlog import EventLog
 from installation.kiosk.program import Policy, Program, State
@@ -38,6 +41,9 @@ NOTE_KEEP_S = 15.0       # notes kept for the piano roll and the key estimate
 PANIC_AGAIN_S = 0.25     # a panic is sent once more this long after (a restarted sender plays later than this)
 SENDER_STALL_S = 0.6     # the sender (real-time priority) beats 4 times a second: silent this long, it is hung:
                          # killed at once (its exit silences the port), then restarted
+# the event log gets a "minute" line this often: notes, lateness, mood (the console's history); a shorter one
+# (ITM_HISTORY_MINUTE_S) only for tests and demonstrations, which cannot wait for minutes
+MINUTE_S = float(os.environ.get("ITM_HISTORY_MINUTE_S") or 60.0)
 THINKER_STALL_S = 1.0    # the thinker beats twice a second: silent this long, and the sender hears nothing from it
                          # either (it has released the notes), it is killed and restarted
 
@@ -96,6 +102,12 @@ class Supervisor:
         self._panic_again_at: float | None = None     # when to send the last panic once more
         self._seen = {}                       # field -> last logged value, for one line per change
         self._api: str | None = None
+        # staff controls (kiosk.control): asked from the status server's thread, applied in the loop
+        self.paused = False
+        self.volume_path = control.volume_file(cfg.log_file, self.runtime)
+        self.volume = control.load_volume(self.volume_path)
+        self._controls: queue.Queue = queue.Queue(maxsize=32)
+        self._minute = self._new_minute(time.monotonic())
 
     # --- children ------------------------------------------------------------------
     def _spawn(self, role: str):
@@ -112,6 +124,8 @@ class Supervisor:
             old.close()
         self.conns[role] = conn
         self.info[role] = {}
+        if role == "thinker":                 # before its first note: paused? the level?
+            conn.send({"control": "state", "paused": self.paused, "volume": self.volume})
         return proc
 
     def _on_change(self, prog: Program, old: State, new: State, reason: str) -> None:
@@ -215,6 +229,9 @@ class Supervisor:
         notes = msg.pop("notes", None)
         jpeg = msg.pop("jpeg", None)
         self.info[role].update(msg)
+        p99 = (msg.get("stats") or {}).get("lateness_p99")
+        if p99 is not None:
+            self._minute["p99"] = max(self._minute["p99"] or 0.0, p99)
         if notes:
             self._add_notes(notes)
         if jpeg:
@@ -226,6 +243,7 @@ class Supervisor:
             for t, status, pitch, vel in notes:
                 if status & 0xF0 == 0x90 and vel > 0:
                     self._last_note_on = t
+                    self._minute["notes"] += 1
                     rec = [t, None, pitch, vel]
                     self.status.notes.append(rec)
                     self._open_notes[pitch] = rec
@@ -265,6 +283,8 @@ class Supervisor:
             state = "playing" if s.get("port_connected", True) else "waiting-for-port"
         else:
             state = "recovering" if any(p.restarts for p in self.programs.values()) else "starting"
+        if self.paused and state not in ("closed", "fatal"):
+            state = "paused"                  # staff paused it: silent on purpose (the display says resting)
         stats = s.get("stats") or {}
         p99 = stats.get("lateness_p99")
         now = time.perf_counter()
@@ -291,11 +311,14 @@ class Supervisor:
             "sent": stats.get("sent"),
             "last_note_age_s": None if self._last_note_on is None else round(now - self._last_note_on, 2),
             "last_error": self.last_error,
+            "paused": self.paused,
+            "volume": self.volume,
         }
         with self.status.lock:
             self.status.data = data
             self.status.version += 1
         self._log_changes(data)
+        self._count_minute(data)
 
     def _log_changes(self, d: dict) -> None:
         for field in ("camera", "port_connected", "state"):
@@ -308,6 +331,73 @@ class Supervisor:
             self.events.emit("scene", scene=d["scene"], picture=d["picture"], valence=d["valence"],
                              arousal=d["arousal"])
 
+    # --- staff controls and the minute lines of the history ----------------------------------
+    def control(self, action: str, value, client: str) -> concurrent.futures.Future:
+        """Ask for a staff action (from the status server's thread); the loop applies it and sets the result."""
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            self._controls.put_nowait((action, value, client, fut))
+        except queue.Full:
+            fut.set_result({"ok": False, "status": 503, "error": "busy: too many actions waiting"})
+        return fut
+
+    def _apply_controls(self) -> None:
+        while True:
+            try:
+                action, value, client, fut = self._controls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                result = self._control(action, value, client)
+            except Exception as exc:       # noqa: BLE001  a control must never stop the loop
+                result = {"ok": False, "status": 500, "error": f"{type(exc).__name__}: {exc}"}
+            self.events.emit("control", level=logging.INFO if result["ok"] else logging.WARNING, action=action,
+                             **({"value": value} if value is not None else {}), client=client, ok=result["ok"],
+                             **({"error": result["error"]} if not result["ok"] else {}))
+            fut.set_result(result)
+
+    def _control(self, action: str, value, client: str) -> dict:
+        thinker = self.programs["thinker"]
+        up = thinker.state is State.RUNNING and "thinker" in self.conns
+        if action == "pause":
+            self.paused = True
+        elif action == "resume":
+            self.paused = False
+        elif action == "volume":
+            self.volume = value
+            control.save_volume(self.volume_path, value)
+        elif action == "restart":
+            if not thinker.restart(f"restart asked by staff from {client}"):
+                return {"ok": False, "status": 409, "error": f"the thinker is {thinker.state.value}, not running"}
+            return {"ok": True}
+        elif action in ("next", "test-chord") and not up:
+            return {"ok": False, "status": 409, "error": f"the thinker is {thinker.state.value}, not running"}
+        if "thinker" in self.conns:            # pause, resume and volume also reach a thinker that starts later
+            msg = {"control": action, "value": value}
+            try:
+                self.conns["thinker"].send(msg)
+            except OSError as exc:
+                return {"ok": False, "status": 409, "error": f"the thinker did not take it ({exc})"}
+        return {"ok": True}
+
+    @staticmethod
+    def _new_minute(now: float) -> dict:
+        return {"t0": now, "notes": 0, "p99": None, "v": 0.0, "a": 0.0, "n": 0}
+
+    def _count_minute(self, d: dict) -> None:
+        m = self._minute
+        if d["valence"] is not None and d["arousal"] is not None and d["state"] == "playing":
+            m["v"] += d["valence"]
+            m["a"] += d["arousal"]
+            m["n"] += 1
+        now = time.monotonic()
+        if now - m["t0"] >= MINUTE_S:
+            self.events.emit("minute", s=round(now - m["t0"], 1), state=d["state"], notes=m["notes"],
+                             lateness_p99_ms=None if m["p99"] is None else round(m["p99"] * 1e3, 3),
+                             valence=round(m["v"] / m["n"], 3) if m["n"] else None,
+                             arousal=round(m["a"] / m["n"], 3) if m["n"] else None, quiet=True)
+            self._minute = self._new_minute(now)
+
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> int:
         server = None
@@ -315,7 +405,7 @@ class Supervisor:
             from installation.kiosk.status import StatusServer
             frames = {"local": None, "always": True, "never": False}[self.cfg.status_frames]
             server = StatusServer(self.status, self.cfg.status_bind, self.cfg.status_port, self.cfg.status_token,
-                                  serve_frames=frames)
+                                  serve_frames=frames, control=self.control, events=self.events)
             server.start()
             self.events.emit("status_server", url=server.url)
         self.events.emit("kiosk", value="started", hours=self.hours.describe(), pid=os.getpid())
@@ -334,6 +424,7 @@ class Supervisor:
                 self._panic_again()
                 for p in self.programs.values():
                     p.tick()
+                self._apply_controls()
                 self._update()
                 notifier.alive(self.status.data.get("state"))
         finally:

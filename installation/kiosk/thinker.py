@@ -25,6 +25,7 @@ import numpy as np
 from installation.errors import UserError
 from installation.kiosk.config import KioskConfig, from_json
 from installation.midi.link import Beacon, RemoteScheduler, die_with_parent
+from installation.kiosk.control import Gate, ThinkerControls
 from installation.kiosk.sources import CameraWithAttract
 
 log = logging.getLogger("installation.kiosk.thinker")
@@ -41,7 +42,7 @@ def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def run(cfg: KioskConfig, sender_path: str, beacon: Beacon) -> int:
+def run(cfg: KioskConfig, sender_path: str, beacon: Beacon, controls_conn=None) -> int:
     from installation import manifest as M
     from installation.engine import Engine, assemble
 
@@ -52,7 +53,12 @@ def run(cfg: KioskConfig, sender_path: str, beacon: Beacon) -> int:
     remote.connect(timeout=5.0)
     # start_delay_s: a fresh process's first ONNX calls are slow; notes due sooner would be late
     plan = assemble(cfg, start_delay_s=1.0)
-    engine = Engine(models, source, None, plan.config, scheduler=remote, patch=plan.patch, midi_api=cfg.midi_api)
+    gate = Gate(remote)                           # staff's pause (kiosk.control)
+    controls = None
+    if controls_conn is not None:
+        controls = ThinkerControls(controls_conn, gate, source, plan.patch.channels)
+        controls.initial()                        # paused at spawn? then nothing is pushed before it is known
+    engine = Engine(models, source, None, plan.config, scheduler=gate, patch=plan.patch, midi_api=cfg.midi_api)
     from installation.signals import route_signals
     route_signals(lambda signum: engine.stop_event.set(), (signal.SIGTERM,))   # never inside a handler
     stop_beats = threading.Event()
@@ -87,10 +93,14 @@ def run(cfg: KioskConfig, sender_path: str, beacon: Beacon) -> int:
     log.info("thinker: %s; sender %s", source.description, "reached" if remote.connected else "not reached yet")
     beater = threading.Thread(target=beats, name="heartbeat", daemon=True)
     beater.start()
+    if controls is not None:
+        controls.start()
     try:
         engine.wait()
     finally:
         stop_beats.set()
+        if controls is not None:
+            controls.stop()
         engine.stop()
     if engine.failure is not None:
         if isinstance(engine.failure, UserError):
@@ -115,9 +125,11 @@ def main(argv=None) -> int:
     cfg: KioskConfig = from_json(args.config)
     from installation.logs import setup_logging
     setup_logging(cfg.log_level)
+    from multiprocessing.connection import Connection
+    controls_conn = Connection(os.dup(args.status_fd))    # the supervisor's control messages come back this way
     beacon = Beacon(args.status_fd)
     try:
-        return run(cfg, args.sender, beacon)
+        return run(cfg, args.sender, beacon, controls_conn)
     except UserError as exc:
         beacon.send({"role": "thinker", "error": str(exc)})
         print(f"error: {exc}", file=sys.stderr)
