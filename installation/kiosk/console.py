@@ -95,7 +95,9 @@ class Console:
                                 content_type="text/html", status=403)
         status = self.server.status.snapshot()
         body = PAGE.replace("@CHARTS@", await self._charts_html(request))
-        body = body.replace("@VOLUME@", str(status.get("volume") if status.get("volume") is not None else 100))
+        volume = status.get("volume")
+        body = body.replace("@VOLUME@", str(volume if volume is not None else 100))
+        body = body.replace("@VOLUME_SAID@", str(volume) if volume is not None else "not set (the synth's own)")
         return web.Response(text=body, content_type="text/html",
                             headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                                      "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
@@ -182,7 +184,7 @@ PAGE = """<!doctype html>
  <button type="button" data-action="restart">Restart the music program</button>
 </div>
 <p id="d-pause" class="hint">Pause releases every note and the pedal at once; the visitor display says it is resting.</p>
-<div class="controls"><label for="volume">Volume <output id="volume-out" for="volume">@VOLUME@</output></label>
+<div class="controls"><label for="volume">Volume <output id="volume-out" for="volume">@VOLUME_SAID@</output></label>
  <input type="range" id="volume" min="0" max="127" value="@VOLUME@" aria-describedby="d-volume">
  <button type="button" id="volume-set">Set volume</button></div>
 <p id="d-volume" class="hint">MIDI volume (CC 7), 0&ndash;127; kept across restarts.</p>

@@ -113,7 +113,8 @@ def summary(recs: list[dict], now: float, hours: float) -> dict:
             n, secs = r.get("notes"), r.get("s")
             if isinstance(n, int) and isinstance(secs, (int, float)) and secs > 0 and abs(secs - 60) > 1:
                 n = round(n * 60 / secs)         # a line for a shorter period (tests): per minute all the same
-            minutes.append({"t": t, "notes": n, "lateness_p99_ms": r.get("lateness_p99_ms"),
+            minutes.append({"t": t, "s": secs if isinstance(secs, (int, float)) and 0 < secs <= 3600 else 60,
+                            "notes": n, "lateness_p99_ms": r.get("lateness_p99_ms"),
                             "valence": r.get("valence"), "arousal": r.get("arousal")})
         elif ev == "scene":
             scenes.append({"t": t, "picture": r.get("picture"), "valence": r.get("valence"),
@@ -176,7 +177,8 @@ def _clock(t: float, days: bool) -> str:
 def _axis(h: dict, y: float, height: float) -> str:
     """Time ticks under a chart: every 4 h for a day, every day for a week, every 10 min for an hour."""
     span = h["to"] - h["from"]
-    step = 86400 if span > 2 * 86400 else 4 * 3600 if span > 6 * 3600 else 3600 if span > 2 * 3600 else 600
+    step = next(st for lim, st in ((2 * 86400, 86400), (6 * 3600, 4 * 3600), (2 * 3600, 3600), (1800, 600),
+                                   (600, 120), (0, 30)) if span > lim)
     start = (int(h["from"] // step) + 1) * step
     if step == 86400:                            # local midnights
         lt = time.localtime(h["from"])
@@ -206,6 +208,8 @@ def state_text(h: dict) -> str:
 
 
 def _span(hours: float) -> str:
+    if hours < 1:
+        return f"{round(hours * 60)} minutes"
     return f"{hours / 24:g} days" if hours >= 48 else f"{hours:g} hours" if hours != 1 else "hour"
 
 
@@ -267,7 +271,7 @@ def svg_minutes(h: dict, ident: str) -> str:
     notes = [m["notes"] for m in h["minutes"] if isinstance(m.get("notes"), int)]
     text = minutes_text(h)
     top = max(notes + [1])
-    bar = max(1.0, (W - 2 * PAD) * 60 / max(60.0, h["to"] - h["from"]))
+    scale = (W - 2 * PAD) / max(1.0, h["to"] - h["from"])
     out = [f'<svg viewBox="0 0 {W} {H}" role="img" aria-labelledby="{ident}-t" class="chart">'
            f'<title id="{ident}-t">{E(text)}</title>',
            f'<line x1="{PAD}" y1="{y0}" x2="{W - PAD}" y2="{y0}" stroke="#999"/>',
@@ -275,7 +279,7 @@ def svg_minutes(h: dict, ident: str) -> str:
     for m in h["minutes"]:
         n = m.get("notes")
         if isinstance(n, int) and n > 0:
-            bh = n / top * ht
+            bh, bar = n / top * ht, max(1.0, m["s"] * scale)      # each line covers the seconds before it
             out.append(f'<rect x="{_x(h, m["t"]) - bar:.1f}" y="{y0 - bh:.1f}" width="{bar:.1f}" '
                        f'height="{bh:.1f}" fill="#7fb2e5"/>')
     line, ptop = _series(h, "lateness_p99_ms", "#c0392b", y0, ht)
