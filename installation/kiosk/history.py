@@ -178,7 +178,7 @@ def _axis(h: dict, y: float, height: float) -> str:
     """Time ticks under a chart: every 4 h for a day, every day for a week, every 10 min for an hour."""
     span = h["to"] - h["from"]
     step = next(st for lim, st in ((2 * 86400, 86400), (6 * 3600, 4 * 3600), (2 * 3600, 3600), (1800, 600),
-                                   (600, 120), (0, 30)) if span > lim)
+                                   (600, 120), (0, 60)) if span > lim)
     start = (int(h["from"] // step) + 1) * step
     if step == 86400:                            # local midnights
         lt = time.localtime(h["from"])

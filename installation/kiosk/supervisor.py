@@ -125,7 +125,10 @@ class Supervisor:
         self.conns[role] = conn
         self.info[role] = {}
         if role == "thinker":                 # before its first note: paused? the level?
-            conn.send({"control": "state", "paused": self.paused, "volume": self.volume})
+            try:
+                conn.send({"control": "state", "paused": self.paused, "volume": self.volume})
+            except OSError:                   # it died already: its exit is seen as any other
+                pass
         return proc
 
     def _on_change(self, prog: Program, old: State, new: State, reason: str) -> None:
@@ -467,6 +470,9 @@ class Supervisor:
             self._stop_children()
             if was is not None:
                 self.port_panic("closing time", wait=3.0)
+            if self.paused:                   # a pause for a tour ends with the day: tomorrow opens playing
+                self.paused = False
+                self.events.emit("control", action="resume", client="closing time", ok=True)
 
     def _stop_children(self) -> None:
         """Thinker first (the sender releases its notes when it hangs up), then the sender; wait for both."""
