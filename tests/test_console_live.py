@@ -2,6 +2,7 @@
 rtmidi receiver: pause silences every note and the pedal and keeps silence, resume brings music back, the test
 chord arrives, the volume reaches the synth and comes back after a restart, a request without the token
 changes nothing, and /history tells a kill -9 of the thinker with its reason."""
+import datetime as dt
 import http.client
 import json
 import os
@@ -216,3 +217,20 @@ def test_actions_are_rate_limited(kiosk):
     assert refused and refused[-1]["client"] == "127.0.0.1"
     time.sleep(RATE_S)
     assert post(kiosk, "resume")[0] == 200
+
+
+def test_a_pause_ends_at_closing_time(jack_server, midi_receiver):
+    now = dt.datetime.now()
+    if now.hour == 23 and now.minute >= 58:
+        pytest.skip("too close to midnight for a closing time inside the test")
+    close = now + dt.timedelta(seconds=30)
+    hours = f"{now - dt.timedelta(minutes=1):%H:%M}-{close:%H:%M:%S}"
+    with Kiosk("--port", midi_receiver.port_name, "--camera", "nonexistent-camera", "--hours", hours,
+               "--status-token", TOKEN) as k:
+        k.wait_health(lambda h: h["open"], token=TOKEN, timeout=20)     # a pause is kept whatever the children do
+        assert post(k, "pause")[0] == 200
+        assert health(k)["paused"] is True
+        h = k.wait_health(lambda h: h["state"] == "closed", token=TOKEN, timeout=60)
+        assert h["paused"] is False, "tomorrow would open silent"
+        assert "control action=resume" in k.output() and "client=closing time" in k.output()
+        assert k.stop() == 0
