@@ -35,7 +35,7 @@ class Console:
     def __init__(self, server):
         self.server = server
         self.limit = control.RateLimit()
-        self._cache: dict[float, tuple[float, dict]] = {}
+        self._cache: dict = {}                   # hours -> (when, summary); "records" -> (when, the week's records)
         self._last_refusal = -1e9
 
     def routes(self) -> list:
@@ -49,17 +49,21 @@ class Console:
 
     # --- history ---------------------------------------------------------------------------------------------
     async def _summary(self, hours: float) -> dict:
+        """The summary of the last ``hours``; the week's records are read once (on a worker thread) and kept
+        ``CACHE_S``, with each summary made from them."""
         now = time.time()
         hit = self._cache.get(hours)
         if hit is not None and now - hit[0] < CACHE_S:
             return hit[1]
-
-        def work():
-            return history.summary(history.records(self.server.events, now - hours * 3600), now, hours)
-        out = await asyncio.get_running_loop().run_in_executor(None, work)
+        week = self._cache.get("records")
+        if week is None or now - week[0] >= CACHE_S:
+            recs = await asyncio.get_running_loop().run_in_executor(
+                None, history.records, self.server.events, now - history.MAX_HOURS * 3600)
+            week = self._cache["records"] = (now, recs)
+        out = await asyncio.get_running_loop().run_in_executor(None, history.summary, week[1], week[0], hours)
         if len(self._cache) > 16:
             self._cache.clear()
-        self._cache[hours] = (now, out)
+        self._cache[hours] = (week[0], out)
         return out
 
     async def history(self, request):

@@ -202,7 +202,7 @@ def state_text(h: dict) -> str:
     tot = h["totals_s"]
     parts = [f"{NAMES[k]} {_dur(v)}" for k, v in sorted(tot.items(), key=lambda kv: -kv[1]) if v >= 1]
     n = len(h["restarts"])
-    why = "; ".join(f"{_clock(r['t'], h['hours'] > 24)} {r['program']}: {r['reason']}" for r in h["restarts"][-5:])
+    why = "; ".join(f"{_clock(r['t'], h['hours'] > 24)} {r['program']}: {r['reason']}" for r in h["restarts"][-1:])
     return (f"Last {_span(h['hours'])}: " + (", ".join(parts) or "no record") + f". {n} restart{'s' * (n != 1)}"
             + (f" (latest: {why})" if n else "") + ".")
 
@@ -232,16 +232,32 @@ def svg_states(h: dict, ident: str) -> str:
     return "".join(out)
 
 
+def _thin(h: dict, pts: list, agg, px: float = 2.0) -> list:
+    """(t, value) pairs, one per ``px`` pixels of the chart (``agg`` of those that share one): a week of
+    minutes is 10,080 of them, and a chart 900 pixels wide."""
+    out, col, vals, last_t = [], None, [], None
+    for t, v in pts:
+        c = int(_x(h, t) // px)
+        if c != col and vals:
+            out.append((last_t, agg(vals)))
+            vals = []
+        col, last_t = c, t
+        vals.append(v)
+    if vals:
+        out.append((last_t, agg(vals)))
+    return out
+
+
 def _series(h: dict, key: str, colour: str, y0: float, height: float, top: float | None = None,
-            lo: float = 0.0) -> tuple[str, float]:
-    pts = [(m["t"], m[key]) for m in h["minutes"] if isinstance(m.get(key), (int, float))]
+            lo: float = 0.0, agg=max) -> tuple[str, float]:
+    pts = _thin(h, [(m["t"], m[key]) for m in h["minutes"] if isinstance(m.get(key), (int, float))], agg)
     if top is None:
         top = max([v for _, v in pts] + [1e-9])
     path, last_t = [], None
     for t, v in pts:
         x = _x(h, t)
         y = y0 - (min(max(v, lo), top) - lo) / (top - lo) * height
-        gap = last_t is None or t - last_t > 150         # a gap in the minutes (kiosk off): a new line
+        gap = last_t is None or t - last_t > max(150, 3 * (h["to"] - h["from"]) / (W - 2 * PAD))   # kiosk off
         path.append(f'{"M" if gap else "L"}{x:.1f},{y:.1f}')
         last_t = t
     return (f'<path d="{" ".join(path)}" fill="none" stroke="{colour}" stroke-width="1.6"/>' if path else ""), top
@@ -276,11 +292,11 @@ def svg_minutes(h: dict, ident: str) -> str:
            f'<title id="{ident}-t">{E(text)}</title>',
            f'<line x1="{PAD}" y1="{y0}" x2="{W - PAD}" y2="{y0}" stroke="#999"/>',
            f'<text x="{PAD}" y="12" font-size="11" fill="#2e6da4">notes/min (max {top})</text>']
-    for m in h["minutes"]:
-        n = m.get("notes")
-        if isinstance(n, int) and n > 0:
-            bh, bar = n / top * ht, max(1.0, m["s"] * scale)      # each line covers the seconds before it
-            out.append(f'<rect x="{_x(h, m["t"]) - bar:.1f}" y="{y0 - bh:.1f}" width="{bar:.1f}" '
+    secs = {m["t"]: m["s"] for m in h["minutes"]}
+    for t, n in _thin(h, [(m["t"], m["notes"]) for m in h["minutes"] if isinstance(m.get("notes"), int)], max):
+        if n > 0:
+            bh, bar = n / top * ht, max(2.0, secs[t] * scale)      # each line covers the seconds before it
+            out.append(f'<rect x="{_x(h, t) - bar:.1f}" y="{y0 - bh:.1f}" width="{bar:.1f}" '
                        f'height="{bh:.1f}" fill="#7fb2e5"/>')
     line, ptop = _series(h, "lateness_p99_ms", "#c0392b", y0, ht)
     out.append(line)
@@ -303,7 +319,7 @@ def svg_mood(h: dict, ident: str) -> str:
            f'<text x="{PAD - 4}" y="{y0 - ht + 4}" font-size="10" text-anchor="end" fill="#777">1</text>'
            f'<text x="{PAD - 4}" y="{y0 + 4}" font-size="10" text-anchor="end" fill="#777">-1</text>']
     for key, colour in (("valence", "#d35400"), ("arousal", "#8e44ad")):
-        out.append(_series(h, key, colour, y0, ht, top=1.0, lo=-1.0)[0])
+        out.append(_series(h, key, colour, y0, ht, top=1.0, lo=-1.0, agg=lambda v: sum(v) / len(v))[0])
     for s in h["scenes"]:
         x = _x(h, s["t"])
         out.append(f'<line x1="{x:.1f}" y1="{y0 + 2}" x2="{x:.1f}" y2="{y0 + 10}" stroke="#333" stroke-width="2">'
