@@ -142,3 +142,10 @@ def test_charts_escape_names_and_are_well_formed():
     for draw in (history.svg_states, history.svg_minutes, history.svg_mood):
         svg = ET.fromstring(draw(h, "x"))
         assert svg.find("{http://www.w3.org/2000/svg}title") is not None or svg.find("title") is not None
+
+
+def test_records_since_gives_only_the_newer_ones():
+    ev = EventLog(None)
+    ev.recent.extend(json.loads(line(i, "scene", scene=i)) for i in range(3))
+    assert [r["scene"] for r in history.records_since(ev, T0 + 1)] == [2]
+    assert [r["scene"] for r in history.records_since(ev, T0 - 1)] == [0, 1, 2]

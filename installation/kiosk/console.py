@@ -7,8 +7,9 @@ from outside).
     POST /control/<action>   pause, resume, next, restart, test-chord, volume (kiosk.control)
 
 All of them need the status token (a kiosk without one has no console: 403 says so); the server's own check
-refuses a wrong one with 401 before these handlers run. The charts are worked out on a worker thread and kept
-10 s, so a page reloaded by many phones costs one read of the log.
+refuses a wrong one with 401 before these handlers run. The log file is read on a worker thread at most every
+5 minutes (newer lines come from the event log's memory), and each summary is kept 10 s, so pages reloaded by
+many phones cost little.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from aiohttp import web
 from installation.kiosk import control, history
 
 log = logging.getLogger(__name__)
-CACHE_S = 10.0
+CACHE_S = 10.0                   # a summary is kept this long
+REREAD_S = 300.0                 # the log file is read again after this long (newer lines come from memory)
 NO_TOKEN = ("the console needs a status token: start the kiosk with --status-token TOKEN "
             "(or status_token in its config file)")
 
@@ -35,7 +37,9 @@ class Console:
     def __init__(self, server):
         self.server = server
         self.limit = control.RateLimit()
-        self._cache: dict = {}                   # hours -> (when, summary); "records" -> (when, the week's records)
+        self._cache: dict = {}                   # hours -> (when, its summary)
+        self._week: tuple | None = None          # (when read, the week's records from the log file)
+        self._lock = asyncio.Lock()
         self._last_refusal = -1e9
 
     def routes(self) -> list:
@@ -49,22 +53,27 @@ class Console:
 
     # --- history ---------------------------------------------------------------------------------------------
     async def _summary(self, hours: float) -> dict:
-        """The summary of the last ``hours``; the week's records are read once (on a worker thread) and kept
-        ``CACHE_S``, with each summary made from them."""
-        now = time.time()
-        hit = self._cache.get(hours)
-        if hit is not None and now - hit[0] < CACHE_S:
-            return hit[1]
-        week = self._cache.get("records")
-        if week is None or now - week[0] >= CACHE_S:
-            recs = await asyncio.get_running_loop().run_in_executor(
-                None, history.records, self.server.events, now - history.MAX_HOURS * 3600)
-            week = self._cache["records"] = (now, recs)
-        out = await asyncio.get_running_loop().run_in_executor(None, history.summary, week[1], week[0], hours)
-        if len(self._cache) > 16:
-            self._cache.clear()
-        self._cache[hours] = (week[0], out)
-        return out
+        """The summary of the last ``hours``, kept ``CACHE_S``. The week's records are read from the log file
+        at most every ``REREAD_S`` (on a worker thread, one read for every page that asks meanwhile); what
+        was written since comes from the event log's memory."""
+        async with self._lock:
+            now = time.time()
+            hit = self._cache.get(hours)
+            if hit is not None and now - hit[0] < CACHE_S:
+                return hit[1]
+            loop = asyncio.get_running_loop()
+            if self._week is None or now - self._week[0] >= REREAD_S:
+                recs = await loop.run_in_executor(None, history.records, self.server.events,
+                                                  now - history.MAX_HOURS * 3600)
+                self._week = (time.time(), recs)
+            read_at, recs = self._week
+            if self.server.events.path:           # a file: add the lines written since it was read
+                recs = recs + history.records_since(self.server.events, read_at)
+            out = await loop.run_in_executor(None, history.summary, recs, now, hours)
+            if len(self._cache) > 16:
+                self._cache.clear()
+            self._cache[hours] = (now, out)
+            return out
 
     async def history(self, request):
         refused = self._no_token()

@@ -66,6 +66,16 @@ def records(events, since: float) -> list[dict]:
     return out
 
 
+def records_since(events, since: float) -> list[dict]:
+    """The records the event log keeps in memory that are newer than ``since`` (epoch seconds), oldest first."""
+    out = []
+    for r in reversed(list(events.recent)):
+        if (_epoch(r.get("t")) or 0) <= since:
+            break
+        out.append(r)
+    return out[::-1]
+
+
 def _category(state) -> str:
     if state in ("fatal", "recovering"):
         return "fault"
