@@ -234,3 +234,17 @@ def test_a_pause_ends_at_closing_time(jack_server, midi_receiver):
         assert h["paused"] is False, "tomorrow would open silent"
         assert "control action=resume" in k.output() and "client=closing time" in k.output()
         assert k.stop() == 0
+
+
+def test_a_kiosk_without_a_token_has_no_console(jack_server, midi_receiver):
+    with Kiosk("--port", midi_receiver.port_name, "--camera", "nonexistent-camera") as k:
+        k.wait_health(playing, timeout=90)
+        for method, path in (("POST", "/control/pause"), ("GET", "/history?hours=1"), ("GET", "/console")):
+            status, body = request(k, method, path, token=None)
+            assert status == 403, (path, status)
+            assert b"status-token" in (body if isinstance(body, bytes) else json.dumps(body).encode())
+        t0 = time.perf_counter()
+        assert midi_receiver.wait_until(
+            lambda got: first_note_on_after(list(midi_receiver.messages), t0 + 0.5) is not None, timeout=5)
+        assert health(k)["paused"] is False and "control action=" not in k.output()
+        assert k.stop() == 0
