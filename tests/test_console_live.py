@@ -248,3 +248,13 @@ def test_a_kiosk_without_a_token_has_no_console(jack_server, midi_receiver):
             lambda got: first_note_on_after(list(midi_receiver.messages), t0 + 0.5) is not None, timeout=5)
         assert health(k)["paused"] is False and "control action=" not in k.output()
         assert k.stop() == 0
+
+
+def test_next_is_refused_while_a_camera_gives_the_picture(jack_server, midi_receiver, tmp_path):
+    from media import make_video
+    video = make_video(tmp_path / "camera.avi", [((200, 40, 40), 2.0), ((40, 40, 200), 2.0)])
+    with Kiosk("--port", midi_receiver.port_name, "--camera", str(video), "--status-token", TOKEN) as k:
+        k.wait_health(lambda h: h["state"] == "playing" and h["camera"] == "camera", token=TOKEN, timeout=90)
+        status, body = post(k, "next")
+        assert status == 409 and "camera" in body["error"], body
+        assert k.stop() == 0

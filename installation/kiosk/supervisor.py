@@ -375,6 +375,9 @@ class Supervisor:
             return {"ok": True}
         elif action in ("next", "test-chord") and not up:
             return {"ok": False, "status": 409, "error": f"the thinker is {thinker.state.value}, not running"}
+        elif action == "next" and self.info["thinker"].get("camera") in ("camera", "held"):
+            return {"ok": False, "status": 409,
+                    "error": "a live camera gives the picture; next moves a slideshow or the attract folder"}
         if "thinker" in self.conns:            # pause, resume and volume also reach a thinker that starts later
             msg = {"control": action, "value": value}
             try:
