@@ -258,3 +258,23 @@ def test_next_is_refused_while_a_camera_gives_the_picture(jack_server, midi_rece
         status, body = post(k, "next")
         assert status == 409 and "camera" in body["error"], body
         assert k.stop() == 0
+
+
+def test_a_patch_can_ask_for_the_volume_as_velocity(jack_server, midi_receiver, tmp_path):
+    patch = tmp_path / "velocity-volume.toml"
+    patch.write_text('name = "velocity-volume"\n\n[output]\nvolume = "velocity"\n')
+    with Kiosk("--port", midi_receiver.port_name, "--camera", "nonexistent-camera", "--seed", "5",
+               "--patch", str(patch), "--status-token", TOKEN) as k:
+        k.wait_health(playing, token=TOKEN, timeout=90)
+        assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 10, timeout=30)
+        assert max(m[2] for m in midi_receiver.received() if is_note_on(m)) > 20
+        status, body = post(k, "volume", body=b'{"value": 20}')
+        assert status == 200 and body["ok"], body
+        t0 = time.perf_counter()
+        assert midi_receiver.wait_until(
+            lambda got: sum(at > t0 + 1.0 and is_note_on(m) for at, m in list(midi_receiver.messages)) >= 10,
+            timeout=30), "no music after the volume"
+        after = [m[2] for at, m in list(midi_receiver.messages) if at > t0 + 1.0 and is_note_on(m)]
+        assert max(after) <= 20, after
+        assert not [m for m in midi_receiver.received() if m[:2] == (0xB0, 7)], "CC 7 sent to a velocity patch"
+        assert k.stop() == 0

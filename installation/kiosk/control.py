@@ -5,7 +5,8 @@
     next        the next picture of the slideshow or the attract folder, now
     restart     the thinker killed and started again, as after a fault
     test-chord  a short C major chord (C4 E4 G4, 0.8 s) through the whole chain, paused or not
-    volume      ``value`` 0-127: a master level, MIDI CC 7 on every channel the patch plays; kept across restarts
+    volume      ``value`` 0-127: a master level, MIDI CC 7 on every channel the patch plays, or, where the patch says
+                ``[output] volume = "velocity"``, every note-on's velocity scaled (0: no note); kept across restarts
 
 Who may act: a request with ``Authorization: Bearer TOKEN`` (the status token; ``?token=`` is accepted as for
 every page), from this page's own origin (a browser's ``Origin``, or ``Sec-Fetch-Site``, naming another site is
@@ -149,6 +150,7 @@ class Gate:
     def __init__(self, remote):
         self.remote = remote
         self.paused = False
+        self.velocity: int | None = None     # a patch's velocity volume, 0-127 (None: not set)
         self._last_due: float | None = None
         self._lock = threading.Lock()
 
@@ -162,6 +164,8 @@ class Gate:
                 self._last_due = max([self._last_due or -1e300] + [float(d) for d, _ in items])
             if self.paused:
                 return
+            if self.velocity is not None:
+                items = _scaled(items, self.velocity)
             self.remote.push(items)
 
     def last_due(self):
@@ -178,6 +182,19 @@ class Gate:
             self.paused = False
 
 
+def _scaled(items, volume: int) -> list:
+    """Note-on velocities times volume/127 (at least 1: velocity 0 would be a note-off); volume 0 drops them
+    (their note-offs are then orphans, which the sender skips)."""
+    out = []
+    for due, msg in items:
+        if msg[0] & 0xF0 == 0x90 and msg[2] > 0:
+            if volume == 0:
+                continue
+            msg = (msg[0], msg[1], max(1, round(msg[2] * volume / 127)))
+        out.append((due, msg))
+    return out
+
+
 def chord(now: float, channel: int) -> list:
     on, off = now + 0.05, now + 0.05 + CHORD_S
     return ([(on, (0x90 | channel, p, CHORD_VELOCITY)) for p in CHORD]
@@ -189,8 +206,9 @@ class ThinkerControls:
     ``{"control": "pause"|"resume"|"next"|"test-chord"}``, ``{"control": "volume", "value": v}``, and at start
     ``{"control": "state", "paused": bool, "volume": v|None}``. The volume is sent again to each new sender."""
 
-    def __init__(self, conn, gate: Gate, source, channels, clock=time.perf_counter):
+    def __init__(self, conn, gate: Gate, source, channels, clock=time.perf_counter, mode: str = "cc7"):
         self.conn, self.gate, self.source, self.channels, self.clock = conn, gate, source, channels, clock
+        self.mode = mode                 # the patch's [output] volume: "cc7" or "velocity"
         self.volume: int | None = None
         self._connects = 0
         self._stop = threading.Event()
@@ -231,6 +249,8 @@ class ThinkerControls:
             if msg.get("paused"):
                 self.gate.pause()
             self.volume = msg.get("volume")
+            if self.mode == "velocity":
+                self.gate.velocity = self.volume
         elif what == "pause":
             self.gate.pause()
         elif what == "resume":
@@ -245,6 +265,8 @@ class ThinkerControls:
             self._send_volume()
 
     def _send_volume(self) -> None:
-        if self.volume is not None:
+        if self.mode == "velocity":
+            self.gate.velocity = self.volume
+        elif self.volume is not None:
             now = self.clock()
             self.gate.remote.push([(now, (0xB0 | ch, VOLUME_CC, self.volume)) for ch in self.channels])

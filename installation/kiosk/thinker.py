@@ -56,7 +56,7 @@ def run(cfg: KioskConfig, sender_path: str, beacon: Beacon, controls_conn=None) 
     gate = Gate(remote)                           # staff's pause (kiosk.control)
     controls = None
     if controls_conn is not None:
-        controls = ThinkerControls(controls_conn, gate, source, plan.patch.channels)
+        controls = ThinkerControls(controls_conn, gate, source, plan.patch.channels, mode=plan.patch.output.volume)
         controls.initial()                        # paused at spawn? then nothing is pushed before it is known
     engine = Engine(models, source, None, plan.config, scheduler=gate, patch=plan.patch, midi_api=cfg.midi_api)
     from installation.signals import route_signals

@@ -144,6 +144,8 @@ class Clock:
 class Output:
     port: str | None = None                   # default MIDI port (substring); --port overrides
     virtual_port: str | None = None
+    volume: str = "cc7"                       # the staff console's volume: "cc7" (MIDI volume) or "velocity"
+                                              # (note-on velocities scaled, for a synth that ignores CC 7)
 
 
 @dataclass(frozen=True)
@@ -348,8 +350,9 @@ def _parse_scale(s: str) -> tuple[int, str]:
 
 
 def _output(c: _Checker, t) -> Output:
-    t = c.table(t, "output", {"port", "virtual_port"})
-    return Output(port=c.string(t, "port", "output"), virtual_port=c.string(t, "virtual_port", "output"))
+    t = c.table(t, "output", {"port", "virtual_port", "volume"})
+    return Output(port=c.string(t, "port", "output"), virtual_port=c.string(t, "virtual_port", "output"),
+                  volume=c.string(t, "volume", "output", choices=("cc7", "velocity"), default="cc7"))
 
 
 def _shaping(c: _Checker, t) -> Shaping:
