@@ -187,7 +187,8 @@ PAGE = """<!doctype html>
    label { width: 100%; } }
 </style></head>
 <body data-actions="0">
-<h1>image-to-music console &mdash; <span id="state" aria-live="polite">&hellip;</span></h1>
+<header><h1>image-to-music console &mdash; <span id="state" aria-live="polite">&hellip;</span></h1></header>
+<main>
 <section aria-labelledby="h-controls"><h2 id="h-controls">Controls</h2>
 <div class="controls" role="group" aria-label="music">
  <button type="button" class="primary" data-action="pause" aria-describedby="d-pause">Pause (silence)</button>
@@ -204,7 +205,8 @@ PAGE = """<!doctype html>
 <p id="said" role="status" aria-live="polite"></p>
 </section>
 <div id="charts">@CHARTS@</div>
-<p><a id="status-link" href="/">live status</a> &middot; <a id="display-link" href="/display">visitor display</a></p>
+</main>
+<footer><p><a id="status-link" href="/">live status</a> &middot; <a id="display-link" href="/display">visitor display</a></p></footer>
 <script>
 const TOKEN = new URLSearchParams(location.search).get('token') || '';
 const auth = {'Authorization': 'Bearer ' + TOKEN};
