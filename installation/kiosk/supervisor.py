@@ -350,6 +350,8 @@ class Supervisor:
                 action, value, client, fut = self._controls.get_nowait()
             except queue.Empty:
                 return
+            if not fut.set_running_or_notify_cancel():
+                continue                   # the asker gave up waiting (it was told so): not applied
             try:
                 result = self._control(action, value, client)
             except Exception as exc:       # noqa: BLE001  a control must never stop the loop
@@ -379,11 +381,11 @@ class Supervisor:
             return {"ok": False, "status": 409,
                     "error": "a live camera gives the picture; next moves a slideshow or the attract folder"}
         if "thinker" in self.conns:            # pause, resume and volume also reach a thinker that starts later
-            msg = {"control": action, "value": value}
             try:
-                self.conns["thinker"].send(msg)
+                self.conns["thinker"].send({"control": action, "value": value})
             except OSError as exc:
-                return {"ok": False, "status": 409, "error": f"the thinker did not take it ({exc})"}
+                if action in ("next", "test-chord"):
+                    return {"ok": False, "status": 409, "error": f"the thinker did not take it ({exc})"}
         return {"ok": True}
 
     @staticmethod
