@@ -5,7 +5,6 @@ e.g. docs/) when that is set."""
 import asyncio
 import json
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
