@@ -115,6 +115,9 @@ def test_other_actions_take_no_value():
     ({}, False),                                                          # curl: the token decides
     ({"Origin": "http://127.0.0.1:8080", "Host": "127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"}, False),
     ({"Origin": "http://evil.example", "Host": "127.0.0.1:8080"}, True),
+    ({"Origin": "https://gallery.example", "Host": "gallery.example"}, False),   # a TLS proxy passing Host on
+    ({"Origin": "https://gallery.example", "Host": "127.0.0.1:8080"}, True),    # ... or not: refused
+    ({"Origin": "http://127.0.0.1:8080"}, True),                               # no Host to compare
     ({"Origin": "http://127.0.0.1:9999", "Host": "127.0.0.1:8080"}, True),   # another port is another origin
     ({"Origin": "null", "Host": "127.0.0.1:8080"}, True),                    # a sandboxed frame or a file
     ({"Sec-Fetch-Site": "cross-site", "Host": "127.0.0.1:8080"}, True),

@@ -78,10 +78,11 @@ def parse_value(action: str, body: bytes, content_type: str) -> int | None:
     return value
 
 
-def foreign_origin(headers, scheme: str = "http") -> str | None:
+def foreign_origin(headers) -> str | None:
     """Why a request comes from another site (None: it does not). ``headers``: the request's.
-    A browser names the page that sent a POST in ``Origin``; it must be this server's own origin (the Host it
-    asked for). ``Sec-Fetch-Site`` other than same-origin or none is refused too (older forms of CSRF)."""
+    A browser names the page that sent a POST in ``Origin``; it must be this server's own origin: the Host it
+    asked for, over http, or https through a TLS proxy that passes the Host on. ``Sec-Fetch-Site`` other than
+    same-origin or none is refused too."""
     site = (headers.get("Sec-Fetch-Site") or "").strip().lower()
     if site and site not in ("same-origin", "none"):
         return f"Sec-Fetch-Site: {site[:20]}"
@@ -89,8 +90,8 @@ def foreign_origin(headers, scheme: str = "http") -> str | None:
     if not origin:
         return None                                      # not a browser page (curl, a script): the token decides
     host = (headers.get("Host") or "").strip().lower()
-    if origin.lower() != f"{scheme}://{host}":
-        return f"Origin {origin[:80]!r} is not this server ({scheme}://{host[:80]})"
+    if not host or origin.lower() not in (f"http://{host}", f"https://{host}"):
+        return f"Origin {origin[:80]!r} is not this server (http://{host[:80]})"
     return None
 
 
