@@ -4,8 +4,8 @@
 
 Lines are written from the supervisor's loop, its port-panic thread and the status server's thread (never
 from a MIDI thread); the handler's lock keeps them whole. A line at WARNING or above carries ``"level"``.
-The newest ``KEEP`` records are also kept in memory (``recent``): the staff console's history when there is
-no file, and its log tail. The file (``--log-file``) is what persists across restarts: rotated at
+The newest records are also kept in memory (``recent``): the staff console's history when there is no file,
+and the lines written since it last read the file. The file (``--log-file``) is what persists across restarts: rotated at
 ``max_mb``, ``backups`` kept, so it is bounded; kiosk.history reads it back.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ import logging
 import logging.handlers
 
 log = logging.getLogger("installation.kiosk")
-KEEP = 20_000            # records kept in memory (a week of minute lines and state changes)
+KEEP = 20_000            # records kept in memory without a file: a week of minute lines and state changes (8 MB)
+KEEP_WITH_FILE = 2_000   # with a file: what was written since the console last read it (every 5 minutes)
 
 
 class _Rotating(logging.handlers.RotatingFileHandler):
@@ -33,7 +34,7 @@ class _Rotating(logging.handlers.RotatingFileHandler):
 class EventLog:
     def __init__(self, path: str | None, max_mb: float = 10.0, backups: int = 5):
         self.path, self.backups = path, backups
-        self.recent: collections.deque = collections.deque(maxlen=KEEP)
+        self.recent: collections.deque = collections.deque(maxlen=KEEP_WITH_FILE if path else KEEP)
         self._handler = None
         if path:
             self._handler = _Rotating(path, maxBytes=int(max_mb * 1024 * 1024),
