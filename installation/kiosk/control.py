@@ -145,12 +145,14 @@ def save_volume(path: str, volume: int) -> None:
 
 # --- the thinker's side ------------------------------------------------------------------------------------
 class Gate:
-    """The thinker's scheduler, with a pause: while paused the generator's messages are dropped here (it keeps
-    generating in time, so music resumes within its lookahead). Everything else goes to the RemoteScheduler."""
+    """The thinker's scheduler, with a pause: while paused the generator's messages are held back here (it keeps
+    generating in time); at resume those still ahead of their time go out, so music is back at once rather than
+    a lookahead later. Everything else goes to the RemoteScheduler."""
 
-    def __init__(self, remote):
-        self.remote = remote
+    def __init__(self, remote, clock=time.perf_counter):
+        self.remote, self.clock = remote, clock
         self.paused = False
+        self._held: list = []                # (due, message) pushed while paused and not yet due
         self.velocity: int | None = None     # a patch's velocity volume, 0-127 (None: not set)
         self._last_due: float | None = None
         self._lock = threading.Lock()
@@ -164,6 +166,8 @@ class Gate:
             if items:
                 self._last_due = max([self._last_due or -1e300] + [float(d) for d, _ in items])
             if self.paused:
+                now = self.clock()
+                self._held = [x for x in self._held if x[0] > now] + [(float(d), m) for d, m in items]
                 return
             if self.velocity is not None:
                 items = _scaled(items, self.velocity)
@@ -172,6 +176,12 @@ class Gate:
     def last_due(self):
         return self._last_due
 
+    def discard_after(self, t: float) -> int:
+        """A scene change: what is held back after ``t`` goes too (notes only, as the scheduler does)."""
+        with self._lock:
+            self._held = [x for x in self._held if x[0] <= t or x[1][0] & 0xE0 != 0x80]
+        return self.remote.discard_after(t)
+
     def pause(self) -> None:
         with self._lock:                 # nothing pushed after this; what was pushed before goes with the release
             self.paused = True
@@ -179,8 +189,14 @@ class Gate:
                                          # CC123 + CC120 (its release path, as when a thinker goes)
 
     def resume(self) -> None:
+        """What was generated for from now on goes out (a note-off whose note-on fell in the pause is an orphan,
+        which the sender skips)."""
         with self._lock:
             self.paused = False
+            soon = self.clock() + 0.02
+            held, self._held = [x for x in self._held if x[0] > soon], []
+            if held:
+                self.remote.push(_scaled(held, self.velocity) if self.velocity is not None else held)
 
 
 def _scaled(items, volume: int) -> list:
