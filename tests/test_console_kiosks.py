@@ -71,3 +71,26 @@ def test_a_patch_can_ask_for_the_volume_as_velocity(jack_server, midi_receiver, 
         assert max(after) <= 20, after
         assert not [m for m in midi_receiver.received() if m[:2] == (0xB0, 7)], "CC 7 sent to a velocity patch"
         assert k.stop() == 0
+
+
+def test_a_pause_silences_every_layer_and_keeps_the_clock(jack_server):
+    """ableton-live: two note channels, mood as CC, a MIDI clock: paused, no note-on on any channel, and the
+    clock goes on (a DAW following it keeps its tempo)."""
+    from realtime_parts import MidiReceiver
+    with MidiReceiver(client_name="console-clock-rx", timing=True) as rx, \
+            Kiosk("--port", rx.port_name, "--camera", "nonexistent-camera", "--patch", "ableton-live",
+                  "--status-token", TOKEN) as k:
+        k.wait_health(playing, token=TOKEN, timeout=90)
+        assert rx.wait_until(lambda got: len({m[0] & 0x0F for m in got if is_note_on(m)}) == 2, timeout=30), \
+            "both layers play"
+        assert post(k, "pause")[0] == 200
+        t0 = time.perf_counter()
+        time.sleep(4.0)
+        msgs = [(at, m) for at, m in list(rx.messages) if at > t0 + 1.0]
+        assert not [m for _, m in msgs if is_note_on(m)], "a note-on while paused"
+        assert sum(m == (0xF8,) for _, m in msgs) > 24, "the clock stopped"
+        assert post(k, "resume")[0] == 200
+        t1 = time.perf_counter()
+        assert rx.wait_until(lambda got: first_note_on_after(list(rx.messages), t1) is not None, timeout=5)
+        assert k.stop() == 0
+    assert rx.unmatched_note_ons() == []

@@ -145,9 +145,9 @@ def save_volume(path: str, volume: int) -> None:
 
 # --- the thinker's side ------------------------------------------------------------------------------------
 class Gate:
-    """The thinker's scheduler, with a pause: while paused the generator's messages are held back here (it keeps
-    generating in time); at resume those still ahead of their time go out, so music is back at once rather than
-    a lookahead later. Everything else goes to the RemoteScheduler."""
+    """The thinker's scheduler, with a pause: while paused the generator's notes are held back here (it keeps
+    generating in time; a patch's clock and CCs go on); at resume the notes still ahead of their time go out, so
+    music is back at once rather than a lookahead later. Everything else goes to the RemoteScheduler."""
 
     def __init__(self, remote, clock=time.perf_counter):
         self.remote, self.clock = remote, clock
@@ -165,9 +165,13 @@ class Gate:
         with self._lock:
             if items:
                 self._last_due = max([self._last_due or -1e300] + [float(d) for d, _ in items])
-            if self.paused:
+            if self.paused:                  # notes are held back; the rest (a clock, mood as CC) goes on
                 now = self.clock()
-                self._held = [x for x in self._held if x[0] > now] + [(float(d), m) for d, m in items]
+                notes = [(float(d), m) for d, m in items if m[0] & 0xE0 == 0x80]
+                self._held = [x for x in self._held if x[0] > now] + notes
+                items = [(d, m) for d, m in items if m[0] & 0xE0 != 0x80]
+                if items:
+                    self.remote.push(items)
                 return
             if self.velocity is not None:
                 items = _scaled(items, self.velocity)
