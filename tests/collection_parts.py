@@ -53,3 +53,10 @@ def journal_lines(out: Path) -> int:
     """How many records the run has made durable so far."""
     journal = out / ".collection" / "journal.jsonl"
     return journal.read_bytes().count(b"\n") if journal.exists() else 0
+
+
+def journal_records(out: Path) -> list[dict]:
+    """The journal's complete records (the private side: where each image was made, by which host and process)."""
+    import json
+    journal = out / ".collection" / "journal.jsonl"
+    return [json.loads(line) for line in journal.read_bytes().splitlines()] if journal.exists() else []

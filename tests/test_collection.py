@@ -47,13 +47,13 @@ def test_a_corrupt_image_is_listed_the_rest_rendered_and_a_rerun_rewrites_nothin
     assert "Traceback" not in r.stderr
     rows, twin = read_catalogue(out)
     assert [Path(r["image"]).name for r in rows] == sorted(os.listdir(folder))      # every image, in order
-    assert [{k: str(v) for k, v in t.items()} for t in twin] == rows               # the twin says the same
+    assert [{k: "; ".join(v) if isinstance(v, list) else str(v) for k, v in t.items()} for t in twin] == rows
     bad = next(r for r in rows if "torn_scan" in r["image"])
     assert bad["status"] == "failed" and "02b_torn_scan.jpg" in bad["error"] and bad["midi"] == ""
     good = [r for r in rows if r is not bad]
     assert len(good) == 3 and all(r["status"] == "ok" and r["error"] == "" for r in good)
     for r in good:
-        img = Path(r["image"])
+        img = folder / r["image"]                                   # its name in the collection, no more
         assert r["image_sha256"] == hashlib.sha256(img.read_bytes()).hexdigest()
         mid = mido.MidiFile(out / r["midi"])
         assert float(r["duration_s"]) == pytest.approx(mid.length, abs=0.01)
@@ -61,7 +61,7 @@ def test_a_corrupt_image_is_listed_the_rest_rendered_and_a_rerun_rewrites_nothin
         assert int(r["events"]) > 20 and r["seed"] == "7" and r["decoder"] == "gru"
         assert -1 <= float(r["image_valence"]) <= 1 and -1 <= float(r["image_arousal"]) <= 1
         assert r["key"].endswith(("major", "minor")) and float(r["density"]) > 0 and 1 <= float(r["velocity"]) <= 127
-        assert r["mood"] and r["node"] == "local" and int(r["pid"]) > 0 and len(r["models_sha256"]) == 64
+        assert r["mood"] and len(r["models_sha256"]) == 64
         assert (out / r["thumbnail"]).stat().st_size > 1000
     assert len({r["work_key"] for r in good}) == 3
     before = snapshot(out)
@@ -140,7 +140,7 @@ def test_audio_is_normalised_in_flac_and_opus(tmp_path):
     r = cli(d, "--out", out, "--seconds", "6", "--audio", "flac+opus")
     assert r.returncode == 0, r.stderr
     rows, _ = read_catalogue(out)
-    assert rows[0]["audio"] == "starry.flac starry.opus"
+    assert rows[0]["audio"] == "starry.flac; starry.opus"
     flac, rate = soundfile.read(str(out / "starry.flac"))
     opus, orate = soundfile.read(str(out / "starry.opus"))
     assert rate == orate == 48000 and flac.shape[1] == 2

@@ -1,10 +1,13 @@
-"""The catalogue: one row per image, ``OUT/catalogue.csv`` and its JSON Lines twin ``OUT/catalogue.jsonl``.
+"""The catalogue: one row per file of the collection, ``OUT/catalogue.csv`` and its JSON Lines twin ``OUT/catalogue.jsonl``.
 
-A row says where the image is and which bytes it had (sha256), the files made from it, the mood read
-from it and the mood used (after any --valence/--arousal), the key, density and loudness (mean MIDI
-velocity) asked of the decoder, the music's duration, the decoder, the models' sha256, the seed, which
-node and process did the work, and for a failed image its error. Both files are rewritten only when
-their content changes.
+What a museum's web team can put online, and nothing of the machine: the image's name inside the
+collection (not its absolute path) and its bytes' sha256, the files made from it, the mood read from it
+and the mood used (after any --valence/--arousal), the key, density and loudness (mean MIDI velocity)
+asked of the decoder, the music's duration, the decoder, the models' sha256, the seed; for a failed image
+its error, for a skipped file why. Which host, node and process did the work stays in the private journal
+(``OUT/.collection/``, not for publishing). In the CSV a text cell that a spreadsheet would run as a
+formula (beginning with = + - @, a tab or a carriage return) gets a leading apostrophe. Both files are
+rewritten only when their content changes.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import csv
 import io
 import json
 import re
+import socket
 from pathlib import Path
 
 from installation.collection.store import write_if_changed
@@ -21,7 +25,7 @@ COLUMNS = (
     "midi", "audio", "thumbnail",
     "image_valence", "image_arousal", "valence", "arousal", "mood", "key", "density", "velocity",
     "duration_s", "audio_lufs", "audio_peak_dbfs", "events",
-    "decoder", "models_sha256", "seed", "node", "host", "pid", "work_key",
+    "decoder", "models_sha256", "seed", "work_key",
 )
 
 
@@ -51,12 +55,37 @@ def title_of(stem: str) -> str:
 
 
 def row(rec: dict) -> dict:
-    """A journal record as a catalogue row (every column, in order; absent values empty)."""
+    """A journal record as a catalogue row (every column, in order; absent values empty; audio a list)."""
     files = rec.get("files", {})
-    audio = [files[k] for k in ("flac", "opus", "wav") if k in files]
-    r = dict(rec, midi=files.get("mid", ""), audio=" ".join(audio), thumbnail=files.get("thumb", ""),
-             mood=mood_words(rec.get("valence"), rec.get("arousal")))
+    r = dict(rec, image=rec.get("rel") or Path(str(rec.get("image", ""))).name, midi=files.get("mid", ""),
+             audio=[files[k] for k in ("flac", "opus", "wav") if k in files], thumbnail=files.get("thumb", ""),
+             mood=mood_words(rec.get("valence"), rec.get("arousal")), error=public_error(rec.get("error")))
     return {c: ("" if r.get(c) is None else r.get(c)) for c in COLUMNS}
+
+
+_PATH = re.compile(r"(?<![\w.~])(?:[A-Za-z]:)?(?:/[^/\s:'\",;()]+)+/?")
+_ADDR = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b|\bpid[=: ]+\d+|\b(?:node|worker)[_ ]id[=: ]+[0-9a-f]{16,}",
+                   re.IGNORECASE)
+
+
+def public_error(error: str | None) -> str | None:
+    """An error without the machine in it: absolute paths become their last part; addresses, pids and the
+    host name go."""
+    if not error:
+        return error
+    text = _PATH.sub(lambda m: Path(m.group(0)).name or "/", str(error))
+    text = _ADDR.sub("…", text)
+    host = socket.gethostname()
+    return text.replace(host, "this machine") if len(host) > 2 else text
+
+
+def csv_cell(v):
+    """A value as a CSV cell: a list joined with '; '; a text a spreadsheet would run as a formula escaped."""
+    if isinstance(v, list):
+        v = "; ".join(map(str, v))
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v
 
 
 def write(out: Path, rows: list[dict]) -> bool:
@@ -64,7 +93,7 @@ def write(out: Path, rows: list[dict]) -> bool:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
     jsonl = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     a = write_if_changed(out / "catalogue.csv", buf.getvalue().encode())
     b = write_if_changed(out / "catalogue.jsonl", jsonl.encode())

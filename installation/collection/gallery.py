@@ -48,8 +48,12 @@ def write(out: Path, rows: list[dict]) -> bool:
 def page(rows: list[dict]) -> str:
     works = [r for r in rows if r.get("status") == "ok"]
     items = "\n".join(_work(i, r) for i, r in enumerate(works, 1))
-    missing = len(rows) - len(works)
+    skipped = sum(r.get("status") == "skipped" for r in rows)
+    missing = len(rows) - len(works) - skipped
     note = f" {missing} could not be rendered and are listed in the catalogue." if missing else ""
+    note += f" {skipped} other files were not images; the catalogue lists them." if skipped else ""
+    if any(r.get("audio") for r in works):
+        note += "\nPlayers start only when you press play."
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -63,8 +67,7 @@ def page(rows: list[dict]) -> str:
 <a class="skip" href="#works">Skip to the works</a>
 <header>
 <h1>Listening gallery</h1>
-<p>Music made for each work from the mood of the picture: {len(works)} works.{note}
-Players start only when you press play.</p>
+<p>Music made for each work from the mood of the picture: {len(works)} works.{note}</p>
 </header>
 <main id="works" tabindex="-1">
 <ul class="works">
@@ -92,7 +95,7 @@ def _work(i: int, r: dict) -> str:
         facts.append(("Length", f"{s // 60}:{s % 60:02d}"))
     dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in facts)
     audio = ""
-    files = str(r.get("audio") or "").split()
+    files = list(r.get("audio") or [])                # a list: file names may hold spaces
     if files:
         sources = "".join(f'<source src="{escape(_url(f))}" type="{escape(MIME[Path(f).suffix[1:]], quote=True)}">'
                           for f in sorted(files, key=lambda f: list(MIME).index(Path(f).suffix[1:])))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,11 +60,19 @@ class Image:
     index: int
     path: Path
     sha256: str
-    name: str                            # output stem: OUT/<name>.mid (unique in the job)
+    name: str                            # output stem: OUT/<name>.mid (unique in the job; fits any file system)
     key: str                             # seeds its RNG: the file stem, as plain `render` always did
+    rel: str = ""                        # what the catalogue calls it: its path inside the folder given
 
     def work_key(self, fingerprint: str) -> str:
         return hashlib.sha256(f"{self.sha256}|{self.name}|{self.key}|{fingerprint}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file of the collection that is not rendered, and why (a line in the log, a row in the catalogue)."""
+    rel: str
+    why: str
 
 
 @dataclass
@@ -86,17 +95,115 @@ def models_sha256(folder: Path) -> str:
     return h.hexdigest()
 
 
-def list_images(paths: list[Path]) -> list[Image]:
-    """The job's images with their sha256 and unique output names (hashing reads every file once)."""
+MAX_STEM_BYTES = 200          # OUT/<stem>-<sha8>.jpg.tmp and the like stay under the 255-byte limit of a name
+
+
+def fit_name(stem: str, limit: int = MAX_STEM_BYTES) -> str:
+    """``stem``, or when its UTF-8 is longer than ``limit`` bytes a readable prefix and 10 hex digits of its
+    sha256 (so that two long names stay two names)."""
+    raw = stem.encode("utf-8", "surrogateescape")
+    if len(raw) <= limit:
+        return stem
+    prefix = raw[:limit - 11].decode("utf-8", "ignore").rstrip()
+    return f"{prefix}~{hashlib.sha256(raw).hexdigest()[:10]}"
+
+
+def find_images(args: list[str | Path]) -> tuple[list[tuple[Path, str]], list[Skipped]]:
+    """The images named by the arguments, folders expanded (sorted by name, not recursive), as (path to read,
+    name in the collection); and every other entry of those folders with the reason it is not rendered.
+    Nothing is opened here: a FIFO, a device or a link loop is known from ``lstat``/``stat``. A link is
+    followed only to a regular file inside the folder it is in (not to /etc, not to another collection).
+    Hidden entries (``.name``) are left out without a word, as before."""
+    import stat as st
+
+    from installation.errors import UserError
+    from installation.image.capture import IMAGE_EXTENSIONS
+
+    found: list[tuple[Path, str]] = []
+    skipped: list[Skipped] = []
+    for arg in args:
+        path = Path(arg).expanduser()
+        if path.is_dir():
+            root = path.resolve()
+            entries = sorted(e for e in path.iterdir() if not e.name.startswith("."))
+            before = len(found)
+            for e in entries:
+                if e.name == "captions.csv":        # the folder's own titles and alt texts (options._folder_captions)
+                    continue
+                why = _why_not(e, root, IMAGE_EXTENSIONS, st)
+                if why:
+                    skipped.append(Skipped(e.name, why))
+                else:
+                    found.append((e.resolve(), e.name))
+            if len(found) == before:
+                raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
+        elif path.is_file():
+            found.append((path, path.name))         # named by the user: taken as given
+        elif path.exists() or path.is_symlink():
+            raise UserError(f"{path}: not an image file nor a folder (a FIFO, a device or a broken link)")
+        else:
+            raise UserError(f"no such image or folder: {path}")
+    return found, skipped
+
+
+def _why_not(e: Path, root: Path, extensions, st) -> str | None:
+    """Why a folder's entry is not rendered, or None for an image to render."""
+    try:
+        mode = e.lstat().st_mode
+        if st.S_ISLNK(mode):
+            try:
+                target = e.resolve(strict=True)
+            except RuntimeError:
+                return "a symbolic link that loops"
+            except OSError as exc:
+                return "a symbolic link that loops" if exc.errno == 40 else "a broken symbolic link"
+            if target.parent != root and root not in target.parents:
+                return "a link to outside the collection folder (not followed)"
+            mode = target.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if st.S_ISDIR(mode):
+        return "a folder, not an image (folders inside are not searched)"
+    if not st.S_ISREG(mode):
+        kind = "a FIFO" if st.S_ISFIFO(mode) else "a device" if st.S_ISCHR(mode) or st.S_ISBLK(mode) else \
+            "a socket" if st.S_ISSOCK(mode) else "not a regular file"
+        return f"{kind}, not an image file (never opened)"
+    if e.suffix.lower() not in extensions:
+        return f"not a supported image type ({e.suffix or 'no extension'}; render takes {', '.join(extensions)})"
+    return None
+
+
+def open_regular(path: Path):
+    """A regular file opened for reading, without blocking and checked before any read: a file swapped for a
+    FIFO or a device after it was listed is refused (OSError), not waited on or read for ever."""
+    import stat as st
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not st.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path.name}: not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open_regular(path) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def list_images(paths: list[tuple[Path, str]] | list[Path]) -> list[Image]:
+    """The job's images with their sha256 and unique output names that fit (hashing reads every file once)."""
     from installation.music.render import output_paths
 
-    names = [p.stem for p in output_paths(paths, Path("."))]
+    pairs = [p if isinstance(p, tuple) else (Path(p), Path(p).name) for p in paths]
+    names = [fit_name(p.stem) for p in output_paths([Path(rel) for _, rel in pairs], Path("."))]
     out = []
-    for i, (p, name) in enumerate(zip(paths, names)):
+    for i, ((p, rel), name) in enumerate(zip(pairs, names)):
         try:
-            sha = file_sha256(p)
+            sha = sha256_of(p)
         except OSError as exc:
             sha = f"unreadable: {exc.strerror or exc}"
-        out.append(Image(i, p, sha, name, p.stem))
+        out.append(Image(i, p, sha, name, Path(rel).stem, rel))
     return out
-

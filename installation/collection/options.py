@@ -68,12 +68,12 @@ def settings_from(args, steering, emap, patch):
 def render(args, steering, emap, patch) -> int:
     """``render``: every image of the arguments into ``--out``, resumable; one line per failed image."""
     from installation.collection.catalogue import read_captions
+    from installation.collection.job import find_images
     from installation.collection.run import Job, run
-    from installation.image.capture import iter_images
 
     settings = settings_from(args, steering, emap, patch)
-    captions = read_captions(Path(args.captions)) if args.captions else None
-    images = iter_images(args.images)
+    images, skipped = find_images(args.images)
+    captions = read_captions(Path(args.captions)) if args.captions else _folder_captions(args.images)
     from installation.kiosk.config import writable_folder
     out = writable_folder(args.out, "--out")         # made if needed, and a file really written there (root too)
     workers = args.workers if args.workers is not None or args.ray_address else 1
@@ -81,12 +81,30 @@ def render(args, steering, emap, patch) -> int:
         from installation.collection.cluster import import_ray
         import_ray()
     job = Job(images, out, settings, workers=workers, ray_address=args.ray_address, gallery=args.gallery,
-              captions=captions)
+              captions=captions, skipped=skipped)
     s = run(job)
     log.info("%d images: %d rendered now (%d events), %d done before, %d failed; catalogue: %s",
              s.total, s.rendered, s.events, s.skipped, len(s.failed), out / "catalogue.csv")
+    if s.not_images:
+        log.warning("%d files of the folders were skipped (not images; each named above, and in the catalogue)",
+                    s.not_images)
     if s.failed:
         first = s.failed[0]
         raise UserError(f"{len(s.failed)} of {s.total} images could not be rendered (first: {first['error']}); "
                         f"they are listed in {out / 'catalogue.csv'}; the others are done, and a rerun retries these")
     return 0
+
+
+def _folder_captions(args) -> dict | None:
+    """Without --captions, a folder's own ``captions.csv`` (as the bundled artworks have): its titles keep
+    their capitals ("Astronaut Eileen Collins"), where a file name has lost them."""
+    from installation.collection.catalogue import read_captions
+
+    found = [Path(a) / "captions.csv" for a in args if Path(a).is_dir() and (Path(a) / "captions.csv").is_file()]
+    if not found:
+        return None
+    captions = {}
+    for path in found:
+        log.info("titles and alt texts from %s (--captions FILE to use others)", path)
+        captions.update(read_captions(path))
+    return captions

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from installation.collection.job import Item, Settings, models_sha256
+from installation.image import header
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,16 @@ def decode_image(data: bytes, label: str) -> np.ndarray:
     if len(data) > MAX_IMAGE_BYTES:
         raise ImageError(f"{label}: {len(data) >> 20} MiB, more than {MAX_IMAGE_BYTES >> 20} MiB")
     try:
+        header.check(data, label)                   # the pixels it declares, before any is decoded
+    except header.HeaderError as exc:
+        raise ImageError(str(exc)) from None
+    try:
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:
         bgr = None
     if bgr is None:
         raise ImageError(f"{label}: not an image or corrupt")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)      # in place: a 108 MP scan is held once
     rgb.flags.writeable = False
     return rgb
 

@@ -9,31 +9,36 @@ point is rerun to completion, and a finished job run again rewrites nothing.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from installation.collection import catalogue, store
-from installation.collection.job import MAX_BATCH_BYTES, Image, Item, Settings, list_images
+from installation.collection.job import MAX_BATCH_BYTES, Image, Item, Settings, Skipped, list_images, open_regular
 from installation.collection.progress import Progress
-from installation.collection.renderer import Outcome
+from installation.collection.renderer import MAX_IMAGE_BYTES, Outcome
+from installation.errors import UserError
 
 log = logging.getLogger("installation")
 
 SUFFIX = {"mid": ".mid", "wav": ".wav", "flac": ".flac", "opus": ".opus"}
+MAX_BATCH_PIXELS = 64_000_000         # pixels in one batch at most (from the headers): a worker's decoded frames
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG)   # no later image could be written
 
 
 @dataclass
 class Job:
     """A whole collection to render into ``out``."""
-    images: list[Path]
+    images: list                            # (path, name in the collection) pairs, or paths
     out: Path
     settings: Settings
     workers: int | None = None              # None: 1 here, or every CPU of the cluster at ray_address
     ray_address: str | None = None
     gallery: bool = False
     captions: dict | None = None              # file name -> {"title", "alt"}
+    skipped: list[Skipped] = field(default_factory=list)   # files of the folders that are not images
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Summary:
     rendered: int
     failed: list[dict]                        # journal records of the images that failed
     events: int
+    not_images: int = 0                       # files of the folders skipped (not images: see the catalogue)
 
 
 def run(job: Job) -> Summary:
@@ -62,37 +68,78 @@ def run(job: Job) -> Summary:
         progress = Progress(len(images), summary.skipped)
 
         def take(outcomes: list[Outcome]) -> None:
-            records = []
+            records, full = [], None
             for o in outcomes:
                 im = by_index[o.index]
-                rec = _record(im, o, fp, job, out)
+                try:
+                    rec = _record(im, o, fp, job, out)
+                except OSError as exc:
+                    if exc.errno in DISK_FULL:         # the disk, not the image: journal what is in place, stop
+                        full = exc
+                        break
+                    o.error = f"{im.rel}: cannot write its files into --out ({exc.strerror or exc})"
+                    rec = _record(im, o, fp, job, out)
                 if o.error is None or not _same_failure(latest.get(im.name), rec):
                     records.append(rec)
-                    latest[im.name] = rec             # the same failure again keeps its first record
                 if o.error is None:                   # on a terminal the bar says it; in a log, a line each
                     log.log(logging.DEBUG if progress.tty else logging.INFO, "%s: %d events; %s",
                             out / rec["files"]["mid"], o.events, o.row.get("asked", ""))
-                    summary.rendered += 1
-                    summary.events += o.events
                 else:
                     log.error("%s", o.error)
-            journal.append(records)
+            try:
+                journal.append(records)
+            except OSError as exc:
+                if exc.errno not in DISK_FULL:
+                    raise
+                full = exc
+                records = []
+            for rec in records:                       # done only once the journal holds it
+                latest[rec["name"]] = rec
+                if rec["status"] == "ok":
+                    summary.rendered += 1
+                    summary.events += rec.get("events") or 0
             progress.update(len(outcomes))
+            if full is not None:
+                raise UserError(f"--out {out}: cannot write there any more ({full.strerror or full}); "
+                                f"{summary.rendered} images were rendered and recorded in this run; "
+                                "free some space and run the same command again to render the rest") from None
 
+        for sk in job.skipped:
+            log.warning("skipped %s: %s", sk.rel, sk.why)
+        ok = False
         try:
             if todo:
                 _dispatch(job, todo, take)
+            ok = True
         finally:
             if todo:
                 progress.close()
             rows = [catalogue.row(_with_captions(_current(latest.get(im.name), im, fp), im, job.captions))
-                    for im in images]
-            catalogue.write(out, rows)
-            if job.gallery:
-                from installation.collection import gallery
-                gallery.write(out, rows)
-    summary.failed = [r for r in rows if r["status"] != "ok"]
+                    for im in images] + [catalogue.row(_skipped(sk)) for sk in job.skipped]
+            _publish(job, rows, raise_errors=ok)
+    summary.failed = [r for r in rows if r["status"] not in ("ok", "skipped")]
+    summary.not_images = len(job.skipped)
     return summary
+
+
+def _publish(job: Job, rows: list[dict], raise_errors: bool) -> None:
+    """The catalogue (and gallery) of what the journal holds; a full disk is one line, never a traceback."""
+    try:
+        catalogue.write(job.out, rows)
+        if job.gallery:
+            from installation.collection import gallery
+            gallery.write(job.out, rows)
+    except OSError as exc:
+        msg = (f"--out {job.out}: cannot write the catalogue ({exc.strerror or exc}); "
+               "free some space and run the same command again")
+        if raise_errors:
+            raise UserError(msg) from None
+        log.error("%s", msg)
+
+
+def _skipped(sk: Skipped) -> dict:
+    return {"name": None, "rel": sk.rel, "status": "skipped", "error": sk.why,
+            "title": catalogue.title_of(Path(sk.rel).stem)}
 
 
 def _current(rec: dict | None, im: Image, fp: str) -> dict:
@@ -100,7 +147,7 @@ def _current(rec: dict | None, im: Image, fp: str) -> dict:
     key = im.work_key(fp)
     if rec is not None and rec.get("work_key") == key:
         return rec
-    return {"name": im.name, "image_sha256": im.sha256, "work_key": key, "status": "pending",
+    return {"name": im.name, "rel": im.rel, "image_sha256": im.sha256, "work_key": key, "status": "pending",
             "error": "not rendered yet with these settings: run the command again"}
 
 
@@ -135,7 +182,7 @@ def _same_failure(prev: dict | None, rec: dict) -> bool:
 def _record(im: Image, o: Outcome, fp: str, job: Job, out: Path) -> dict:
     """Write an outcome's files (atomically) and return its journal record."""
     s = job.settings
-    rec = {"name": im.name, "image": str(im.path), "image_sha256": im.sha256, "work_key": im.work_key(fp),
+    rec = {"name": im.name, "image": str(im.path), "rel": im.rel, "image_sha256": im.sha256, "work_key": im.work_key(fp),
            "decoder": s.decoder, "models_sha256": s.models_sha256, "seed": s.seed,
            "status": "failed" if o.error else "ok", "error": o.error, "files": {}, "sizes": {}, **o.row}
     if o.error:
@@ -152,9 +199,9 @@ def _record(im: Image, o: Outcome, fp: str, job: Job, out: Path) -> dict:
 
 
 def _with_captions(rec: dict, im: Image, captions: dict | None) -> dict:
-    cap = (captions or {}).get(im.path.name, {})
+    cap = (captions or {}).get(Path(im.rel).name, {})
     title = cap.get("title") or catalogue.title_of(im.key)
-    return dict(rec, image=str(im.path), title=title, alt_text=cap.get("alt") or f"{title} (no description given)")
+    return dict(rec, rel=im.rel, title=title, alt_text=cap.get("alt") or f"{title} (no description given)")
 
 
 def batch_sizes(n: int, workers: int, batch: int) -> int:
@@ -164,22 +211,27 @@ def batch_sizes(n: int, workers: int, batch: int) -> int:
 
 
 def _batches(todo: list[Image], size: int):
-    """Batches of ``size`` images with their bytes, cut short at MAX_BATCH_BYTES (large scans)."""
-    batch, nbytes = [], 0
+    """Batches of ``size`` images with their bytes, cut short at MAX_BATCH_BYTES or MAX_BATCH_PIXELS (large scans)."""
+    from installation.image import header
+
+    batch, nbytes, pixels = [], 0, 0
     for im in todo:
         data = _read(im.path)
-        batch.append(Item(im.index, im.name, im.key, str(im.path), data))
-        nbytes += len(data)
-        if len(batch) >= size or nbytes >= MAX_BATCH_BYTES:
+        batch.append(Item(im.index, im.name, im.key, im.rel, data))
+        w, h = header.size(data) or (0, 0)
+        nbytes, pixels = nbytes + len(data), pixels + min(w * h, header.MAX_PIXELS)
+        if len(batch) >= size or nbytes >= MAX_BATCH_BYTES or pixels >= MAX_BATCH_PIXELS:
             yield batch
-            batch, nbytes = [], 0
+            batch, nbytes, pixels = [], 0, 0
     if batch:
         yield batch
 
 
 def _read(path: Path) -> bytes:
+    """The file's bytes (one more than the worker accepts, at most), or none if it cannot be read now."""
     try:
-        return path.read_bytes()
+        with open_regular(path) as f:
+            return f.read(MAX_IMAGE_BYTES + 1)
     except OSError:
         return b""                                # the worker says "empty file" for it
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -25,7 +26,9 @@ STATE_DIR = ".collection"
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    name = path.name if len(path.name.encode("utf-8", "surrogateescape")) <= 100 else \
+        hashlib.sha256(path.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    tmp = path.with_name(f".{name}.tmp-{os.getpid()}")         # under 255 bytes, whatever the name's length
     try:
         with open(tmp, "wb") as f:
             f.write(data)

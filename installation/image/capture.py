@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import re
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -91,15 +93,26 @@ def _opencv_quiet() -> Iterator[None]:
 
 
 def _read_bgr(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
-    """Decode an image file to BGR uint8, or None when it is missing, empty or not an image."""
+    """Decode an image file to BGR uint8, or None when it is missing, empty, not a regular file, not an
+    image or declares more than header.MAX_PIXELS (a FIFO or a device is never read, a bomb never decoded)."""
+    from installation.image import header
+
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)      # a FIFO would block a plain open
     except OSError:
         return None
-    if data.size == 0:
-        return None
     try:
-        return cv2.imdecode(data, flags)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read()
+        header.check(data, str(path))
+    except (OSError, header.HeaderError):
+        return None
+    finally:
+        os.close(fd)
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:
         return None
 
