@@ -188,3 +188,47 @@ def test_titles_keep_their_capitals_and_a_silent_gallery_offers_no_player(tmp_pa
     assert rows["02_hubble_extreme_deep_field.jpg"]["title"] == "Hubble eXtreme Deep Field"
     html = (out / "index.html").read_text()
     assert "<audio" not in html and "press play" not in html
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MiB tmpfs (root may mount one here; elsewhere the test says why it cannot run)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs for the full-disk test: {r.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs (needs root): {r.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_is_one_line_lists_only_what_was_recorded_and_the_rerun_finishes(tmp_path, small_disk):
+    d = artworks_folder(tmp_path / "works")
+    out = small_disk / "out"
+    out.mkdir()
+    filler = small_disk / "filler"
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    filler.write_bytes(b"\0" * (free - 64 * 1024))                       # 64 KiB left: two or three images
+    job = (d, "--out", out, "--seconds", "2", "--batch", "1", "--gallery")
+    r = cli(*job)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    [err] = errors(r.stderr)
+    assert f"--out {out}" in err and "No space left on device" in err and "run the same command again" in err, err
+    recorded = {rec["rel"] for rec in journal_records(out) if rec["status"] == "ok"}
+    assert 1 <= len(recorded) < 6, r.stderr
+    if (out / "catalogue.csv").exists():                                 # it may not have fitted either
+        assert {row["image"] for row in catalogue_rows(out) if row["status"] == "ok"} <= recorded
+    if (out / "index.html").exists():
+        html = (out / "index.html").read_text()
+        assert all(f">{rec['title']}<" in html for rec in catalogue_rows(out) if rec["status"] == "ok")
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]          # no temporary file left filling it
+    filler.unlink()                                                      # space again: the rerun finishes
+    again = cli(*job)
+    assert again.returncode == 0, again.stderr
+    rows = catalogue_rows(out)
+    assert [row["status"] for row in rows] == ["ok"] * 6
+    made = [rec["rel"] for rec in journal_records(out) if rec["status"] == "ok"]
+    assert sorted(made) == sorted(row["image"] for row in rows)          # every image rendered exactly once
+    assert "press play" not in (out / "index.html").read_text() and (out / "index.html").read_text().count("<article") == 6
