@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from collection_parts import artworks_folder, journal_lines
+from collection_parts import artworks_folder, journal_lines, journal_records
 from collection_parts import catalogue_rows as rows
 from collection_parts import render as cli
 from kiosk_parts import free_port
@@ -65,10 +65,12 @@ class RayNodes:
         self.procs.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                            start_new_session=True))
 
-    def start(self):
+    def start(self, nodes=2):
         self._start("--head", "--port", str(self.port), "--include-dashboard", "false", "--temp-dir", self.temp,
                     "--dashboard-agent-listen-port", str(free_port()))
         self._wait(1)
+        if nodes < 2:
+            return
         self._start("--address", self.address, "--dashboard-agent-listen-port", str(free_port()))
         self._wait(2)
 
@@ -125,7 +127,7 @@ def test_a_two_node_cluster_renders_a_folder_and_says_which_node_did_what(images
         assert r.returncode == 0 and f"{done} done before" in r.stderr, r.stderr
         got = rows(tmp_path)
         assert [g["status"] for g in got] == ["ok"] * n
-        assert {g["node"] for g in got} == ids                   # both nodes worked, and they are the cluster's
+        assert {g["node"] for g in journal_records(tmp_path)} == ids   # both nodes worked (the journal says, not the catalogue)
         same_music(in_process, tmp_path)
     finally:
         nodes.stop()
@@ -181,6 +183,77 @@ def test_two_local_workers_lose_one_and_still_make_the_same_music(images, in_pro
         assert r.returncode == 0, r.stderr
     got = rows(out)
     assert [g["status"] for g in got] == ["ok"] * len(list(images.glob("*.jpg")))
-    assert len({g["pid"] for g in got}) >= 2                     # more than one worker process did the work
-    assert all(len(g["node"]) == 56 for g in got)                # a Ray node id, not "local"
+    made = [r for r in journal_records(out) if r["status"] == "ok"]
+    assert len({r["pid"] for r in made}) >= 2                    # more than one worker process did the work
+    assert all(len(r["node"]) == 56 for r in made)               # a Ray node id, not "local"
     same_music(in_process, out)                                  # wherever and however often it ran
+
+
+def test_a_cluster_asking_for_a_token_says_so_in_one_line(images, tmp_path):
+    nodes = RayNodes()
+    nodes.start(nodes=1)
+    try:
+        home = tmp_path / "home"                                 # no ~/.ray/auth_token to fall back on
+        home.mkdir()
+        bare = {k: v for k, v in nodes.env.items() if not k.startswith("RAY_AUTH")}
+        for env, needle in ((dict(bare, HOME=str(home)), "export RAY_AUTH_MODE=token"),
+                            (dict(bare, HOME=str(home), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0" * 64),
+                             "refused this auth token")):
+            r = cli(images, "--out", tmp_path / "out", "--ray-address", nodes.address, env=env, timeout=120)
+            assert r.returncode == 2, r.stderr
+            err = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+            assert len(err) == 1 and needle in err[0] and "ray start --head" not in err[0], r.stderr
+            assert "InvalidAuthToken" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    finally:
+        nodes.stop()
+
+
+def test_a_killed_driver_takes_its_local_ray_with_it(images, tmp_path):
+    out = tmp_path / "out"
+    proc = cli(images, "--out", out, *SETTINGS, "--workers", "2", wait=False)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not ray_workers_of(proc.pid):
+        time.sleep(0.1)
+    while time.monotonic() < deadline and proc.poll() is None and journal_lines(out) < 1:
+        time.sleep(0.1)
+    helpers = descendants(proc.pid)
+    assert proc.poll() is None and len(helpers) >= 4, helpers    # GCS, raylet, agents, workers
+    os.kill(proc.pid, signal.SIGKILL)                            # no signal handler runs
+    proc.wait()
+    deadline = time.monotonic() + 10                             # Ray's agents alone would wait 60 s
+    while time.monotonic() < deadline and alive(helpers):
+        time.sleep(0.2)
+    assert not alive(helpers), alive(helpers)
+
+
+def descendants(pid):
+    """{pid: start time} of every process below ``pid``."""
+    parent, start = {}, {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                parent[int(d.name)], start[int(d.name)] = int(f[1]), f[19]
+            except (OSError, IndexError, ValueError):
+                pass
+    found = {}
+    for p in parent:
+        q = parent.get(p)
+        while q and q != pid:
+            q = parent.get(q)
+        if q == pid:
+            found[p] = start[p]
+    return found
+
+
+def alive(helpers):
+    """Those of ``helpers`` still running as the same process (not a zombie, not a reused pid)."""
+    left = {}
+    for p, start in helpers.items():
+        try:
+            f = (Path("/proc") / str(p) / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if f[19] == start and f[0] != "Z":
+            left[p] = (Path("/proc") / str(p) / "cmdline").read_bytes()[:60]
+    return left

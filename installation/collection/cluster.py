@@ -52,6 +52,7 @@ def start(workers: int | None, address: str | None) -> int:
     ray = import_ray()
     if address:
         _reachable(address)
+        _authorised(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")      # nothing leaves the machine
     job = ray.job_config.JobConfig(code_search_path=[str(REPO)])
     common = dict(job_config=job, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -63,12 +64,49 @@ def start(workers: int | None, address: str | None) -> int:
                 raise UserError(f"--ray-address {address}: the cluster has no CPU to run on")
             return workers or cpus
         ray.init(num_cpus=workers, object_store_memory=OBJECT_STORE_BYTES + workers * MAX_BATCH_BYTES, **common)
+        reaper.start()
         return workers
+    except ray.exceptions.AuthenticationError as exc:
+        raise UserError(_token_advice(address, exc)) from None
     except (ConnectionError, RuntimeError, ValueError) as exc:
         if address:
-            raise UserError(f"--ray-address {address}: cannot join the Ray cluster ({str(exc).splitlines()[0]}); "
-                            "start it with `ray start --head` or give its address as HOST:PORT") from None
+            raise UserError(f"--ray-address {address}: a Ray cluster answers there but could not be joined "
+                            f"({str(exc).splitlines()[0]}); is it the same Ray version ({ray.__version__})?") from None
         raise
+
+
+def _authorised(address: str) -> None:
+    """Ask the cluster's GCS once, quietly, whether it takes us: without Ray's token, ray.init would print 20
+    raw InvalidAuthToken lines and give up after 21 s with the wrong advice."""
+    if address.startswith("ray://"):
+        return                                   # Ray Client: its own port and protocol
+    import ray
+    try:
+        from ray._raylet import GcsClient
+    except ImportError:                          # another Ray: ray.init says it, less kindly
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)            # Ray's C++ client logs each refusal to stderr
+            try:
+                GcsClient(address=address, cluster_id=None)
+            finally:
+                os.dup2(saved, 2)
+    except ray.exceptions.AuthenticationError as exc:
+        raise UserError(_token_advice(address, exc)) from None
+    except Exception:                            # noqa: BLE001 - ray.init will say what else is wrong
+        pass
+    finally:
+        os.close(saved)
+
+
+def _token_advice(address: str | None, exc) -> str:
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return (f"--ray-address {address}: the cluster asks for Ray's auth token and none is given here: "
+                "export RAY_AUTH_MODE=token, with the head node's token in RAY_AUTH_TOKEN or ~/.ray/auth_token")
+    return (f"--ray-address {address}: the cluster refused this auth token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH "
+            "or ~/.ray/auth_token): give the head node's own (its ~/.ray/auth_token)")
 
 
 def _reachable(address: str, timeout_s: float = 10.0) -> None:
@@ -104,6 +142,7 @@ def run_batches(settings: Settings, batches: Iterator[list[Item]], actors: int,
 
     for a in pool:
         submit(a)
+    reaper.watch()                                 # the actors' processes, now started
     while running:                                 # on Ctrl-C, stop() ends the actors with the job
         ready, _ = ray.wait(list(running), num_returns=1)
         actor, batch = running.pop(ready[0])
@@ -118,6 +157,7 @@ def run_batches(settings: Settings, batches: Iterator[list[Item]], actors: int,
             outcomes = _lost(batch, f"worker failed: {last_line(exc)}")
         take(outcomes)
         submit(actor)
+        reaper.watch()                             # a restarted actor is a new process
     for batch in batches:                          # every actor is gone: the rest waits for the next run
         take(_lost(batch, "no worker left"))
 
@@ -148,3 +188,76 @@ def last_line(exc) -> str:
 def stop() -> None:
     import ray
     ray.shutdown()
+    reaper.stop()
+
+
+class Reaper:
+    """A small process that stops a local Ray's helpers when the driver dies, even by SIGKILL: Ray's own
+    agents outlive their raylet by a minute (they report its death to a GCS that is gone, 60 s timeout).
+    The driver tells it the pids (and start times) of its descendants; when the pipe closes, the driver has
+    ended one way or another, and the reaper kills those still running as the same processes."""
+
+    CODE = ("import os, sys\n"
+            "pids = dict(line.split() for line in sys.stdin)\n"
+            "for pid, start in pids.items():\n"
+            "    try:\n"
+            "        if open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[19] == start:\n"
+            "            os.kill(int(pid), 9)\n"
+            "    except (OSError, IndexError):\n"
+            "        pass\n")
+
+    def __init__(self):
+        self.proc = None
+        self.told: set[str] = set()
+
+    def start(self) -> None:
+        import subprocess
+        import sys
+        if not Path("/proc/self/stat").exists():
+            return
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE], stdin=subprocess.PIPE,
+                                     start_new_session=True)       # a Ctrl-C to the terminal leaves it be
+        self.watch()
+
+    def watch(self) -> None:
+        """Tell the reaper about descendants it does not know yet (cheap: one pass over /proc)."""
+        if self.proc is None:
+            return
+        lines = [f"{pid} {start}" for pid, start in _descendants(os.getpid()) if pid != self.proc.pid]
+        new = [l for l in lines if l not in self.told]
+        if new:
+            self.told.update(new)
+            try:
+                self.proc.stdin.write("".join(l + "\n" for l in new).encode())
+                self.proc.stdin.flush()
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait()
+            self.proc = None
+
+
+def _descendants(root: int) -> list[tuple[int, str]]:
+    """(pid, start time) of every process below ``root``, from /proc."""
+    parent, start = {}, {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                parent[int(d.name)], start[int(d.name)] = int(f[1]), f[19]
+            except (OSError, IndexError, ValueError):
+                pass
+    out = []
+    for pid in parent:
+        q = parent.get(pid)
+        while q and q != root:
+            q = parent.get(q)
+        if q == root:
+            out.append((pid, start[pid]))
+    return out
+
+
+reaper = Reaper()
