@@ -125,3 +125,14 @@ def test_the_bundled_artworks_have_titles_and_alt_texts():
     caps = catalogue.read_captions(bundled_artworks() / "captions.csv")
     assert set(caps) == {p.name for p in bundled_artworks().glob("*.jpg")}
     assert all(c["title"] and len(c["alt"]) > 40 for c in caps.values())
+
+
+def test_a_record_after_a_torn_line_is_not_lost(tmp_path):
+    j = store.Journal(tmp_path)
+    j.append([{"name": "a", "v": 1}])
+    with open(j.path, "ab") as f:
+        f.write(b'{"name": "b", "v": 1, "fil')          # the last run was killed in the middle of this write
+    rerun = store.Journal(tmp_path)
+    assert rerun.load() == {"a": {"name": "a", "v": 1}}
+    rerun.append([{"name": "c", "v": 1}])               # the next run's first record
+    assert store.Journal(tmp_path).load() == {"a": {"name": "a", "v": 1}, "c": {"name": "c", "v": 1}}

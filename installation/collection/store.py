@@ -57,14 +57,17 @@ class Journal:
 
     def __init__(self, out: Path):
         self.path = out / STATE_DIR / "journal.jsonl"
+        self.open_tail = False            # the last line was torn (no newline): the next record starts a new one
 
     def load(self) -> dict[str, dict]:
         """name -> its latest complete record. Lines that do not parse (a torn write) are skipped."""
         latest: dict[str, dict] = {}
         try:
-            lines = self.path.read_bytes().splitlines()
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return latest
+        lines = data.splitlines()
+        self.open_tail = bool(data) and not data.endswith(b"\n")
         torn = 0
         for line in lines:
             try:
@@ -83,10 +86,14 @@ class Journal:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
+        if self.open_tail:                # else the first record would be glued to the torn line, and lost
+            data = b"\n" + data
+        self.open_tail = True                 # until the whole write is known to be on disk (a full disk tears it)
         with open(self.path, "ab") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        self.open_tail = False
 
 
 @contextlib.contextmanager
