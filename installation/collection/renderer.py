@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 200 << 20          # a bigger "image" is refused before decoding
 THUMB_WIDTH = 320
+FULL_PIXELS = 40_000_000             # larger images are read at half size (the models see 256 px; a worker stays under 1 GiB)
 
 
 @dataclass
@@ -52,11 +53,12 @@ def decode_image(data: bytes, label: str) -> np.ndarray:
     if len(data) > MAX_IMAGE_BYTES:
         raise ImageError(f"{label}: {len(data) >> 20} MiB, more than {MAX_IMAGE_BYTES >> 20} MiB")
     try:
-        header.check(data, label)                   # the pixels it declares, before any is decoded
+        w, h = header.check(data, label)            # the pixels it declares, before any is decoded
     except header.HeaderError as exc:
         raise ImageError(str(exc)) from None
+    flags = cv2.IMREAD_REDUCED_COLOR_2 if w * h > FULL_PIXELS else cv2.IMREAD_COLOR   # a JPEG scan: decoded at half size
     try:
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:
         bgr = None
     if bgr is None:
