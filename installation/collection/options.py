@@ -73,9 +73,11 @@ def render(args, steering, emap, patch) -> int:
 
     settings = settings_from(args, steering, emap, patch)
     images, skipped = find_images(args.images)
-    captions = read_captions(Path(args.captions)) if args.captions else _folder_captions(args.images)
+    captions = read_captions(Path(args.captions)) if args.captions else None
     from installation.kiosk.config import writable_folder
     out = writable_folder(args.out, "--out")         # made if needed, and a file really written there (root too)
+    if captions is None:
+        captions = _folder_captions(args.images)
     workers = args.workers if args.workers is not None or args.ray_address else 1
     if workers is None or workers > 1:                # says what to install before the long part
         from installation.collection.cluster import import_ray
