@@ -5,7 +5,6 @@ online (no paths, hosts or pids; no formulas for a spreadsheet)."""
 import csv
 import json
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -161,7 +160,7 @@ def test_the_catalogue_is_fit_to_put_online(tmp_path):
     r = cli(d, "--out", out, "--seconds", "2", "--captions", captions, "--gallery")
     assert r.returncode == 2 and "=torn.jpg" in errors(r.stderr)[0], r.stderr
     text = (out / "catalogue.csv").read_text() + (out / "catalogue.jsonl").read_text()
-    for secret in (str(tmp_path), str(REPO), socket.gethostname(), f"\"pid\"", "host"):
+    for secret in (str(tmp_path), str(REPO), socket.gethostname(), "\"pid\"", "host"):
         assert secret not in text, secret
     with open(out / "catalogue.csv", newline="") as f:
         rows = list(csv.DictReader(f))
