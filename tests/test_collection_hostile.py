@@ -231,3 +231,31 @@ def test_a_full_disk_is_one_line_lists_only_what_was_recorded_and_the_rerun_fini
     made = [rec["rel"] for rec in journal_records(out) if rec["status"] == "ok"]
     assert sorted(made) == sorted(row["image"] for row in rows)          # every image rendered exactly once
     assert "press play" not in (out / "index.html").read_text() and (out / "index.html").read_text().count("<article") == 6
+
+
+def test_a_newline_in_a_name_is_still_one_line(tmp_path):
+    d = tmp_path / "works"
+    d.mkdir()
+    shutil.copy(CAT, d / "two\nlines.jpg")
+    (d / "torn\nscan.jpg").write_bytes(CAT.read_bytes()[:400])
+    os.mkfifo(d / "pipe\nname.jpg")
+    r = cli(d, "--out", tmp_path / "out", "--seconds", "2")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.splitlines()
+    assert not [line for line in lines if line.startswith(("lines", "scan", "name"))], lines    # no line broken in two
+    assert len([line for line in lines if "skipped pipe\\nname.jpg: a FIFO" in line]) == 1, lines
+    assert len([line for line in lines if "ERROR" in line and "torn\\nscan.jpg" in line]) == 1, lines
+    rows = {row["image"]: row for row in catalogue_rows(tmp_path / "out")}
+    assert rows["two\nlines.jpg"]["status"] == "ok"                           # the catalogue keeps the real name
+
+
+def test_the_kiosk_reader_refuses_a_bomb_and_never_waits_on_a_fifo(tmp_path):
+    bomb_png(tmp_path / "bomb.png")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    code = ("import resource, sys\nfrom installation.image.capture import _read_bgr\n"
+            f"print(_read_bgr({str(tmp_path / 'bomb.png')!r}) is None, _read_bgr({str(tmp_path / 'pipe.jpg')!r}) is None,"
+            " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    bomb_refused, fifo_refused, peak_kib = r.stdout.split()
+    assert (bomb_refused, fifo_refused) == ("True", "True"), r.stderr
+    assert int(peak_kib) < 512 * 1024                                          # decoded, the bomb alone is 3 GiB

@@ -95,6 +95,12 @@ def models_sha256(folder: Path) -> str:
     return h.hexdigest()
 
 
+def shown(name: str) -> str:
+    """A file name as a log line shows it: a newline, tab or other control character escaped, so that one
+    file is one line whatever its name."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in name)
+
+
 MAX_STEM_BYTES = 200          # OUT/<stem>-<sha8>.jpg.tmp and the like stay under the 255-byte limit of a name
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installation.collection import catalogue, store
-from installation.collection.job import MAX_BATCH_BYTES, Image, Item, Settings, Skipped, list_images, open_regular
+from installation.collection.job import (MAX_BATCH_BYTES, Image, Item, Settings, Skipped, list_images, open_regular,
+                                         shown)
 from installation.collection.progress import Progress
 from installation.collection.renderer import MAX_IMAGE_BYTES, Outcome
 from installation.errors import UserError
@@ -77,13 +78,13 @@ def run(job: Job) -> Summary:
                     if exc.errno in DISK_FULL:         # the disk, not the image: journal what is in place, stop
                         full = exc
                         break
-                    o.error = f"{im.rel}: cannot write its files into --out ({exc.strerror or exc})"
+                    o.error = f"{shown(im.rel)}: cannot write its files into --out ({exc.strerror or exc})"
                     rec = _record(im, o, fp, job, out)
                 if o.error is None or not _same_failure(latest.get(im.name), rec):
                     records.append(rec)
                 if o.error is None:                   # on a terminal the bar says it; in a log, a line each
                     log.log(logging.DEBUG if progress.tty else logging.INFO, "%s: %d events; %s",
-                            out / rec["files"]["mid"], o.events, o.row.get("asked", ""))
+                            shown(str(out / rec["files"]["mid"])), o.events, o.row.get("asked", ""))
                 else:
                     log.error("%s", o.error)
             try:
@@ -105,7 +106,7 @@ def run(job: Job) -> Summary:
                                 "free some space and run the same command again to render the rest") from None
 
         for sk in job.skipped:
-            log.warning("skipped %s: %s", sk.rel, sk.why)
+            log.warning("skipped %s: %s", shown(sk.rel), sk.why)
         ok = False
         try:
             if todo:
@@ -217,7 +218,7 @@ def _batches(todo: list[Image], size: int):
     batch, nbytes, pixels = [], 0, 0
     for im in todo:
         data = _read(im.path)
-        batch.append(Item(im.index, im.name, im.key, im.rel, data))
+        batch.append(Item(im.index, im.name, im.key, shown(im.rel), data))
         w, h = header.size(data) or (0, 0)
         nbytes, pixels = nbytes + len(data), pixels + min(w * h, header.MAX_PIXELS)
         if len(batch) >= size or nbytes >= MAX_BATCH_BYTES or pixels >= MAX_BATCH_PIXELS:
