@@ -76,7 +76,7 @@ def public_error(error: str | None) -> str | None:
     text = _PATH.sub(lambda m: Path(m.group(0)).name or "/", str(error))
     text = _ADDR.sub("…", text)
     host = socket.gethostname()
-    return text.replace(host, "this machine") if len(host) > 2 else text
+    return re.sub(rf"(?<![\w.-]){re.escape(host)}(?![\w-])", "this machine", text) if host else text
 
 
 def csv_cell(v):
