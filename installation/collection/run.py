@@ -5,7 +5,8 @@
 
 Only the driver writes into OUT. A result is done once its files are in place under their names
 (each written atomically) and its journal record is fsync'd, in that order, so a run killed at any
-point is rerun to completion, and a finished job run again rewrites nothing.
+point is rerun to completion, and a finished job run again rewrites nothing. The catalogue and the
+gallery list a result as done only once the journal holds it; a full disk stops the run with one line.
 """
 from __future__ import annotations
 
