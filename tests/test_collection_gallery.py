@@ -4,7 +4,6 @@ from outside, and axe-core's accessibility rules (no serious or critical violati
 import asyncio
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -173,9 +172,7 @@ def test_the_keyboard_alone_reaches_and_plays_every_work(gallery):
 
 def test_axe_finds_no_serious_accessibility_violation(gallery):
     out, _ = gallery
-    if not AXE.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"axe-core is missing in CI: {AXE_HINT}")
+    if not AXE.is_file():                                        # under CI this fails (tests/conftest.py)
         pytest.skip(f"axe-core is not installed: {AXE_HINT}")
     source = AXE.read_text()
 

@@ -176,11 +176,9 @@ def test_two_local_workers_lose_one_and_still_make_the_same_music(images, in_pro
         time.sleep(0.05)
     _, err = proc.communicate(timeout=240)
     assert killed, err
-    assert proc.returncode in (0, 2), err
-    if proc.returncode == 2:                          # Ray's retry did not cover it: the next run does
-        assert "worker" in err, err
-        r = cli(images, "--out", out, *SETTINGS, "--workers", "2")
-        assert r.returncode == 0, r.stderr
+    # one worker lost once: Ray restarts the actor and retries its batch (max_restarts=1, max_task_retries=1),
+    # so this same run finishes every image; a second run must not be needed
+    assert proc.returncode == 0, err
     got = rows(out)
     assert [g["status"] for g in got] == ["ok"] * len(list(images.glob("*.jpg")))
     made = [r for r in journal_records(out) if r["status"] == "ok"]
