@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(render, C.options_of("render"))
     render.add_argument("images", nargs="+", help="image files or folders")
     render.add_argument("--out", required=True, help="output folder (created if needed)")
-    render.add_argument("--seconds", type=float, default=30.0, help="music per image")
-    render.add_argument("--batch", type=int, default=64, help="images sampled together")
+    render.add_argument("--seconds", type=float, default=30.0, help="seconds of music per image (default 30)")
+    render.add_argument("--batch", type=int, default=64, help="images sampled together (default 64)")
     render.add_argument("--patch", default=None, help="route and shape the notes with this patch (name in patches/ or .toml path)")
     render.add_argument("--audio", nargs="?", const="wav", default=None, choices=["wav", "flac", "opus", "flac+opus"],
                         help="also write audio (WAV, FLAC, Ogg/Opus, or both FLAC and Opus) next to each MIDI file, "
@@ -114,10 +114,9 @@ def play(args) -> int:
         C.writable_file(args.record, "--record")
     synth = None
     if args.synth:                                   # finds pyfluidsynth and the SoundFont, or says what to install
-        from installation.midi.synth import find_soundfont, import_fluidsynth
-        import_fluidsynth()
+        from installation.midi.synth import check_extra
         synth_cfg = patch.synth or {}
-        synth = {"soundfont": str(find_soundfont(args.soundfont or synth_cfg.get("soundfont"))),
+        synth = {"soundfont": str(check_extra("--synth", args.soundfont or synth_cfg.get("soundfont"))),
                  "driver": args.audio_driver, "gain": synth_cfg.get("gain", 0.5)}
     sender_cfg = SenderConfig.of(args, port=plan.port, virtual_port=plan.virtual_port, record=args.record,
                                  record_fallback=True, synth=synth)

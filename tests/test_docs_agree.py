@@ -2,6 +2,7 @@
 document shows on a `run_installation.py` command line exists on that command, and every key of the
 example kiosk config is an option of the kiosk."""
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,48 @@ def test_the_example_config_keys_are_kiosk_options():
     known = options_of("kiosk")
     for key in C.read_toml(REPO / "deploy" / "kiosk.example.toml"):
         assert "--" + key.replace("_", "-") in known, key
+
+
+PATH_OPTIONS = {"--source", "--captions", "--config", "--emotion-map", "--soundfont", "--models"}
+
+
+def sh_lines(doc: str):
+    for block in re.findall(r"```sh\n(.*?)```", (REPO / doc).read_text(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.split(r"\s#\s", " " + line, maxsplit=1)[0].strip()      # the comment after a command
+            if line:
+                yield line
+
+
+def test_every_file_a_readme_command_reads_exists_or_is_marked_as_a_placeholder():
+    """Pasted into a script, a README command either works or fails at once: a file it reads is in the
+    repository (or made by a command before it), or written as a <placeholder> the shell refuses; no bare
+    capitalised stand-ins (a pasted HEAD_IP made `ray start` retry for 5 minutes)."""
+    made = set()
+    for line in sh_lines("README.md"):
+        words = shlex.split(re.sub(r"<([\w./-]+)>", r"'<\1>'", line))       # keep <...> as one word
+        for w in words:
+            assert not re.fullmatch(r"[A-Z][A-Z0-9]*_[A-Z0-9_]*(:\d+)?", w), f"unmarked placeholder {w}: {line}"
+        if "run_installation.py" not in words:
+            continue
+        rest = words[words.index("run_installation.py") + 1:]
+        command = rest.pop(0) if rest and rest[0] in ("play", "render", "ports", "kiosk") else "play"
+        sub = build_parser()._subparsers._group_actions[0].choices[command]
+        takes = {s: a.nargs != 0 for a in sub._actions for s in a.option_strings}
+        reads, i = [], 0
+        while i < len(rest):
+            w = rest[i]
+            if w.startswith("--"):
+                name = w.split("=")[0]
+                if takes.get(name) and "=" not in w:
+                    if name in PATH_OPTIONS:
+                        reads.append(rest[i + 1])
+                    if name in ("--out", "--record"):
+                        made.add(rest[i + 1].rstrip("/"))
+                    i += 1
+            elif command == "render":
+                reads.append(w)
+            i += 1
+        for path in reads:
+            assert path.startswith("<") or (REPO / path).exists() or path.rstrip("/") in made, \
+                f"README: {path} is neither in the repository nor a <placeholder>: {line}"

@@ -44,13 +44,12 @@ def settings_from(args, steering, emap, patch):
     audio, sf2, gain = (), None, 0.5
     if args.audio:
         from installation.patches.audio import check_format
-        from installation.midi.synth import find_soundfont, import_fluidsynth
-        import_fluidsynth()
+        from installation.midi.synth import check_extra
+        synth_cfg = (patch.synth if patch else None) or {}
+        sf2 = str(check_extra("--audio", args.soundfont or synth_cfg.get("soundfont")))   # all of it, or one line
         audio = tuple(args.audio.split("+"))
         for fmt in audio:
             check_format(fmt)
-        synth_cfg = (patch.synth if patch else None) or {}
-        sf2 = str(find_soundfont(args.soundfont or synth_cfg.get("soundfont")))
         gain = synth_cfg.get("gain", 0.5)
     models = M.load(args.models)
     decoder = args.decoder or models.default_decoder

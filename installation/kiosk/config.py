@@ -59,8 +59,8 @@ class KioskConfig:
     # --- music (the same meaning as in `play`)
     models: str | None = opt(None, "folder with manifest.json and the ONNX models (default: exported_models/)",
                              commands=ALL)
-    seed: int | None = opt(None, "sampling seed (0 or more): a run from a file or image source is reproducible",
-                           least=0, most=MAX_INT, commands=ALL)
+    seed: int | None = opt(None, "sampling seed (0 or more): a run from a file or image source is reproducible "
+                                 "(default: a new one each run; render: 0)", least=0, most=MAX_INT, commands=ALL)
     temperature: float = opt(1.0, "sampling temperature, 0 (greedy) to 10 (default 1.0)",
                              least=0.0, most=10.0, commands=ALL)
     top_p: float = opt(0.95, "nucleus sampling: keep the most likely events up to this mass, in (0, 1] (default 0.95)",
@@ -79,7 +79,7 @@ class KioskConfig:
     arousal: float | None = opt(None, "-1 (calm, sad) .. 1 (excited, tense): replaces the picture's arousal",
                                 least=-1.0, most=1.0, commands=ALL)
     key: str | None = opt(None, "pin the key: a tonic (D) or a key (F# minor, Bb major)", commands=ALL)
-    motion_weight: float = opt(0.0, "live cameras: arousal added at full motion in the frame, 0 (off) to 2",
+    motion_weight: float = opt(0.0, "live cameras: arousal added at full motion in the frame, 0 (off) to 2 (default 0)",
                                least=0.0, most=2.0)
     emotion_map: str | None = opt(None, "a TOML emotion map (valence/arousal -> controls) instead of the models' "
                                         "emotion_map.toml", commands=ALL)
@@ -91,7 +91,7 @@ class KioskConfig:
     midi_api: str | None = opt(None, "rtmidi API: alsa, jack, coremidi or winmm (default: the platform's, "
                                      "falling back to JACK)", choices=('alsa', 'jack', 'coremidi', 'winmm'))
     channel: int = opt(1, "MIDI channel 1-16 (default 1)", least=1, most=16)
-    late_policy: str = opt("send", "a late message: send it at once, or drop it (note-offs are always sent)",
+    late_policy: str = opt("send", "a late message: send it at once, or drop it (note-offs are always sent) (default send)",
                            choices=('send', 'drop'))
     max_polyphony: int = opt(32, "notes sounding at once, 1-128; the oldest is released beyond (default 32)",
                              least=1, most=128)

@@ -1,7 +1,7 @@
 """The wires between the kiosk's processes.
 
 - Thinker -> sender: a Unix socket in a private (0700) folder; pickled tuples
-  ``("push", [(due, msg), ...])``, ``("discard", t)``, ``("panic",)``, and ``("alive",)``
+  ``("push", [(due, msg), ...])``, ``("discard", t)``, ``("panic",)``, ``("bye",)`` (a normal stop), and ``("alive",)``
   at least every 0.2 s (a thinker silent for 0.6 s is hung: the sender releases its notes). Due times are
   ``time.perf_counter()`` seconds: on Linux that is CLOCK_MONOTONIC, one clock for
   every process on the machine, so a due time means the same in both.
@@ -182,6 +182,7 @@ class RemoteScheduler:
         """The engine is stopping: ask the sender to release everything now, then hang up for good
         (a generator thread still finishing its batch must not reconnect and push notes after the panic)."""
         self._send(("panic",))
+        self._send(("bye",))                        # a normal stop: the sender does not take it for a crash
         with self._lock:
             self._closed = True
             if self._conn is not None:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -628,6 +629,33 @@ def open_output(api_request: str | None, port_query: str | None, virtual_name: s
         log.warning("no MIDI system reachable (%s): no MIDI output, recording to %s only%s",
                     exc.reason, record_path, ignored)
         return sink, sink.describe()
-    advice = "; no --port given, so connect a synth to it" if port_query is None else ""
-    log.info("MIDI out: %s%s", out.describe(), advice)
+    if port_query is None:
+        log.info("MIDI out: %s; no --port given, so nothing hears it until a synth is connected to it: %s "
+                 "(or start with --port NAME; `run_installation.py ports` lists them)",
+                 out.describe(), connect_command(out.api, out.port_name, _synth_inputs(out.api)))
+    else:
+        log.info("MIDI out: %s", out.describe())
     return out, out.describe()
+
+
+def _synth_inputs(api: str) -> list[str]:
+    """The ports a synth could be listening on now (ours left out); none if they cannot be listed."""
+    try:
+        return [n for n in list_ports(api)["outputs"] if not n.startswith(DEFAULT_NAME)]
+    except Exception:                                 # only advice: never stop the start for it
+        return []
+
+
+def connect_command(api: str, ours: str, synths: list[str]) -> str:
+    """The shell command that connects our (virtual) port ``ours`` to a synth: a FluidSynth or other synth
+    among ``synths`` if there is one, else a placeholder to replace."""
+    import shlex
+    likely = [n for n in synths if re.search(r"fluid|synth|timidity|qsynth", n, re.I)] or synths
+    target = likely[0] if likely else None
+    if api == "jack":
+        return f"jack_connect {shlex.quote(ours)} {shlex.quote(target) if target else '<synth-midi-input>'}"
+    if api == "alsa":                                 # rtmidi's ALSA names end in the client:port numbers
+        num = lambda n: (re.search(r"(\d+:\d+)$", n) or [None, n])[1]
+        return f"aconnect {shlex.quote(num(ours))} {shlex.quote(num(target)) if target else '<synth-client:port>'}"
+    return f"connect {ours!r} to {target!r} in your MIDI patchbay" if target else \
+        f"connect {ours!r} to a synth in your MIDI patchbay"

@@ -186,6 +186,7 @@ def serve(cfg: SenderConfig, listen: str, beacon: Beacon, peer: str = "thinker")
             state["last_rx"], state["released"] = time.perf_counter(), False
             state["thinker"], state["thinkers"] = True, state["thinkers"] + 1
             log.info("%s connected", peer)
+            bye = False
             try:
                 while True:
                     msg = conn.recv()
@@ -198,8 +199,12 @@ def serve(cfg: SenderConfig, listen: str, beacon: Beacon, peer: str = "thinker")
                     elif kind == "panic":
                         _release(sched)
                         state["panics"] += 1
+                    elif kind == "bye":
+                        bye = True
             except (EOFError, OSError):
-                if not stop.is_set():
+                if bye:
+                    log.info("%s stopped", peer)    # a normal stop: it released its notes itself (panic)
+                elif not stop.is_set():
                     _release(sched)                 # the thinker is gone: silence now, not at max_note_s
                     state["panics"] += 1
                     log.warning("%s gone; every sounding note released, waiting for the next one", peer)

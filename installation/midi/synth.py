@@ -6,9 +6,10 @@
 the instruments. FluidSynth's API is thread-safe and its audio runs on its own
 (C) thread; ``send`` only hands an event over.
 
-Optional: ``pip install pyfluidsynth`` and the FluidSynth library with a
+Optional: ``pip install -r requirements-audio.txt`` and the FluidSynth library with a
 SoundFont (Debian: ``apt install fluidsynth fluid-soundfont-gm``; macOS:
-``brew install fluid-synth`` and a .sf2 file). Without them: one line saying so.
+``brew install fluid-synth`` and a .sf2 file). ``check_extra`` checks all of it at the start and names
+everything missing in one line.
 """
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ SOUNDFONTS = (
     "/usr/local/share/soundfonts/default.sf2",
 )
 INSTALL_HINT = ("install FluidSynth and a General MIDI SoundFont (Debian: apt install fluidsynth "
-                "fluid-soundfont-gm; then pip install pyfluidsynth)")
+                "fluid-soundfont-gm; then pip install -r requirements-audio.txt)")
+# what each option needs of the audio extra (requirements-audio.txt): Python module -> pip package
+NEEDS = {"--synth": {"fluidsynth": "pyfluidsynth"},
+         "--audio": {"fluidsynth": "pyfluidsynth", "scipy.signal": "scipy", "soundfile": "soundfile"}}
 
 
 def find_soundfont(requested: str | Path | None = None) -> Path:
@@ -53,9 +57,44 @@ def import_fluidsynth():
     try:
         import fluidsynth
     except (ImportError, OSError) as exc:     # no package, or the package without the C library
-        raise UserError(f"--synth needs FluidSynth, which is not available here ({str(exc).strip() or 'missing'}); "
+        raise UserError(f"FluidSynth is not available here ({str(exc).strip() or 'missing'}); "
                         f"{INSTALL_HINT}") from None
     return fluidsynth
+
+
+def check_extra(option: str, soundfont: str | Path | None = None) -> Path:
+    """Everything ``option`` (--synth or --audio) needs of the audio extra, before anything starts: the Python
+    packages, the FluidSynth library and a SoundFont. One line names all that is missing (not one piece a
+    run); returns the SoundFont."""
+    import ctypes.util
+    import importlib
+    packages, system = [], []
+    for module, package in NEEDS[option].items():
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if module == "fluidsynth" and exc.name != "fluidsynth":
+                system.append("the FluidSynth library")
+            else:
+                packages.append(package)
+        except (ImportError, OSError):        # pyfluidsynth without its C library; a broken install
+            if module == "fluidsynth":
+                system.append("the FluidSynth library")
+            else:
+                packages.append(package)
+    if "the FluidSynth library" not in system and not any(
+            ctypes.util.find_library(n) for n in ("fluidsynth", "libfluidsynth", "libfluidsynth-3")):
+        system.append("the FluidSynth library")
+    if soundfont is None and not any(Path(c).is_file() for c in SOUNDFONTS):
+        system.append("a General MIDI SoundFont")
+    if packages or system:
+        how = ["pip install -r requirements-audio.txt"] if packages else []
+        if system:
+            how.append("apt install fluidsynth fluid-soundfont-gm (Debian; macOS: brew install fluid-synth "
+                       "and a .sf2 file given with --soundfont)")
+        raise UserError(f"{option} needs the audio extra; missing: {', '.join(packages + system)}. "
+                        f"Install it: {'; '.join(how)}")
+    return find_soundfont(soundfont)
 
 
 class FluidSynthSink:
