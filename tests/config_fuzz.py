@@ -190,3 +190,117 @@ def check_kiosk(path, for_play: bool = False) -> str:
         return "ok"
     except UserError as exc:
         return _one_line(exc)
+
+
+# --- cases that know their outcome (tests/test_config_fuzz.py) ---------------------------------------------
+# Each case is a shipped file with a few values changed, and says beforehand how the loader must end: "ok" or
+# "refused". What is right and wrong is written here from docs/PATCHES.md and docs/KIOSK.md, not taken from
+# the loader: known good values, values out of the documented range, a value of the wrong kind (a table for a
+# number, a word for a number, nan, 10**400 for a string), an unknown key, and text that is not TOML (tomllib
+# says so). One wrong value in a file refuses the whole file.
+PATCH_GOOD = {("layer", "channel"): [1, 10, 16], ("layer", "program"): [1, 64, 128], ("layer", "transpose"): [-12, 0, 12],
+              ("layer", "mono"): [True, False], ("shaping", "velocity_curve"): [0.5, 1.0, 2.0],
+              ("shaping", "max_polyphony"): [0, 1, 16], ("shaping", "transpose"): [-12, 0, 7], ("cc", "number"): [1, 20, 74],
+              ("cc", "channel"): [1, 16], ("cc", "smoothing_s"): [0.5, 2.0], ("osc", "port"): [9000, 12000],
+              ("controls", "rate_hz"): [10, 30]}
+PATCH_BAD = {("layer", "channel"): [0, 17, -1], ("layer", "program"): [0, 129], ("cc", "number"): [-1, 128],
+             ("cc", "channel"): [0, 17], ("shaping", "velocity_curve"): [0, -1.0], ("osc", "port"): [70000, -1],
+             ("controls", "rate_hz"): [0, -5], ("shaping", "max_polyphony"): [-1, 129], ("layer", "transpose"): [200, -200],
+             ("shaping", "transpose"): [200, -200]}
+KIOSK_GOOD = {"channel": [1, 16], "seed": [0, 42], "temperature": [0.5, 2.0], "top_p": [0.5, 1.0],
+              "slide_seconds": [5.0, 60.0], "max_polyphony": [8, 128], "max_note_seconds": [2.0, 20.0],
+              "status_port": [8090, 9000], "late_policy": ["drop", "send"], "log_level": ["debug", "warning"],
+              "decoder": ["gru", "transformer"], "embed_fps": [2.0, 8.0], "camera_timeout_s": [5.0, 30.0],
+              "sender_priority": [1, 50]}
+KIOSK_BAD = {"channel": [0, 17], "top_p": [0.0, 1.5], "temperature": [-1.0, 11.0], "max_polyphony": [0, 129],
+             "sender_priority": [-1, 100], "status_port": [70000, -1], "late_policy": ["later"], "log_level": ["loud"],
+             "decoder": ["lstm"], "seed": [-1], "slide_seconds": [0.0, -5.0], "embed_fps": [0.0, -1.0],
+             "max_note_seconds": [0.0, -1.0]}
+NOT_TOML = ['"unterminated', "[[", "key = ", "= 1", "x = 1\nx = 2", "\x00", "a = [1, 2", "[[layer]\n"]
+
+
+def wrong_kind(v) -> list:
+    """Values of another kind than ``v`` (a good value of some key): refused for that key."""
+    if isinstance(v, bool):
+        return ["yes", 2, {"x": 1}]
+    if isinstance(v, (int, float)):
+        return [math.nan, math.inf, -math.inf, 10 ** 400, "x", {"x": 1}, [1, 2]]
+    if isinstance(v, str):
+        return [10 ** 400, math.nan, {"x": 1}, [1]]
+    if isinstance(v, list):
+        return [math.nan, {"x": 1}]
+    return [math.nan, "x", 10 ** 400]
+
+
+def _tables(doc: dict, section: str) -> list[dict]:
+    t = doc.get(section)
+    if isinstance(t, dict):
+        return [t]
+    return [x for x in t if isinstance(x, dict)] if isinstance(t, list) else []
+
+
+def _not_toml(draw, text: str) -> str:
+    lines = text.split("\n")
+    at = draw(st.integers(0, len(lines)))
+    broken = "\n".join(lines[:at] + [draw(st.sampled_from(NOT_TOML)) + (lines[at] if at < len(lines) else "")]
+                       + lines[at + 1:])
+    try:
+        tomllib.loads(broken)
+    except tomllib.TOMLDecodeError:
+        return broken
+    raise AssertionError(f"meant to break the TOML, but it parses: {broken!r}")
+
+
+@st.composite
+def patch_cases(draw) -> tuple[str, str]:
+    """(TOML text, "ok" | "refused"): a shipped patch, some good values set, then at most one mistake."""
+    doc = copy.deepcopy(draw(st.sampled_from(_bases(REPO / "patches"))))
+    for _ in range(draw(st.integers(0, 3))):
+        (section, key), values = draw(st.sampled_from(sorted(PATCH_GOOD.items())))
+        for table in _tables(doc, section)[:1]:
+            table[key] = draw(st.sampled_from(values))
+    kind = draw(st.sampled_from(["ok", "range", "kind", "unknown key", "not toml"]))
+    if kind == "range":
+        choices = [(s, k, v) for (s, k), vs in sorted(PATCH_BAD.items()) if _tables(doc, s) for v in vs]
+        s, k, v = draw(st.sampled_from(choices))
+        draw(st.sampled_from(_tables(doc, s)))[k] = v
+    elif kind == "kind":
+        paths = [(t, k) for s in PATCH_KEYS if s for t in _tables(doc, s) for k in t] + \
+                [(doc, k) for k in doc if not isinstance(doc[k], (dict, list)) or doc[k] == []]
+        table, key = draw(st.sampled_from(paths))
+        table[key] = draw(st.sampled_from(wrong_kind(table[key])))
+    elif kind == "unknown key":
+        tables = [doc] + [t for s in PATCH_KEYS if s for t in _tables(doc, s)]
+        draw(st.sampled_from(tables))["bogus"] = draw(_values(1))
+    text = toml_doc(doc)
+    if kind == "not toml":
+        text = _not_toml(draw, text)
+    return text, "ok" if kind == "ok" else "refused"
+
+
+@st.composite
+def kiosk_cases(draw) -> tuple[str, str]:
+    """(TOML text, "ok" | "refused"): the example kiosk file (or an empty one), some good values set (keys with
+    dashes or underscores), then at most one mistake."""
+    doc = copy.deepcopy(_bases(REPO / "deploy")[0]) if draw(st.booleans()) else {}
+    doc.pop("log_file", None)                        # its folder is /var/log/image-to-music, absent here
+    spell = lambda k: k.replace("_", "-") if draw(st.booleans()) else k
+    for _ in range(draw(st.integers(0, 3))):
+        key, values = draw(st.sampled_from(sorted(KIOSK_GOOD.items())))
+        doc.pop(key, None)
+        doc[spell(key)] = draw(st.sampled_from(values))
+    kind = draw(st.sampled_from(["ok", "range", "kind", "unknown key", "not toml"]))
+    if kind == "range":
+        key, values = draw(st.sampled_from(sorted(KIOSK_BAD.items())))
+        doc.pop(key, None), doc.pop(key.replace("_", "-"), None)
+        doc[spell(key)] = draw(st.sampled_from(values))
+    elif kind == "kind":
+        key, values = draw(st.sampled_from(sorted(KIOSK_GOOD.items())))
+        doc.pop(key, None), doc.pop(key.replace("_", "-"), None)
+        doc[spell(key)] = draw(st.sampled_from(wrong_kind(values[0])))
+    elif kind == "unknown key":
+        doc[draw(st.sampled_from(["bogus", "camera-timeout", "statusport", "hour"]))] = draw(_values(1))
+    text = toml_doc(doc)
+    if kind == "not toml":
+        text = _not_toml(draw, text)
+    return text, "ok" if kind == "ok" else "refused"

@@ -77,14 +77,13 @@ def _packets():
 @settings(max_examples=int(os.environ.get("OSC_FUZZ_CASES", "300")), deadline=None)
 @given(_packets())
 def test_fuzz_every_packet_is_read_or_rejected_in_one_line(packet):
-    t0 = time.perf_counter()
+    """Each packet is read or rejected (time per packet, median and p99: bench/bench_osc_fuzz.py)."""
     try:
         out = read_packet(packet, OURS)
     except BadPacket as exc:
         assert "\n" not in str(exc) and len(str(exc)) < 200
     else:
         assert all(a in OURS and isinstance(v, float) and v == v for a, v in out)
-    assert time.perf_counter() - t0 < 0.05
 
 
 def test_osc_in_survives_a_flood_and_still_hears_the_hand():

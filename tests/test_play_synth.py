@@ -5,6 +5,7 @@
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -39,8 +40,13 @@ def test_no_sound_card_and_no_jack_writes_a_wav_and_says_where(tmp_path):
 
 
 def test_with_jack_the_synth_is_heard_on_the_playback_ports(jack_server, tmp_path):
+    """FluidSynth's audio feeds the playback ports, and it is music: what those ports are fed, recorded by
+    an independent JACK client (jack_rec) while the notes play, is above silence."""
+    if shutil.which("jack_rec") is None:
+        pytest.skip("jack_rec is missing (Debian: it comes with jackd2)")
     proc = play_synth(tmp_path, dict(os.environ), seconds="12")
-    connected = ""
+    connected, take = "", tmp_path / "heard" / "playback.wav"
+    take.parent.mkdir()
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -50,16 +56,22 @@ def test_with_jack_the_synth_is_heard_on_the_playback_ports(jack_server, tmp_pat
                 connected = m.group(1)
                 break
             time.sleep(0.3)
+        sources = [line.strip() for line in connected.splitlines() if line.strip()]
+        if sources:                                              # 5 s of what the playback port is fed
+            rec = subprocess.run(["jack_rec", "-f", str(take), "-d", "5", "-b", "16", *sources],
+                                 capture_output=True, text=True, timeout=30,
+                                 env=dict(os.environ, JACK_DEFAULT_SERVER=jack_server.name))
+            assert rec.returncode == 0, rec.stderr[-2000:]
     finally:
         out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out[-3000:]
-    assert connected.strip(), out[-3000:]                       # FluidSynth's audio feeds the playback port
+    assert sources, out[-3000:]                                  # FluidSynth's audio feeds the playback port
+    assert wav_rms(take) > 0.003, (wav_rms(take), out[-2000:])  # and it plays music, not silence
     assert not list(tmp_path.glob("*.wav"))
 
 
 def test_the_fallback_takes_are_not_left_untracked_in_the_repository():
     """play's fallback .mid (and --synth's .wav) land in the current folder: git ignores them (16.10)."""
-    import shutil
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
     for name in ("installation-20260101-120000.mid", "installation-20260101-120000.wav"):
