@@ -107,3 +107,15 @@ def test_a_virtual_port_log_gives_the_command_that_makes_it_heard(jack_server, f
     time.sleep(0.5)
     fluidsynth.stop()                                           # writes the WAV's header
     assert wav_rms(fluidsynth.wav_path) > 0.003, (wav_rms(fluidsynth.wav_path), fluidsynth.output[-1000:])
+
+
+def test_the_connect_command_names_the_ports_as_each_midi_system_wants_them():
+    """ALSA (no sequencer here to run it): aconnect takes the client:port numbers rtmidi's names end in; a
+    FluidSynth is preferred to other ports; with no synth there, a placeholder the shell refuses."""
+    from installation.midi.midi_io import connect_command
+    ours = "image-to-music:gallery 128:0"
+    synths = ["Midi Through:Midi Through Port-0 14:0", "FLUID Synth (4242):Synth input port (4242:0) 129:0"]
+    assert connect_command("alsa", ours, synths) == "aconnect 128:0 129:0"
+    assert connect_command("alsa", ours, []) == "aconnect 128:0 <synth-client:port>"
+    assert connect_command("jack", "image-to-music:x y", ["a:in", "fluidsynth-midi:midi_00"]) == \
+        "jack_connect 'image-to-music:x y' fluidsynth-midi:midi_00"
