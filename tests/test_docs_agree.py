@@ -50,12 +50,13 @@ def sh_lines(doc: str):
                 yield line
 
 
-def test_every_file_a_readme_command_reads_exists_or_is_marked_as_a_placeholder():
-    """Pasted into a script, a README command either works or fails at once: a file it reads is in the
+@pytest.mark.parametrize("doc", ["README.md", "docs/KIOSK.md", "docs/PATCHES.md"])
+def test_every_file_a_documented_command_reads_exists_or_is_marked_as_a_placeholder(doc):
+    """Pasted into a script, a documented command either works or fails at once: a file it reads is in the
     repository (or made by a command before it), or written as a <placeholder> the shell refuses; no bare
     capitalised stand-ins (a pasted HEAD_IP made `ray start` retry for 5 minutes)."""
     made = set()
-    for line in sh_lines("README.md"):
+    for line in sh_lines(doc):
         words = shlex.split(re.sub(r"<([\w./-]+)>", r"'<\1>'", line))       # keep <...> as one word
         for w in words:
             assert not re.fullmatch(r"[A-Z][A-Z0-9]*_[A-Z0-9_]*(:\d+)?", w), f"unmarked placeholder {w}: {line}"
@@ -81,4 +82,4 @@ def test_every_file_a_readme_command_reads_exists_or_is_marked_as_a_placeholder(
             i += 1
         for path in reads:
             assert path.startswith("<") or (REPO / path).exists() or path.rstrip("/") in made, \
-                f"README: {path} is neither in the repository nor a <placeholder>: {line}"
+                f"{doc}: {path} is neither in the repository nor a <placeholder>: {line}"
