@@ -82,7 +82,7 @@ def check_extra(option: str, soundfont: str | Path | None = None) -> Path:
                 system.append("the FluidSynth library")
             else:
                 packages.append(package)
-    if "the FluidSynth library" not in system and not any(
+    if "pyfluidsynth" in packages and not any(   # imported, pyfluidsynth has found the library itself
             ctypes.util.find_library(n) for n in ("fluidsynth", "libfluidsynth", "libfluidsynth-3")):
         system.append("the FluidSynth library")
     if soundfont is None and not any(Path(c).is_file() for c in SOUNDFONTS):
