@@ -53,8 +53,9 @@ def sh_lines(doc: str):
 @pytest.mark.parametrize("doc", ["README.md", "docs/KIOSK.md", "docs/PATCHES.md"])
 def test_every_file_a_documented_command_reads_exists_or_is_marked_as_a_placeholder(doc):
     """Pasted into a script, a documented command either works or fails at once: a file it reads is in the
-    repository (or made by a command before it), or written as a <placeholder> the shell refuses; no bare
-    capitalised stand-ins (a pasted HEAD_IP made `ray start` retry for 5 minutes)."""
+    repository (or made by a command before it, or by an install step of the same document: cp, mkdir, tee),
+    or written as a <placeholder> the shell refuses; no bare capitalised stand-ins (a pasted HEAD_IP made
+    `ray start` retry for 5 minutes)."""
     made = set()
     for line in sh_lines(doc):
         words = shlex.split(re.sub(r"<([\w./-]+)>", r"'<\1>'", line))       # keep <...> as one word
@@ -81,5 +82,6 @@ def test_every_file_a_documented_command_reads_exists_or_is_marked_as_a_placehol
                 reads.append(w)
             i += 1
         for path in reads:
-            assert path.startswith("<") or (REPO / path).exists() or path.rstrip("/") in made, \
+            installed = re.search(rf"\b(cp|mkdir|tee)\b[^\n`]*{re.escape(path)}", (REPO / doc).read_text())
+            assert path.startswith("<") or (REPO / path).exists() or path.rstrip("/") in made or installed, \
                 f"{doc}: {path} is neither in the repository nor a <placeholder>: {line}"
