@@ -243,12 +243,14 @@ class HarmonyPlan:
     def __init__(self, model: HarmonyModel, key_tonic: int = 0, minor: bool = False, arousal: float = 0.0,
                  rng=None, seed: int | None = None, t: float = 0.0):
         self.model = model
-        if rng is None:
-            self._random = random.Random(seed).random
-        elif hasattr(rng, "random"):
-            self._random = rng.random             # random.Random or numpy's Generator
+        # each restart (and each release of a held chord) draws from its own stream, seeded from the plan's
+        # seed and the restart's number: the same asks give the same plan, however far readers looked ahead
+        if rng is None or not hasattr(rng, "random"):
+            seeder = random.Random(seed if rng is None else rng)
         else:
-            self._random = random.Random(rng).random
+            seeder = rng                          # random.Random or numpy's Generator
+        self._next_seed = lambda: int(seeder.random() * 2**53)
+        self._random = random.random
         self._lock = threading.Lock()
         self._starts: list[float] = []
         self._chords: list[Chord] = []
@@ -256,6 +258,7 @@ class HarmonyPlan:
         self._asked = t              # the furthest time asked
         self._held: Chord | None = None
         self._s = _State()
+        self.version = 0             # bumped by restart() and hold(): readers that cache the plan look again
         self.restart(t, key_tonic, minor, arousal)
 
     # --- reading ---
@@ -309,6 +312,8 @@ class HarmonyPlan:
     def restart(self, t: float, key_tonic: int, minor: bool, arousal: float = 0.0) -> None:
         """A scene change: from t on, a new plan in the new key (its first chord begins at t)."""
         with self._lock:
+            self.version += 1
+            self._random = random.Random(self._next_seed()).random
             self._truncate(t)
             s = self._s
             s.tonic, s.minor, s.arousal = int(key_tonic) % 12, bool(minor), float(arousal)
@@ -328,6 +333,7 @@ class HarmonyPlan:
             if chord is not None:
                 if self._held == chord:
                     return
+                self.version += 1
                 self._held = chord
                 self._truncate(t)
                 self._append(t, chord)
@@ -336,6 +342,8 @@ class HarmonyPlan:
             if self._held is None:
                 return
             held, self._held = self._held, None
+            self.version += 1
+            self._random = random.Random(self._next_seed()).random
             s = self._s
             f = self.model.chains[s.minor].index.get(((held.root - s.tonic) % 12, held.quality))
             s.ctx = (BOS, BOS if f is None else f)
