@@ -16,6 +16,7 @@ to tempo is ours, not the data's.
     model = HarmonyModel.load()                         # exported_models/harmony.json
     plan = HarmonyPlan(model, key_tonic=9, minor=True, arousal=0.3, seed=1)
     plan.chord_at(12.5)                                 # Chord(root=5, quality='maj', pcs=..., name='F')
+    plan.at(11.8)                                       # a reader behind the generator: no drawing
     plan.ahead(10.0, 14.0)                              # [(9.7, Chord Am), (11.3, Chord F), ...]
     plan.restart(20.0, 2, False, -0.5)                  # a scene change: D major from t = 20 s on, at once
     plan.hold(recognise({0, 4, 7}))                     # a live chord holds the harmony ...
@@ -270,6 +271,13 @@ class HarmonyPlan:
             if self._held is None:
                 while self._end <= t:
                     self._extend()
+            i = bisect.bisect_right(self._starts, t) - 1
+            return self._chords[max(i, 0)]
+
+    def at(self, t: float) -> Chord:
+        """For readers behind the generator (OSC, visuals): the chord in force at t in the plan drawn so far,
+        without drawing further or moving the frontier that a held chord is taken from."""
+        with self._lock:
             i = bisect.bisect_right(self._starts, t) - 1
             return self._chords[max(i, 0)]
 

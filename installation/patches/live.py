@@ -200,8 +200,9 @@ class PatchRuntime:
             if scene is not None and scene != self._osc_scene:
                 self._osc_scene = scene
                 self.osc.send("/scene", int(scene), str(label))
-        if o.chords and self.plan is not None and self.generator is not None:
-            chord = self.plan.chord_at(max(0.0, self.generator.music_at(now)))
+        m = self.generator.music_at(now) if self.generator is not None and now >= self._t0 else -1.0
+        if o.chords and self.plan is not None and m >= 0:
+            chord = self.plan.at(m)
             if chord != self._osc_chord:
                 self._osc_chord = chord
                 self.osc.chord(chord)
