@@ -99,3 +99,42 @@ def test_a_held_chord_settles_and_lets_go_after_the_grace():
     inp.on_midi(([0x90, 60], 0.0))
     at(101.0)
     assert plan.held is None
+
+
+def test_render_writes_the_chord_layer_under_the_same_plan(tmp_path):
+    import mido
+
+    from installation.music import events as E
+    from installation.patches.routing import route_events_to_midi
+    model = HarmonyModel.load()
+    patch = parse_patch({"chord_layer": {"channel": 4, "style": "pad", "velocity": 40}})
+    seq = []
+    for k in range(60):                                  # 30 s: a note every half second
+        seq += [E.VELOCITY + 16, E.NOTE_ON + 60 + k % 12, E.TIME_SHIFT + 49, E.NOTE_OFF + 60 + k % 12]
+    path = tmp_path / "x.mid"
+    n = route_events_to_midi(seq, path, patch, plan=HarmonyPlan(model, 7, False, 0.2, seed=9))
+    assert n == 60                                       # the performance's notes, counted as before
+    t, sounding, sets, ons = 0.0, {}, [], 0
+    for msg in mido.MidiFile(path):
+        t += msg.time
+        if msg.type not in ("note_on", "note_off") or msg.channel != 3:
+            continue
+        if msg.type == "note_on" and msg.velocity > 0:
+            sounding[msg.note] = t
+            ons += 1
+        else:
+            assert sounding.pop(msg.note, None) is not None
+        pcs = frozenset(p % 12 for p in sounding)
+        if sets and abs(sets[-1][0] - t) < 1e-6:
+            sets[-1] = (t, pcs)                          # what sounds once every message at t is in
+        else:
+            sets.append((t, pcs))
+    assert sounding == {} and ons >= 10
+    merged = []
+    for t, pcs in sets:
+        if pcs and (not merged or merged[-1][1] != pcs):
+            merged.append((t, pcs))
+    sets = merged
+    want = HarmonyPlan(model, 7, False, 0.2, seed=9).ahead(0.0, 29.9)
+    assert [pcs for _, pcs in sets] == [c.pcs for _, c in want]
+    assert all(abs(a - b) < 0.002 for (a, _), (b, _) in zip(sets, want))     # 1-ms ticks

@@ -22,6 +22,11 @@ to tempo is ours, not the data's.
     plan.hold(recognise({0, 4, 7}))                     # a live chord holds the harmony ...
     plan.hold(None)                                     # ... until released
 
+In the engine the generator owns the plan (``generator.plan``, made by ``engine.open_harmony`` from the
+models folder's harmony.json): it restarts it at each new scene, or a new key, at its music time
+(``GeneratorThread._follow_harmony``), and its frontier asks ``chord_at(stream time)`` (the chord control,
+and ``[chord_layer]``'s ``ChordPlayer.until``); OSC reads ``at(playback time)``; a chord input calls ``hold``.
+
 Times are the caller's (the generator's music time, seconds). A plan is extended lazily as it is asked
 further, keeps about a minute behind the furthest time asked, and is safe to share between threads (the
 generator asks it, a chord layer and OSC read it, a MIDI input holds it). Plain Python: no numpy needed.

@@ -194,7 +194,8 @@ class ChordPlayer:
     """A patch's ``[chord_layer]``: the plan's chords as notes on their own channel. A pad keeps the tones
     two chords share and strikes the others; a bass strikes the root. Each pitch class sounds in one
     octave (from ``base``), so the voices move by less than an octave. A tone held ``refresh_s`` is
-    struck again (the scheduler closes notes held past its ``max_note_s``).
+    struck again, or 1 s later when a chord change is near (the scheduler closes notes held past its
+    ``max_note_s``, 8 s).
 
         player = ChordPlayer(patch.chord_layer, plan)
         scheduler.push(player.until(m, due))     # after each generated event: the changes up to music time m
@@ -230,13 +231,15 @@ class ChordPlayer:
             at = max(start, since)
             self._strike(at, due(at), self.voicing(chord), out)
             self._last = (start, chord)
-        old = sorted(p for p, t in self.sounding.items() if m - t >= self.refresh_s)
+        nxt = self.plan.next_change(m)
+        refresh = self.refresh_s if nxt - m > 1.5 else self.refresh_s + 1.0     # not just before a change
+        old = sorted(p for p, t in self.sounding.items() if m - t >= refresh)
         if old:
             at = due(m)
             out += [(at, (NOTE_OFF | self.ch, p, 0)) for p in old]
             out += [(at, (NOTE_ON | self.ch, p, self.cfg.velocity)) for p in old]
             self.sounding.update(dict.fromkeys(old, m))
-        self._next = min(self.plan.next_change(m), min(self.sounding.values(), default=math.inf) + self.refresh_s)
+        self._next = min(nxt, min(self.sounding.values(), default=math.inf) + refresh)
         return out
 
     def _strike(self, t: float, at: float, pitches: list[int], out: list) -> None:
@@ -263,11 +266,14 @@ class ChordPlayer:
         self._next = -math.inf
 
 
-def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, *, max_note_s: float = 8.0) -> int:
+def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, *, max_note_s: float = 8.0,
+                         plan=None) -> int:
     """Offline: decode performance events, route them through the patch, write a type-0 MIDI file
     (1 tick = 1 ms; program changes at time 0; times stretched by the patch's tempo_scale). Notes still
     open at the end, or held longer than ``max_note_s`` (as the live scheduler caps them), are closed.
-    Returns the number of note-ons. CCs, OSC and clock are live-only."""
+    With a harmony ``plan`` (the one the events were made under: the same model, key, arousal and seed
+    draw the same chords) and a ``[chord_layer]``, the layer's notes are written too.
+    Returns the number of note-ons (the performance's). CCs, OSC and clock are live-only."""
     import mido
 
     from installation.music import events as E
@@ -277,14 +283,15 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
     timed: list[tuple[float, tuple[int, ...]]] = [(0.0, m) for m in router.start_messages()]
     opened: dict[tuple[int, int], float] = {}
     n_on = 0
+    chords = ChordPlayer(patch.chord_layer, plan) if plan is not None and patch.chord_layer is not None else None
 
-    def emit(t: float, msgs) -> None:
+    def emit(t: float, msgs, count: bool = True) -> None:
         nonlocal n_on
         for m in msgs:
             key = (m[0] & 0x0F, m[1])
             if m[0] & 0xF0 == NOTE_ON:
                 opened[key] = t
-                n_on += 1
+                n_on += count
             elif opened.pop(key, None) is None:
                 continue                            # closed already (held too long)
             timed.append((t, m))
@@ -292,6 +299,9 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
     stretch = patch.shaping.tempo_scale
     for ev in events:
         note = stream.feed(int(ev))
+        if chords is not None:
+            for due, m in chords.until(stream.time, lambda x: x * stretch):
+                emit(due, [m], count=False)
         if note is None:
             continue
         now = note.time * stretch
