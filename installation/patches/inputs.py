@@ -62,6 +62,13 @@ class ChordInput:
                 return
             self._changed, self._pending = self.clock(), True
 
+    def lost(self) -> None:
+        """Messages from the chord port were dropped (a flood): which keys are down is unknown, so none are."""
+        with self._lock:
+            if self._keys:
+                self._keys.clear()
+                self._changed, self._pending = self.clock(), True
+
     def on_osc(self, values) -> None:
         """``/chord/hold`` values (pitch classes 0-11 or notes 0-127, whole numbers), or None: release."""
         if values is not None:
@@ -171,7 +178,8 @@ class EmotionInput:
             from installation.midi import midi_io
             from installation.midi.midi_in import PolledInput
             api = self.api or midi_io.choose_api(None)
-            self._chord_midi = PolledInput(api, "image-to-music-chords", self.chord.on_midi, rate=1000.0)
+            self._chord_midi = PolledInput(api, "image-to-music-chords", self.chord.on_midi, rate=1000.0,
+                                           on_drop=self.chord.lost)
             self._chord_midi.open(self.cfg.chord_port, what="input", port_label="chords")
             log.info("input: chords held on %s become the harmony", self._chord_midi.port_name)
         if self.cfg.osc_port is not None:
