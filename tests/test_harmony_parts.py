@@ -138,3 +138,10 @@ def test_render_writes_the_chord_layer_under_the_same_plan(tmp_path):
     want = HarmonyPlan(model, 7, False, 0.2, seed=9).ahead(0.0, 29.9)
     assert [pcs for _, pcs in sets] == [c.pcs for _, c in want]
     assert all(abs(a - b) < 0.002 for (a, _), (b, _) in zip(sets, want))     # 1-ms ticks
+
+
+def test_a_plan_nobody_drew_yet_answers():
+    """OSC may read the plan before anything drew it (a patch with no chord layer)."""
+    plan = HarmonyPlan(HarmonyModel.load(), 3, True, 0.0, seed=2)
+    assert plan.chord_at(0.0) is not None and plan.chord_at(0.0) == plan.ahead(0.0, 1.0)[0][1]
+    assert plan.next_change(0.0) > 0.0

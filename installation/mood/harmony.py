@@ -16,7 +16,6 @@ to tempo is ours, not the data's.
     model = HarmonyModel.load()                         # exported_models/harmony.json
     plan = HarmonyPlan(model, key_tonic=9, minor=True, arousal=0.3, seed=1)
     plan.chord_at(12.5)                                 # Chord(root=5, quality='maj', pcs=..., name='F')
-    plan.at(11.8)                                       # a reader behind the generator: no drawing
     plan.ahead(10.0, 14.0)                              # [(9.7, Chord Am), (11.3, Chord F), ...]
     plan.restart(20.0, 2, False, -0.5)                  # a scene change: D major from t = 20 s on, at once
     plan.hold(recognise({0, 4, 7}))                     # a live chord holds the harmony ...
@@ -25,7 +24,8 @@ to tempo is ours, not the data's.
 In the engine the generator owns the plan (``generator.plan``, made by ``engine.open_harmony`` from the
 models folder's harmony.json): it restarts it at each new scene, or a new key, at its music time
 (``GeneratorThread._follow_harmony``), and its frontier asks ``chord_at(stream time)`` (the chord control,
-and ``[chord_layer]``'s ``ChordPlayer.until``); OSC reads ``at(playback time)``; a chord input calls ``hold``.
+and ``[chord_layer]``'s ``ChordPlayer.until``); OSC reads ``chord_at(playback time)``, behind it; a chord
+input calls ``hold``, which takes effect from the furthest time asked.
 
 Times are the caller's (the generator's music time, seconds). A plan is extended lazily as it is asked
 further, keeps about a minute behind the furthest time asked, and is safe to share between threads (the
@@ -274,15 +274,8 @@ class HarmonyPlan:
             if t > self._asked:
                 self._asked = t
             if self._held is None:
-                while self._end <= t:
+                while self._end <= t or not self._starts:
                     self._extend()
-            i = bisect.bisect_right(self._starts, t) - 1
-            return self._chords[max(i, 0)]
-
-    def at(self, t: float) -> Chord:
-        """For readers behind the generator (OSC, visuals): the chord in force at t in the plan drawn so far,
-        without drawing further or moving the frontier that a held chord is taken from."""
-        with self._lock:
             i = bisect.bisect_right(self._starts, t) - 1
             return self._chords[max(i, 0)]
 

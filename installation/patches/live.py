@@ -75,6 +75,8 @@ class PatchRuntime:
         self.generator = None
         self.plan = None                  # the generator's harmony plan (installation.mood.harmony), if any
         self._osc_chord = None
+        from installation.ratelimit import LogLimiter
+        self._warn = LogLimiter(log, every_s=10.0)
         self.base_tempo_scale = 1.0
         self._logged_bpm: float | None = None
         self.valence: float | None = None
@@ -202,10 +204,14 @@ class PatchRuntime:
                 self.osc.send("/scene", int(scene), str(label))
         m = self.generator.music_at(now) if self.generator is not None and now >= self._t0 else -1.0
         if o.chords and self.plan is not None and m >= 0:
-            chord = self.plan.at(m)
-            if chord != self._osc_chord:
-                self._osc_chord = chord
-                self.osc.chord(chord)
+            try:
+                chord = self.plan.chord_at(m)           # the chord sounding: behind the generator's frontier
+            except Exception as exc:                    # noqa: BLE001  visuals are not worth the CCs and the clock
+                self._warn("/chord not sent: %s", exc)
+            else:
+                if chord != self._osc_chord:
+                    self._osc_chord = chord
+                    self.osc.chord(chord)
         if o.notes:
             due = []
             with self._lock:
