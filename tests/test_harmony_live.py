@@ -151,7 +151,7 @@ def test_chord_layer_osc_and_a_held_chord(jack_server, tmp_path):
     assert "more than 1000 messages/s; the rest dropped" in out, out[-3000:]      # the flood, said once
     held = frozenset(p % 12 for p in HELD)
     during = [(t, frozenset(pcs)) for t, (_, _, *pcs) in chords if t_press < t < t_release + 0.5]
-    assert during and during[0][1] == held and during[0][0] - t_press < 2.5, during
+    assert during and during[0][1] == held and during[0][0] - t_press < 5.0, during     # look-ahead (+ a critic phrase)
     assert all(pcs == held for t, pcs in during if t < t_release), during
     layer = [(t, pcs) for t, pcs in sounding_sets(timed) if t_press < t < t_release]
     assert layer and layer[-1][1] == held, layer
