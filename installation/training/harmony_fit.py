@@ -16,7 +16,6 @@ import argparse
 import bisect
 import collections
 import json
-import math
 import random
 import statistics
 import sys
