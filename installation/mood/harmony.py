@@ -9,9 +9,10 @@ quality folded to a small set (maj, min, dim, aug, sus2, sus4, 7, maj7, min7):
 - harmonic rhythm: chord length in beats (1-8), conditioned on the previous length, the beat in the bar
   where the chord starts, and the song's tempo band.
 
-Arousal sets the beat: it is mapped onto POP909's song tempi (-1: the slowest songs, +1: the fastest),
-which also picks the tempo band of the rhythm table. POP909 has no emotion labels: the link from arousal
-to tempo is ours, not the data's.
+Arousal and mode set the beat, which also picks the tempo band of the rhythm table: POP909 has no
+emotion labels, so the fit measures EMOPIA's harmonic rhythm by quadrant (chords recognised from its
+notes) and finds, per mode, the beat at arousal -1 and +1 whose plans change chord as often as EMOPIA's
+clips of that corner (major: Q4, Q1; minor: Q3, Q2); linear in between.
 
     model = HarmonyModel.load()                         # exported_models/harmony.json
     plan = HarmonyPlan(model, key_tonic=9, minor=True, arousal=0.3, seed=1)
@@ -182,6 +183,7 @@ class HarmonyModel:
             probs[key] = _blend(table[key], lower)
             self._rhythm[key] = _cumulative(probs[key])
         self.bar_beats = int(r.get("bar_beats", 4))
+        self.arousal_tempo: dict | None = r.get("arousal_tempo")      # {"major": [bpm at -1, at +1], "minor": ...}
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "HarmonyModel":
@@ -191,10 +193,15 @@ class HarmonyModel:
             p = p / "harmony.json"
         return cls(json.loads(p.read_text(encoding="utf-8")), p)
 
-    def tempo(self, arousal: float) -> float:
-        """Beats per minute for an arousal in -1..1: POP909's song tempo at quantile 0.05 (arousal -1)
-        to 0.95 (arousal +1), linear in between (0: the median song)."""
-        q = (min(1.0, max(-1.0, float(arousal))) + 1.0) / 2.0
+    def tempo(self, arousal: float, minor: bool = False) -> float:
+        """Beats per minute for an arousal in -1..1. Fitted with EMOPIA (``arousal_tempo``): per mode, linear
+        from the beat whose plans change chord as EMOPIA's low-arousal quadrant does (minor: Q3, major: Q4)
+        to the high one's (Q2, Q1). Otherwise POP909's song tempo at quantile 0.05 (-1) to 0.95 (+1)."""
+        a = min(1.0, max(-1.0, float(arousal)))
+        if self.arousal_tempo:
+            lo, hi = self.arousal_tempo["minor" if minor else "major"]
+            return lo + (a + 1.0) / 2.0 * (hi - lo)
+        q = (a + 1.0) / 2.0
         qs = self.tempo_quantiles
         x = q * (len(qs) - 1)
         i = min(int(x), len(qs) - 2)
@@ -247,7 +254,7 @@ class HarmonyPlan:
     """A chord plan in a key, drawn from the model; see the module's docstring."""
 
     def __init__(self, model: HarmonyModel, key_tonic: int = 0, minor: bool = False, arousal: float = 0.0,
-                 rng=None, seed: int | None = None, t: float = 0.0):
+                 rng=None, seed: int | None = None, t: float = 0.0, bpm: float | None = None):
         self.model = model
         # each restart (and each release of a held chord) draws from its own stream, seeded from the plan's
         # seed and the restart's number: the same asks give the same plan, however far readers looked ahead
@@ -265,7 +272,7 @@ class HarmonyPlan:
         self._held: Chord | None = None
         self._s = _State()
         self.version = 0             # bumped by restart() and hold(): readers that cache the plan look again
-        self.restart(t, key_tonic, minor, arousal)
+        self.restart(t, key_tonic, minor, arousal, bpm=bpm)
 
     # --- reading ---
     def chord_at(self, t: float) -> Chord:
@@ -315,15 +322,16 @@ class HarmonyPlan:
         return self._s.beat_s
 
     # --- changing ---
-    def restart(self, t: float, key_tonic: int, minor: bool, arousal: float = 0.0) -> None:
-        """A scene change: from t on, a new plan in the new key (its first chord begins at t)."""
+    def restart(self, t: float, key_tonic: int, minor: bool, arousal: float = 0.0, bpm: float | None = None) -> None:
+        """A scene change: from t on, a new plan in the new key (its first chord begins at t). ``bpm`` sets the
+        beat instead of arousal (for measurements)."""
         with self._lock:
             self.version += 1
             self._random = random.Random(self._next_seed()).random
             self._truncate(t)
             s = self._s
             s.tonic, s.minor, s.arousal = int(key_tonic) % 12, bool(minor), float(arousal)
-            bpm = self.model.tempo(s.arousal)
+            bpm = float(bpm) if bpm else self.model.tempo(s.arousal, s.minor)
             s.beat_s, s.band = 60.0 / bpm, self.model.band(bpm)
             s.ctx, s.prev_len, s.pos = (BOS, BOS), 0, 0
             self._end = t

@@ -16,6 +16,7 @@ import argparse
 import bisect
 import collections
 import json
+import math
 import random
 import statistics
 import sys
@@ -252,6 +253,122 @@ def fit(folder: Path, min_count: int = 30, bands: int = 3) -> dict:
     return model
 
 
+# --- arousal: EMOPIA's harmonic rhythm by quadrant, through a small chord recogniser -------------------
+
+FRAME_S = 0.25
+
+
+def _templates():
+    import numpy as np
+    rows = []
+    for root in range(12):
+        for iv, _ in H.QUALITIES.values():
+            v = np.zeros(12)
+            v[[(root + i) % 12 for i in iv]] = 1.0
+            rows.append(v / np.linalg.norm(v))
+    return np.array(rows)
+
+
+def chord_segments(notes, penalty: float, templates) -> list[tuple[float, float]]:
+    """(start, end) of the chords a template recogniser hears in ``notes``: duration-weighted pitch-class
+    profiles of 0.25-s frames, scored by cosine against every root x folded quality, Viterbi-smoothed with
+    ``penalty`` per change. Frames with no note are left out of the chords."""
+    import numpy as np
+    if not notes:
+        return []
+    n = int(math.ceil(max(x.end for x in notes) / FRAME_S)) + 1
+    prof = np.zeros((n, 12))
+    for x in notes:
+        a, b = x.start / FRAME_S, x.end / FRAME_S
+        for i in range(int(a), min(int(b), n - 1) + 1):
+            ov = min(b, i + 1) - max(a, i)
+            if ov > 0:
+                prof[i, x.pitch % 12] += ov
+    norm = np.linalg.norm(prof, axis=1, keepdims=True)
+    score_of = np.where(norm > 0, (prof / np.maximum(norm, 1e-9)) @ templates.T, 0.0)
+    k = score_of.shape[1]
+    score, back = score_of[0].copy(), np.zeros((n, k), np.int32)
+    for i in range(1, n):
+        best = int(score.argmax())
+        jump = score[best] - penalty
+        move = jump > score
+        back[i] = np.where(move, best, np.arange(k))
+        score = np.where(move, jump, score) + score_of[i]
+    path = np.zeros(n, np.int32)
+    path[-1] = int(score.argmax())
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    active, out, s0 = norm[:, 0] > 0, [], 0
+    for i in range(1, n + 1):
+        if i == n or path[i] != path[s0]:
+            if active[s0:i].any():
+                out.append((s0 * FRAME_S, i * FRAME_S))
+            s0 = i
+    return out
+
+
+def emopia_rhythm(pop909: Path, emopia: Path, annotated: dict) -> dict:
+    """The recogniser's change penalty chosen on POP909's MIDI (every 9th song) against its annotations,
+    then EMOPIA's median chord length and 2-s change share per quadrant (notes as heard, pedal applied)."""
+    from installation.music.events import load_notes
+    tpl = _templates()
+    songs = []
+    for path in sorted((pop909 / "midis").glob("*.mid"))[::9]:
+        try:
+            songs.append(load_notes(path, sustain=False))
+        except ValueError as exc:
+            print(f"skipped {path.name}: {exc}", file=sys.stderr)
+    trials = {}
+    for penalty in (0.2, 0.3, 0.4, 0.5, 0.6):
+        f = change_figures([chord_segments(n, penalty, tpl) for n in songs])
+        trials[penalty] = f
+    target_m, target_s = annotated["median_chord_s"], annotated["share_2s_blocks_with_change"]
+    penalty = min(trials, key=lambda p: abs(trials[p]["median_chord_s"] - target_m) / target_m
+                  + abs(trials[p]["share_2s_blocks_with_change"] - target_s))
+    quadrants, skipped = collections.defaultdict(list), []
+    for path in sorted((emopia / "midis").glob("*.mid")):
+        try:
+            quadrants[path.name[:2]].append(chord_segments(load_notes(path, sustain=True), penalty, tpl))
+        except ValueError as exc:
+            skipped.append(path.name)
+            print(f"skipped {path.name}: {exc}", file=sys.stderr)
+    return {"frame_s": FRAME_S, "penalty": penalty, "pop909_songs": len(songs),
+            "pop909_check": {str(p): f for p, f in trials.items()},
+            "quadrants": {q: change_figures(v) | {"clips": len(v)} for q, v in sorted(quadrants.items())},
+            "high_arousal": change_figures(quadrants["Q1"] + quadrants["Q2"]),
+            "low_arousal": change_figures(quadrants["Q3"] + quadrants["Q4"]), "skipped": skipped}
+
+
+CORNERS = {"Q1": (False, 1.0), "Q2": (True, 1.0), "Q3": (True, -1.0), "Q4": (False, -1.0)}   # minor, arousal
+
+
+def plan_share(model: H.HarmonyModel, minor: bool, bpm: float, n: int = 60, seconds: float = 120.0) -> float:
+    """The share of 2-s blocks with a chord change in n plans at a beat of ``bpm``."""
+    pieces = []
+    for i in range(n):
+        segs = H.HarmonyPlan(model, i % 12, minor, 0.0, seed=7000 + i, bpm=bpm).ahead(0.0, seconds)
+        pieces.append([(a[0], b[0]) for a, b in zip(segs, segs[1:])])
+    return change_figures(pieces)["share_2s_blocks_with_change"]
+
+
+def arousal_tempo(model: H.HarmonyModel, emopia: dict) -> dict:
+    """Per mode, the beat (bpm) at arousal -1 and +1 whose plans hold a chord change in as many 2-s blocks
+    as EMOPIA's clips of the corner's quadrant (major: Q4 and Q1; minor: Q3 and Q2): the figure the
+    listening measure's chroma self-similarity of 2-s blocks sees. Bisection over 30-200 bpm."""
+    out = {"major": [0.0, 0.0], "minor": [0.0, 0.0]}
+    for q, (minor, arousal) in CORNERS.items():
+        target = emopia["quadrants"][q]["share_2s_blocks_with_change"]
+        lo, hi = 30.0, 200.0
+        for _ in range(12):
+            mid = (lo + hi) / 2
+            if plan_share(model, minor, mid) < target:
+                lo = mid                         # too few changes: faster
+            else:
+                hi = mid
+        out["minor" if minor else "major"][0 if arousal < 0 else 1] = round((lo + hi) / 2, 1)
+    return out
+
+
 def measure_plans(model: H.HarmonyModel, n: int = 400, seconds: float = 180.0, seed: int = 0,
                   major_share: float = 0.6) -> dict:
     """The data's figures measured on plans: n plans, arousal spread evenly over -1..1 (so the beat
@@ -286,6 +403,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DATA, help="POP909 folder (chords/, beats/, keys/)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--min-count", type=int, default=30, help="a function rarer than this in its mode ends a phrase")
+    ap.add_argument("--emopia", type=Path, default=DATA.parent / "emopia", help="EMOPIA folder (midis/): "
+                    "the harmonic rhythm by quadrant, which sets the beat by arousal")
     args = ap.parse_args(argv)
     if not (args.data / "chords").is_dir():
         print(f"--data {args.data}: no chords/ folder (POP909 with its annotations)", file=sys.stderr)
@@ -293,12 +412,27 @@ def main(argv=None) -> int:
     model = fit(args.data, args.min_count)
     songs = model["data"]["songs"]
     major_share = model["modes"]["major"]["chords"] / (model["modes"]["major"]["chords"] + model["modes"]["minor"]["chords"])
-    model["plans"] = measure_plans(H.HarmonyModel(model), major_share=major_share)
+    fitted = H.HarmonyModel(model)
+    model["plans"] = measure_plans(fitted, major_share=major_share)          # at POP909's song tempi
+    if (args.emopia / "midis").is_dir():
+        t = time.time()
+        emo = emopia_rhythm(args.data, args.emopia, model["data"]["figures"]["raw_labels"])
+        model["emopia"] = emo
+        model["rhythm"]["arousal_tempo"] = arousal_tempo(fitted, emo)
+        fitted = H.HarmonyModel(model)
+        model["plans_by_quadrant"] = {
+            q: change_figures([[(a[0], b[0]) for a, b in zip(segs, segs[1:])]
+                               for segs in (H.HarmonyPlan(fitted, i % 12, minor, arousal, seed=i).ahead(0.0, 180.0)
+                                            for i in range(100))])
+            for q, (minor, arousal) in CORNERS.items()}
+        model["fit"]["emopia_seconds"] = round(time.time() - t, 1)
     args.out.write_text(json.dumps(model, separators=(",", ":")) + "\n", encoding="utf-8")
     f = model["data"]["figures"]
     print(f"{songs} songs, {model['data']['phrases']} phrases, fitted in {model['fit']['seconds']} s -> {args.out} "
           f"({args.out.stat().st_size / 1e3:.0f} kB)")
-    print(json.dumps({"data": f, "plans": model["plans"],
+    print(json.dumps({"data": f, "plans": model["plans"], "emopia": model.get("emopia"),
+                      "arousal_tempo": model["rhythm"].get("arousal_tempo"),
+                      "plans_by_quadrant": model.get("plans_by_quadrant"),
                       "functions": {m: len(model["modes"][m]["functions"]) for m in ("major", "minor")},
                       "coverage": {m: model["modes"][m]["coverage"] for m in ("major", "minor")}}, indent=1))
     return 0
