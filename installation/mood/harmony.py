@@ -369,8 +369,8 @@ class HarmonyPlan:
         i = bisect.bisect_left(self._starts, t)
         del self._starts[i:], self._chords[i:]
 
-    def _append(self, t: float, chord: Chord) -> None:
-        if self._chords and self._chords[-1] == chord and self._starts[-1] <= t:
+    def _append(self, t: float, chord: Chord, phrase: bool = False) -> None:
+        if not phrase and self._chords and self._chords[-1] == chord and self._starts[-1] <= t:
             return                                  # the same chord goes on: no change
         self._starts.append(t)
         self._chords.append(chord)
@@ -384,7 +384,7 @@ class HarmonyPlan:
         degree, quality = chain.functions[f]
         cum = m.rhythm(s.band, s.pos, s.prev_len)
         beats = m.lengths[min(bisect.bisect_left(cum, r()), len(cum) - 1)]
-        self._append(self._end, Chord.of(s.tonic + degree, quality))
+        self._append(self._end, Chord.of(s.tonic + degree, quality), phrase=s.prev_len == 0)   # a new phrase: struck anew
         self._end += beats * s.beat_s
         s.ctx, s.prev_len, s.pos = (s.ctx[1], f), beats, (s.pos + beats) % m.bar_beats
         if self._starts[0] < self._asked - HISTORY_S and len(self._starts) > 64:

@@ -229,6 +229,9 @@ class ChordPlayer:
             if self._last is not None and (start < self._last[0] or (start, chord) == self._last):
                 continue
             at = max(start, since)
+            if self._last is not None and chord == self._last[1]:      # the same chord, a new phrase: struck anew
+                out += [(due(at), (NOTE_OFF | self.ch, p, 0)) for p in sorted(self.sounding)]
+                self.sounding.clear()
             self._strike(at, due(at), self.voicing(chord), out)
             self._last = (start, chord)
         nxt = self.plan.next_change(m)
