@@ -222,3 +222,56 @@ def test_osc_chord_hold_and_release_with_hostile_packets_between(jack_server, tm
     assert all(36 <= p < 48 for _, p in bass)
     assert any(p[0] != "Eb" for t, p in chords if t > t_release), chords
     assert "rejected" in out or "whole numbers" in out, out[-3000:]       # said, once, not a crash
+
+
+def test_a_live_scene_change_starts_a_new_plan_at_the_cut(jack_server, midi_receiver):
+    """A live source (a camera) switches picture: the plan restarts in the new scene's key at the cut, the chord
+    layer's old chord ends there (the scheduler's discard) and the new plan's first chord is struck with the
+    new scene's first notes. The engine runs here, its notes through the sender process to the receiver."""
+    from installation import manifest
+    from installation.engine import Engine, EngineConfig
+    from installation.midi.sender_config import SenderConfig
+    from installation.midi.sender_process import SenderProcess
+    from installation.patches.patch import parse_patch
+    from test_scene_change_live import Switching, artwork
+
+    source = Switching(artwork("starry"), artwork("hubble"))
+    sender = SenderProcess(SenderConfig(port=midi_receiver.port_name, midi_api="jack", log_level="warning"))
+    sender.start()
+    patch = parse_patch({"chord_layer": {"channel": 2, "style": "pad", "velocity": 44}})
+    try:
+        eng = Engine(manifest.load(None), source, None, EngineConfig(seed=4), scheduler=sender.scheduler, patch=patch)
+        sender.wait_ready(30)
+        try:
+            eng.start()
+            source.switch_at = eng.t0 + 3.0
+            eng.wait(3.0 + 3.0)
+            key_after = eng.timeline.at(0.0, timeout=0).direction.targets.key
+            plan_key = eng.generator.plan.key
+        finally:
+            eng.stop()
+    finally:
+        assert sender.stop() == 0
+    assert eng.failure is None, eng.failure
+    time.sleep(0.2)
+    changes = eng.generator.scene_changes
+    assert len(changes) == 1, changes
+    acted, due = changes[0]
+    assert plan_key == (key_after.tonic, key_after.minor)                 # the plan is the new scene's
+    msgs = list(midi_receiver.messages)
+    layer = [(t, m) for t, m in msgs if len(m) == 3 and m[0] & 0x0F == 1 and m[0] & 0xE0 == 0x80]
+    before = [t for t, m in layer if m[0] == 0x91 and m[2] > 0 and t < acted]
+    assert before, "no chord layer before the change"
+    # at the cut: what the layer sounded ends, and the new plan's first chord is struck with the first new notes
+    sounding = {}
+    for t, m in layer:
+        if t > due - 0.02:
+            break
+        if m[0] == 0x91 and m[2] > 0:
+            sounding[m[1]] = t
+        else:
+            sounding.pop(m[1], None)
+    assert sounding == {}, f"the old chord still sounds at the new scene's first note: {sorted(sounding)}"
+    struck = [t for t, m in layer if m[0] == 0x91 and m[2] > 0 and acted <= t <= due + 0.3]
+    assert struck, ("no chord struck with the new scene", acted, due, [t for t, _ in layer if t > acted][:6])
+    assert midi_receiver.unmatched_note_ons() == []
