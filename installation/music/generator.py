@@ -153,6 +153,8 @@ class GeneratorThread:
             now = self.clock()
             cut = now + self.cfg.discard_margin_s
             self.scheduler.discard_after(cut)
+            if self.chords is not None:
+                self.chords.reset()                     # the scheduler closes what the chord layer sounds
             # resume the music clock at the cut: later events are due from there
             m_cut = self.stream.time
             self.offset = cut - (self.t0 + m_cut * self.tempo_scale)
@@ -160,8 +162,6 @@ class GeneratorThread:
             self.sounding.clear()
             if self.shaper is not None:
                 self.shaper.reset()                     # the scheduler closes what sounds
-            if self.chords is not None:
-                self.chords.reset()
             self._pending_change = now
             self._entry_deadline = m_cut + self.cfg.entry_gap_s / self.tempo_scale
             self._enter(e)
