@@ -274,9 +274,7 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
     """Offline: decode performance events, route them through the patch, write a type-0 MIDI file
     (1 tick = 1 ms; program changes at time 0; times stretched by the patch's tempo_scale). Notes still
     open at the end, or held longer than ``max_note_s`` (as the live scheduler caps them), are closed.
-    With a harmony ``plan`` (the one the events were made under: the same model, key, arousal and seed
-    draw the same chords) and a ``[chord_layer]``, the layer's notes are written too.
-    Returns the number of note-ons (the performance's). CCs, OSC and clock are live-only."""
+    Returns the number of note-ons. CCs, OSC and clock are live-only."""
     import mido
 
     from installation.music import events as E
@@ -286,7 +284,6 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
     timed: list[tuple[float, tuple[int, ...]]] = [(0.0, m) for m in router.start_messages()]
     opened: dict[tuple[int, int], float] = {}
     n_on = 0
-    chords = ChordPlayer(patch.chord_layer, plan) if plan is not None and patch.chord_layer is not None else None
 
     def emit(t: float, msgs, count: bool = True) -> None:
         nonlocal n_on
@@ -299,6 +296,9 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
                 continue                            # closed already (held too long)
             timed.append((t, m))
 
+    # a harmony plan (the one the events were made under: the same model, key, arousal and seed draw the same
+    # chords) and a [chord_layer]: the layer's notes too (not counted in what this returns)
+    chords = ChordPlayer(patch.chord_layer, plan) if plan is not None and patch.chord_layer is not None else None
     stretch = patch.shaping.tempo_scale
     for ev in events:
         note = stream.feed(int(ev))
