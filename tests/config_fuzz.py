@@ -25,9 +25,8 @@ from installation.errors import UserError
 REPO = Path(__file__).resolve().parents[1]
 
 PATCH_KEYS = {
-    "": ["name", "description", "output", "shaping", "layer", "controls", "cc", "osc", "input", "clock",
-         "synth", "emotion_map",
-         "chord_layer"],
+    "": ["name", "description", "output", "shaping", "layer", "controls", "cc", "osc", "input", "clock", "chord_layer",
+         "synth", "emotion_map"],
     "output": ["port", "virtual_port"],
     "shaping": ["transpose", "pitch_range", "out_of_range", "scale", "off_scale", "velocity_curve",
                 "velocity_range", "max_polyphony", "mono", "max_notes_per_second", "tempo_scale"],
