@@ -278,3 +278,50 @@ def test_a_live_scene_change_starts_a_new_plan_at_the_cut(jack_server, midi_rece
     struck = [t for t, m in layer if m[0] == 0x91 and m[2] > 0 and acted <= t <= due + 0.3]
     assert struck, ("no chord struck with the new scene", acted, due, [t for t, _ in layer if t > acted][:6])
     assert midi_receiver.unmatched_note_ons() == []
+
+
+def _decoder_follows_chords() -> bool:
+    from installation import manifest
+    from installation.mood import controls
+    return getattr(controls, "CHORD", None) is not None and \
+        manifest.load(None).data["model_config"]["control_dim"] >= controls.CHORD + 13
+
+
+def test_the_piano_follows_a_chord_held_on_a_midi_input(jack_server, tmp_path):
+    """Once the decoder learns the chord control (issue 22's retrained GRU): two seeded runs, one with E flat
+    major held on the keyboard, one with E major; while held, the piano's notes favour the held chord's
+    pitch classes over the other chord's."""
+    if not _decoder_follows_chords():
+        import pytest
+        pytest.skip("the shipped decoder has no chord control yet (issue 22's retrained GRU)")
+    from realtime_parts import MidiReceiver
+    chords = {"Eb": (63, 67, 70), "E": (64, 68, 71)}
+    share = {}
+    for name, keys in chords.items():
+        keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "follow-keyboard")
+        keyboard.open_virtual_port("follow-chords")
+        try:
+            patch = write_patch(tmp_path, "[[layer]]\nchannel = 1\n[input]\nchord_port = \"follow-chords\"\n",
+                                name=f"{name}.toml")
+            with MidiReceiver(client_name="follow-rx") as rx:
+                proc = Drained(start_engine("--port", rx.port_name, "--patch", str(patch), "--source",
+                                            str(bundled_artworks()), "--slide-seconds", "20", "--seed", "8",
+                                            "--duration", "12"))
+                assert rx.wait_until(lambda got: any(m[0] == 0x90 and m[2] > 0 for m in got if len(m) == 3),
+                                     timeout=60), "no music"
+                for note in keys:
+                    keyboard.send_message([0x90, note, 90])
+                t_press = time.perf_counter()
+                time.sleep(8.0)
+                for note in keys:
+                    keyboard.send_message([0x80, note, 0])
+                code, out = proc.finish()
+                timed = list(rx.messages)
+        finally:
+            keyboard.close_port()
+            release(keyboard)
+        assert code == 0, out[-2000:]
+        notes = [m[1] % 12 for t, m in timed if len(m) == 3 and m[0] == 0x90 and m[2] > 0 and t > t_press + 3.0]
+        assert len(notes) >= 15, out[-2000:]
+        share[name] = {c: sum(p in {k % 12 for k in ks} for p in notes) / len(notes) for c, ks in chords.items()}
+    assert share["Eb"]["Eb"] > share["E"]["Eb"] + 0.15 and share["E"]["E"] > share["Eb"]["E"] + 0.15, share
