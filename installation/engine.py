@@ -49,6 +49,20 @@ class EngineConfig:
     scene: SceneConfig = field(default_factory=SceneConfig)
 
 
+def open_harmony(folder, seed=None):
+    """The harmony plan for the models in ``folder`` (their harmony.json), or None where they have none."""
+    path = folder / "harmony.json"
+    if not path.is_file():
+        return None
+    from installation.errors import UserError
+    from installation.mood.harmony import HarmonyModel, HarmonyPlan
+    try:
+        return HarmonyPlan(HarmonyModel.load(path), seed=seed)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise UserError(f"{path}: not a harmony model this runtime reads ({type(exc).__name__}: {exc}); "
+                        f"refit it: python -m installation.training.harmony_fit") from None
+
+
 class Engine:
     """Owns the models, the threads and the stop Event. Constructing it loads models; nothing runs until start().
 
@@ -82,6 +96,7 @@ class Engine:
         self.generator = GeneratorThread(performer, self.scheduler, self.timeline, cfg.generator,
                                          stop=self.stop_event, clock=clock, on_error=self._fail,
                                          shaper=self.patch.shaper if self.patch else None)
+        self.generator.plan = open_harmony(manifest.folder, cfg.seed)
         if self.patch is not None:
             self.patch.attach(self.generator)
             if getattr(self.patch, "input", None) is not None:

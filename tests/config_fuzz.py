@@ -25,7 +25,7 @@ from installation.errors import UserError
 REPO = Path(__file__).resolve().parents[1]
 
 PATCH_KEYS = {
-    "": ["name", "description", "output", "shaping", "layer", "controls", "cc", "osc", "input", "clock",
+    "": ["name", "description", "output", "shaping", "layer", "controls", "cc", "osc", "input", "clock", "chord_layer",
          "synth", "emotion_map"],
     "output": ["port", "virtual_port"],
     "shaping": ["transpose", "pitch_range", "out_of_range", "scale", "off_scale", "velocity_curve",
@@ -33,8 +33,10 @@ PATCH_KEYS = {
     "layer": ["channel", "program", "bank", "voices", "transpose", "pitch_range", "out_of_range",
               "velocity_scale", "max_polyphony", "mono"],
     "cc": ["source", "number", "channel", "range", "smoothing_s", "pulse_s"],
-    "osc": ["host", "port", "prefix", "notes", "values", "rate_hz"],
-    "input": ["midi_port", "channel", "valence_cc", "arousal_cc", "osc_port", "weight"],
+    "osc": ["host", "port", "prefix", "notes", "values", "chords", "rate_hz"],
+    "input": ["midi_port", "channel", "valence_cc", "arousal_cc", "osc_port", "weight", "chord_port",
+              "chord_channel", "chord_release_s"],
+    "chord_layer": ["channel", "style", "velocity", "octave", "program"],
     "clock": ["send", "min_bpm", "max_bpm", "smoothing_s", "follow_port", "reference_bpm", "link"],
     "controls": ["rate_hz"],
     "synth": ["soundfont", "gain"],
@@ -44,7 +46,7 @@ PATCH_KEYS = {
 _PATHS = [(section, key) for section, keys in PATCH_KEYS.items() for key in keys + ["bogus"]]
 WORDS = ["C major", "D minor", "fold", "drop", "snap", "all", "lowest", "highest", "valence", "arousal", "scene",
          "/itm", "127.0.0.1", "relative", "parallel", "gm-piano", "10:00-18:00", "gru", "transformer", "send",
-         "jack", "alsa", "info", "0", "", " ", "/", "/tmp", "/dev/null", "/sys", "/nonexistent/x.toml"]
+         "jack", "alsa", "info", "0", "", " ", "/", "/tmp", "/dev/null", "/sys", "/nonexistent/x.toml", "pad", "bass"]
 
 HOSTILE_NUMBERS = [10 ** 400, -(10 ** 400), 2 ** 63, 2 ** 64 + 1, -1, 0, math.nan, math.inf, -math.inf, -0.0,
                    1e308, 5e-324]

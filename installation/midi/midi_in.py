@@ -12,7 +12,9 @@ intervals), and one thread takes it out every ``poll_s``:
     inp.close()                          # the thread stops first, then the port closes
 
 ``on_message((bytes, delta_s))`` gets each message on the polling thread, at most
-``rate`` a second (a flooding device is dropped, never queued without bound).
+``rate`` a second (a flooding device is dropped, never queued without bound); ``on_drop()``, if
+given, is called for each message dropped (a consumer that keeps state, such as held keys, knows it
+lost some).
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ class PolledInput:
     """One rtmidi input port, polled by a thread of its own."""
 
     def __init__(self, api: str, client_name: str, on_message, *, ignore_timing: bool = True,
-                 poll_s: float = 0.002, rate: float = 2000.0, queue: int = 1024):
-        self.api, self.client_name, self.on_message = api, client_name, on_message
+                 poll_s: float = 0.002, rate: float = 2000.0, queue: int = 1024, on_drop=None):
+        self.api, self.client_name, self.on_message, self.on_drop = api, client_name, on_message, on_drop
         self.ignore_timing, self.poll_s, self.queue = ignore_timing, poll_s, queue
         self.port_name: str | None = None
         self.dropped = 0
@@ -67,6 +69,11 @@ class PolledInput:
                     self.dropped += 1
                     self._warn("MIDI in (%s): more than %d messages/s; the rest dropped",
                                self.port_name, int(self._bucket.rate))
+                    if self.on_drop is not None:
+                        try:
+                            self.on_drop()
+                        except Exception as exc:      # noqa: BLE001
+                            self._warn("MIDI in (%s): on_drop failed: %s", self.port_name, exc)
                     continue
                 try:
                     self.on_message(event)

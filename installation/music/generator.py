@@ -74,6 +74,8 @@ class GeneratorThread:
         self._last_prime = 0.0
         self._version = 0
         self._heard: list = []         # [entry, due of its first note or None]: new scenes not yet logged
+        self.plan = None               # a HarmonyPlan (mood/harmony) in music time: restarted at a new scene or key
+        self.chords = None             # a patch's chord layer (patches.routing.ChordPlayer), pushed with the notes
         self._thread = threading.Thread(target=self._run, name="generator", daemon=True)
 
     # --- time -----------------------------------------------------------------
@@ -151,6 +153,8 @@ class GeneratorThread:
             now = self.clock()
             cut = now + self.cfg.discard_margin_s
             self.scheduler.discard_after(cut)
+            if self.chords is not None:
+                self.chords.reset()                     # the scheduler closes what the chord layer sounds
             # resume the music clock at the cut: later events are due from there
             m_cut = self.stream.time
             self.offset = cut - (self.t0 + m_cut * self.tempo_scale)
@@ -165,6 +169,7 @@ class GeneratorThread:
         elif e is not None and e.t > getattr(self, "_live_t", -1):
             self._live_t = e.t
             self.fade.set(self.stream.time, e.cond)
+            self._follow_harmony(e, False)
 
     def _enter(self, e, first: bool = False) -> None:
         """Start following scene entry e (a new scene, or a new smoothed value of the same one)."""
@@ -177,8 +182,15 @@ class GeneratorThread:
             self.p.prime(e.h0, mix=self.cfg.scene_mix)
         self.scene_id = e.scene_id
         self._scene_h0 = e.h0
+        self._follow_harmony(e, first or new_scene)
         if first or new_scene:
             self._heard.append([e, None])
+
+    def _follow_harmony(self, e, new_scene: bool) -> None:
+        """A new scene (or a new key in the same scene) starts a new harmony plan at once, at the music time now."""
+        key = getattr(getattr(e.direction, "targets", None), "key", None) if self.plan is not None else None
+        if key is not None and (new_scene or self.plan.key != (key.tonic, key.minor)):
+            self.plan.restart(self.stream.time, key.tonic, key.minor, float(e.valence_arousal[1]))
 
     def _log_heard(self) -> None:
         """Log each new scene whose first note is due by now, with the delay from the frame that showed it."""
@@ -222,6 +234,8 @@ class GeneratorThread:
         if self._pending_change is not None and E.TIME_SHIFT <= ev < E.TIME_SHIFT + E.NUM_TIME_SHIFTS:
             ev = self._shorten_entry_rest(ev, m)
         note = self.stream.feed(ev)
+        if self.chords is not None:
+            self.scheduler.push(self.chords.until(self.stream.time, self.due))
         if note is None:
             since = m - self._last_prime
             at_rest = not self.sounding or since >= 2 * self.cfg.phrase_s    # pedal-heavy music rarely rests

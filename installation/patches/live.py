@@ -7,7 +7,10 @@ CCs due at once), so they are sent at their due times with the scheduler's
 precision and go into a --record file like the notes. (A scene change discards
 only queued notes, see ``Scheduler.discard_after``, so the clock keeps running.)
 OSC is UDP, not the port: the control thread sends it itself, the shaped
-performance's notes when they sound (it wakes for each), values at ``[osc] rate_hz``.
+performance's notes when they sound (it wakes for each), values at ``[osc] rate_hz``, the harmony's
+chord (``/chord``) when the chord sounding changes. The harmony plan is the generator's (``generator.plan``):
+``[chord_layer]`` plays it through the generator (``generator.chords``, pushed with the notes), and a
+chord held on ``[input] chord_port`` or sent by OSC holds it.
 
     runtime = PatchRuntime(patch, scheduler, timeline, api=..., clock=...)
     generator = GeneratorThread(..., scheduler, ..., shaper=runtime.shaper)
@@ -25,7 +28,7 @@ from installation.patches.cc import EmotionCC, OnePole
 from installation.patches.clock import ClockIn, ClockOut
 from installation.patches.inputs import EmotionInput
 from installation.patches.patch import Patch
-from installation.patches.routing import NoteRouter
+from installation.patches.routing import ChordPlayer, NoteRouter
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,10 @@ class PatchRuntime:
         self.clock_in: ClockIn | None = None
         self.link = None
         self.generator = None
+        self.plan = None                  # the generator's harmony plan (installation.mood.harmony), if any
+        self._osc_chord = None
+        from installation.ratelimit import LogLimiter
+        self._warn = LogLimiter(log, every_s=10.0)
         self.base_tempo_scale = 1.0
         self._logged_bpm: float | None = None
         self.valence: float | None = None
@@ -93,6 +100,16 @@ class PatchRuntime:
     def attach(self, generator) -> None:
         self.generator = generator
         self.base_tempo_scale = generator.tempo_scale
+        self.plan = getattr(generator, "plan", None)
+        if self.plan is None:
+            if self.patch.chord_layer is not None or (self.input is not None and self.patch.input.chord_port):
+                log.warning("patch %s: no harmony plan (exported_models/harmony.json missing): "
+                            "[chord_layer] stays silent and held chords are not taken", self.patch.name)
+            return
+        if self.patch.chord_layer is not None:
+            generator.chords = ChordPlayer(self.patch.chord_layer, self.plan)
+        if self.input is not None:
+            self.input.chord.plan = self.plan
 
     def open_inputs(self) -> None:
         """Open the MIDI/OSC inputs and the clock input (UserError if a port is missing). Before start()."""
@@ -159,6 +176,8 @@ class PatchRuntime:
                     out += self.clock_out.ticks_until(now + self.clock_ahead_s)
                 if out:
                     self.scheduler.push(out)
+                if self.input is not None:
+                    self.input.chord.update(now)
                 if self.osc is not None:
                     self._send_osc(now, v, a, scene, label)
                 self._stop.wait(self._sleep_for(now))
@@ -183,6 +202,16 @@ class PatchRuntime:
             if scene is not None and scene != self._osc_scene:
                 self._osc_scene = scene
                 self.osc.send("/scene", int(scene), str(label))
+        m = self.generator.music_at(now) if self.generator is not None and now >= self._t0 else -1.0
+        if o.chords and self.plan is not None and m >= 0:
+            try:
+                chord = self.plan.chord_at(m)           # the chord sounding: behind the generator's frontier
+            except Exception as exc:                    # noqa: BLE001  visuals are not worth the CCs and the clock
+                self._warn("/chord not sent: %s", exc)
+            else:
+                if chord != self._osc_chord:
+                    self._osc_chord = chord
+                    self.osc.chord(chord)
         if o.notes:
             due = []
             with self._lock:

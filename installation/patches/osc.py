@@ -6,10 +6,13 @@ Out, to ``[osc] host:port`` (prefix ``/itm`` by default):
     /itm/arousal  f          -1..1
     /itm/scene    i s        the scene number and its label (image name), at each scene change
     /itm/note     i i        pitch, velocity (0: the note ends) of the shaped performance, when it sounds
+    /itm/chord    s i i...   the harmony's chord when it changes, as it sounds: name ("Am7"), root pitch
+                             class (0-11), then its pitch classes (0-11, ascending)
 
 In (``[input] osc_port``, bound to ``[input] osc_bind``, 127.0.0.1 by default):
 ``/itm/input/valence f`` and ``/itm/input/arousal f`` (-1..1) steer the emotion, like the
-knobs of a MIDI controller. Input is read by our own checked parser (osc_packet), not python-osc.
+knobs of a MIDI controller; ``/itm/chord/hold i...`` (1-16 pitch classes 0-11 or notes 0-127) holds
+the harmony on that chord until ``/itm/chord/release``. Input is read by our own checked parser (osc_packet), not python-osc.
 A UDP send never blocks for long and never raises into the caller.
 """
 from __future__ import annotations
@@ -43,6 +46,9 @@ class OscOut:
     def note(self, pitch: int, velocity: int) -> None:
         self.send("/note", pitch, velocity)
 
+    def chord(self, chord) -> None:
+        self.send("/chord", chord.name, chord.root, *sorted(chord.pcs))
+
 
 class OscIn:
     """The OSC input: a UDP socket on a thread of its own; calls ``on_value(axis, x)`` for
@@ -55,13 +61,16 @@ class OscIn:
 
     RATE, BURST = 200.0, 50.0        # packets per second: far above any controller, far below a flood
 
-    def __init__(self, port: int, on_value, prefix: str = "/itm", host: str = "127.0.0.1"):
+    def __init__(self, port: int, on_value, prefix: str = "/itm", host: str = "127.0.0.1", on_chord=None):
         import socket
 
         from installation.ratelimit import LogLimiter, TokenBucket
         self._axes = {f"{prefix}/input/{axis}": axis for axis in ("valence", "arousal")}
         self._addresses = frozenset(self._axes)
         self._on_value = on_value
+        self._on_chord = on_chord          # on_chord(values) for /chord/hold, on_chord(None) for /chord/release
+        self._hold, self._release = f"{prefix}/chord/hold", f"{prefix}/chord/release"
+        self._lists = frozenset((self._hold, self._release)) if on_chord is not None else frozenset()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -94,7 +103,7 @@ class OscIn:
                 self._warn("OSC in: more than %d packets/s; the rest dropped unread", int(self.RATE))
                 continue
             try:
-                found = read_packet(data, self._addresses)
+                found = read_packet(data, self._addresses, self._lists)
             except BadPacket as exc:
                 self.counts["rejected"] += 1
                 self._warn("OSC in: a packet from %s rejected: %s", peer[0], exc)
@@ -105,13 +114,17 @@ class OscIn:
             for address, value in found:
                 self.counts["accepted"] += 1
                 try:
-                    self._on_value(self._axes[address], value)
+                    if address in self._lists:
+                        self._on_chord(value if address == self._hold else None)
+                    else:
+                        self._on_value(self._axes[address], value)
                 except Exception as exc:       # noqa: BLE001  the input must outlive its consumer's bug
                     self._warn("OSC in: %s not applied: %s", address, exc)
 
     def start(self) -> "OscIn":
         self._thread.start()
-        log.info("OSC in: listening on UDP %s:%d for %s", self.host, self.port, ", ".join(sorted(self._axes)))
+        log.info("OSC in: listening on UDP %s:%d for %s", self.host, self.port,
+                 ", ".join(sorted(self._axes) + sorted(self._lists)))
         return self
 
     def close(self) -> None:

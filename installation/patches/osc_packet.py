@@ -12,7 +12,8 @@ element size. Here:
 - a bundle holds at most ``MAX_ELEMENTS`` elements, each of a positive size, a multiple
   of 4, inside the packet, nested at most ``MAX_DEPTH`` deep;
 - only the first argument is read, and only if it is a number (``i h f d``, or ``T``/``F``);
-  it must be finite.
+  it must be finite. For the addresses in ``lists`` every argument is read instead (none to
+  ``MAX_ARGS``, each an ``i``, ``f`` or ``d``, finite), as a tuple.
 
 ``read_packet(data, addresses)`` returns ``[(address, value), ...]`` for the messages
 we serve, in packet order, or raises ``BadPacket(reason)``. Every path is O(size of
@@ -27,6 +28,7 @@ MAX_PACKET = 1024          # bytes; a valence or arousal message is 32-48 bytes
 MAX_ELEMENTS = 32          # in one bundle
 MAX_DEPTH = 2              # a bundle in a bundle, no deeper
 MAX_ADDRESS = 128          # bytes of an address
+MAX_ARGS = 16              # arguments read from a list message (a chord's pitch classes)
 BUNDLE = b"#bundle\0"
 
 
@@ -34,14 +36,16 @@ class BadPacket(ValueError):
     """A packet that breaks OSC's rules or our limits; the message says which (one short line)."""
 
 
-def read_packet(data: bytes, addresses: frozenset[str] | set[str]) -> list[tuple[str, float]]:
-    """The (address, first numeric argument) of each message in ``data`` whose address is one of ``addresses``."""
+def read_packet(data: bytes, addresses: frozenset[str] | set[str],
+                lists: frozenset[str] | set[str] = frozenset()) -> list[tuple[str, float | tuple[float, ...]]]:
+    """The (address, first numeric argument) of each message in ``data`` whose address is one of ``addresses``;
+    (address, all its numeric arguments as a tuple) for one in ``lists``."""
     if len(data) > MAX_PACKET:
         raise BadPacket(f"{len(data)} bytes, more than {MAX_PACKET}")
     if len(data) == 0 or len(data) % 4:
         raise BadPacket(f"{len(data)} bytes, not a positive multiple of 4")
     out: list[tuple[str, float]] = []
-    _element(memoryview(data), addresses, out, 0)
+    _element(memoryview(data), (addresses, lists), out, 0)
     return out
 
 
@@ -85,19 +89,22 @@ def _string(buf: memoryview, pos: int, limit: int) -> tuple[bytes, int]:
     return s, pos + ((end + 4) & ~3)
 
 
-def _message(buf: memoryview, addresses) -> tuple[str, float] | None:
+def _message(buf: memoryview, served) -> tuple[str, float | tuple[float, ...]] | None:
+    addresses, lists = served
     raw, pos = _string(buf, 0, MAX_ADDRESS)
     try:
         address = raw.decode("ascii")
     except UnicodeDecodeError:
         raise BadPacket("an address that is not ASCII") from None
-    if address not in addresses:
+    if address not in addresses and address not in lists:
         return None                                  # not ours: ignored, not parsed further
     if pos >= len(buf):
         raise BadPacket(f"{address}: no type tags")
     tags, pos = _string(buf, pos, len(buf) - pos)
     if tags[:1] != b",":
         raise BadPacket(f"{address}: type tags do not start with ','")
+    if address in lists:
+        return address, _numbers(buf, pos, address, tags[1:])
     if len(tags) < 2:
         raise BadPacket(f"{address}: no argument")
     tag = tags[1:2]
@@ -113,6 +120,24 @@ def _message(buf: memoryview, addresses) -> tuple[str, float] | None:
     if not math.isfinite(value):
         raise BadPacket(f"{address}: argument {value} is not finite")
     return address, value
+
+
+def _numbers(buf: memoryview, pos: int, address: str, tags: bytes) -> tuple[float, ...]:
+    if len(tags) > MAX_ARGS:
+        raise BadPacket(f"{address}: {len(tags)} arguments, more than {MAX_ARGS}")
+    out = []
+    for tag in tags:
+        fmt = {ord("i"): ">i", ord("f"): ">f", ord("d"): ">d"}.get(tag)
+        if fmt is None:
+            raise BadPacket(f"{address}: an argument of type {chr(tag)!r} is not a number")
+        if pos + struct.calcsize(fmt) > len(buf):
+            raise BadPacket(f"{address}: arguments cut short")
+        (value,) = struct.unpack_from(fmt, buf, pos)
+        pos += struct.calcsize(fmt)
+        if not math.isfinite(value):
+            raise BadPacket(f"{address}: argument {value} is not finite")
+        out.append(float(value))
+    return tuple(out)
 
 
 def message(address: str, *args: float | int) -> bytes:

@@ -113,6 +113,7 @@ class Osc:
     prefix: str = "/itm"
     notes: bool = True                        # /itm/note pitch velocity, when it sounds (velocity 0: off)
     values: bool = True                       # /itm/valence, /itm/arousal (floats -1..1), /itm/scene id label
+    chords: bool = True                       # /itm/chord name root pcs..., when the harmony's chord changes
     rate_hz: float = 30.0
 
 
@@ -126,6 +127,24 @@ class Input:
     osc_port: int | None = None               # listen for /itm/input/valence and /itm/input/arousal (floats -1..1)
     osc_bind: str = "127.0.0.1"               # the address the OSC input listens on; "0.0.0.0": every network
     weight: float = 1.0                       # 1: the hand decides; 0.5: half hand, half picture
+    chord_port: str | None = None             # a MIDI output port (substring) whose held notes become the harmony
+    chord_channel: int = 0                    # 1-16, or 0 for any
+    chord_release_s: float = 0.3              # the held chord lasts this long after the last key is up
+
+
+@dataclass(frozen=True)
+class ChordLayer:
+    """The harmony plan's chords played on a channel of their own: a pad (the chord) or a bass (its root)."""
+    channel: int = 2                          # 1-16
+    style: str = "pad"                        # "pad" or "bass"
+    velocity: int = 60                        # 1-127
+    octave: int | None = None                 # the octave the notes sound in (4: from middle C); None: 4 pad, 2 bass
+    program: int | None = None                # 1-128, sent at start; None: none sent
+
+    @property
+    def base(self) -> int:
+        """The lowest note the layer plays (C of its octave)."""
+        return 12 * ((self.octave if self.octave is not None else 4 if self.style == "pad" else 2) + 1)
 
 
 @dataclass(frozen=True)
@@ -161,6 +180,7 @@ class Patch:
     osc: Osc | None = None
     input: Input | None = None
     clock: Clock = field(default_factory=Clock)
+    chord_layer: ChordLayer | None = None     # [chord_layer]: the harmony on its own channel
     synth: dict | None = None                 # [synth] soundfont/gain for --synth and render --audio
     emotion_map: dict | None = None           # override of emotion -> musical controls; read by installation.mood.emotion_map
 
@@ -209,7 +229,7 @@ def parse_patch(data: dict, path: Path | None = None, name: str | None = None) -
     where = f"patch {path}" if path is not None else "patch"
     c = _Checker(where)
     top = c.table(data, "", {"name", "description", "output", "shaping", "layer", "controls", "cc", "osc",
-                             "input", "clock", "synth", "emotion_map"})
+                             "input", "clock", "synth", "emotion_map", "chord_layer"})
     layers_raw = top.get("layer", [{}])
     if not isinstance(layers_raw, list) or not all(isinstance(x, dict) for x in layers_raw):
         c.fail("layer", "must be an array of tables ([[layer]])")
@@ -240,6 +260,7 @@ def parse_patch(data: dict, path: Path | None = None, name: str | None = None) -
         osc=_osc(c, top["osc"]) if "osc" in top else None,
         input=_input(c, top["input"]) if "input" in top else None,
         clock=_clock(c, top.get("clock", {})),
+        chord_layer=_chord_layer(c, top["chord_layer"]) if "chord_layer" in top else None,
         synth=synth,
         emotion_map=emotion_map,
     )
@@ -415,22 +436,25 @@ def _cc(c: _Checker, t, s: str) -> ControlChange:
 
 def _osc(c: _Checker, t) -> Osc:
     s = "osc"
-    t = c.table(t, s, {"host", "port", "prefix", "notes", "values", "rate_hz"})
+    t = c.table(t, s, {"host", "port", "prefix", "notes", "values", "chords", "rate_hz"})
     prefix = c.string(t, "prefix", s, default="/itm")
     if not prefix.startswith("/") or " " in prefix:
         c.fail("osc.prefix", f"{prefix!r} must start with '/' and have no spaces")
     return Osc(host=c.string(t, "host", s, default="127.0.0.1"), port=c.integer(t, "port", s, 1, 65535, 9000),
                prefix=prefix.rstrip("/") or "/itm", notes=c.boolean(t, "notes", s, True),
-               values=c.boolean(t, "values", s, True), rate_hz=c.number(t, "rate_hz", s, 1, 1000, 30.0))
+               values=c.boolean(t, "values", s, True), chords=c.boolean(t, "chords", s, True), rate_hz=c.number(t, "rate_hz", s, 1, 1000, 30.0))
 
 
 def _input(c: _Checker, t) -> Input:
     s = "input"
-    t = c.table(t, s, {"midi_port", "channel", "valence_cc", "arousal_cc", "osc_port", "osc_bind", "weight"})
+    t = c.table(t, s, {"midi_port", "channel", "valence_cc", "arousal_cc", "osc_port", "osc_bind", "weight",
+                       "chord_port", "chord_channel", "chord_release_s"})
     inp = Input(midi_port=c.string(t, "midi_port", s), channel=c.integer(t, "channel", s, 0, 16, 0),
                 valence_cc=c.integer(t, "valence_cc", s, 0, 127), arousal_cc=c.integer(t, "arousal_cc", s, 0, 127),
                 osc_port=c.integer(t, "osc_port", s, 1, 65535), osc_bind=c.string(t, "osc_bind", s, default="127.0.0.1"),
-                weight=c.number(t, "weight", s, 0.0, 1.0, 1.0))
+                weight=c.number(t, "weight", s, 0.0, 1.0, 1.0), chord_port=c.string(t, "chord_port", s),
+                chord_channel=c.integer(t, "chord_channel", s, 0, 16, 0),
+                chord_release_s=c.number(t, "chord_release_s", s, 0.0, 10.0, 0.3))
     import ipaddress
     try:
         ipaddress.ip_address(inp.osc_bind)
@@ -438,9 +462,17 @@ def _input(c: _Checker, t) -> Input:
         c.fail("input.osc_bind", f"{inp.osc_bind!r} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for every network)")
     if inp.midi_port is not None and inp.valence_cc is None and inp.arousal_cc is None:
         c.fail("input.midi_port", "is set but neither valence_cc nor arousal_cc says which knob to read")
-    if inp.midi_port is None and inp.osc_port is None:
-        c.fail("input", "needs midi_port (with valence_cc/arousal_cc) or osc_port")
+    if inp.midi_port is None and inp.osc_port is None and inp.chord_port is None:
+        c.fail("input", "needs midi_port (with valence_cc/arousal_cc), osc_port or chord_port")
     return inp
+
+
+def _chord_layer(c: _Checker, t) -> ChordLayer:
+    s = "chord_layer"
+    t = c.table(t, s, {"channel", "style", "velocity", "octave", "program"})
+    return ChordLayer(channel=c.integer(t, "channel", s, 1, 16, 2), style=c.string(t, "style", s, ("pad", "bass"), "pad"),
+                      velocity=c.integer(t, "velocity", s, 1, 127, 60), octave=c.integer(t, "octave", s, 0, 8, None),
+                      program=c.integer(t, "program", s, 1, 128, None))
 
 
 def _clock(c: _Checker, t) -> Clock:

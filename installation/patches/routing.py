@@ -13,13 +13,18 @@ file is what the same patch plays live.
     router.note(t, False, 60, 0)       # -> [(0x80, 60, 0), (0x81, 48, 0)]
     router.close_all()                 # note-offs for what still sounds (end of a file)
     router.reset()                     # forget everything (the scheduler closed it: live scene change)
+
+``ChordPlayer(patch.chord_layer, plan)`` plays a harmony plan's chords (``[chord_layer]``) on their own
+channel; the generator pushes what it returns through the same scheduler as the notes, so the
+scheduler's open-note table closes them too (stop, panic, scene change).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable
 
-from installation.patches.patch import Layer, Patch
+from installation.patches.patch import ChordLayer, Layer, Patch
 from installation.patches.shaping import (DensityLimit, VoiceLimiter, constrain_to_scale, fold_pitch,
                                           shape_velocity)
 
@@ -108,12 +113,13 @@ class NoteRouter:
         """Bank select (CC0/CC32) and program change for each layer that sets a program."""
         out: list[tuple[int, ...]] = []
         seen = set()
-        for la in self.patch.layers:
+        layers = list(self.patch.layers) + ([self.patch.chord_layer] if self.patch.chord_layer is not None else [])
+        for la in layers:
             ch = la.channel - 1
             if la.program is None or ch in seen:
                 continue
             seen.add(ch)
-            if la.bank is not None:
+            if getattr(la, "bank", None) is not None:
                 out += [(CONTROL_CHANGE | ch, 0, la.bank >> 7), (CONTROL_CHANGE | ch, 32, la.bank & 0x7F)]
             out.append((PROGRAM_CHANGE | ch, la.program - 1))
         return out
@@ -184,7 +190,87 @@ class NoteRouter:
             lv.reset()
 
 
-def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, *, max_note_s: float = 8.0) -> int:
+class ChordPlayer:
+    """A patch's ``[chord_layer]``: the plan's chords as notes on their own channel. A pad keeps the tones
+    two chords share and strikes the others; a bass strikes the root. Each pitch class sounds in one
+    octave (from ``base``), so the voices move by less than an octave. A tone held ``refresh_s`` is
+    struck again, or 1 s later when a chord change is near (the scheduler closes notes held past its
+    ``max_note_s``, 8 s).
+
+        player = ChordPlayer(patch.chord_layer, plan)
+        scheduler.push(player.until(m, due))     # after each generated event: the changes up to music time m
+        player.reset()                           # the scheduler closed what sounds (live scene change)
+    """
+
+    def __init__(self, cfg: ChordLayer, plan, refresh_s: float = 6.0):
+        self.cfg, self.plan, self.refresh_s = cfg, plan, refresh_s
+        self.ch = cfg.channel - 1
+        self.sounding: dict[int, float] = {}      # pitch -> music time it was struck
+        self._last = None                         # (start, chord) last played
+        self._next = -math.inf                    # the next change to look for (music time)
+        self._version = -1
+
+    def voicing(self, chord) -> list[int]:
+        base = self.cfg.base
+        if self.cfg.style == "bass":
+            return [base + chord.root]
+        return sorted(base + pc for pc in chord.pcs)
+
+    def until(self, m: float, due) -> list[tuple[float, tuple[int, int, int]]]:
+        """(due, message) for the chord changes up to music time ``m``; ``due(t)`` is the clock time of t."""
+        self.plan.chord_at(m)                     # the plan's frontier: a live chord is taken from here
+        version = self.plan.version
+        if m < self._next and version == self._version:
+            return []
+        self._version = version
+        out: list[tuple[float, tuple[int, int, int]]] = []
+        since = m if self._last is None else self._last[0]
+        for start, chord in self.plan.ahead(since, m + 1e-9):
+            if self._last is not None and (start < self._last[0] or (start, chord) == self._last):
+                continue
+            at = max(start, since)
+            if self._last is not None and chord == self._last[1]:      # the same chord, a new phrase: struck anew
+                out += [(due(at), (NOTE_OFF | self.ch, p, 0)) for p in sorted(self.sounding)]
+                self.sounding.clear()
+            self._strike(at, due(at), self.voicing(chord), out)
+            self._last = (start, chord)
+        nxt = self.plan.next_change(m)
+        refresh = self.refresh_s if nxt - m > 1.5 else self.refresh_s + 1.0     # not just before a change
+        old = sorted(p for p, t in self.sounding.items() if m - t >= refresh)
+        if old:
+            at = due(m)
+            out += [(at, (NOTE_OFF | self.ch, p, 0)) for p in old]
+            out += [(at, (NOTE_ON | self.ch, p, self.cfg.velocity)) for p in old]
+            self.sounding.update(dict.fromkeys(old, m))
+        self._next = min(nxt, min(self.sounding.values(), default=math.inf) + refresh)
+        return out
+
+    def _strike(self, t: float, at: float, pitches: list[int], out: list) -> None:
+        keep = set(pitches) if self.cfg.style == "pad" else set()
+        for p in sorted(self.sounding):
+            if p not in keep:
+                out.append((at, (NOTE_OFF | self.ch, p, 0)))
+                del self.sounding[p]
+        for p in pitches:
+            if p not in self.sounding:
+                out.append((at, (NOTE_ON | self.ch, p, self.cfg.velocity)))
+                self.sounding[p] = t
+
+    def close_all(self, at: float) -> list[tuple[float, tuple[int, int, int]]]:
+        """Note-offs for what sounds (the end of a file); then the player starts afresh."""
+        out = [(at, (NOTE_OFF | self.ch, p, 0)) for p in sorted(self.sounding)]
+        self.reset()
+        return out
+
+    def reset(self) -> None:
+        """Forget what sounds (the scheduler closed it); the chord in force is struck again at the next call."""
+        self.sounding.clear()
+        self._last = None
+        self._next = -math.inf
+
+
+def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, *, max_note_s: float = 8.0,
+                         plan=None) -> int:
     """Offline: decode performance events, route them through the patch, write a type-0 MIDI file
     (1 tick = 1 ms; program changes at time 0; times stretched by the patch's tempo_scale). Notes still
     open at the end, or held longer than ``max_note_s`` (as the live scheduler caps them), are closed.
@@ -199,20 +285,26 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
     opened: dict[tuple[int, int], float] = {}
     n_on = 0
 
-    def emit(t: float, msgs) -> None:
+    def emit(t: float, msgs, count: bool = True) -> None:
         nonlocal n_on
         for m in msgs:
             key = (m[0] & 0x0F, m[1])
             if m[0] & 0xF0 == NOTE_ON:
                 opened[key] = t
-                n_on += 1
+                n_on += count
             elif opened.pop(key, None) is None:
                 continue                            # closed already (held too long)
             timed.append((t, m))
 
+    # a harmony plan (the one the events were made under: the same model, key, arousal and seed draw the same
+    # chords) and a [chord_layer]: the layer's notes too (not counted in what this returns)
+    chords = ChordPlayer(patch.chord_layer, plan) if plan is not None and patch.chord_layer is not None else None
     stretch = patch.shaping.tempo_scale
     for ev in events:
         note = stream.feed(int(ev))
+        if chords is not None:
+            for due, m in chords.until(stream.time, lambda x: x * stretch):
+                emit(due, [m], count=False)
         if note is None:
             continue
         now = note.time * stretch
