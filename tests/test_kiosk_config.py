@@ -84,7 +84,7 @@ def test_the_docs_name_fluidsynth_by_its_jack_port():
     """Under JACK FluidSynth's port is fluidsynth-midi:midi_00; 'FLUID Synth' (the ALSA name) matches nothing there."""
     from installation.midi.midi_io import find_port
     jack_ports = ["fluidsynth-midi:midi_00"]
-    for doc in ("docs/KIOSK.md", "deploy/kiosk.example.toml", "README.md", "docs/PATCHES.md"):
+    for doc in ("docs/KIOSK.md", "deploy/kiosk.example.toml", "README.md", "docs/PATCHES.md", "docs/PLAY.md"):
         text = (REPO / doc).read_text()
         assert "FLUID Synth\"" not in text and "--port \"FLUID Synth" not in text, doc
     example = C.read_toml(REPO / "deploy" / "kiosk.example.toml")
