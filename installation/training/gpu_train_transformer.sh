@@ -10,7 +10,7 @@
 # Writes to $OUT: A/ and B/ (finetune.N.pt: the best weights in fp16, files under 15 MiB, rewritten at
 # each new best, so a killed run still leaves weights; summary.json), train_A.log and train_B.log
 # (device, tokens/s, the loss curve). Back here: python -m installation.training.shards OUT/A runs/gpu_A,
-# then export --decoder transformer --run runs/gpu_A (README, "Models").
+# then export --decoder transformer --run runs/gpu_A (docs/TRAINING.md, "Training on a GPU").
 set -u
 OUT=${OUT:?set OUT to the folder for weights and logs}
 MINUTES=${MINUTES:-6.5}
