@@ -10,8 +10,8 @@ import pytest
 from installation.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
-MANUAL = ["README.md", "docs/PLAY.md", "docs/ENGINE.md", "docs/RENDER.md", "docs/TRAINING.md", "docs/KIOSK.md",
-          "docs/PATCHES.md"]
+MANUAL = ["README.md", "docs/PLAY.md", "docs/ENGINE.md", "docs/RENDER.md", "docs/TRAINING.md", "docs/IMAGE_EMOTION.md",
+          "docs/KIOSK.md", "docs/PATCHES.md"]
 DOCS = MANUAL + ["deploy/image-to-music.service"]
 
 
