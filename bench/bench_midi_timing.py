@@ -6,14 +6,12 @@ to a JACK MIDI port (jackd -d dummy -r 48000 -p 64, sync mode), where an
 independent python-rtmidi receiver in a process of its own stamps each
 arrival with time.perf_counter (CLOCK_MONOTONIC: one clock for both processes).
 
-View A (default, in-process): installation.engine.Engine driven from this
-script, the scheduler swapped for one that logs (due, time of the send call,
-message) for every message. Reported:
-  - scheduler lateness: engine.stats() (tick time - due; p50/p99 over the
-    last 4096 messages, max over all)
-  - send error: clock at the actual sink.send call - due, every message
+View A (default): play's layout (bench/live.py): the sender process on its own
+SenderConfig, the Engine in this script's process sending to it, the engine's
+pushes (due, message) noted on the way. Reported:
+  - send error: the sender's own figures over the link (its scheduler's tick - due;
+    p50/p99 over its last 4096 messages, max over all)
   - arrival error: receiver arrival - due (adds JACK's period: 64 frames = 1.33 ms)
-  - transport: arrival - send
 View B (--process): `python run_installation.py play ... --record out.mid` as
 a real process; its exit log line gives the scheduler's p50/p99, and the
 arrivals are compared with the --record file (send times, 1 ms resolution),
@@ -34,53 +32,36 @@ import common
 import live
 
 
-def in_process(models, video: Path, duration: float, seed: int, switch: float | None = None) -> dict:
-    from installation.midi import midi_io
-    from installation.image.capture import VideoFileSource
+def play_layout(models, video: Path, duration: float, seed: int) -> dict:
     from installation.engine import EngineConfig
+    from installation.image.capture import VideoFileSource
+    from installation.midi.sender_config import SenderConfig
 
     with common.ReceiverProcess() as rx:
-        sink = midi_io.MidiOut("jack", rx.port_name)
-        sink.open()
         source = VideoFileSource(video)
         source.open()
-        cfg = EngineConfig(seed=seed, **({"gil_switch_s": switch} if switch else {}))
-        eng = live.timed_engine(models, source, sink, cfg)
+        cfg = EngineConfig(seed=seed)
+        eng, sender = live.play_engine(models, source, cfg,
+                                       SenderConfig(port=rx.port_name, midi_api="jack", log_level="warning"))
         cpu0 = time.process_time()
-        eng.start()
-        eng.wait(duration)
-        eng.stop()
+        stats = live.run(eng, sender, duration)
         cpu = time.process_time() - cpu0
-        sink.close()
         received = rx.finish()
-    if eng.failure:
-        raise RuntimeError(f"engine failed: {eng.failure!r}")
-    log = eng.scheduler.send_log
+    log = eng.scheduler.pushes
     arrivals = live.match_arrivals(log, received)
-    due = np.array([d for d, _, _ in log])
-    sent = np.array([s for _, s, _ in log])
+    due = np.array([d for d, _ in log])
     ok = np.array([a is not None for a in arrivals])
     arr = np.array([a if a is not None else np.nan for a in arrivals])
-    st = eng.stats()
     embeds = list(eng.vision.embed_seconds)
-    err = sent - due
-    late = [d for (d, s_, _), e in zip(log, err) if e > 0.001]
-    busy = sum(b - a for a, b in eng.embed_log) / duration
     res = {
         "duration_s": duration, "seed": seed, "video": video.name, "embed_fps": cfg.embed_fps,
-        "encoder_threads": cfg.encoder_threads, "messages_sent": len(log), "messages_received": len(received),
-        "unmatched": int((~ok).sum()), "events_generated": st["events_generated"],
+        "encoder_threads": cfg.encoder_threads, "messages_pushed": len(log), "messages_received": len(received),
+        "unmatched": int((~ok).sum()), "events_generated": eng.generator.events_generated,
         "embeds": len(embeds), "embed_rate_per_s": len(embeds) / duration,
         "embed_to_conditioning_ms": common.summary(embeds, 1e3),
-        "process_cpu_s_per_s": cpu / duration,
-        "encoder_busy_fraction": busy,
-        "sends_over_1ms": len(late), "sends_over_1ms_due_during_an_embed": live.during(late, eng.embed_log),
-        "scheduler_stats": {k: v for k, v in st.items() if k != "scene_changes"},
-        "send_error_ms": common.summary(sent - due, 1e3),
+        "thinker_cpu_s_per_s": cpu / duration,
+        **live.send_error(stats),
         "arrival_error_ms": common.summary((arr - due)[ok], 1e3),
-        "transport_ms": common.summary((arr - sent)[ok], 1e3),
-        "note_on_send_error_ms": common.summary(
-            [s - d for d, s, m in log if m[0] & 0xF0 == 0x90 and m[2] > 0], 1e3),
     }
     return res
 
@@ -122,19 +103,12 @@ def as_process(models: str | None, video: Path, duration: float, seed: int) -> d
             "log_tail": p.stderr.strip().splitlines()[-3:]}
 
 
-def _default_switch() -> float:
-    from installation.engine import EngineConfig
-    return EngineConfig.gil_switch_s
-
-
 def main() -> None:
     ap = common.parser(__doc__)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--repeats", type=int, default=3, help="in-process runs (figures pooled and per run)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of view A (figures pooled and per run)")
     ap.add_argument("--process", action="store_true", help="also run view B (the engine as a real process)")
-    ap.add_argument("--switch-interval", type=float, default=None,
-                    help="the engine's GIL switch interval for the in-process runs (EngineConfig.gil_switch_s, 0.2 ms)")
     args = ap.parse_args()
     duration = 10.0 if args.quick else args.duration
     repeats = 1 if args.quick else args.repeats
@@ -146,22 +120,18 @@ def main() -> None:
     res = {"benchmark": "midi_timing", "machine": common.machine(), "busy_at_start": busy,
            "models": common.models_label(args.models), "model_config": models.model_config,
            "jack": "jackd -S -d dummy -r 48000 -p 64 (period 1.333 ms)",
-           "switch_interval_s": args.switch_interval or _default_switch(), "runs": []}
+           "runs": []}
     with JackServer(rate=48000, period=64) as jack:
         res["jack_server"] = jack.name
         for r in range(repeats):
-            run = in_process(models, video, duration, args.seed + r, args.switch_interval)
+            run = play_layout(models, video, duration, args.seed + r)
             res["runs"].append(run)
-            print(f"--- in-process run {r + 1}/{repeats}: {run['messages_sent']} messages, "
+            lat = run["sender_lateness_ms"]
+            print(f"--- run {r + 1}/{repeats}: {run['messages_pushed']} messages pushed, "
                   f"{run['embeds']} embeds ({run['embed_rate_per_s']:.1f}/s), "
-                  f"process CPU {run['process_cpu_s_per_s'] * 100:.0f}% of one core, unmatched {run['unmatched']}")
-            s = run["scheduler_stats"]
-            print(f"  scheduler stats(): p50 {s['lateness_p50'] * 1e3:.3f} ms  p99 {s['lateness_p99'] * 1e3:.3f} ms"
-                  f"  max {s['lateness_max'] * 1e3:.3f} ms")
-            print(f"  sends > 1 ms late: {run['sends_over_1ms']}, of which due while the encoder ran: "
-                  f"{run['sends_over_1ms_due_during_an_embed']} (encoder busy {run['encoder_busy_fraction'] * 100:.0f}% of the time)")
-            for k in ("send_error_ms", "note_on_send_error_ms", "arrival_error_ms", "transport_ms",
-                      "embed_to_conditioning_ms"):
+                  f"thinker CPU {run['thinker_cpu_s_per_s'] * 100:.0f}% of one core, unmatched {run['unmatched']}")
+            print(f"  the sender's lateness: p50 {lat['p50']:.3f} ms  p99 {lat['p99']:.3f} ms  max {lat['max']:.3f} ms")
+            for k in ("arrival_error_ms", "embed_to_conditioning_ms"):
                 print(common.line("  " + k[:-3], run[k]))
         if args.process:
             res["process"] = as_process(args.models, video, duration, args.seed)
@@ -169,16 +139,17 @@ def main() -> None:
             print(f"--- as a process: log line p50 {pr['log_lateness_p50_ms']} ms p99 {pr['log_lateness_p99_ms']} ms; "
                   f"{pr['same_bytes_in_order']}/{pr['messages_recorded']} messages identical in order")
             print(common.line("  arrival vs --record (first-aligned)", pr["arrival_vs_record_ms"]))
-    pooled = {}     # over the runs: the median of their medians, the worst p99 and max
-    for k in ("send_error_ms", "arrival_error_ms", "transport_ms", "note_on_send_error_ms"):
-        pooled[k] = {"median_of_runs": float(np.median([r[k]["median"] for r in res["runs"]])),
-                     "worst_p99": max(r[k]["p99"] for r in res["runs"]),
-                     "worst_max": max(r[k]["max"] for r in res["runs"])}
-    res["summary"] = pooled
-    res["aim"] = {"what": "send error p99 <= 1 ms while encoding",
-                  "met": pooled["send_error_ms"]["worst_p99"] <= 1.0}
-    print(f"aim send error p99 <= 1 ms: worst p99 {pooled['send_error_ms']['worst_p99']:.3f} ms -> "
-          f"{'met' if res['aim']['met'] else 'NOT met'}")
+    lat = [r["sender_lateness_ms"] for r in res["runs"]]
+    arr = [r["arrival_error_ms"] for r in res["runs"]]
+    res["summary"] = {"sender_lateness_ms": {"median_of_runs": float(np.median([x["p50"] for x in lat])),
+                                             "worst_p99": max(x["p99"] for x in lat),
+                                             "worst_max": max(x["max"] for x in lat)},
+                      "arrival_error_ms": {"median_of_runs": float(np.median([x["median"] for x in arr])),
+                                           "worst_p99": max(x["p99"] for x in arr),
+                                           "worst_max": max(x["max"] for x in arr)}}
+    worst = res["summary"]["sender_lateness_ms"]["worst_p99"]
+    res["aim"] = {"what": "send error p99 <= 1 ms while encoding", "met": worst <= 1.0}
+    print(f"aim send error p99 <= 1 ms: worst p99 {worst:.3f} ms -> {'met' if res['aim']['met'] else 'NOT met'}")
     common.write_result("midi_timing", res, args.out)
 
 

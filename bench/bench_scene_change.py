@@ -6,9 +6,8 @@ drawn at random within the embed period so the switch falls anywhere between
 two embeddings). The engine runs in this process (Engine API, default
 EngineConfig: 4 embeds/s on the cadence, 30 frames/s looked at by the cheap
 change signal, a change confirmed by 2 distant embeddings, 0.75 s look-ahead)
-and sends, as `play` does, through the sender process (installation/midi/sender.py,
-its sends logged with ITM_SEND_LOG) to a JACK MIDI receiver in a process of its own.
-``--in-process``: the engine's own Scheduler in this process instead (the old `play`).
+and sends, as `play` does, through the sender process (bench/live.py: play's layout,
+the engine's pushes noted on their way) to a JACK MIDI receiver in a process of its own.
 
 For each switch, from GeneratorThread.scene_changes (clock time the change was
 acted on, due time of the first new note):
@@ -18,8 +17,6 @@ acted on, due time of the first new note):
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 
 import numpy as np
@@ -55,14 +52,13 @@ def main() -> None:
     ap.add_argument("--period", type=float, default=5.0, help="seconds between switches")
     ap.add_argument("--pair", default="02_hubble_extreme_deep_field.jpg,05_chelsea_the_cat.jpg")
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--in-process", action="store_true", help="the engine's own scheduler, not the sender process")
     args = ap.parse_args()
     n_sw = 3 if args.quick else args.switches
     busy = common.warn_if_busy()
 
-    from installation.midi import midi_io
     from installation.engine import EngineConfig
     from installation.image.scene import cosine_distance
+    from installation.midi.sender_config import SenderConfig
     from realtime_parts import JackServer
 
     models = common.load_models(args.models)
@@ -72,40 +68,18 @@ def main() -> None:
     cfg = EngineConfig(seed=args.seed)
     rng = np.random.default_rng(args.seed)
 
-    with JackServer(rate=48000, period=64), common.ReceiverProcess() as rx, \
-            tempfile.TemporaryDirectory() as tmp:
+    with JackServer(rate=48000, period=64), common.ReceiverProcess() as rx:
         switches: list[float] = []
         source = SwitchingSource(a, b, switches)
-        if args.in_process:
-            sink = midi_io.MidiOut("jack", rx.port_name)
-            sink.open()
-            eng = live.timed_engine(models, source, sink, cfg)
-        else:
-            from installation.engine import Engine
-            from installation.midi.sender_config import SenderConfig
-            from installation.midi.sender_process import SenderProcess
-            log_path = os.path.join(tmp, "sends.npy")
-            os.environ["ITM_SEND_LOG"] = log_path          # the sender child inherits it
-            sender = SenderProcess(SenderConfig(port=rx.port_name, midi_api="jack", log_level="warning"))
-            sender.start()
-            eng = Engine(models, source, None, cfg, scheduler=sender.scheduler)
-            sender.wait_ready(20)
+        eng, sender = live.play_engine(models, source, cfg,
+                                       SenderConfig(port=rx.port_name, midi_api="jack", log_level="warning"))
         emb = eng.encoder.embed([a[1], b[1]])
         dist = cosine_distance(emb[0], emb[1])
-        eng.start()
-        first = eng.t0 + 4.0
+        first = time.perf_counter() + cfg.start_delay_s + 4.0
         switches.extend(first + i * args.period + rng.uniform(0, 1 / cfg.embed_fps) for i in range(n_sw))
-        eng.wait(switches[-1] - eng.t0 + args.period)
-        eng.stop()
-        if args.in_process:
-            sink.close()
-            log = eng.scheduler.send_log
-        else:
-            sender.stop()
-            log = live.sender_log(np.load(log_path))
+        live.run(eng, sender, switches[-1] - first + 4.0 + args.period)
         received = rx.finish()
-    if eng.failure:
-        raise RuntimeError(f"engine failed: {eng.failure!r}")
+    log = eng.scheduler.pushes
 
     arrivals = live.match_arrivals(log, received)
     changes = list(eng.generator.scene_changes)
@@ -117,15 +91,14 @@ def main() -> None:
             rows.append({"switch": s, "detected": False})
             continue
         acted, due = after[0]
-        idx = next((i for i, (d, _, m) in enumerate(log) if d == due and m[0] & 0xF0 == 0x90 and m[2] > 0), None)
+        idx = next((i for i, (d, m) in enumerate(log) if d == due and m[0] & 0xF0 == 0x90 and m[2] > 0), None)
         arr = arrivals[idx] if idx is not None else None
         rows.append({"switch": s, "detected": True, "to_acted_s": acted - s, "to_first_note_due_s": due - s,
-                     "to_first_note_sent_s": (log[idx][1] - s) if idx is not None else None,
                      "to_arrival_s": (arr - s) if arr is not None else None})
     ok = [r for r in rows if r["detected"]]
     spurious = len(changes) - len(ok)
     res = {"benchmark": "scene_change", "machine": common.machine(), "busy_at_start": busy,
-           "path": "in-process scheduler" if args.in_process else "sender process (as play)",
+           "path": "sender process (as play)",
            "models": common.models_label(args.models), "pair": [a_name, b_name], "cosine_distance": dist,
            "embed_fps": cfg.embed_fps, "change_frames": cfg.scene.change_frames,
            "lookahead_s": cfg.generator.lookahead_s, "discard_margin_s": cfg.generator.discard_margin_s,

@@ -1,86 +1,94 @@
-"""The live engine in the benchmark's own process, with every send logged against its due time.
+"""The live engine in the benchmark's own process, laid out as `play` ships it.
 
-``timed_engine()`` builds an installation.engine.Engine whose scheduler is a
-``TimedScheduler``: the same Scheduler, plus a log of (due, clock time of the
-actual send call, message) for every message ``tick`` sends. The scheduler's
-own lateness (stats()) uses the time ``tick`` started; this log takes the clock
-again right before each sink.send, so a message sent after others in the same
-tick is charged for the wait.
+``play_engine()`` starts the sender process (installation.midi.sender_process, with its
+own SenderConfig) and builds the Engine in this process sending to it, as `play` does.
+The engine's scheduler goes through a ``PushLog`` (passed as the Engine's ``scheduler``):
+it notes the due time of every (due, message) pair the generator pushes, and passes
+them on unchanged. The benches match those due times with the arrivals at an
+independent receiver (arrival - due); the send error (the sender's scheduler tick
+minus due) comes from the sender's own figures over the link (``SenderProcess.stats``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import common  # noqa: F401  (sys.path)
-from installation import engine as engine_module
-from installation.midi.scheduler import Scheduler
 
 
-class TimedScheduler(Scheduler):
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.send_log: list[tuple[float, float, tuple[int, ...]]] = []
+class PushLog:
+    """A scheduler as the engine sees it (here the sender's RemoteScheduler), noting what is pushed to it."""
 
-    def _send(self, now, due, msg):
-        self.send_log.append((due, self._clock(), msg))
-        super()._send(now, due, msg)
+    def __init__(self, scheduler):
+        self._scheduler = scheduler
+        self.pushes: list[tuple[float, tuple[int, ...]]] = []    # (due, message bytes), in push order
+
+    def push(self, items) -> None:
+        items = list(items)
+        self.pushes.extend((float(due), tuple(msg)) for due, msg in items)
+        self._scheduler.push(items)
+
+    def __getattr__(self, name):
+        return getattr(self._scheduler, name)
 
 
-def timed_engine(models, source, sink, cfg):
-    """An Engine whose scheduler logs every send (the class is swapped for this construction only),
-    and whose encoder logs the (start, end) clock times of every embed call in ``engine.embed_log``."""
-    engine_module.Scheduler = TimedScheduler
+def play_engine(models, source, cfg, sender_cfg, ready_s: float = 20.0):
+    """`play`'s layout: the sender process on ``sender_cfg`` (a SenderConfig), the Engine here on ``cfg`` (an
+    EngineConfig) sending to it through a PushLog. Returns (engine, sender), the sender ready; the caller
+    starts the engine and stops both (``run``)."""
+    from installation.engine import Engine
+    from installation.midi.sender_process import SenderProcess
+    sender = SenderProcess(sender_cfg)
+    sender.start()
     try:
-        eng = engine_module.Engine(models, source, sink, cfg)
+        eng = Engine(models, source, None, cfg, scheduler=PushLog(sender.scheduler))
+        sender.wait_ready(ready_s)
+    except BaseException:
+        sender.stop()
+        raise
+    return eng, sender
+
+
+def run(eng, sender, seconds: float) -> dict:
+    """Play for ``seconds``, stop the engine then the sender (which silences the port); the sender's figures."""
+    eng.start()
+    try:
+        eng.wait(seconds)
     finally:
-        engine_module.Scheduler = Scheduler
-    eng.embed_log = []
-    embed = eng.encoder.embed
-
-    def logged_embed(frames):
-        t0 = eng.clock()
-        try:
-            return embed(frames)
-        finally:
-            eng.embed_log.append((t0, eng.clock()))
-    eng.encoder.embed = logged_embed
-    return eng
+        eng.stop()
+        code = sender.stop()
+    if eng.failure:
+        raise RuntimeError(f"engine failed: {eng.failure!r}")
+    if code not in (0, None):
+        raise RuntimeError(f"the sender exited {code}: {sender.error}")
+    return sender.stats()
 
 
-def during(times, intervals) -> int:
-    """How many of ``times`` fall inside one of the (start, end) intervals."""
-    import bisect
-    starts = [a for a, _ in intervals]
-    n = 0
-    for t in times:
-        i = bisect.bisect_right(starts, t) - 1
-        if i >= 0 and intervals[i][0] <= t <= intervals[i][1]:
-            n += 1
-    return n
+def send_error(stats: dict) -> dict:
+    """The sender's own lateness figures (its scheduler's tick minus due; p50 and p99 over its last 4096
+    messages, max over all) in ms, and its counters."""
+    ms = {k: None if stats.get(f"lateness_{k}") is None else stats[f"lateness_{k}"] * 1e3
+          for k in ("p50", "p99", "max")}
+    return {"sender_lateness_ms": ms, "sent": stats.get("sent"), "send_failed": stats.get("send_failed"),
+            "dropped_late": stats.get("dropped_late")}
 
 
-def sender_log(sends):
-    """The sender's ITM_SEND_LOG array (installation/midi/sender.py) as (due, sent, bytes) rows, like TimedScheduler's."""
-    return [(float(r[0]), float(r[1]), tuple(int(b) for b in r[2:5] if b >= 0)) for r in sends]
-
-
-def match_arrivals(send_log, received, window_s: float = 0.1):
-    """Pair each logged (due, sent, bytes) send with its arrival at the receiver: the first arrival not yet
-    taken with the same bytes, from the send call to ``window_s`` after it. JACK keeps the order of one port's
-    messages; messages the receiver got that are not in the log (a final panic's note-offs and CCs) are
-    skipped, and a send that never arrived (rtmidi refused it, say) is None without throwing the rest out of
-    step. Returns a list of arrival times (None where nothing matched)."""
+def match_arrivals(pushes, received, window_s: float = 0.1):
+    """Pair each pushed (due, bytes) with its arrival at the receiver: the first arrival not yet taken with the
+    same bytes, from its due time to ``window_s`` after it. JACK keeps the order of one port's messages;
+    messages the receiver got that were not pushed (the scheduler's own note-offs, a final panic) are
+    skipped, and a push that never arrived (dropped at a scene change, say) is None without throwing the
+    rest out of step. Returns a list of arrival times (None where nothing matched)."""
     by_bytes: dict = {}
     for t, m in received:
         by_bytes.setdefault(tuple(m), []).append(t)
     taken: dict = {}
     out = []
-    for _, sent, msg in send_log:
+    for due, msg in pushes:
         key = tuple(msg)
         times, i = by_bytes.get(key, []), taken.get(key, 0)
-        while i < len(times) and times[i] < sent - 0.0005:
+        while i < len(times) and times[i] < due - 0.0005:
             i += 1
-        if i < len(times) and times[i] <= sent + window_s:
+        if i < len(times) and times[i] <= due + window_s:
             out.append(times[i])
             i += 1
         else:
@@ -96,4 +104,3 @@ def bench_video(path: Path, seconds_per_artwork: float = 8.0, size=(640, 480), f
         return path
     scenes = [(img, seconds_per_artwork) for _, img in common.artworks()]
     return make_video(path, scenes, fps=fps, size=size)
-

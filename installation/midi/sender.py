@@ -74,39 +74,6 @@ class NoteTap:
         return out
 
 
-class SendLogScheduler(Scheduler):
-    """A Scheduler that also notes (due, clock at the send call, the message's bytes, -1 where it has fewer than
-    3, clock when the message was pushed here) of every message, saved as .npy at exit. Used only when
-    ITM_SEND_LOG=FILE is set (the benches in bench/ measure the send error, tell a message queued late from one
-    sent late, and match arrivals at a receiver, with it)."""
-
-    def __init__(self, *a, path: str, **kw):
-        super().__init__(*a, **kw)
-        import numpy as np
-        self._np, self._log_path = np, path
-        self._log = np.zeros((1 << 20, 6))
-        self._n = 0
-        self._pushed: dict = {}             # (due, message) -> clock times it was pushed, oldest first
-
-    def push(self, items) -> None:
-        items = list(items)
-        now = self._clock()
-        for due, msg in items:
-            self._pushed.setdefault((float(due), tuple(msg)), collections.deque()).append(now)
-        super().push(items)
-
-    def _send(self, now, due, msg):
-        times = self._pushed.get((due, tuple(msg)))
-        pushed = times.popleft() if times else float("nan")
-        if self._n < self._log.shape[0]:
-            self._log[self._n] = (due, self._clock(), *msg[:3], *(-1,) * (3 - len(msg[:3])), pushed)
-            self._n += 1
-        super()._send(now, due, msg)
-
-    def save(self) -> None:
-        self._np.save(self._log_path, self._log[:self._n])
-
-
 def open_sink(cfg: SenderConfig):
     """The sink this sender plays to: FluidSynth (``cfg.synth``), else the MIDI port the config names; with no
     MIDI system and no port, a recording only (``cfg.record``, or a new timestamped file when
@@ -138,9 +105,7 @@ def serve(cfg: SenderConfig, listen: str, beacon: Beacon, peer: str = "thinker")
     scfg = SchedulerConfig(late_policy=cfg.late_policy, max_polyphony=cfg.max_polyphony,
                            max_note_s=cfg.max_note_seconds)
     recorder = midi_io.Recorder() if record else None
-    send_log = os.environ.get("ITM_SEND_LOG")
-    sched = (SendLogScheduler(tap, scfg, path=send_log, recorder=recorder) if send_log
-             else Scheduler(tap, scfg, recorder=recorder))
+    sched = Scheduler(tap, scfg, recorder=recorder)
     def port_status() -> dict:
         """What every report says of the output: ready, which port, and whether it is connected."""
         return {"role": "sender", "ready": True, "port": sink.describe(), "port_name": sink.port_name,
@@ -237,8 +202,6 @@ def serve(cfg: SenderConfig, listen: str, beacon: Beacon, peer: str = "thinker")
         except OSError as exc:
             log.error("could not write the recording %s: %s", record, exc.strerror or exc)
             final["record_error"] = f"{record}: {exc.strerror or exc}"
-    if send_log:
-        sched.save()
     beacon.send(final)
     if not silenced:
         log.error("the scheduler did not stop within %.1f s; exiting without closing the port, "
