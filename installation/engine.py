@@ -24,6 +24,7 @@ from installation.image.emotion import ImageEmotion
 from installation.image.encoder import ImageEncoder
 from installation.music.generator import GeneratorConfig, GeneratorThread
 from installation.manifest import Manifest
+from installation.settings import generation
 from installation.image.scene import SceneConfig
 from installation.midi.scheduler import Scheduler, SchedulerConfig
 from installation.image.vision import SceneTimeline, VisionThread
@@ -34,16 +35,16 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EngineConfig:
     embed_fps: float = 4.0          # frames embedded per second at most
-    seed: int | None = None         # sampling seed (file/image sources: a reproducible run)
-    temperature: float = 1.0
-    top_p: float = 0.95
+    seed: int | None = generation("seed")                  # the generation options: installation/settings.py
+    temperature: float = generation("temperature")
+    top_p: float = generation("top_p")
     encoder_threads: int = 1        # onnxruntime threads for the image encoder
     start_delay_s: float = 0.25     # first note is due this long after start (room to generate ahead)
     gil_switch_s: float = 0.0002    # sys.setswitchinterval while running (Python's default 5 ms is a 5 ms late note)
     steering: Steering = field(default_factory=Steering)     # hand overrides: valence, arousal, key, motion weight
     emotion_map: emotion_map.EmotionMap | None = None        # None: the models' fitted map (emotion_map.toml)
-    decoder: str | None = None      # "gru" or "transformer" (None: the manifest's default)
-    guidance: float | None = None   # control guidance weight (None: the manifest's)
+    decoder: str | None = generation("decoder")            # None: the manifest's default
+    guidance: float | None = generation("guidance")        # None: the manifest's
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
@@ -211,9 +212,7 @@ def assemble(s, start_delay_s: float = EngineConfig.start_delay_s) -> Assembly:
 
 
 def steering_of(s, motion_weight: float = 0.0):
-    """The hand settings (valence, arousal, key, guidance, emotion map) of ``s``, checked; a mistake is one line."""
-    if s.guidance is not None and not 0 <= s.guidance <= 8:
-        raise UserError(f"--guidance {s.guidance}: must be between 0 and 8")
+    """The hand settings (valence, arousal, key, emotion map) of ``s``, checked; a mistake is one line."""
     st = Steering(valence=s.valence, arousal=s.arousal, key=s.key, motion_weight=motion_weight)
     try:
         st.check()

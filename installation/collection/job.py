@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installation.manifest import file_sha256
+from installation.settings import generation
 
 FORMAT_VERSION = 1           # bump when the output of the same settings changes
 MAX_BATCH_BYTES = 32 << 20   # image bytes in one batch at most: what one worker holds in Ray's object store
@@ -27,11 +28,11 @@ class Settings:
     guidance: float | None
     seconds: float
     seed: int
-    temperature: float
-    top_p: float
     steering: object                     # mood.conductor.Steering
     emotion_map: object                  # mood.emotion_map.EmotionMap, resolved (patch laid over it)
     patch: object | None                 # patches.patch.Patch, or None (plain piano MIDI)
+    temperature: float = generation("temperature")     # installation/settings.py
+    top_p: float = generation("top_p")
     audio: tuple[str, ...] = ()          # formats among "wav", "flac", "opus"; () = MIDI only
     soundfont: str | None = None
     synth_gain: float = 0.5

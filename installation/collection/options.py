@@ -39,8 +39,6 @@ def settings_from(args, steering, emap, patch):
         raise UserError(f"--workers {args.workers}: give a number of worker processes, 1 or more")
     if not -40.0 <= args.loudness <= -6.0:
         raise UserError(f"--loudness {args.loudness}: choose a loudness between -40 and -6 LUFS (e.g. -16)")
-    if not 0 < args.top_p <= 1:
-        raise UserError("--top-p must be in (0, 1]")
     audio, sf2, gain = (), None, 0.5
     if args.audio:
         from installation.patches.audio import check_format

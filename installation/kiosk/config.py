@@ -19,6 +19,7 @@ from pathlib import Path
 
 from installation.errors import UserError
 from installation.kiosk.hours import OpeningHours
+from installation.settings import ALL, KIOSK, MAX_INT, PLAY_KIOSK, generation, opt  # noqa: F401  (re-exported)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -31,18 +32,6 @@ class ConfigError(UserError):
         super().__init__(one_line(str(message)))
 
 
-PLAY_KIOSK, ALL, KIOSK = ("play", "kiosk"), ("play", "kiosk", "render"), ("kiosk",)
-
-
-def opt(default, help: str, *, commands=PLAY_KIOSK, least=None, above=None, most=None, choices=None):
-    """One option, declared once: its default, help, the commands that take it (the same name and meaning in
-    each), and its range (``least`` or ``above``, ``most``) or ``choices``. The command line (kiosk/cli_options.py),
-    the TOML file and the checks at start are all made from these."""
-    return dataclasses.field(default=default, metadata={"help": help, "commands": commands, "choices": choices,
-                                                        "range": None if most is None else (
-                                                            least if above is None else above, most, above is not None)})
-
-
 # Options of `play` only, refused in a kiosk configuration with the reason.
 PLAY_ONLY = {
     "record": "the kiosk records nothing (it runs for weeks and sees visitors); use `play --record`",
@@ -50,7 +39,6 @@ PLAY_ONLY = {
     "soundfont": "the kiosk plays to a MIDI port (`port`): give the SoundFont to the FluidSynth you start",
     "audio_driver": "the kiosk plays to a MIDI port (`port`): give the audio driver to the FluidSynth you start",
 }
-MAX_INT = 2 ** 63 - 1                   # any whole number beyond this in a setting is a mistake
 
 
 @dataclass(frozen=True)
@@ -59,20 +47,15 @@ class KioskConfig:
     # --- music (the same meaning as in `play`)
     models: str | None = opt(None, "folder with manifest.json and the ONNX models (default: exported_models/)",
                              commands=ALL)
-    seed: int | None = opt(None, "sampling seed (0 or more): a run from a file or image source is reproducible "
-                                 "(default: a new one each run; render: 0)", least=0, most=MAX_INT, commands=ALL)
-    temperature: float = opt(1.0, "sampling temperature, 0 (greedy) to 10 (default 1.0)",
-                             least=0.0, most=10.0, commands=ALL)
-    top_p: float = opt(0.95, "nucleus sampling: keep the most likely events up to this mass, in (0, 1] (default 0.95)",
-                       above=0.0, most=1.0, commands=ALL)
+    seed: int | None = generation("seed")
+    temperature: float = generation("temperature")
+    top_p: float = generation("top_p")
     embed_fps: float = opt(4.0, "frames embedded per second at most (default 4)", above=0.0, most=60.0)
     lookahead_ms: float = opt(750.0, "milliseconds of music generated ahead of playback (default 750)",
                               least=20.0, most=10_000.0)
     tempo_scale: float = opt(1.0, "stretch time: 2 plays at half speed (default 1)", above=0.0, most=100.0)
-    decoder: str | None = opt(None, "the music model, gru or transformer (default: the one the models' manifest names)",
-                              choices=('gru', 'transformer'), commands=ALL)
-    guidance: float | None = opt(None, "how hard the decoder leans into the asked key, 0 (off) to 8 "
-                                       "(default: the weight the manifest gives)", least=0.0, most=8.0, commands=ALL)
+    decoder: str | None = generation("decoder")
+    guidance: float | None = generation("guidance")
     # --- mood (override what the picture says)
     valence: float | None = opt(None, "-1 (sad, tense) .. 1 (happy, calm): replaces the picture's valence",
                                 least=-1.0, most=1.0, commands=ALL)

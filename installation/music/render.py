@@ -23,6 +23,7 @@ from installation.mood.emotion_map import EmotionMap
 from installation.music.critic import candidates_of
 from installation.music.legality import NoteState
 from installation.music.sampling import sample
+from installation.settings import generation
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 class RenderSettings:
     seconds: float = 30.0        # music per image
     seed: int = 0
-    temperature: float = 1.0
-    top_p: float = 0.95
+    temperature: float = generation("temperature")     # installation/settings.py
+    top_p: float = generation("top_p")
     batch: int = 64              # sequences stepped together, at most
     workers: int = 1             # threads, each stepping its own batch (onnxruntime runs them in parallel)
     max_events: int | None = None  # safety cap per sequence (default: 200 events per second of music)
