@@ -74,7 +74,7 @@ class Bench:
         self.osc_port = _free_udp()
         patch = tmp / "faults.toml"
         patch.write_text(f"[[layer]]\nchannel = 1\n[input]\nosc_port = {self.osc_port}\nweight = 0.5\n")
-        self.kiosk = Kiosk("--port", f"{RX}:in", "--camera", "nonexistent-camera", "--seed", str(seed),
+        self.kiosk = Kiosk("--port", f"{RX}:in", "--source", "nonexistent-camera", "--seed", str(seed),
                            "--patch", str(patch)).start()
         self.kiosk.wait_health(playing, timeout=90)
         self.old_rx: list[MidiReceiver] = []
@@ -190,7 +190,7 @@ def mute_camera(n: int) -> dict:
         w.release()
         for _ in range(n):
             with MidiReceiver(client_name="cam-rx") as rx:
-                with Kiosk("--port", "cam-rx:in", "--camera", str(empty)) as k:
+                with Kiosk("--port", "cam-rx:in", "--source", str(empty)) as k:
                     k.wait_health(lambda h: playing(h) and h["camera"] == "attract", timeout=60)
                     pid = k.pids()["thinker"]
                     c0, t0 = _cpu(pid), time.monotonic()

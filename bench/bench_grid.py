@@ -115,7 +115,7 @@ def run_play(models, video: Path, seconds: float, seed: int, rx_port: str | None
 def run_kiosk(video: Path, seconds: float, seed: int, rx_port: str) -> dict:
     """The kiosk as it ships; the sender's figures as its /health reports them just before the stop."""
     from kiosk_parts import Kiosk, playing
-    with Kiosk("--port", rx_port, "--camera", str(video), "--seed", str(seed)) as k:
+    with Kiosk("--port", rx_port, "--source", str(video), "--seed", str(seed)) as k:
         k.wait_health(playing)
         time.sleep(seconds)
         h = k.health()

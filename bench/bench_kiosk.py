@@ -34,7 +34,7 @@ from realtime_parts import JackServer, MidiReceiver, count_note_ons
 
 def send_error(video: Path, seconds: float, seed: int, priority: int = 0) -> dict:
     with common.ReceiverProcess() as rx:
-        with Kiosk("--port", rx.port_name, "--camera", str(video), "--seed", str(seed),
+        with Kiosk("--port", rx.port_name, "--source", str(video), "--seed", str(seed),
                    "--sender-priority", str(priority)) as k:
             k.wait_health(playing)
             time.sleep(seconds)
@@ -49,7 +49,7 @@ def send_error(video: Path, seconds: float, seed: int, priority: int = 0) -> dic
 def kills(n: int, seed: int) -> dict:
     out = {}
     with MidiReceiver(client_name="bench-kill-rx") as rx:
-        with Kiosk("--port", rx.port_name, "--camera", "nonexistent-camera", "--seed", str(seed)) as k:
+        with Kiosk("--port", rx.port_name, "--source", "nonexistent-camera", "--seed", str(seed)) as k:
             k.wait_health(playing)
             for roles in (("thinker",), ("sender",), ("thinker", "sender")):
                 times = []
@@ -85,7 +85,7 @@ def kills(n: int, seed: int) -> dict:
 
 def soak_run(seconds: float) -> dict:
     with MidiReceiver(client_name="bench-soak-rx") as rx:
-        with Kiosk("--port", rx.port_name, "--camera", "nonexistent-camera", "--slide-seconds", "20") as k:
+        with Kiosk("--port", rx.port_name, "--source", "nonexistent-camera", "--slide-seconds", "20") as k:
             k.wait_health(playing)
             res = soak(k, seconds, every=10.0, warmup=min(60.0, seconds / 4))
             h = k.health()

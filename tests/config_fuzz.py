@@ -188,7 +188,7 @@ def check_kiosk(path, for_play: bool = False) -> str:
         cfg = C.build(None, values)
         if cfg.log_file is not None:
             C.writable_file(cfg.log_file, "log_file")
-        C.check_source(cfg.camera, cfg.slide_seconds, "source")
+        C.check_source(cfg.picture_source, cfg.slide_seconds, "source")
         return "ok"
     except UserError as exc:
         return _one_line(exc)

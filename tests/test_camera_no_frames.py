@@ -16,7 +16,7 @@ def test_camera_that_gives_no_frames_does_not_spin(jack_server, midi_receiver, t
     cap = cv2.VideoCapture(str(empty))
     assert cap.isOpened() and not cap.read()[0], "the stand-in must open and give no frame"
     cap.release()
-    with Kiosk("--port", midi_receiver.port_name, "--camera", str(empty)) as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", str(empty)) as k:
         k.wait_health(lambda h: playing(h) and h["camera"] == "attract", timeout=60)
         n0 = count_note_ons(midi_receiver.received())
         time.sleep(8.0)

@@ -32,7 +32,7 @@ def kill_while_sounding(kiosk, rx, roles):
 
 @pytest.mark.parametrize("roles", [("thinker",), ("sender",), ("thinker", "sender")], ids="+".join)
 def test_sigkill_releases_every_note_and_music_returns(jack_server, midi_receiver, roles):
-    with Kiosk("--port", midi_receiver.port_name, "--camera", "nonexistent-camera", "--seed", "5") as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", "--seed", "5") as k:
         k.wait_health(playing)
         assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 5, timeout=30), k.output()
         before = k.health()["restarts"]
@@ -63,7 +63,7 @@ def test_port_lost_and_back(jack_server):
     first = MidiReceiver(client_name="kiosk-synth").open()
     second = None
     try:
-        with Kiosk("--port", first.port_name, "--camera", "nonexistent-camera") as k:
+        with Kiosk("--port", first.port_name, "--source", "nonexistent-camera") as k:
             k.wait_health(playing)
             assert first.wait_until(lambda got: count_note_ons(got) >= 3, timeout=30)
             first.close()
@@ -89,7 +89,7 @@ def test_camera_lost_plays_attract_mode_then_the_camera_again(jack_server, midi_
     art = sorted(bundled_artworks().glob("*.jpg"))
     cam = make_video(tmp_path / "made.avi", [(load_rgb(art[2]), 1.0)], fps=10, size=(320, 240))
     hidden = tmp_path / "hidden.avi"
-    with Kiosk("--port", midi_receiver.port_name, "--camera", str(cam), "--log-file", str(tmp_path / "k.jsonl")) as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", str(cam), "--log-file", str(tmp_path / "k.jsonl")) as k:
         k.wait_health(lambda h: playing(h) and h["camera"] == "camera", timeout=60)
         shutil.move(cam, hidden)                                      # unplugged
         h = k.wait_health(lambda h: h["camera"] == "attract", timeout=20)
@@ -113,7 +113,7 @@ def test_closing_time_brings_silence_and_a_panic(jack_server, midi_receiver, tmp
         pytest.skip("too close to midnight for a closing time inside the test")
     close = now + dt.timedelta(seconds=25)
     hours = f"{now - dt.timedelta(minutes=1):%H:%M}-{close:%H:%M:%S}"
-    with Kiosk("--port", midi_receiver.port_name, "--camera", "nonexistent-camera", "--hours", hours) as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", "--hours", hours) as k:
         k.wait_health(playing)
         assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 3, timeout=30)
         h = k.wait_health(lambda h: h["state"] == "closed", timeout=60)
@@ -139,7 +139,7 @@ def test_systemd_notify_ready_watchdog_stopping(jack_server, tmp_path):
     sock.settimeout(30)
     got = []
     try:
-        with Kiosk("--virtual-port", "notify-test", "--camera", "nonexistent-camera", "--duration", "6",
+        with Kiosk("--virtual-port", "notify-test", "--source", "nonexistent-camera", "--duration", "6",
                    env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}) as k:
             while not any("STOPPING=1" in g for g in got):
                 got.append(sock.recv(4096).decode())

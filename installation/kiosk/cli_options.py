@@ -7,8 +7,6 @@ import signal
 
 from installation.kiosk import config as C
 
-HIDDEN = {"camera"}                      # the older name of --source, still accepted
-
 
 def add_options(p: argparse.ArgumentParser, names=None) -> None:
     """One option per configuration field (or per field in ``names``), named and explained as in the file."""
@@ -17,7 +15,7 @@ def add_options(p: argparse.ArgumentParser, names=None) -> None:
             continue
         flag = "--" + name.replace("_", "-")
         t = str(f.type)
-        kw = {"default": None, "help": argparse.SUPPRESS if name in HIDDEN else f.metadata["help"]}
+        kw = {"default": None, "help": f.metadata["help"]}
         if f.metadata["choices"]:
             kw["choices"] = f.metadata["choices"]
         if name == "hours":
@@ -28,6 +26,9 @@ def add_options(p: argparse.ArgumentParser, names=None) -> None:
             p.add_argument(flag, type=int, **kw)
         else:
             p.add_argument(flag, **kw)
+    if names is None:                    # the kiosk: its older option names, still accepted (C.OLD_NAMES)
+        for old in C.OLD_NAMES:
+            p.add_argument("--" + old.replace("_", "-"), default=None, help=argparse.SUPPRESS)
 
 
 def _check_port(cfg: C.KioskConfig) -> None:
@@ -50,12 +51,21 @@ def _check_port(cfg: C.KioskConfig) -> None:
             "port %r is not there now (%s); the sender connects when it appears", cfg.port, reason)
 
 
+def overrides_of(args) -> dict:
+    """The options given on the kiosk's command line (None: not given), an older name read as its new one."""
+    overrides = {name: getattr(args, name) for name in C._FIELDS}
+    for old in C.OLD_NAMES:
+        if getattr(args, old, None) is not None:
+            new = C.renamed(old, "--" + old.replace("_", "-"), option=True)
+            overrides[new] = overrides[new] if overrides[new] is not None else getattr(args, old)
+    return overrides
+
+
 def run_kiosk(args) -> int:
     import logging
 
     from installation.kiosk.supervisor import Supervisor
-    overrides = {name: getattr(args, name) for name in C._FIELDS}
-    cfg = C.build(args.config, overrides)       # every value checked before anything starts
+    cfg = C.build(args.config, overrides_of(args))     # every value checked before anything starts
     plan = C.check_resources(cfg)               # and what the files and folders it names hold
     cfg = cfg.replace(port=plan.port, virtual_port=plan.virtual_port)   # the patch's, unless given
     _check_port(cfg)

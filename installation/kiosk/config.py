@@ -84,7 +84,6 @@ class KioskConfig:
     # --- pictures
     source: str | None = opt(None, "camera index, video file or URL, image, or folder (default: camera 0, "
                                    "else the bundled artworks)")
-    camera: str = opt("0", "the older name of --source", commands=KIOSK)
     camera_timeout_s: float = opt(10.0, "seconds without a camera frame before the attract folder plays "
                                         "(default 10)", commands=KIOSK, above=0.0, most=86_400.0)
     attract: str | None = opt(None, "folder of images played while the camera gives no frames "
@@ -132,8 +131,6 @@ class KioskConfig:
 
     def __post_init__(self) -> None:
         check_values(self)
-        if self.source is not None:
-            object.__setattr__(self, "camera", self.source)     # the children read `camera`
         try:
             OpeningHours.parse(self.hours)
         except ValueError as exc:
@@ -142,6 +139,12 @@ class KioskConfig:
              f"{self.status_bind!r} is not loopback: set status_token (--status-token) so staff pages need it")
         need(self.port is None or self.virtual_port is None, "port",
              "give either port (connect to a synth) or virtual_port, not both")
+
+    @property
+    def picture_source(self) -> str:
+        """What the kiosk's thinker opens: ``source``, else camera 0 (the attract folder plays while it gives
+        nothing)."""
+        return "0" if self.source is None else str(self.source)
 
     @property
     def opening_hours(self) -> OpeningHours:
@@ -241,7 +244,7 @@ def check_resources(cfg: KioskConfig):
         _slideshow(Path(cfg.attract).expanduser() if cfg.attract else bundled_artworks(), cfg.slide_seconds)
     except UserError as exc:
         raise ConfigError(f"attract: {exc}") from None
-    check_source(cfg.camera, cfg.slide_seconds, "source")
+    check_source(cfg.picture_source, cfg.slide_seconds, "source")
     if cfg.log_file is not None:
         writable_file(cfg.log_file, "log_file")
     return plan
@@ -306,11 +309,27 @@ def _typed(key: str, value):
         if not isinstance(value, int):
             raise ConfigError(f"{key}: {value!r} is not a whole number")
         return value
-    if key in ("camera", "source") and isinstance(value, int):
+    if key == "source" and isinstance(value, int):
         return str(value)
     if not isinstance(value, str):
         raise ConfigError(f"{key}: {value!r} is not a string")
     return value
+
+
+OLD_NAMES = {"camera": "source"}       # older option names, still read, with one warning
+_warned: set = set()
+
+
+def renamed(old: str, where: str, option: bool = False) -> str:
+    """The current name of the older option ``old`` (OLD_NAMES); the first time, one warning naming ``where``
+    (``option``: the command line's, so the names are shown as options)."""
+    new = OLD_NAMES[old]
+    if old not in _warned:
+        _warned.add(old)
+        import logging
+        shown = "--" + new.replace("_", "-") if option else new
+        logging.getLogger("installation.kiosk").warning("%s is the older name of %s; use %s", where, shown, shown)
+    return new
 
 
 PLAY_ONLY_TYPES = {"record": str, "synth": bool, "soundfont": str, "audio_driver": str}
@@ -339,6 +358,8 @@ def read_toml(path: str | Path, for_play: bool = False) -> dict:
             continue
         if key in PLAY_ONLY:
             raise ConfigError(f"--config {path}: {raw!r} is a play option: {PLAY_ONLY[key]}")
+        if key in OLD_NAMES:
+            key = renamed(key, f"--config {path}: {raw}")
         if key not in _FIELDS:
             raise ConfigError(f"--config {path}: unknown key {raw!r} (known: {', '.join(_FIELDS)})")
         try:

@@ -46,7 +46,7 @@ def run(cfg: KioskConfig, sender_path: str, beacon: Beacon, controls_conn=None) 
     from installation import manifest as M
     from installation.engine import Engine, assemble
 
-    source = CameraWithAttract(cfg.camera, cfg.attract, timeout_s=cfg.camera_timeout_s,
+    source = CameraWithAttract(cfg.picture_source, cfg.attract, timeout_s=cfg.camera_timeout_s,
                                slide_seconds=cfg.slide_seconds)
     models = M.load(cfg.models)
     remote = RemoteScheduler(sender_path)
