@@ -32,9 +32,6 @@ emotion-tuned branch), the ``+tuned`` variants blend it in: ``(1 - b) * ridge + 
 which the branch was not trained on and where the ridge's out-of-fold predictions come from folds 1-4),
 calibrated on the blended validation predictions. The exported feature set is the one with the best summed
 Spearman on that slice, the one place where every variant is out-of-sample.
-
-The shipped conditioner's reading is scored beside it as the baseline:
-valence = p(Q1) + p(Q4) - p(Q2) - p(Q3), arousal = p(Q1) + p(Q2) - p(Q3) - p(Q4).
 """
 from __future__ import annotations
 
@@ -329,20 +326,6 @@ def fit(feats: dict[str, np.ndarray], y: np.ndarray, blocks: tuple[str, ...], we
     return model
 
 
-# --- baseline ---------------------------------------------------------------------
-
-def conditioner_baseline(conditioner: Path, emb_centre: np.ndarray) -> dict[str, np.ndarray]:
-    """The shipped conditioner's quadrant probabilities and its own valence/arousal head, on centre views."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(conditioner), providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    out = dict(zip(names, sess.run(None, {"embedding": emb_centre.astype(np.float32)})))
-    p = out["quadrant_probs"]
-    qp = np.stack([p[:, 0] + p[:, 3] - p[:, 1] - p[:, 2], p[:, 0] + p[:, 1] - p[:, 2] - p[:, 3]], 1)
-    return {"quadrant_probs": qp, "va_head": out["valence_arousal"]}
-
-
 # --- export -----------------------------------------------------------------------
 
 INPUT_NAMES = {"embedding": "embedding", "stats": "stats", "mid": "features_mid", "tuned": "tuned_va"}
@@ -431,16 +414,6 @@ def run(args) -> dict:
 
     report = {"data": {"train_images": int(tr.sum()), "test_images": int(te.sum()), "views_per_image": 6,
                        "arousal_split": float(images.arousal_split)}, "variants": {}}
-    if args.conditioner.is_file():               # the models before the controls (conditioner.onnx), when at hand
-        base = conditioner_baseline(args.conditioner, feats["embedding"][te][:, 0])
-        report["baseline"] = {k: score(v, yte) for k, v in base.items()}
-    else:                                        # gone since the controls: keep its figures from the last report
-        old = args.out / "image_emotion_report.json"
-        report["baseline"] = json.loads(old.read_text()).get("baseline", {}) if old.is_file() else {}
-        if report["baseline"]:
-            report["baseline_from"] = "the previous image_emotion_report.json (conditioner.onnx no longer shipped)"
-    log.info("baseline (shipped conditioner): %s", json.dumps(report["baseline"]))
-
     val = folds_of(int(tr.sum()), VAL_FOLD_SEED) == 0
     if "tuned" in feats:
         tv = train["tuned"][val][:, 0]
@@ -512,8 +485,7 @@ def run(args) -> dict:
                           "(MSE of centre views); the tuned branch's share and the feature set: the validation "
                           "slice (fold 0 of the training images, which the branch was not trained on); "
                           "held-out images only scored",
-             "metrics": {"heldout": report["variants"][name]["heldout_centre"],
-                         "baseline_conditioner_quadrant_probs": report["baseline"].get("quadrant_probs")},
+             "metrics": {"heldout": report["variants"][name]["heldout_centre"]},
              "arousal_split": float(images.arousal_split), "encoder_sha256": sha256(args.encoder)}
     if model.blend is not None:
         entry["tuned_share"] = report["variants"][name]["tuned_share"]
@@ -547,7 +519,6 @@ def parse(argv=None) -> argparse.Namespace:
                     help="where this step caches image statistics (and features it has to compute)")
     ap.add_argument("--out", type=Path, default=REPO / "exported_models", help="where image_emotion.onnx goes")
     ap.add_argument("--encoder", type=Path, default=None, help="encoder ONNX (default: OUT/encoder.onnx)")
-    ap.add_argument("--conditioner", type=Path, default=None, help="conditioner ONNX for the baseline (default: OUT/...)")
     ap.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "resnet18"])
     ap.add_argument("--variants", default=",".join(VARIANTS), help="feature sets to fit and score")
     ap.add_argument("--export-from", default="embedding,embedding+stats,embedding+mid,embedding+mid+stats,"
@@ -560,7 +531,6 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     args.encoder = args.encoder or args.out / "encoder.onnx"
-    args.conditioner = args.conditioner or args.out / "conditioner.onnx"
     return args
 
 
@@ -569,7 +539,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for what, p in (("data folder", args.data), ("encoder", args.encoder)):
         if not p.exists():
-            print(f"error: {what} {p} not found; pass --data/--out/--encoder/--conditioner", file=sys.stderr)
+            print(f"error: {what} {p} not found; pass --data/--out/--encoder", file=sys.stderr)
             return 2
     bad = [v for v in args.variants.split(",") if v not in VARIANTS]
     if bad:
