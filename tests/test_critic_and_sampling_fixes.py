@@ -106,19 +106,6 @@ def test_phrase_features_of_a_known_phrase():
     assert extra["held"][67] == pytest.approx(0.5)
 
 
-def test_mode_guidance_contrasts_the_parallel_key():
-    from installation.music.guidance import parallel
-
-    t = C.default_templates()
-    c = C.encode(C.Targets(key=C.Key(2, False)), t)                   # D major
-    p = parallel(c[None], t)[0]
-    assert np.allclose(p[C.KEY:C.KEY + 12], np.roll(t[1], 2))          # D minor
-    assert p[C.KEY + 12] == 0 and p[C.KEY + 13] == 1
-    assert np.array_equal(p[C.KEY + 14:], c[C.KEY + 14:])
-    free = C.unset()
-    assert np.array_equal(parallel(free[None], t)[0], free)           # no key asked: nothing to contrast
-
-
 def test_emotion_map_densities_are_within_real_30s_pieces_of_their_quadrant(shared_data):
     """Each corner's density lies within 20% of the median density of EMOPIA's held-out (test) clips of that
     quadrant, their first 30 s (the map is fitted on the training clips)."""

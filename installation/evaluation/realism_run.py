@@ -108,8 +108,7 @@ def generate_pieces(args, man, rel, va) -> tuple[list[np.ndarray], np.ndarray]:
     from installation.music.decoder import open_decoder
     from installation.music.render import RenderSettings, directions, generate
 
-    dec = open_decoder(man, kind=args.decoder, threads=args.threads, guidance=args.guidance,
-                       guidance_groups=tuple(args.guidance_groups.split(",")) if args.guidance_groups else None)
+    dec = open_decoder(man, kind=args.decoder, threads=args.threads, guidance=args.guidance)
     emap = emotion_map.load(args.emotion_map) if args.emotion_map else emotion_map.for_models(man.folder)
     keys = [f"{r}#{k}" for r in rel for k in range(args.k)]
     vas = np.repeat(va, args.k, axis=0)
@@ -269,8 +268,6 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=None, help="write the figures here (JSON)")
     ap.add_argument("--decoder", default=None, choices=["gru", "transformer"])
     ap.add_argument("--guidance", type=float, default=None, help="control guidance weight (default: the manifest's)")
-    ap.add_argument("--guidance-groups", default=None,
-                    help="guided control groups, comma-separated (key, density, ...; or mode: the mode alone)")
     ap.add_argument("--emotion-map", type=Path, default=None, help="an emotion map TOML (default: the models')")
     ap.add_argument("--k", type=int, default=1, help="pieces per image")
     ap.add_argument("--limit-images", type=int, default=None)

@@ -74,10 +74,10 @@ MusicDecoder = GruDecoder        # the default decoder
 
 
 def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 1, providers: list[str] | None = None,
-                 guidance: float | None = None, guidance_groups: tuple[str, ...] | None = None):
+                 guidance: float | None = None):
     """The decoder of that kind ("gru", "transformer"; None: the manifest's default), with control guidance at the
-    weight and on the groups the manifest gives for it (``guidance`` and ``guidance_groups`` override; weight 0
-    turns it off; installation/music/guidance.py)."""
+    weight and on the groups the manifest gives for it (``guidance`` overrides the weight; 0 turns it off;
+    installation/music/guidance.py)."""
     kind = kind or manifest.default_decoder
     if kind not in manifest.decoders:
         from installation.errors import UserError
@@ -92,8 +92,8 @@ def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 
     weight = g.get("weight", 0.0) if guidance is None else guidance
     if weight > 0:
         from installation.music.guidance import GuidedDecoder
-        groups = tuple(guidance_groups or g.get("groups", ("key",)))
-        dec = GuidedDecoder(dec, weight, groups, manifest.key_templates)
+        groups = tuple(g.get("groups", ("key",)))
+        dec = GuidedDecoder(dec, weight, groups)
     dec.critic = _critic(manifest, kind)
     return dec
 
