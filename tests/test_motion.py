@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from installation.image.capture import bundled_artworks, read_image
-from installation.image.motion import MotionMeter, changed_share, grey_small, raise_arousal
+from installation.image.motion import MotionMeter, changed_share, grey_small
 
 FPS = 15
 W, H = 320, 240
@@ -146,15 +146,3 @@ def test_changed_share_known_answers():
     assert changed_share(a, a + 0.3) == 0.0                 # a uniform shift is no motion
     g = grey_small(np.full((480, 640, 3), 255, np.uint8))
     assert g.shape == (48, 64) and np.allclose(g, 1.0)
-
-
-def test_raise_arousal_moves_arousal_toward_one_and_leaves_valence():
-    va = np.array([[0.5, -0.6], [-0.2, 0.8]], np.float32)
-    assert np.array_equal(raise_arousal(va, 0.0, 1.0), va)                   # a still room: the picture's own
-    assert np.array_equal(raise_arousal(va, 0.9, 0.0), va)                   # weight 0: off
-    half = raise_arousal(va, 1.0, 0.5)
-    assert np.allclose(half[:, 1], [0.2, 0.9]) and np.array_equal(half[:, 0], va[:, 0])
-    assert np.allclose(raise_arousal(va, 1.0, 1.0)[:, 1], 1.0)
-    assert np.all(raise_arousal(va, 0.3, 0.7)[:, 1] > va[:, 1])
-    with pytest.raises(ValueError):
-        raise_arousal(va, 0.5, 1.5)

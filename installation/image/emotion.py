@@ -2,7 +2,7 @@
 
 ``ImageEmotion`` runs ``exported_models/image_emotion.onnx``: encoder embeddings
 and, when the model was fitted with them, the encoder's pooled earlier stages
-(``features_mid``, ImageEncoder.embed_all) and the colour/texture statistics of
+(``features_mid``, ImageEncoder.encode) and the colour/texture statistics of
 the frames (installation.image.image_stats) -> (N, 2) float32 valence and arousal in
 [-1, 1]. 0 is the Emotion6 quadrant split (valence rating 5, arousal the median
 rating); the training images span about [-1, 1] (see
@@ -69,7 +69,7 @@ class ImageEmotion:
 
     @property
     def needs_mid(self) -> bool:
-        """Whether predict() needs the encoder's ``features_mid`` (ImageEncoder.embed_all)."""
+        """Whether predict() needs the encoder's ``features_mid`` (ImageEncoder.encode)."""
         return "features_mid" in self.inputs
 
     @property
@@ -89,7 +89,7 @@ class ImageEmotion:
             d = self.dims["features_mid"]
             if features_mid is None or np.shape(features_mid) != (len(emb), d):
                 raise ValueError(f"the {self.feature_set} model needs features_mid of shape ({len(emb)}, {d}) "
-                                 f"from ImageEncoder.embed_all, got {None if features_mid is None else np.shape(features_mid)}")
+                                 f"from ImageEncoder.encode, got {None if features_mid is None else np.shape(features_mid)}")
             feed["features_mid"] = np.ascontiguousarray(features_mid, dtype=np.float32)
         if self.needs_tuned:
             if tuned_va is None or np.shape(tuned_va) != (len(emb), 2):

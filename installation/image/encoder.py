@@ -27,19 +27,6 @@ class ImageEncoder:
         batch = np.stack([prepare(f) for f in frames])
         return self.session.run(["embedding"], {self.input: batch})[0]
 
-    def embed_all(self, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """RGB uint8 images -> (embeddings (N, D), features_mid (N, D2)) from one encoder pass.
-
-        ``features_mid`` (pooled earlier stages of the CNN) is what installation.image.emotion reads beside the
-        embedding; it costs nothing extra, the stages are computed on the way to the embedding anyway."""
-        if self.mid_dim is None:
-            from installation.errors import UserError
-            raise UserError("the image encoder has no 'features_mid' output (exported by an older version); "
-                            "re-export it with `python -m installation.training prepare`")
-        batch = np.stack([prepare(f) for f in frames])
-        emb, mid = self.session.run(["embedding", "features_mid"], {self.input: batch})
-        return emb, mid
-
     def encode(self, frames: list[np.ndarray]) -> dict[str, np.ndarray]:
         """RGB uint8 images -> every encoder output by name, from one pass: ``embedding`` (N, D), and in
         encoders exported since the image-emotion model ``features_mid`` (N, D2) and, in a tuned encoder

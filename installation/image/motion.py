@@ -86,18 +86,3 @@ class MotionMeter:
         alpha = 1.0 - math.exp(-dt / self.time_constant_s)
         self.level += alpha * (self.instant - self.level)
         return self.level
-
-
-def raise_arousal(valence_arousal: np.ndarray, level: float, weight: float) -> np.ndarray:
-    """Valence/arousal (..., 2) in [-1, 1] with arousal moved toward +1 by ``weight * level`` of the way.
-
-    ``level`` is a MotionMeter level (0..1), ``weight`` the command line's motion weight (0 = off, 1 = a
-    fully moving scene reads as maximal arousal). A still room (level 0) leaves the picture's own arousal;
-    the result stays in [-1, 1] without clipping. Valence is unchanged."""
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"motion weight must be in 0..1, got {weight}")
-    out = np.array(valence_arousal, dtype=np.float32, copy=True)
-    k = float(np.clip(level, 0.0, 1.0)) * weight
-    out[..., 1] += k * (1.0 - out[..., 1])
-    return out
-

@@ -25,7 +25,7 @@ mean histogram of the training windows in that mode, rotated to the tonic
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -192,9 +192,6 @@ class Targets:
     pitch: float | None = None          # mean MIDI pitch (register)
     valence: float | None = None        # with arousal: the emotion group
     arousal: float | None = None
-
-    def with_(self, **kw) -> "Targets":
-        return replace(self, **kw)
 
     def describe(self) -> str:
         """e.g. 'A minor, 6.1 notes/s, velocity 58, pitch 62'."""
