@@ -1,4 +1,4 @@
-"""Configuration fuzzers at scale: patches and kiosk/play config files (issue 13, "the fuzzers").
+"""Configuration fuzzers at scale: patches and kiosk/play config files.
 
 Each case is a TOML file written to disk and read by the real loader, exactly as tests/test_config_fuzz.py
 does with a few hundred cases: it must work, or be refused with the one-line UserError (which the command

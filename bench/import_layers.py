@@ -3,7 +3,7 @@
     python bench/import_layers.py [ROOT]        # ROOT: a checkout (default: this one)
 
 Every import counts, at the top of a module or inside a function (a lazy import is still a dependency).
-The layers, from the ground up, are the ones issue 23 counted with (as the code stood):
+The layers, from the ground up:
 
     0  the shared basics (installation/*.py but engine.py and cli.py) and mood/
     1  midi/        2  image/        3  music/        4  patches/, training/

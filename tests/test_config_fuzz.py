@@ -43,7 +43,7 @@ def test_a_kiosk_or_play_config_file_builds_or_is_refused_in_one_line_as_expecte
 
 
 def test_the_cli_turns_the_worst_cases_into_one_line_and_status_2(tmp_path):
-    """The cases that gave tracebacks before (issue 13.8), through the real command line."""
+    """The cases that gave tracebacks once, through the real command line."""
     patch = tmp_path / "big.toml"
     patch.write_text("[shaping]\nvelocity_curve = " + "9" * 400 + "\n")
     newline = tmp_path / "newline.toml"

@@ -1,4 +1,4 @@
-"""The kiosk takes --source like play (issue 16.4): a folder plays as a slideshow, through the real kiosk
+"""The kiosk takes --source like play: a folder plays as a slideshow, through the real kiosk
 (supervisor, sender and thinker processes, a JACK receiver)."""
 import shutil
 from pathlib import Path

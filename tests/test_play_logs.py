@@ -1,4 +1,4 @@
-"""What play's log says is so (issue 16.6): one line about the GPU providers, the decoder named, the patch's
+"""What play's log says is so: one line about the GPU providers, the decoder named, the patch's
 forced scale said, and no raw Python dict at the stop."""
 import os
 import re

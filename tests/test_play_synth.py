@@ -1,4 +1,4 @@
-"""play --synth on machines without a sound card (issue 16.3): it still gives sound, and says where.
+"""play --synth on machines without a sound card: it still gives sound, and says where.
 
 - No sound card and no JACK server: the sound goes to a WAV file in the current folder, named in the log.
 - A JACK server: FluidSynth plays through it, its audio outputs connected to the playback ports.

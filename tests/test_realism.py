@@ -1,4 +1,4 @@
-"""Realism measures (issue 14) on inputs with known answers, and the classifier's AUC on separable / identical sets."""
+"""Realism measures on inputs with known answers, and the classifier's AUC on separable / identical sets."""
 import mido
 import numpy as np
 

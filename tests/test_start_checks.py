@@ -1,5 +1,5 @@
 """Everything a user configures is checked at start: one ``error:`` line naming the option, exit status 2,
-and nothing started (issue 13.8, 13.9 and 16.5). Each case ran, or failed late, before these checks."""
+and nothing started. Each case ran, or failed late, before these checks."""
 import os
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""Machine evaluation of the image-to-music models (issue 4; after Tan & Antony, ICCC 2020).
+"""Machine evaluation of the image-to-music models (after Tan & Antony, ICCC 2020).
 
     python -m installation.evaluation [--models DIR] [--data ../shared/data] [--k 3] [--out DIR]
 

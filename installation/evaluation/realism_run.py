@@ -2,14 +2,14 @@
 
     python -m installation.evaluation.realism_run --out reports/realism.json
     python -m installation.evaluation.realism_run --decoder transformer --out reports/realism-transformer.json
-    python -m installation.evaluation.realism_run --no-legal --out reports/realism-unmasked.json   # sampling before issue 14
+    python -m installation.evaluation.realism_run --no-legal --out reports/realism-unmasked.json   # sampling without the legality mask
 
 One 30 s piece per held-out Emotion6 image (the runtime's path: encoder -> image
 emotion -> conductor -> decoder, seed 0), against EMOPIA's official test clips (their
 first 30 s, sustain pedal applied), and the paper's 15 seed samples as a reference.
 Prints and writes (``--out``, JSON) the real-vs-generated classifier's cross-validated
 AUC, the per-feature gaps, each quadrant's median density against real music of that
-quadrant, and the issue-14 aims met or missed. ``--judge`` adds the emotion judge's
+quadrant, and the realism aims met or missed. ``--judge`` adds the emotion judge's
 valence figures (trains it on EMOPIA train + VGMIDI labelled first: a few minutes).
 """
 from __future__ import annotations
@@ -128,7 +128,7 @@ def density_by_quadrant(R: np.ndarray, q: np.ndarray) -> dict[str, float]:
 
 
 def aims(sep: RL.Separability, gaps: dict, dens_gen: dict, dens_real: dict) -> dict:
-    """Each issue-14 realism aim: the measured figure and whether it is met."""
+    """Each realism aim: the measured figure and whether it is met."""
     s, c, t = gaps["sounding"], gaps["chroma_self_sim"], gaps["tonic_share"]
     rel_s = s["generated"] / s["real"] - 1
     out = {"auc": {"value": sep.auc, "aim": f"<= {AIMS['auc']}", "met": bool(sep.auc <= AIMS["auc"])},
@@ -145,7 +145,7 @@ def aims(sep: RL.Separability, gaps: dict, dens_gen: dict, dens_real: dict) -> d
 
 
 def judge(args, seqs, rel, valence, asked_k) -> dict:
-    """The emotion judge (issue 7's classifier, trained on real music) on the generated pieces: valence figures."""
+    """The emotion judge (the evaluation's classifier, trained on real music) on the generated pieces: valence figures."""
     from installation.evaluation import classifiers as CL
     from installation.evaluation import datasets as DS
     from installation.evaluation import metrics as MET

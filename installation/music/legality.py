@@ -6,7 +6,7 @@ not sounding (ignored when decoded), and a note-on of a pitch already sounding
 the note cap). Real music, encoded, never has either: a re-struck key is ended
 before it is struck again. ``NoteState`` follows the sampled events of each row of
 a batch and masks those events (logit -inf), so sampling renormalises over what is
-possible (issue 14: the hanging notes).
+possible (no hanging notes).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ code), velocity, pitch and share of major, and their spreads. Time windows, not
 windows of a fixed number of events: a fixed-event window over-samples dense passages
 (a dense passage packs more such windows into each second), so the old fit on 192-event
 windows asked 10-11 notes/s of the aroused quadrants where their real 30 s pieces play
-8-9 (issue 14). The result is written as the TOML data file emotion_map.toml beside the
+8-9. The result is written as the TOML data file emotion_map.toml beside the
 models (``python -m installation.training emotion-map``).
 """
 from __future__ import annotations
