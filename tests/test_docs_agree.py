@@ -11,7 +11,7 @@ from installation.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 MANUAL = ["README.md", "docs/PLAY.md", "docs/ENGINE.md", "docs/RENDER.md", "docs/TRAINING.md", "docs/IMAGE_EMOTION.md",
-          "docs/KIOSK.md", "docs/PATCHES.md"]
+          "docs/KIOSK.md", "docs/PATCHES.md", "docs/OPTIONS.md"]
 DOCS = MANUAL + ["deploy/image-to-music.service"]
 
 
@@ -87,3 +87,12 @@ def test_every_file_a_documented_command_reads_exists_or_is_marked_as_a_placehol
             installed = re.search(rf"\b(cp|mkdir|tee)\b[^\n`]*{re.escape(path)}", (REPO / doc).read_text())
             assert path.startswith("<") or (REPO / path).exists() or path.rstrip("/") in made or installed, \
                 f"{doc}: {path} is neither in the repository nor a <placeholder>: {line}"
+
+
+def test_the_option_tables_are_made_from_the_declarations():
+    """docs/OPTIONS.md's table is what docs/option_tables.py makes from each option's one declaration now: an
+    option added, renamed, or given another default, range or help makes this fail until the table is rewritten."""
+    import runpy
+    tables = runpy.run_path(str(REPO / "docs" / "option_tables.py"))
+    assert "<!-- options: " in (REPO / "docs" / "OPTIONS.md").read_text()
+    assert tables["stale"]() == [], "run python docs/option_tables.py"
