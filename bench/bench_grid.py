@@ -47,9 +47,10 @@ def _is_note(status: int) -> bool:
     return status & 0xE0 == 0x80
 
 
-def figures(stats: dict, pushes: list | None, received: list | None) -> dict:
+def figures(stats: dict, pushes: list | None, received: list | None, pushed_late: int | None = None) -> dict:
     """The sender's figures, and the pushed note messages (due, bytes) matched to the receiver's arrivals."""
     out = live.send_error(stats)
+    out["pushed_after_due"] = pushed_late
     if pushes is None or received is None:
         return out
     log = [(due, msg) for due, msg in pushes if _is_note(msg[0])]
@@ -95,7 +96,7 @@ class Probe:
 
 
 def run_play(models, video: Path, seconds: float, seed: int, rx_port: str | None, synth: bool):
-    """play's layout in this process (live.play_engine): returns the sender's figures and the engine's pushes."""
+    """play's layout in this process (live.play_engine): returns the sender's figures and the engine's PushLog."""
     from installation.engine import EngineConfig
     from installation.image.capture import VideoFileSource
     from installation.midi.sender_config import SenderConfig
@@ -109,7 +110,7 @@ def run_play(models, video: Path, seconds: float, seed: int, rx_port: str | None
     source.open()
     eng, sender = live.play_engine(models, source, EngineConfig(seed=seed), cfg)
     stats = live.run(eng, sender, seconds)
-    return stats, eng.scheduler.pushes
+    return stats, eng.scheduler
 
 
 def run_kiosk(video: Path, seconds: float, seed: int, rx_port: str) -> dict:
@@ -140,22 +141,25 @@ def main() -> None:
     try:
         with JackServer(rate=48000, period=64):
             for mode in modes:
-                pushes = None
+                log = None
                 with common.ReceiverProcess(f"grid-rx-{mode}") as rx, Probe() as probe:
                     if mode == "kiosk":
                         stats = run_kiosk(video, seconds, args.seed, rx.port_name)
                     else:
-                        stats, pushes = run_play(models, video, seconds, args.seed, rx.port_name,
+                        stats, log = run_play(models, video, seconds, args.seed, rx.port_name,
                                                  synth=mode == "synth")
                     received = rx.finish()
                     platform = probe.finish()
-                r = res["modes"][mode] = figures(stats, pushes, None if mode == "synth" else received)
+                r = res["modes"][mode] = figures(stats, None if log is None else log.pushes, None if mode == "synth" else received,
+                                                 None if log is None else log.pushed_late)
                 r["platform_probe"] = {k: v for k, v in platform.items() if k != "stalls"}
                 lat = r["sender_lateness_ms"]
                 print(f"    platform: a SCHED_FIFO thread that only sleeps woke > 1 ms late {platform['over_1ms']} "
                       f"times (max {platform['max_ms']:.1f} ms)")
                 print(f"{mode + ': send error (the sender)':<46} " + "  ".join(
                     f"{k} {v:8.3f}" for k, v in lat.items() if v is not None) + f" ms  (sent {r['sent']})")
+                if log is not None:
+                    print(f"    {log.pushed_late} messages pushed after their due time (the thinker behind)")
                 if "grid_error_ms" in r:
                     print(common.line(f"{mode}: grid error at the receiver", r["grid_error_ms"]))
                     print(common.line(f"{mode}:   JACK period floor", r["period_floor_grid_ms"]))

@@ -10,6 +10,7 @@ minus due) comes from the sender's own figures over the link (``SenderProcess.st
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import common  # noqa: F401  (sys.path)
@@ -21,10 +22,13 @@ class PushLog:
     def __init__(self, scheduler):
         self._scheduler = scheduler
         self.pushes: list[tuple[float, tuple[int, ...]]] = []    # (due, message bytes), in push order
+        self.pushed_late = 0            # pushed after their due time: the thinker fell behind, not the sender
 
     def push(self, items) -> None:
         items = list(items)
+        now = time.perf_counter()
         self.pushes.extend((float(due), tuple(msg)) for due, msg in items)
+        self.pushed_late += sum(1 for due, _ in items if due < now)
         self._scheduler.push(items)
 
     def __getattr__(self, name):
