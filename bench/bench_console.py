@@ -69,7 +69,7 @@ def live(cycles: int) -> None:
 
     jack = JackServer(name=f"itm-console-{os.getpid()}").start()
     rx = MidiReceiver(client_name="console-bench-rx").open()
-    k = Kiosk("--port", rx.port_name, "--camera", "nonexistent-camera", "--seed", "7", "--status-token", token)
+    k = Kiosk("--port", rx.port_name, "--source", "nonexistent-camera", "--seed", "7", "--status-token", token)
     rows = {"pause HTTP round trip": [], "pause -> silence at the receiver": [], "resume -> first note-on": []}
     heard_paused = 0
     try:

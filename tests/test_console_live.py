@@ -25,7 +25,7 @@ def rx(jack_server):
 @pytest.fixture(scope="module")
 def kiosk(rx, tmp_path_factory):
     log = tmp_path_factory.mktemp("console") / "kiosk.jsonl"
-    k = Kiosk("--port", rx.port_name, "--camera", "nonexistent-camera", "--seed", "5", "--status-token", TOKEN,
+    k = Kiosk("--port", rx.port_name, "--source", "nonexistent-camera", "--seed", "5", "--status-token", TOKEN,
               "--log-file", str(log), "--slide-seconds", "600", env={"ITM_HISTORY_MINUTE_S": "5"})
     k.log_path = log
     with k:
