@@ -44,7 +44,7 @@ def play_engine(models, source, cfg, sender_cfg, ready_s: float = 20.0):
     sender = SenderProcess(sender_cfg)
     sender.start()
     try:
-        eng = Engine(models, source, None, cfg, scheduler=PushLog(sender.scheduler))
+        eng = Engine(models, source, cfg, scheduler=PushLog(sender.scheduler))
         sender.wait_ready(ready_s)
     except BaseException:
         sender.stop()

@@ -136,7 +136,7 @@ def play(args) -> int:
                      patch.name, patch.shaping.scale)
         log.info("music model: the %s decoder%s", _decoder_name(models, args.decoder),
                  "" if args.decoder else " (the models' default; --decoder chooses)")
-        engine = Engine(models, source, None, plan.config, patch=patch, scheduler=sender.scheduler, midi_api=args.midi_api)
+        engine = Engine(models, source, plan.config, patch=patch, scheduler=sender.scheduler, midi_api=args.midi_api)
         try:
             ready = sender.wait_ready(SENDER_READY_S)
         except BaseException:

@@ -1,11 +1,11 @@
-"""The live engine: the four threads wired together, started and stopped in order.
+"""The live engine (the thinker): its threads wired together, started and stopped in order.
 
     capture (inside the source) -> vision (encoder, image emotion, conductor) -> SceneTimeline
-        -> generator (step decoder under the controls) -> Scheduler -> MIDI sink
+        -> generator (step decoder under the controls) -> the sender process (its Scheduler, the MIDI port)
 
 The main thread owns start/stop order, signals and the final panic. Every
 thread watches one stop Event and is joined with a timeout. A failing thread
-stops the whole engine; the scheduler still closes every note.
+stops the whole engine; the sender still closes every note.
 """
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from installation.music.generator import GeneratorConfig, GeneratorThread
 from installation.manifest import Manifest
 from installation.settings import generation
 from installation.image.scene import SceneConfig
-from installation.midi.scheduler import Scheduler, SchedulerConfig
 from installation.image.vision import SceneTimeline, VisionThread
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,6 @@ class EngineConfig:
     decoder: str | None = generation("decoder")            # None: the manifest's default
     guidance: float | None = generation("guidance")        # None: the manifest's
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
 
 
@@ -69,12 +67,13 @@ class Engine:
 
     ``patch`` (installation.patches.Patch): the generator's notes go through its router, and
     ``self.patch`` (a PatchRuntime) runs its CCs, OSC, clock and inputs next to the threads.
-    ``scheduler``: where the generator's (due, message) pairs go; default a Scheduler on ``sink`` in this
-    process. The kiosk's thinker passes a proxy with the same push/discard_after/start/stop/stats (midi.link)."""
+    ``scheduler``: where the generator's (due, message) pairs go: the sender process's proxy (midi.link's
+    RemoteScheduler: push/discard_after/start/stop/stats), which owns the port; None: no music leaves (the
+    vision thread alone, for tests)."""
 
-    def __init__(self, manifest: Manifest, source, sink, cfg: EngineConfig, *, recorder=None, clock=time.perf_counter,
-                 patch=None, midi_api: str | None = None, scheduler=None):
-        self.cfg, self.source, self.sink, self.clock = cfg, source, sink, clock
+    def __init__(self, manifest: Manifest, source, cfg: EngineConfig, *, scheduler, clock=time.perf_counter,
+                 patch=None, midi_api: str | None = None):
+        self.cfg, self.source, self.clock = cfg, source, clock
         self.stop_event = threading.Event()
         self.failure: BaseException | None = None
         self.encoder = ImageEncoder(manifest, threads=cfg.encoder_threads)
@@ -87,8 +86,7 @@ class Engine:
             from installation.image.motion import MotionMeter
             motion = MotionMeter()
         self.timeline = SceneTimeline(live=source.live)
-        self.scheduler = scheduler if scheduler is not None else Scheduler(sink, cfg.scheduler, clock=clock,
-                                                                           recorder=recorder)
+        self.scheduler = scheduler
         performer = Performer(self.decoder, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p)
         self.patch = None                 # a patch's controls (installation.patches.live.PatchRuntime)
         if patch is not None:
@@ -153,12 +151,9 @@ class Engine:
         if self.patch is not None:
             self.patch.stop()
         try:
-            if self.sink is None and self.patch is not None:
-                # the kiosk's thinker: the sender owns the port; a clock Stop goes to it ahead of the panic
+            if self.patch is not None:              # the sender owns the port: a clock Stop goes to it first
                 self.patch.close(self.scheduler, scheduler_alive=False)
-            self.scheduler.stop(timeout=0.5)        # first: silence within 50 ms, whatever the others do
-            if self.sink is not None and self.patch is not None:
-                self.patch.close(self.sink, scheduler_alive=self.scheduler.is_running())
+            self.scheduler.stop(timeout=0.5)        # then the sender's panic: every note-off, CC123, CC120
         finally:
             self.generator.join(1.0)
             self.vision.join(2.0)

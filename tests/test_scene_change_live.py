@@ -70,7 +70,7 @@ def test_a_new_picture_is_heard_within_3_s_as_a_phrase_end(jack_server, midi_rec
     old_level = gen_log.level
     gen_log.setLevel(logging.INFO)
     try:
-        eng = Engine(manifest.load(None), source, None, EngineConfig(seed=3), scheduler=sender.scheduler)
+        eng = Engine(manifest.load(None), source, EngineConfig(seed=3), scheduler=sender.scheduler)
         sender.wait_ready(30)
         try:
             eng.start()

@@ -16,7 +16,7 @@ def scene_changes(models, source, seconds: float, timeout_s: float = 300.0) -> t
     """Run until the vision thread has seen ``seconds`` of ``source``; returns the times at which each
     scene change was first seen (those before ``seconds``: a file that loops starts a real change) and
     the engine (its ``vision`` holds the counters). Raises if the thread failed or did not get there."""
-    eng = Engine(models, source, None, EngineConfig(seed=1))
+    eng = Engine(models, source, EngineConfig(seed=1), scheduler=None)
     changes: list[float] = []
     publish = eng.timeline.publish
 

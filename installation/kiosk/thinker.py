@@ -58,7 +58,7 @@ def run(cfg: KioskConfig, sender_path: str, beacon: Beacon, controls_conn=None) 
     if controls_conn is not None:
         controls = ThinkerControls(controls_conn, gate, source, plan.patch.channels, mode=plan.patch.output.volume)
         controls.initial()                        # paused at spawn? then nothing is pushed before it is known
-    engine = Engine(models, source, None, plan.config, scheduler=gate, patch=plan.patch, midi_api=cfg.midi_api)
+    engine = Engine(models, source, plan.config, scheduler=gate, patch=plan.patch, midi_api=cfg.midi_api)
     from installation.signals import route_signals
     route_signals(lambda signum: engine.stop_event.set(), (signal.SIGTERM,))   # never inside a handler
     stop_beats = threading.Event()
