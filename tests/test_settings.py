@@ -62,3 +62,11 @@ def test_the_kiosk_command_line_takes_camera_as_source(caplog):
         "--camera is the older name of --source; use --source"]
     kiosk_help = parser._subparsers._group_actions[0].choices["kiosk"].format_help()
     assert not re.search(r"--camera\b(?!-)", kiosk_help)      # not offered any more (--camera-timeout-s is)
+
+
+def test_the_live_voice_samples_with_the_declared_defaults():
+    import inspect
+    from installation.music.decoder import Performer
+    params = inspect.signature(Performer.__init__).parameters
+    for name in ("temperature", "top_p"):
+        assert params[name].default == settings.GENERATION[name]["default"], name

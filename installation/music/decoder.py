@@ -22,6 +22,7 @@ from installation.onnx_session import open_session
 from installation.music.critic import candidates_of
 from installation.music.legality import NoteState
 from installation.music.sampling import sample
+from installation.settings import GENERATION
 
 PRIMER = E.TIME_SHIFT          # the first input event: a 10 ms pause, neutral in loudness and pitch
 
@@ -117,8 +118,8 @@ def _critic(manifest: Manifest, kind: str):
 class Performer:
     """One voice sampled event by event from a step decoder."""
 
-    def __init__(self, decoder, *, seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95,
-                 legal: bool = True, candidates: int | None = None):
+    def __init__(self, decoder, *, seed: int | None = None, temperature: float = GENERATION["temperature"]["default"],
+                 top_p: float = GENERATION["top_p"]["default"], legal: bool = True, candidates: int | None = None):
         self.decoder = decoder
         self.rng = np.random.default_rng(seed)
         self.temperature, self.top_p = temperature, top_p
