@@ -22,26 +22,7 @@ from installation.midi.synth import find_soundfont, import_fluidsynth
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("wav", "flac", "opus")
 CHUNK = 4096
-
-
-def midi_to_audio(midi_path: str | Path, out_path: str | Path, *, soundfont: str | Path | None = None,
-                  rate: int = 48000, gain: float = 0.5, tail_s: float = 1.0,
-                  loudness_lufs: float | None = -16.0, peak_dbfs: float = -1.0) -> float:
-    """Render ``midi_path`` to ``out_path`` (.wav, .flac or .opus), normalised to ``loudness_lufs``
-    (None: as FluidSynth made it); returns the audio's length in seconds."""
-    out_path = Path(out_path)
-    fmt = out_path.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise UserError(f"--audio {fmt}: choose one of {', '.join(FORMATS)}")
-    check_format(fmt)
-    audio = synthesize(midi_path, soundfont=soundfont, rate=rate, gain=gain, tail_s=tail_s)
-    if loudness_lufs is not None:
-        from installation.patches.loudness import normalise
-        audio = normalise(audio, rate, loudness_lufs, peak_dbfs).audio
-    out_path.write_bytes(encode(audio, rate, fmt))
-    return len(audio) / rate
 
 
 def check_format(fmt: str) -> None:
