@@ -97,18 +97,15 @@ class Probe:
 
 def run_play(models, video: Path, seconds: float, seed: int, rx_port: str | None, synth: bool):
     """play's layout in this process (live.play_engine): returns the sender's figures and the engine's PushLog."""
-    from installation.engine import EngineConfig
     from installation.image.capture import VideoFileSource
-    from installation.midi.sender_config import SenderConfig
+    synth_kw = {}
     if synth:
         from installation.midi.synth import find_soundfont
-        cfg = SenderConfig(midi_api="jack", log_level="warning",
-                           synth={"soundfont": str(find_soundfont(None)), "driver": "jack", "gain": 0.5})
-    else:
-        cfg = SenderConfig(port=rx_port, midi_api="jack", log_level="warning")
+        synth_kw["synth"] = {"soundfont": str(find_soundfont(None)), "driver": "jack", "gain": 0.5}
     source = VideoFileSource(video)
     source.open()
-    eng, sender = live.play_engine(models, source, EngineConfig(seed=seed), cfg)
+    eng, sender = live.play_engine(models, source, live.settings(port=None if synth else rx_port, seed=seed),
+                                   **synth_kw)
     stats = live.run(eng, sender, seconds)
     return stats, eng.scheduler
 

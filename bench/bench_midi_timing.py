@@ -33,16 +33,13 @@ import live
 
 
 def play_layout(models, video: Path, duration: float, seed: int) -> dict:
-    from installation.engine import EngineConfig
     from installation.image.capture import VideoFileSource
-    from installation.midi.sender_config import SenderConfig
 
     with common.ReceiverProcess() as rx:
         source = VideoFileSource(video)
         source.open()
-        cfg = EngineConfig(seed=seed)
-        eng, sender = live.play_engine(models, source, cfg,
-                                       SenderConfig(port=rx.port_name, midi_api="jack", log_level="warning"))
+        eng, sender = live.play_engine(models, source, live.settings(port=rx.port_name, seed=seed))
+        cfg = eng.cfg
         cpu0 = time.process_time()
         stats = live.run(eng, sender, duration)
         cpu = time.process_time() - cpu0

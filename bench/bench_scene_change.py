@@ -56,23 +56,20 @@ def main() -> None:
     n_sw = 3 if args.quick else args.switches
     busy = common.warn_if_busy()
 
-    from installation.engine import EngineConfig
     from installation.image.scene import cosine_distance
-    from installation.midi.sender_config import SenderConfig
     from realtime_parts import JackServer
 
     models = common.load_models(args.models)
     arts = dict(common.artworks())
     a_name, b_name = args.pair.split(",")
     a, b = (a_name, arts[a_name]), (b_name, arts[b_name])
-    cfg = EngineConfig(seed=args.seed)
     rng = np.random.default_rng(args.seed)
 
     with JackServer(rate=48000, period=64), common.ReceiverProcess() as rx:
         switches: list[float] = []
         source = SwitchingSource(a, b, switches)
-        eng, sender = live.play_engine(models, source, cfg,
-                                       SenderConfig(port=rx.port_name, midi_api="jack", log_level="warning"))
+        eng, sender = live.play_engine(models, source, live.settings(port=rx.port_name, seed=args.seed, models=args.models))
+        cfg = eng.cfg
         emb = eng.encoder.embed([a[1], b[1]])
         dist = cosine_distance(emb[0], emb[1])
         first = time.perf_counter() + cfg.start_delay_s + 4.0

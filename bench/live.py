@@ -1,7 +1,8 @@
 """The live engine in the benchmark's own process, laid out as `play` ships it.
 
-``play_engine()`` starts the sender process (installation.midi.sender_process, with its
-own SenderConfig) and builds the Engine in this process sending to it, as `play` does.
+``play_engine()`` makes what `play` makes of its options, through the same assembly
+(engine.assemble, SenderConfig.of): the sender process on its own SenderConfig, and the
+Engine in this process sending to it.
 The engine's scheduler goes through a ``PushLog`` (passed as the Engine's ``scheduler``):
 it notes the due time of every (due, message) pair the generator pushes, and passes
 them on unchanged. The benches match those due times with the arrivals at an
@@ -35,19 +36,34 @@ class PushLog:
         return getattr(self._scheduler, name)
 
 
-def play_engine(models, source, cfg, sender_cfg, ready_s: float = 20.0):
-    """`play`'s layout: the sender process on ``sender_cfg`` (a SenderConfig), the Engine here on ``cfg`` (an
-    EngineConfig) sending to it through a PushLog. Returns (engine, sender), the sender ready; the caller
-    starts the engine and stops both (``run``)."""
-    from installation.engine import Engine
+def settings(**kw):
+    """play's options, by the names `play` and the kiosk share (a KioskConfig: every value checked), on JACK."""
+    from installation.kiosk.config import KioskConfig
+    return KioskConfig(**{"midi_api": "jack", "log_level": "warning", **kw})
+
+
+def play_engine(models, source, s, ready_s: float = 20.0, **sender_kw):
+    """`play`'s layout, made as `play` makes it from its options ``s`` (``settings()``): the engine's assembly
+    (engine.assemble: the patch, the port it names unless ``s.port``, the EngineConfig), the sender process on
+    SenderConfig.of(s) with ``sender_kw`` laid over (``synth=``), and the Engine here sending to it through a
+    PushLog. Returns (engine, sender), the sender ready; the caller starts the engine and stops both (``run``)."""
+    from installation.engine import Engine, assemble
+    from installation.midi.sender_config import SenderConfig
     from installation.midi.sender_process import SenderProcess
-    sender = SenderProcess(sender_cfg)
+    plan = assemble(s)
+    sender = SenderProcess(SenderConfig.of(s, port=plan.port, virtual_port=plan.virtual_port, **sender_kw))
     sender.start()
     try:
-        eng = Engine(models, source, cfg, scheduler=PushLog(sender.scheduler))
-        sender.wait_ready(ready_s)
+        eng = Engine(models, source, plan.config, scheduler=PushLog(sender.scheduler), patch=plan.patch,
+                     midi_api=s.midi_api)
     except BaseException:
         sender.stop()
+        raise
+    try:
+        sender.wait_ready(ready_s)                  # stops the sender itself if it fails
+    except BaseException:
+        if eng.patch is not None:
+            eng.patch.stop()
         raise
     return eng, sender
 
