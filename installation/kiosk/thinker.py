@@ -1,8 +1,8 @@
 """The thinker process: capture, encoder, scene tracking and generator, feeding the sender ahead of time.
 
-It is today's Engine (installation.engine) with a RemoteScheduler in place of the
-in-process Scheduler: the generator's (due, message) pairs go to the sender over
-a Unix socket, ``lookahead_ms`` ahead of their due times. Twice a second it tells
+It is the Engine (installation.engine) as `play` runs it: the generator's (due, message)
+pairs go to the sender over a Unix socket (a RemoteScheduler), ``lookahead_ms`` ahead
+of their due times. Twice a second it tells
 the supervisor what it sees: camera state, embeddings and events per second,
 valence/arousal, the scene, and a small JPEG of the current picture (bytes in
 memory, for the visitor display; never written to disk).
