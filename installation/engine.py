@@ -39,7 +39,7 @@ class EngineConfig:
     top_p: float = generation("top_p")
     encoder_threads: int = 1        # onnxruntime threads for the image encoder
     start_delay_s: float = 0.25     # first note is due this long after start (room to generate ahead)
-    gil_switch_s: float = 0.0002    # sys.setswitchinterval while running (Python's default 5 ms is a 5 ms late note)
+    gil_switch_s: float = 0.0002    # sys.setswitchinterval while running (Python's default: 5 ms)
     steering: Steering = field(default_factory=Steering)     # hand overrides: valence, arousal, key, motion weight
     emotion_map: emotion_map.EmotionMap | None = None        # None: the models' fitted map (emotion_map.toml)
     decoder: str | None = generation("decoder")            # None: the manifest's default
@@ -118,9 +118,9 @@ class Engine:
         self.stop_event.set()
 
     def start(self) -> None:
-        # The scheduler is a Python thread: when it wakes while another thread runs Python code
-        # (sampling, scene smoothing), it waits up to the switch interval for the GIL. Measured in
-        # bench/bench_midi_timing.py: with the default 5 ms, send-error p99 reached 5.7 ms; 0.5 ms: 1.46 ms; 0.2 ms: 0.54 ms.
+        # Each thread's turn at the GIL is kept short (Python's default is 5 ms), so the capture, the patch's
+        # inputs and the generator's pushes are not held up behind sampling; the sender, which times the notes,
+        # sets its own.
         self._switch_before = sys.getswitchinterval()
         sys.setswitchinterval(self.cfg.gil_switch_s)
         self.source.start()
