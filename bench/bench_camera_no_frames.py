@@ -29,7 +29,7 @@ def cpu_seconds(pid: int) -> float:
 
 def share(camera: str, seconds: float) -> float:
     with MidiReceiver(client_name="bench-noframes-rx") as rx:
-        with Kiosk("--port", rx.port_name, "--camera", camera) as k:
+        with Kiosk("--port", rx.port_name, "--source", camera) as k:
             k.wait_health(lambda h: playing(h) and h["camera"] == "attract", timeout=60)
             pid = k.pids()["thinker"]
             c0, t0 = cpu_seconds(pid), time.monotonic()
