@@ -243,7 +243,7 @@ def test_a_live_scene_change_starts_a_new_plan_at_the_cut(jack_server, midi_rece
     sender.start()
     patch = parse_patch({"chord_layer": {"channel": 2, "style": "pad", "velocity": 44}})
     try:
-        eng = Engine(manifest.load(None), source, None, EngineConfig(seed=4), scheduler=sender.scheduler, patch=patch)
+        eng = Engine(manifest.load(None), source, EngineConfig(seed=4), scheduler=sender.scheduler, patch=patch)
         sender.wait_ready(30)
         try:
             eng.start()
