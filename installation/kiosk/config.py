@@ -388,6 +388,14 @@ def field_names() -> list[str]:
     return list(_FIELDS)
 
 
+def for_child(cfg: KioskConfig) -> KioskConfig:
+    """The configuration a child process (sender, thinker) gets: the status server's settings at their defaults.
+    Only the supervisor serves status; the token would show on a child's command line (ps), and a bind address
+    left without its token would fail the check the child's KioskConfig runs again."""
+    status = ("status_port", "status_bind", "status_token", "status_frames")
+    return dataclasses.replace(cfg, **{k: _FIELDS[k].default for k in status})
+
+
 def to_json(cfg: KioskConfig) -> str:
     """The whole configuration for a child process's command line."""
     import json
