@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+NO_CAMERA = "9"        # --camera: a camera index with no camera behind it (one may come later): attract mode plays
 
 
 def free_port() -> int:

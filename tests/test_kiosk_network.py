@@ -11,7 +11,7 @@ import subprocess
 import urllib.error
 import urllib.request
 
-from kiosk_parts import Kiosk, flood_client, free_port, playing
+from kiosk_parts import NO_CAMERA, Kiosk, flood_client, free_port, playing
 from realtime_parts import count_note_ons
 
 TOKEN = "lan-token-5b1c9e2f7d"
@@ -50,7 +50,7 @@ def fetch(url: str, token: str | None = None) -> tuple[int, bytes]:
 
 def test_network_mode_serves_staff_with_the_token_through_a_flood(jack_server, midi_receiver):
     bind, reach = lan_address()
-    with Kiosk("--port", midi_receiver.port_name, "--camera", "9", "--status-bind", bind,
+    with Kiosk("--port", midi_receiver.port_name, "--camera", NO_CAMERA, "--status-bind", bind,
                f"--status-token={TOKEN}", host=reach) as k:
         h = k.wait_health(playing, token=TOKEN)
         assert h["programs"]["sender"]["state"] == "running" and h["programs"]["thinker"]["state"] == "running"
@@ -91,7 +91,7 @@ def test_network_mode_serves_staff_with_the_token_through_a_flood(jack_server, m
 def test_network_mode_from_a_config_file(jack_server, midi_receiver, tmp_path):
     bind, reach = lan_address()
     conf = tmp_path / "kiosk.toml"
-    conf.write_text(f'status_bind = "{bind}"\nstatus_token = "{TOKEN}"\nsource = "9"\n')
+    conf.write_text(f'status_bind = "{bind}"\nstatus_token = "{TOKEN}"\nsource = "{NO_CAMERA}"\n')
     with Kiosk("--config", str(conf), "--port", midi_receiver.port_name, host=reach) as k:
         assert k.wait_health(playing, token=TOKEN)["port_connected"]
         assert fetch(k.url("/health"))[0] == 401

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from kiosk_parts import Kiosk, playing
+from kiosk_parts import NO_CAMERA, Kiosk, playing
 from realtime_parts import MidiReceiver, count_note_ons
 
 
@@ -13,7 +13,7 @@ from realtime_parts import MidiReceiver, count_note_ons
 def test_kiosk_stop_sends_clock_stop_without_a_traceback(jack_server, how):
     with MidiReceiver(client_name="clock-rx", timing=True) as rx:
         extra = ["--duration", "12"] if how == "duration" else []
-        with Kiosk("--port", rx.port_name, "--camera", "nonexistent-camera", "--patch", "ableton-live", *extra) as k:
+        with Kiosk("--port", rx.port_name, "--camera", NO_CAMERA, "--patch", "ableton-live", *extra) as k:
             k.wait_health(playing)
             assert rx.wait_until(lambda m: count_note_ons(m) >= 5 and (0xFA,) in m, timeout=30), k.output()[-2000:]
             if how == "sigterm":

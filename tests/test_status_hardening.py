@@ -14,7 +14,7 @@ import pytest
 
 from installation.kiosk.status import MAX_STREAMS, StatusServer
 from installation.kiosk.supervisor import Status
-from kiosk_parts import Kiosk, flood_client, free_port, playing
+from kiosk_parts import NO_CAMERA, Kiosk, flood_client, free_port, playing
 
 
 def _open_fds() -> int:
@@ -128,7 +128,7 @@ def test_kiosk_restarts_a_killed_thinker_through_a_connection_flood(jack_server,
     """The finding: 1,100 half-open connections took the supervisor's file handles; a killed thinker then
     could not be restarted (FATAL), /health stopped answering and the log grew by 243 MB in 75 s."""
     port = free_port()
-    with Kiosk("--port", midi_receiver.port_name, "--camera", "nonexistent-camera", status_port=port) as k:
+    with Kiosk("--port", midi_receiver.port_name, "--camera", NO_CAMERA, status_port=port) as k:
         k.wait_health(playing)
         size0 = len(k.output())
         socks = []
@@ -148,7 +148,7 @@ def test_kiosk_restarts_a_killed_thinker_through_a_connection_flood(jack_server,
 
 
 def test_the_token_is_not_on_the_childrens_command_lines(jack_server, midi_receiver):
-    with Kiosk("--port", midi_receiver.port_name, "--camera", "nonexistent-camera",
+    with Kiosk("--port", midi_receiver.port_name, "--camera", NO_CAMERA,
                "--status-token", "hush-7f3a") as k:
         k.wait_health(playing, token="hush-7f3a")
         h = k.health(token="hush-7f3a")
