@@ -295,6 +295,7 @@ class Supervisor:
             "state": state,
             "open": bool(self.is_open),
             "hours": self.hours.describe(),
+            "opens_at": _opens_at(self.hours) if state == "closed" else None,
             "camera": t.get("camera") if thinker_up else None,
             "picture": t.get("label") if thinker_up else None,
             "port": s.get("port_name") or self.cfg.port or self.cfg.virtual_port,
@@ -515,6 +516,12 @@ def _remove_stale_runtimes() -> None:
         except PermissionError:
             continue                       # someone else's
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _opens_at(hours) -> str | None:
+    """The next opening, local time, as the display shows it: 10:00 (10:00:30 with seconds)."""
+    t = hours.next_open(dt.datetime.now())
+    return None if t is None else t.strftime("%H:%M:%S" if t.second else "%H:%M")
 
 
 def _r(x, nd=3):
