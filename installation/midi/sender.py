@@ -316,8 +316,8 @@ def main(argv=None) -> int:
         return serve(cfg, args.listen, beacon, peer="play" if args.for_play else "thinker")
     except UserError as exc:
         if isinstance(exc, midi_io.NoMidiSystem) and not args.for_play:   # its advice (--record) is play's
-            exc = UserError(f"no MIDI system reachable ({exc.reason}): start JACK (jackd -d dummy, or the "
-                            f"jack.service the unit names) or ALSA's sequencer (modprobe snd-seq); the kiosk "
+            exc = UserError(f"no MIDI system reachable ({exc.reason}): start JACK (jackd -d alsa with a sound "
+                            f"card, jackd -d dummy without) or ALSA's sequencer (modprobe snd-seq); the kiosk "
                             f"tries again by itself")
         beacon.send({"role": "sender", "error": str(exc)})
         if not args.for_play:
