@@ -30,19 +30,28 @@ def chromium():
         pytest.skip(str(exc))
 
 
-def read_display(kiosk: Kiosk) -> dict:
+def read_display(kiosk: Kiosk, then=None) -> dict:
     """The visitor display in headless Chromium after a few updates: its two lines, its state, and the share of
-    the valence/arousal plane's pixels in the emotion dot's colour."""
+    the valence/arousal plane's pixels in the emotion dot's colour. ``then``: called (on a thread) after the
+    first reading, and the page is read again 5 s later (under "after")."""
     async def scenario():
         async with Chromium(1280, 720) as b:
             await b.open(kiosk.url("/display"))
             await b.wait_js("document.body.dataset.updates >= 6", timeout=30)
             await asyncio.sleep(1.0)
-            got = await b.js("({mood: document.getElementById('mood').textContent,"
-                             " key: document.getElementById('key').textContent, state: document.body.dataset.state,"
-                             " rect: (() => {const r = document.getElementById('va').getBoundingClientRect();"
-                             " return [r.left, r.top, r.width, r.height]})()})")
-            png = await b.screenshot()
+            got = await read(b)
+            if then is not None:
+                await asyncio.to_thread(then)
+                await asyncio.sleep(5.0)
+                got["after"] = await read(b)
+            return got
+
+    async def read(b):
+        got = await b.js("({mood: document.getElementById('mood').textContent,"
+                         " key: document.getElementById('key').textContent, state: document.body.dataset.state,"
+                         " rect: (() => {const r = document.getElementById('va').getBoundingClientRect();"
+                         " return [r.left, r.top, r.width, r.height]})()})")
+        png = await b.screenshot()
         img = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         x, y, w, h = (int(v) for v in got["rect"])
         got["dot"] = float((np.abs(img[y:y + h, x:x + w].astype(int) - np.array(DOT)).max(axis=2) < 40).mean())
@@ -73,9 +82,10 @@ def test_closed_display_says_until_when():
     hours = f"{opens:%H:%M}-{closes:%H:%M}"
     with Kiosk("--camera", NO_CAMERA, "--hours", hours) as k:
         k.wait_health(lambda h: h["state"] == "closed", timeout=60)
-        shown = read_display(k)
+        shown = read_display(k, then=k.stop)         # then the kiosk stops: the display hears nothing more
     assert shown["mood"] == f"closed until {opens:%H:%M}", shown
     assert shown["key"].strip() == "" and shown["dot"] < 0.001, shown
+    assert shown["after"]["mood"] == "resting", shown        # not "closed until ...", which nobody said any more
 
 
 def test_jack_down_last_note_age_and_display_tell_the_truth():
