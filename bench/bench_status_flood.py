@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import http.client
+import os
 import subprocess
 import sys
 import time
@@ -80,7 +81,7 @@ def main() -> None:
     port = free_port()
     srv = subprocess.Popen([sys.executable, "-c", SERVER, str(port), TOKEN], cwd=common.REPO, stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, text=True,
-                           env={**__import__("os").environ, "PYTHONPATH": str(common.REPO)})
+                           env={**os.environ, "PYTHONPATH": str(common.REPO)})
     try:
         assert srv.stdout.readline().strip() == "READY"
         got, seen = asyncio.run(run(port, args.clients, seconds))

@@ -11,7 +11,7 @@ import subprocess
 import urllib.error
 import urllib.request
 
-from kiosk_parts import NO_CAMERA, Kiosk, flood_client, free_port, playing
+from kiosk_parts import NO_CAMERA, Kiosk, flood_client, playing
 from realtime_parts import count_note_ons
 
 TOKEN = "lan-token-5b1c9e2f7d"
