@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 
 import common
-from kiosk_parts import Kiosk, playing
+from kiosk_parts import NO_CAMERA, Kiosk, playing
 from realtime_parts import JackServer, MidiReceiver
 
 
@@ -49,7 +49,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, JackServer():
         empty = Path(tmp) / "empty.avi"
         cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240)).release()
-        for name, camera in (("empty camera", str(empty)), ("no camera (attract)", "nonexistent-camera")):
+        for name, camera in (("empty camera", str(empty)), ("no camera (attract)", NO_CAMERA)):
             shares = [share(camera, seconds) for _ in range(runs)]
             result[name] = common.summary(shares, 100.0)
             print(common.line(f"thinker CPU, {name}", result[name], "% of a core"))

@@ -53,7 +53,7 @@ def week_of_log(path: Path, now: float) -> int:
 def live(cycles: int) -> None:
     import http.client
     import os
-    from kiosk_parts import Kiosk, first_note_on_after, open_notes_at, playing, silence_after
+    from kiosk_parts import NO_CAMERA, Kiosk, first_note_on_after, open_notes_at, playing, silence_after
     from realtime_parts import JackServer, MidiReceiver, count_note_ons, is_note_on
     token = "bench-console-token"
 
@@ -69,7 +69,7 @@ def live(cycles: int) -> None:
 
     jack = JackServer(name=f"itm-console-{os.getpid()}").start()
     rx = MidiReceiver(client_name="console-bench-rx").open()
-    k = Kiosk("--port", rx.port_name, "--source", "nonexistent-camera", "--seed", "7", "--status-token", token)
+    k = Kiosk("--port", rx.port_name, "--source", NO_CAMERA, "--seed", "7", "--status-token", token)
     rows = {"pause HTTP round trip": [], "pause -> silence at the receiver": [], "resume -> first note-on": []}
     heard_paused = 0
     try:

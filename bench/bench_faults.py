@@ -34,7 +34,7 @@ import numpy as np
 
 import common
 from installation.patches.osc_packet import message
-from kiosk_parts import Kiosk, first_note_on_after, open_notes_at, playing, silence_after
+from kiosk_parts import NO_CAMERA, Kiosk, first_note_on_after, open_notes_at, playing, silence_after
 from realtime_parts import JackServer, MidiReceiver, count_note_ons
 
 STAR = message("/" + "*" * 3000 + "a", 1.0)[:3068] + b"\0\0\0\0"
@@ -74,7 +74,7 @@ class Bench:
         self.osc_port = _free_udp()
         patch = tmp / "faults.toml"
         patch.write_text(f"[[layer]]\nchannel = 1\n[input]\nosc_port = {self.osc_port}\nweight = 0.5\n")
-        self.kiosk = Kiosk("--port", f"{RX}:in", "--source", "nonexistent-camera", "--seed", str(seed),
+        self.kiosk = Kiosk("--port", f"{RX}:in", "--source", NO_CAMERA, "--seed", str(seed),
                            "--patch", str(patch)).start()
         self.kiosk.wait_health(playing, timeout=90)
         self.old_rx: list[MidiReceiver] = []

@@ -93,7 +93,57 @@ def _check(cond: bool, msg: str) -> None:
 
 # --- play ---------------------------------------------------------------------------
 
+PLAY_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")     # each one stops play cleanly, at any moment
+
+
+class _Stopped(Exception):
+    """A signal asked play to stop before its performance began."""
+
+
+class _Stop:
+    """A stop asked for by a signal (on the signal thread, never in a handler): sets every event it was given,
+    now or when it is given one later (the sender's start, then the engine's stop)."""
+
+    def __init__(self):
+        import threading
+        self.asked = threading.Event()
+        self._also: list = []
+        self._lock = threading.Lock()
+
+    def __call__(self, signum: int | None = None) -> None:
+        with self._lock:
+            self.asked.set()
+            for event in self._also:
+                event.set()
+
+    def also(self, event) -> None:
+        with self._lock:
+            self._also.append(event)
+            if self.asked.is_set():
+                event.set()
+
+    def check(self) -> None:
+        if self.asked.is_set():
+            raise _Stopped
+
+
 def play(args) -> int:
+    """Signals are routed before anything starts (the sender process above all): SIGINT, SIGTERM or SIGHUP at
+    any moment stops play in order, with no traceback, and its sender with it."""
+    import signal
+    from installation.signals import route_signals
+    stop = _Stop()
+    restore = route_signals(stop, [getattr(signal, name) for name in PLAY_SIGNALS if hasattr(signal, name)])
+    try:
+        return _play(args, stop)
+    except _Stopped:
+        log.info("stopped before the performance began")
+        return 0
+    finally:
+        restore()
+
+
+def _play(args, stop: _Stop) -> int:
     from installation import manifest as M
     from installation.image.capture import open_source
     from installation.engine import Engine, assemble
@@ -124,11 +174,13 @@ def play(args) -> int:
     with contextlib.ExitStack() as cleanup:
         # The notes leave through the sender process, as in the kiosk: started first, it opens the port
         # while this process builds its engine (the ONNX sessions).
+        stop.check()
         sender = SenderProcess(sender_cfg)
-        sender.start()
         cleanup.callback(sender.stop)
+        sender.start()
         source = open_source(args.source, slide_seconds=args.slide_seconds)
         cleanup.callback(source.close)
+        stop.check()
         log.info("source: %s", source.description)
         log.info("patch: %s (%s)", patch.name, patch.description or patch.path)
         if patch.shaping.scale:
@@ -138,7 +190,9 @@ def play(args) -> int:
                  "" if args.decoder else " (the models' default; --decoder chooses)")
         engine = Engine(models, source, plan.config, patch=patch, scheduler=sender.scheduler, midi_api=args.midi_api)
         try:
-            ready = sender.wait_ready(SENDER_READY_S)
+            stop.check()
+            ready = sender.wait_ready(SENDER_READY_S, cancel=stop.asked)
+            stop.check()
         except BaseException:
             if engine.patch is not None:
                 engine.patch.stop()                  # its MIDI inputs and OSC socket, opened with the engine
@@ -147,7 +201,7 @@ def play(args) -> int:
         sender.on_death = lambda why: engine._fail(RuntimeError(f"the MIDI sender process ended ({why})"))
         if sender.returncode is not None:            # it ended before on_death was set
             sender.on_death(f"exit status {sender.returncode}")
-        return _perform(engine, sender, args.duration)
+        return _perform(engine, sender, args.duration, stop)
 
 
 SENDER_READY_S = 20.0      # the sender's start: a Python process opening a MIDI port (about 0.3 s; more under load)
@@ -158,11 +212,10 @@ def _decoder_name(models, asked: str | None) -> str:
     return {"gru": "GRU", "transformer": "Transformer"}.get(kind, kind)
 
 
-def _perform(engine, sender, duration) -> int:
+def _perform(engine, sender, duration, stop: _Stop) -> int:
     """Run the engine until duration, a signal or a failure; then stop the sender, which silences the port
     and writes the recording."""
-    from installation.signals import route_signals
-    restore = route_signals(lambda signum: engine.stop_event.set())   # the main thread wakes and stops in order
+    stop.also(engine.stop_event)                     # a signal wakes the main thread, which stops in order
     started = time.perf_counter()
     try:
         engine.start()
@@ -171,7 +224,6 @@ def _perform(engine, sender, duration) -> int:
     finally:
         engine.stop()
         code = sender.stop()
-        restore()
         st = sender.stats()
         log.info("stopped after %.1f s: %d events generated, %d MIDI messages sent, lateness p50 %s p99 %s",
                  time.perf_counter() - started, engine.generator.events_generated, st.get("sent", 0),

@@ -71,6 +71,7 @@ SLOW_FILES = {
     "test_play_synth.py", "test_patches_live.py", "test_patches_render.py", "test_readme_setup.py",
     "test_collection.py", "test_kiosk_browser.py", "test_collection_gallery.py", "test_collection_ray.py",
     "test_collection_hostile.py",
+    "test_kiosk_truth.py", "test_deploy_display.py", "test_kiosk_network.py", "test_play_signals.py",
     # training (torch), and a package built and installed
     "test_training_pipeline.py", "test_transformer.py", "test_shipped_models.py", "test_image_emotion.py",
     "test_gpu_training.py", "test_package.py",

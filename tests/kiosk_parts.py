@@ -1,8 +1,10 @@
 """The kiosk as a real process for tests and benchmarks: start it, read /health, find its children, stop it."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+NO_CAMERA = "9"        # --camera: a camera index with no camera behind it (one may come later): attract mode plays
 
 
 def free_port() -> int:
@@ -25,8 +28,9 @@ def free_port() -> int:
 class Kiosk:
     """``python run_installation.py kiosk --midi-api jack --status-port P ...`` with its output in a temp file."""
 
-    def __init__(self, *args: str, status_port: int | None = None, env: dict | None = None):
+    def __init__(self, *args: str, status_port: int | None = None, env: dict | None = None, host: str = "127.0.0.1"):
         self.extra_env = env or {}
+        self.host = host                    # where the tests reach the status server
         self.status_port = status_port or free_port()
         self.args = ["--midi-api", "jack", "--status-port", str(self.status_port), "--start-seconds", "1",
                      "--camera-timeout-s", "3", *args]
@@ -44,7 +48,7 @@ class Kiosk:
         return Path(self._out.name).read_text(errors="replace")
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.status_port}{path}"
+        return f"http://{self.host}:{self.status_port}{path}"
 
     def health(self, token: str | None = None, timeout: float = 5.0) -> dict | None:
         req = urllib.request.Request(self.url("/health"))
@@ -175,3 +179,42 @@ def soak(kiosk: Kiosk, seconds: float, every: float = 2.0, warmup: float = 20.0)
                      "fds": (rows[0][1]["fds"], max(s["fds"] for _, s in rows), rows[-1][1]["fds"]),
                      "samples": len(rows)}
     return out
+
+
+async def flood_client(host: str, port: int, source: str | None, stop: asyncio.Event, seen: dict) -> None:
+    """The finding's attacker: a keep-alive connection sending a request without the token every 2 s. It holds
+    its connection open meanwhile, and connects again at once whenever the server closes it. ``seen`` counts
+    401s, connections closed after one, connections kept open after one, and resets."""
+    request = f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    while not stop.is_set():
+        try:
+            r, w = await asyncio.open_connection(host, port, local_addr=(source, 0) if source else None)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        try:
+            while not stop.is_set():
+                try:                                   # idle for 2 s (half-open: nothing sent yet)
+                    await asyncio.wait_for(stop.wait(), 2.0)
+                except asyncio.TimeoutError:
+                    pass
+                w.write(request)
+                head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5.0)
+                length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                await asyncio.wait_for(r.readexactly(length), 5.0)
+                seen["401"] += head.startswith(b"HTTP/1.1 401")
+                if await _closed(r):
+                    seen["closed_after_401"] += 1
+                    break
+                seen["kept_open"] += 1
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, AttributeError):
+            seen["reset"] += 1
+        finally:
+            w.close()
+
+
+async def _closed(r: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(r.read(1), 0.5) == b""
+    except asyncio.TimeoutError:
+        return False

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from browser import Chromium, chromium_path
-from kiosk_parts import Kiosk, free_port, playing
+from kiosk_parts import NO_CAMERA, Kiosk, free_port, playing
 from realtime_parts import MissingTool, count_note_ons, is_note_on
 
 TOKEN = "console-browser-token-5678"
@@ -28,7 +28,7 @@ def kiosk(jack_server, midi_receiver, tmp_path):
         chromium_path()
     except MissingTool as exc:
         pytest.skip(str(exc))
-    k = Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", "--seed", "3",
+    k = Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA, "--seed", "3",
               "--status-token", TOKEN, "--log-file", str(tmp_path / "kiosk.jsonl"), "--slide-seconds", "8",
               env={"ITM_HISTORY_MINUTE_S": "5"})
     k.log_path = tmp_path / "kiosk.jsonl"

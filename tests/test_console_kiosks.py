@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kiosk_parts import Kiosk, first_note_on_after, playing
+from kiosk_parts import NO_CAMERA, Kiosk, first_note_on_after, playing
 from realtime_parts import count_note_ons, is_note_on
 from console_parts import TOKEN, health, post, request
 
@@ -18,7 +18,7 @@ def test_a_pause_ends_at_closing_time(jack_server, midi_receiver):
         pytest.skip("too close to midnight for a closing time inside the test")
     close = now + dt.timedelta(seconds=30)
     hours = f"{now - dt.timedelta(minutes=1):%H:%M}-{close:%H:%M:%S}"
-    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", "--hours", hours,
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA, "--hours", hours,
                "--status-token", TOKEN) as k:
         k.wait_health(lambda h: h["open"], token=TOKEN, timeout=20)     # a pause is kept whatever the children do
         assert post(k, "pause")[0] == 200
@@ -30,7 +30,7 @@ def test_a_pause_ends_at_closing_time(jack_server, midi_receiver):
 
 
 def test_a_kiosk_without_a_token_has_no_console(jack_server, midi_receiver):
-    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera") as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA) as k:
         k.wait_health(playing, timeout=90)
         for method, path in (("POST", "/control/pause"), ("GET", "/history?hours=1"), ("GET", "/console")):
             status, body = request(k, method, path, token=None)
@@ -56,7 +56,7 @@ def test_next_is_refused_while_a_camera_gives_the_picture(jack_server, midi_rece
 def test_a_patch_can_ask_for_the_volume_as_velocity(jack_server, midi_receiver, tmp_path):
     patch = tmp_path / "velocity-volume.toml"
     patch.write_text('name = "velocity-volume"\n\n[output]\nvolume = "velocity"\n')
-    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", "--seed", "5",
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA, "--seed", "5",
                "--patch", str(patch), "--status-token", TOKEN) as k:
         k.wait_health(playing, token=TOKEN, timeout=90)
         assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 10, timeout=30)
@@ -78,7 +78,7 @@ def test_a_pause_silences_every_layer_and_keeps_the_clock(jack_server):
     clock goes on (a DAW following it keeps its tempo)."""
     from realtime_parts import MidiReceiver
     with MidiReceiver(client_name="console-clock-rx", timing=True) as rx, \
-            Kiosk("--port", rx.port_name, "--source", "nonexistent-camera", "--patch", "ableton-live",
+            Kiosk("--port", rx.port_name, "--source", NO_CAMERA, "--patch", "ableton-live",
                   "--status-token", TOKEN) as k:
         k.wait_health(playing, token=TOKEN, timeout=90)
         assert rx.wait_until(lambda got: len({m[0] & 0x0F for m in got if is_note_on(m)}) == 2, timeout=30), \

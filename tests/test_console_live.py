@@ -12,7 +12,7 @@ import pytest
 
 from installation.kiosk.control import RATE, RATE_S
 from console_parts import TOKEN, health, pids, post, request
-from kiosk_parts import Kiosk, first_note_on_after, open_notes_at, playing
+from kiosk_parts import NO_CAMERA, Kiosk, first_note_on_after, open_notes_at, playing
 from realtime_parts import MidiReceiver, count_note_ons, is_note_on
 
 
@@ -25,7 +25,7 @@ def rx(jack_server):
 @pytest.fixture(scope="module")
 def kiosk(rx, tmp_path_factory):
     log = tmp_path_factory.mktemp("console") / "kiosk.jsonl"
-    k = Kiosk("--port", rx.port_name, "--source", "nonexistent-camera", "--seed", "5", "--status-token", TOKEN,
+    k = Kiosk("--port", rx.port_name, "--source", NO_CAMERA, "--seed", "5", "--status-token", TOKEN,
               "--log-file", str(log), "--slide-seconds", "600", env={"ITM_HISTORY_MINUTE_S": "5"})
     k.log_path = log
     with k:

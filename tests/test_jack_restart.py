@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from installation.image.capture import bundled_artworks
-from kiosk_parts import Kiosk, playing
+from kiosk_parts import NO_CAMERA, Kiosk, playing
 from realtime_parts import JackServer, MidiReceiverProcess, count_note_ons
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def test_kiosk_health_tells_the_truth_through_a_jack_restart():
     server = JackServer(name=name).start()
     rx = MidiReceiverProcess("restart-krx").open()
     rx2 = None
-    k = Kiosk("--port", "restart-krx:in", "--source", "nonexistent-camera").start()
+    k = Kiosk("--port", "restart-krx:in", "--source", NO_CAMERA).start()
     try:
         k.wait_health(playing)
         assert rx.wait_until(lambda m: count_note_ons(m) >= 3, timeout=30), k.output()[-2000:]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from browser import Chromium, chromium_path
-from kiosk_parts import Kiosk, playing
+from kiosk_parts import NO_CAMERA, Kiosk, playing
 from realtime_parts import MissingTool, count_note_ons
 
 TOKEN = "s3cret-for-tests"
@@ -20,7 +20,7 @@ def kiosk(jack_server, midi_receiver):
         chromium_path()
     except MissingTool as exc:
         pytest.skip(str(exc))
-    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", "--status-token", TOKEN) as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA, "--status-token", TOKEN) as k:
         k.wait_health(playing, token=TOKEN)
         assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 5, timeout=30)
         yield k

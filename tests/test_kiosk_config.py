@@ -107,3 +107,13 @@ def test_every_declared_range_and_choice_refuses_a_value_beyond_it(tmp_path):
         with pytest.raises(C.ConfigError, match=name):
             C.build(write(tmp_path, f'{name} = "nonsense"\n'))
         assert list(offered[name]) == [c for c in choices if c is not None]
+
+
+def test_next_opening_time():
+    h = OpeningHours.parse(["10:00-18:00", "22:00-02:00"])
+    at = lambda s: dt.datetime.fromisoformat("2026-03-04 " + s)              # noqa: E731
+    assert h.next_open(at("09:00")) == at("10:00")
+    assert h.next_open(at("19:30")) == at("22:00")
+    assert h.next_open(at("23:00")) == dt.datetime.fromisoformat("2026-03-05 10:00")   # open now: the next one
+    assert h.next_open(at("03:00")) == at("10:00")
+    assert OpeningHours.parse([]).next_open(at("03:00")) is None

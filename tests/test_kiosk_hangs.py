@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from kiosk_parts import Kiosk, first_note_on_after, open_notes_at, playing, silence_after
+from kiosk_parts import NO_CAMERA, Kiosk, first_note_on_after, open_notes_at, playing, silence_after
 from realtime_parts import count_note_ons
 
 
 @pytest.mark.parametrize("role", ["thinker", "sender"])
 def test_a_hung_child_is_silenced_then_restarted(jack_server, midi_receiver, role):
-    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", "--seed", "6") as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA, "--seed", "6") as k:
         k.wait_health(playing)
         assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 5, timeout=30), k.output()
         pid = k.pids()[role]

@@ -15,7 +15,7 @@ import pytest
 
 from installation.image.capture import bundled_artworks
 from installation.image.preprocess import load_rgb
-from kiosk_parts import Kiosk, first_note_on_after, open_notes_at, playing, silence_after
+from kiosk_parts import NO_CAMERA, Kiosk, first_note_on_after, open_notes_at, playing, silence_after
 from media import make_video
 from realtime_parts import MidiReceiver, count_note_ons
 
@@ -32,7 +32,7 @@ def kill_while_sounding(kiosk, rx, roles):
 
 @pytest.mark.parametrize("roles", [("thinker",), ("sender",), ("thinker", "sender")], ids="+".join)
 def test_sigkill_releases_every_note_and_music_returns(jack_server, midi_receiver, roles):
-    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", "--seed", "5") as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA, "--seed", "5") as k:
         k.wait_health(playing)
         assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 5, timeout=30), k.output()
         before = k.health()["restarts"]
@@ -63,7 +63,7 @@ def test_port_lost_and_back(jack_server):
     first = MidiReceiver(client_name="kiosk-synth").open()
     second = None
     try:
-        with Kiosk("--port", first.port_name, "--source", "nonexistent-camera") as k:
+        with Kiosk("--port", first.port_name, "--source", NO_CAMERA) as k:
             k.wait_health(playing)
             assert first.wait_until(lambda got: count_note_ons(got) >= 3, timeout=30)
             first.close()
@@ -113,7 +113,7 @@ def test_closing_time_brings_silence_and_a_panic(jack_server, midi_receiver, tmp
         pytest.skip("too close to midnight for a closing time inside the test")
     close = now + dt.timedelta(seconds=25)
     hours = f"{now - dt.timedelta(minutes=1):%H:%M}-{close:%H:%M:%S}"
-    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", "--hours", hours) as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA, "--hours", hours) as k:
         k.wait_health(playing)
         assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 3, timeout=30)
         h = k.wait_health(lambda h: h["state"] == "closed", timeout=60)
@@ -139,7 +139,7 @@ def test_systemd_notify_ready_watchdog_stopping(jack_server, tmp_path):
     sock.settimeout(30)
     got = []
     try:
-        with Kiosk("--virtual-port", "notify-test", "--source", "nonexistent-camera", "--duration", "6",
+        with Kiosk("--virtual-port", "notify-test", "--source", NO_CAMERA, "--duration", "6",
                    env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}) as k:
             while not any("STOPPING=1" in g for g in got):
                 got.append(sock.recv(4096).decode())

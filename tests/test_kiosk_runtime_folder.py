@@ -5,7 +5,7 @@ import signal
 import tempfile
 import time
 
-from kiosk_parts import Kiosk, playing
+from kiosk_parts import NO_CAMERA, Kiosk, playing
 
 
 def folders(pid):
@@ -13,7 +13,7 @@ def folders(pid):
 
 
 def test_a_killed_supervisors_folder_is_removed_by_the_next(jack_server):
-    k = Kiosk("--virtual-port", "folder-test", "--source", "nonexistent-camera").start()
+    k = Kiosk("--virtual-port", "folder-test", "--source", NO_CAMERA).start()
     try:
         k.wait_health(playing)
         pid = k.proc.pid
@@ -25,6 +25,6 @@ def test_a_killed_supervisors_folder_is_removed_by_the_next(jack_server):
     finally:
         k.stop()
         k._out.close()
-    with Kiosk("--virtual-port", "folder-test-2", "--source", "nonexistent-camera", "--duration", "3") as k2:
+    with Kiosk("--virtual-port", "folder-test-2", "--source", NO_CAMERA, "--duration", "3") as k2:
         assert k2.proc.wait(60) == 0
     assert folders(pid) == []

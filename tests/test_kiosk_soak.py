@@ -3,14 +3,14 @@ descriptors steady, nothing restarted, no note left sounding. The hour-long run 
 import os
 import time
 
-from kiosk_parts import Kiosk, playing, soak
+from kiosk_parts import NO_CAMERA, Kiosk, playing, soak
 from realtime_parts import count_note_ons
 
 SOAK_S = float(os.environ.get("KIOSK_SOAK_S", "95"))
 
 
 def test_soak(jack_server, midi_receiver):
-    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", "--slide-seconds", "6") as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA, "--slide-seconds", "6") as k:
         k.wait_health(playing)
         assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 5, timeout=30)
         res = soak(k, SOAK_S, every=2.0, warmup=20.0)

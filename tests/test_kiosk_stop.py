@@ -5,19 +5,19 @@ import signal
 
 import pytest
 
-from kiosk_parts import Kiosk, playing
+from kiosk_parts import NO_CAMERA, Kiosk, playing
 from realtime_parts import MidiReceiver, count_note_ons
 
 
-@pytest.mark.parametrize("how", ["sigterm", "duration"])
+@pytest.mark.parametrize("how", ["sigterm", "sighup", "duration"])
 def test_kiosk_stop_sends_clock_stop_without_a_traceback(jack_server, how):
     with MidiReceiver(client_name="clock-rx", timing=True) as rx:
         extra = ["--duration", "12"] if how == "duration" else []
-        with Kiosk("--port", rx.port_name, "--source", "nonexistent-camera", "--patch", "ableton-live", *extra) as k:
+        with Kiosk("--port", rx.port_name, "--source", NO_CAMERA, "--patch", "ableton-live", *extra) as k:
             k.wait_health(playing)
             assert rx.wait_until(lambda m: count_note_ons(m) >= 5 and (0xFA,) in m, timeout=30), k.output()[-2000:]
-            if how == "sigterm":
-                k.proc.send_signal(signal.SIGTERM)
+            if how in ("sigterm", "sighup"):             # SIGHUP: its terminal closed, stopped in order too
+                k.proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGHUP)
             assert k.proc.wait(30) == 0
             out = k.output()
         got = rx.received()

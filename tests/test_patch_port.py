@@ -6,7 +6,7 @@ import time
 
 
 from installation.image.capture import bundled_artworks
-from kiosk_parts import REPO, Kiosk, playing
+from kiosk_parts import NO_CAMERA, REPO, Kiosk, playing
 from realtime_parts import count_note_ons
 
 
@@ -19,7 +19,7 @@ def patch_to(tmp_path, port: str):
 
 def test_the_kiosk_plays_to_the_port_its_patch_names(jack_server, midi_receiver, tmp_path):
     patch = patch_to(tmp_path, midi_receiver.port_name)
-    with Kiosk("--patch", str(patch), "--source", "nonexistent-camera", "--seed", "5") as k:
+    with Kiosk("--patch", str(patch), "--source", NO_CAMERA, "--seed", "5") as k:
         k.wait_health(playing, timeout=60)
         assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 3, timeout=30), k.output()[-3000:]
         assert k.health()["port"] == midi_receiver.port_name

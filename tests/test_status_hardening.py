@@ -1,5 +1,7 @@
 """The status server under hostile clients, with real TCP connections: it stays up, stays small, logs one
 line at a time, keeps its token secret, and never takes what the supervisor needs to restart a child."""
+import asyncio
+import collections
 import http.client
 import logging
 import os
@@ -12,7 +14,7 @@ import pytest
 
 from installation.kiosk.status import MAX_STREAMS, StatusServer
 from installation.kiosk.supervisor import Status
-from kiosk_parts import Kiosk, free_port, playing
+from kiosk_parts import NO_CAMERA, Kiosk, flood_client, free_port, playing
 
 
 def _open_fds() -> int:
@@ -126,7 +128,7 @@ def test_kiosk_restarts_a_killed_thinker_through_a_connection_flood(jack_server,
     """The finding: 1,100 half-open connections took the supervisor's file handles; a killed thinker then
     could not be restarted (FATAL), /health stopped answering and the log grew by 243 MB in 75 s."""
     port = free_port()
-    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera", status_port=port) as k:
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA, status_port=port) as k:
         k.wait_health(playing)
         size0 = len(k.output())
         socks = []
@@ -146,7 +148,7 @@ def test_kiosk_restarts_a_killed_thinker_through_a_connection_flood(jack_server,
 
 
 def test_the_token_is_not_on_the_childrens_command_lines(jack_server, midi_receiver):
-    with Kiosk("--port", midi_receiver.port_name, "--source", "nonexistent-camera",
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA,
                "--status-token", "hush-7f3a") as k:
         k.wait_health(playing, token="hush-7f3a")
         h = k.health(token="hush-7f3a")
@@ -155,3 +157,70 @@ def test_the_token_is_not_on_the_childrens_command_lines(jack_server, midi_recei
             assert b"hush-7f3a" not in cmdline, role
         assert k.stop() == 0
         assert "hush-7f3a" not in k.output()
+
+
+def _on_loop(srv, fn):
+    """Run ``fn`` on the server's own loop (its connection set is changed only there) and return its result."""
+    import concurrent.futures
+    fut = concurrent.futures.Future()
+    srv._loop.call_soon_threadsafe(lambda: fut.set_result(fn()))
+    return fut.result(10)
+
+
+@pytest.fixture
+def plain_server():
+    """The status server with its default limits (a request's header within 5 s)."""
+    st = Status()
+    st.data = {"state": "playing"}
+    srv = StatusServer(st, "127.0.0.1", 0, token="s3cret")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_staff_are_served_through_a_flood_of_clients_without_the_token(plain_server):
+    """The finding: 260 keep-alive connections sending a request without the token every 2 s made 0 of 40
+    token-bearing /health requests succeed for 20 s (a 401 kept its connection open, and a full server only
+    made room by closing connections with an unfinished header). 200 of the flood's connections come from one
+    address (the per-client cap), 60 from 12 others (the cap on connections that have not shown the token)."""
+    server = plain_server
+    lim = server.limits
+    sources = ["127.0.0.2"] * 200 + [f"127.0.0.{3 + i % 12}" for i in range(60)]
+    seen = collections.Counter()
+    peaks = collections.Counter()
+
+    def census():
+        untrusted = [g for g in lim.active if not getattr(g, "trusted", False)]
+        return len(untrusted), sum(g.transport.get_extra_info("peername")[0] == "127.0.0.2" for g in untrusted)
+
+    def staff_request() -> int:
+        try:
+            return get(server.port, "/health", {"Authorization": "Bearer s3cret"}, timeout=5.0)[0]
+        except OSError:
+            return 0
+
+    async def scenario():
+        stop = asyncio.Event()
+        flood = [asyncio.create_task(flood_client("127.0.0.1", server.port, s, stop, seen)) for s in sources]
+        await asyncio.sleep(3.0)                       # every flood connection made, the first 401s answered
+        codes = []
+        try:
+            for _ in range(40):                        # 20 s: a staff request every half second
+                codes.append(await asyncio.to_thread(staff_request))
+                untrusted, one_address = await asyncio.to_thread(_on_loop, server, census)
+                peaks["untrusted"] = max(peaks["untrusted"], untrusted)
+                peaks["one_address"] = max(peaks["one_address"], one_address)
+                await asyncio.sleep(0.5)
+        finally:
+            stop.set()
+            await asyncio.wait(flood, timeout=10)
+            for t in flood:
+                t.cancel()
+        return codes
+
+    codes = asyncio.run(scenario())
+    assert codes.count(200) == 40, (codes, dict(seen))
+    assert seen["401"] > 0 and seen["closed_after_401"] == seen["401"], dict(seen)   # each 401 closed its connection
+    assert peaks["untrusted"] <= lim.max_unauthenticated and peaks["one_address"] <= lim.max_per_client, dict(peaks)
+    assert lim.evicted > 0
+    assert get(server.port, "/health", {"Authorization": "Bearer s3cret"})[0] == 200

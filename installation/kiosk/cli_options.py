@@ -75,6 +75,6 @@ def run_kiosk(args) -> int:
 
     def on_signal(signum, frame):
         sup.stop_requested.set()
-    for s in (signal.SIGINT, signal.SIGTERM):
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):      # before any child is spawned (sup.run)
         signal.signal(s, on_signal)
     return sup.run()

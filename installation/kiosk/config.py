@@ -251,13 +251,14 @@ def check_resources(cfg: KioskConfig):
 
 
 def check_source(spec: str, slide_seconds: float, key: str) -> None:
-    """A picture source naming a folder must hold images that play. A camera index, stream URL or video file
-    may come later (a camera plugged in, a file copied): attract mode plays meanwhile, and the start says so."""
-    import logging
+    """A picture source must be there at the start, unless it is a camera: a camera index, a device under /dev/
+    or a stream URL may come later (plugged in, switched on), and attract mode plays meanwhile. A file path
+    that does not exist is a mistake (a typo would leave a gallery playing the bundled artworks for weeks),
+    and a folder must hold images that play."""
     import re
     from installation.image.capture import _slideshow
     spec = str(spec).strip()
-    if spec.isdigit() or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
+    if spec.isdigit() or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec) or spec.startswith("/dev/"):
         return
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -266,8 +267,9 @@ def check_source(spec: str, slide_seconds: float, key: str) -> None:
         except UserError as exc:
             raise ConfigError(f"{key}: {exc}") from None
     elif not path.exists():
-        logging.getLogger("installation.kiosk").warning(
-            "%s %s: no such file now; the attract folder plays until it appears", key, spec)
+        raise ConfigError(f"{key}: {spec}: no such file or folder; give a video file, an image or a folder that "
+                          f"exists, or a camera (an index such as 0, a device such as /dev/video0, a stream URL), "
+                          f"which may come later")
 
 
 _FIELDS = {f.name: f for f in fields(KioskConfig)}
@@ -390,6 +392,14 @@ def build(file: str | Path | None = None, overrides: dict | None = None) -> Kios
 
 def field_names() -> list[str]:
     return list(_FIELDS)
+
+
+def for_child(cfg: KioskConfig) -> KioskConfig:
+    """The configuration a child process (sender, thinker) gets: the status server's settings at their defaults.
+    Only the supervisor serves status; the token would show on a child's command line (ps), and a bind address
+    left without its token would fail the check the child's KioskConfig runs again."""
+    status = ("status_port", "status_bind", "status_token", "status_frames")
+    return dataclasses.replace(cfg, **{k: _FIELDS[k].default for k in status})
 
 
 def to_json(cfg: KioskConfig) -> str:

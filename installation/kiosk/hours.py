@@ -51,6 +51,14 @@ class OpeningHours:
                 return True
         return False
 
+    def next_open(self, when: dt.datetime) -> dt.datetime | None:
+        """The next opening after ``when`` (local time): the soonest start of a range; None with no ranges."""
+        if not self.ranges:
+            return None
+        midnight = when.replace(hour=0, minute=0, second=0, microsecond=0)
+        starts = (midnight + dt.timedelta(days=d, seconds=a) for d in (0, 1) for a, _ in self.ranges)
+        return min(t for t in starts if t > when)
+
     def describe(self) -> str:
         if not self.ranges:
             return "always open"

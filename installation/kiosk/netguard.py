@@ -3,10 +3,14 @@ that the supervisor needs to restart a child.
 
 ``Guard`` wraps aiohttp's protocol for each TCP connection (asyncio's transport level, under HTTP):
 
-- at most ``max_connections`` at once: when full, a new connection closes the oldest one that has not
-  sent a whole header yet (a flood's half-open ones go first; a real client sends its request at once),
-  else it is itself closed as soon as it is accepted (its file handle comes back at once, so accept()
-  never meets EMFILE);
+- at most ``max_connections`` at once, of which at most ``max_unauthenticated`` have not yet shown the
+  token (``trusted`` is set by the server when a request carries it) and at most ``max_per_client`` of those
+  come from one address. A new connection beyond a cap closes the oldest untrusted one (of its own address
+  when that cap is the one reached; a half-open one first), so a flood, from one address or many, churns
+  through its own share while a staff member's new connection gets in and is served (a real client sends
+  its request at once). Trusted connections are never closed for a newcomer; when every connection is
+  trusted the newcomer is closed as soon as it is accepted (its file handle comes back at once, so accept()
+  never meets EMFILE). The server closes a connection after its 401, so a refused client holds nothing;
 - a request's header block must arrive whole within ``header_timeout_s`` of its first byte (of the
   connection, for the first request): a half-open "slowloris" connection is closed; and be at most
   ``max_header_bytes`` (the server serves GET only, so every byte after a header block starts the next);
@@ -26,6 +30,8 @@ from dataclasses import dataclass, field
 class Limits:
     """The connection budget, and what it has refused (for /health and the logs)."""
     max_connections: int = 256
+    max_unauthenticated: int = 192      # the other 64 are kept for connections that showed the token
+    max_per_client: int = 128           # untrusted connections from one address (a browser opens about 6)
     header_timeout_s: float = 5.0
     idle_timeout_s: float = 30.0
     max_header_bytes: int = 16384
@@ -57,25 +63,31 @@ class Guard(asyncio.Protocol):
         self.header_bytes = 0
         self._tail = b""
         self.streaming = False          # set by a live-update handler: exempt from the idle timeout
+        self.trusted = False            # set by the server once a request on it carried the token
+        self.client = None              # the peer's address
 
     # --- asyncio's side ---
     def connection_made(self, transport) -> None:
         self.transport = transport
-        if len(self.limits.active) >= self.limits.max_connections:
-            # full: make room by closing the oldest connection that has not sent a whole header (a flood's
-            # half-open ones), so that a real client, which sends its request at once, still gets in
-            waiting = [g for g in self.limits.active if not g.header_done]
-            if waiting:
-                oldest = min(waiting, key=lambda g: g.t0)
-                self.limits.active.discard(oldest)
-                self.limits.evicted += 1
-                oldest.abort()
-            else:
-                self.limits.refused += 1
-                self.inner = None
-                transport.abort()
-                return
-        self.limits.active.add(self)
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else None
+        lim = self.limits
+        untrusted = [g for g in lim.active if not g.trusted]
+        mine = [g for g in untrusted if g.client == self.client]
+        victims = (mine if len(mine) >= lim.max_per_client
+                   else untrusted if len(untrusted) >= lim.max_unauthenticated or len(lim.active) >= lim.max_connections
+                   else [])
+        if victims:              # a half-open one first, then the oldest
+            victim = min(victims, key=lambda g: (g.header_done, g.t0))
+            lim.active.discard(victim)
+            lim.evicted += 1
+            victim.abort()
+        elif len(lim.active) >= lim.max_connections:          # full of trusted connections
+            lim.refused += 1
+            self.inner = None
+            transport.abort()
+            return
+        lim.active.add(self)
         transport.guard = self                  # handlers find their connection's guard through the transport
         self.inner.connection_made(transport)
 

@@ -60,7 +60,7 @@ DISPLAY = """<!doctype html>
    font-family: Georgia, 'DejaVu Serif', serif; cursor: none; }
  #top { display: flex; height: 68vh; }
  #picture-box { flex: 3; display: flex; align-items: center; justify-content: center; padding: 3vh 2vw; }
- #picture { max-width: 100%; max-height: 100%; border-radius: 6px; box-shadow: 0 0 40px #000a; }
+ #picture { max-width: 100%; max-height: 100%; border-radius: 6px; box-shadow: 0 0 40px #000a; transition: opacity 1s; }
  #side { flex: 2; display: flex; flex-direction: column; align-items: center; justify-content: center; }
  #va { width: min(40vh, 36vw); height: min(40vh, 36vw); }
  #mood { font-size: 5vh; margin-top: 2vh; letter-spacing: .03em; }
@@ -126,17 +126,32 @@ function frame(now) {
   }
   requestAnimationFrame(frame);
 }
+// The truth, kindly: a mood and a key only while the music plays; otherwise what is happening.
+function say(main, second) {
+  document.getElementById('mood').textContent = main || '\u00a0';
+  document.getElementById('key').textContent = second || '\u00a0';
+}
+function resting(d) {
+  target = null; shown = null; trail = [];
+  document.getElementById('picture').style.opacity = 0.3;
+  if (d.state === 'closed') say(d.opens_at ? 'closed until ' + d.opens_at : 'closed', '');
+  else if (d.state === 'fatal') say('resting', 'a fault: staff have been told');
+  else if (d.state === 'paused') say('resting', '');               // staff paused it (the console)
+  else say('resting', 'the music returns in a moment');
+}
 listen((d) => {
   received = performance.now(); notes = d.notes || [];
   document.body.dataset.notes = notes.length;
-  if (d.valence !== null && d.arousal !== null && d.state !== 'closed') {
-    target = {v: d.valence, a: d.arousal};
-    document.getElementById('mood').textContent = mood(d.valence, d.arousal);
-  } else { document.getElementById('mood').textContent = d.state === 'closed' ? 'closed' : '\u00a0'; }
-  if (d.state === 'paused') document.getElementById('mood').textContent = 'resting';   // staff paused it
-  document.getElementById('key').textContent = d.key || '\u00a0';
   document.body.dataset.state = d.state;
+  if (d.state === 'playing' && d.valence !== null && d.arousal !== null) {
+    target = {v: d.valence, a: d.arousal};
+    document.getElementById('picture').style.opacity = 1;
+    say(mood(d.valence, d.arousal), d.key || '');
+  } else resting(d);
 });
+setInterval(() => {     // no word from the kiosk for 3 s (stopped, or the network): nothing is known to play
+  if (performance.now() - received > 3000) { notes = []; resting({state: 'unknown'}); }
+}, 1000);
 requestAnimationFrame(frame);
 </script></body></html>
 """

@@ -83,6 +83,13 @@ def _raise_fd_limit(budget: int = FD_BUDGET) -> None:
         pass
 
 
+def _refuse(body: dict, status: int) -> web.Response:
+    """A refusal that also ends its connection: a client without the token keeps no connection open."""
+    resp = web.json_response(body, status=status)
+    resp.force_close()
+    return resp
+
+
 class StatusServer:
     def __init__(self, status, bind: str = "127.0.0.1", port: int = 8080, token: str | None = None,
                  serve_frames: bool | None = None, limits: Limits | None = None, control=None, events=None):
@@ -174,7 +181,7 @@ class StatusServer:
             host = (request.headers.get("Host") or "").strip().lower()
             name = host[:host.rindex("]") + 1] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
             if name not in LOCAL_HOSTS:
-                return web.json_response({"error": "unknown Host"}, status=421)
+                return _refuse({"error": "unknown Host"}, 421)
         if self.token:
             given = request.query.get("token", "")
             auth = request.headers.get("Authorization", "")
@@ -182,7 +189,10 @@ class StatusServer:
                 given = auth[7:]
             ok = hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.token.encode("utf-8"))
             if not ok:
-                return web.json_response({"error": "a valid token is required"}, status=401)
+                return _refuse({"error": "a valid token is required"}, 401)
+        guard = getattr(request.transport, "guard", None)
+        if guard is not None:
+            guard.trusted = True             # it showed the token (or needs none): never closed for a newcomer
         return await handler(request)
 
     async def _health(self, request):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import dataclasses
 import datetime as dt
 import logging
 import os
@@ -29,7 +28,7 @@ from multiprocessing.connection import Connection, wait
 
 
 from installation.kiosk import control
-from installation.kiosk.config import KioskConfig, to_json
+from installation.kiosk.config import KioskConfig, for_child, to_json
 from installation.kiosk.eventlog import EventLog
 from installation.kiosk.program import Policy, Program, State
 from installation.kiosk.systemd import Notifier
@@ -113,10 +112,9 @@ class Supervisor:
     def _spawn(self, role: str):
         mod = "installation.midi.sender" if role == "sender" else f"installation.kiosk.{role}"
         where = ["--listen", self.sock_path] if role == "sender" else ["--sender", self.sock_path]
-        # the sender gets its own small config; the thinker never sees the status token (it would show on its
-        # command line, in ps)
-        child_cfg = (SenderConfig.of(self.cfg).to_json() if role == "sender"
-                     else to_json(dataclasses.replace(self.cfg, status_token=None)))
+        # the sender gets its own small config; the thinker gets the kiosk's without the status settings (never
+        # the token: it would show on its command line, in ps)
+        child_cfg = SenderConfig.of(self.cfg).to_json() if role == "sender" else to_json(for_child(self.cfg))
         proc, conn = spawn_child(self.python, mod, [*where, "--config", child_cfg],
                                  single_threaded_math=role == "sender")
         old = self.conns.pop(role, None)
@@ -297,6 +295,7 @@ class Supervisor:
             "state": state,
             "open": bool(self.is_open),
             "hours": self.hours.describe(),
+            "opens_at": _opens_at(self.hours) if state == "closed" else None,
             "camera": t.get("camera") if thinker_up else None,
             "picture": t.get("label") if thinker_up else None,
             "port": s.get("port_name") or self.cfg.port or self.cfg.virtual_port,
@@ -517,6 +516,12 @@ def _remove_stale_runtimes() -> None:
         except PermissionError:
             continue                       # someone else's
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _opens_at(hours) -> str | None:
+    """The next opening, local time, as the display shows it: 10:00 (10:00:30 with seconds)."""
+    t = hours.next_open(dt.datetime.now())
+    return None if t is None else t.strftime("%H:%M:%S" if t.second else "%H:%M")
 
 
 def _r(x, nd=3):

@@ -37,17 +37,36 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         pass
 
 
+# A child's first instructions, before any import of ours: SIGTERM when its parent dies (Linux; kept across exec),
+# then, if the parent died before that (between the fork and here), exit at once. Then run the module as -m does.
+# (die_with_parent() in the module's main() came about 80 ms later: a parent killed meanwhile left it running.)
+_BOOT = """import ctypes, os, sys
+try:
+    ctypes.CDLL(None).prctl(1, 15)
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    os._exit(1)
+import runpy
+sys.argv = sys.argv[2:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
 def spawn_child(python: str, module: str, args: list[str], single_threaded_math: bool = False):
-    """Start ``python -m module args --status-fd FD`` with this repository on its path, in a session of its own
-    (a terminal's Ctrl-C reaches only its parent, which stops it in order). Returns (the process, our end of its
-    Beacon). ``single_threaded_math``: no BLAS worker threads (a process that only sends MIDI)."""
+    """Start ``python -m module args --status-fd FD`` (through _BOOT: it dies with this process from its first
+    instruction) with this repository on its path, in a session of its own (a terminal's Ctrl-C reaches only
+    its parent, which stops it in order). Returns (the process, our end of its Beacon). ``single_threaded_math``:
+    no BLAS worker threads (a process that only sends MIDI). Call it from the main thread: the kernel's
+    parent-death signal follows the thread that started the child."""
     ours, theirs = socket.socketpair()
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
     if single_threaded_math:
         env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     try:
-        proc = subprocess.Popen([python, "-m", module, *args, "--status-fd", str(theirs.fileno())],
+        proc = subprocess.Popen([python, "-c", _BOOT, str(os.getpid()), module, *args,
+                                 "--status-fd", str(theirs.fileno())],
                                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)
     except BaseException:

@@ -58,7 +58,7 @@ class NoteTap:
 
     def send(self, msg) -> bool:
         ok = self.sink.send(msg)
-        if msg[0] & 0xE0 == 0x80:                     # 0x8n or 0x9n
+        if ok and msg[0] & 0xE0 == 0x80:              # 0x8n or 0x9n that really went out (not to a lost port)
             self.notes.append((self.clock(), msg[0], msg[1], msg[2]))
         return ok
 
@@ -278,6 +278,10 @@ def main(argv=None) -> int:
     try:
         return serve(cfg, args.listen, beacon, peer="play" if args.for_play else "thinker")
     except UserError as exc:
+        if isinstance(exc, midi_io.NoMidiSystem) and not args.for_play:   # its advice (--record) is play's
+            exc = UserError(f"no MIDI system reachable ({exc.reason}): start JACK (jackd -d alsa with a sound "
+                            f"card, jackd -d dummy without) or ALSA's sequencer (modprobe snd-seq); the kiosk "
+                            f"tries again by itself")
         beacon.send({"role": "sender", "error": str(exc)})
         if not args.for_play:
             print(f"error: {exc}", file=sys.stderr)

@@ -86,9 +86,16 @@ class SenderProcess:
             if self.on_death is not None:
                 self.on_death(reason)
 
-    def wait_ready(self, timeout: float) -> dict:
-        """Its first report: the port it opened (a dict), or its one-line error as a UserError."""
-        if not self._ready.wait(timeout):
+    def wait_ready(self, timeout: float, cancel: threading.Event | None = None) -> dict:
+        """Its first report: the port it opened (a dict), or its one-line error as a UserError. ``cancel`` set
+        (a stop asked for meanwhile): returns {} at once; the caller stops it."""
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if cancel is not None and cancel.is_set():
+                return {}
+            if time.monotonic() > deadline:
+                break
+        if not self._ready.is_set():
             self.stop()
             raise UserError(f"the MIDI sender did not open its output within {timeout:g} s; "
                             f"see the lines above, or check the MIDI system (`run_installation.py ports`)")
@@ -100,6 +107,8 @@ class SenderProcess:
                             f"see the lines above")
         deadline = time.monotonic() + timeout
         while not self.scheduler.connect(timeout=0.2):
+            if cancel is not None and cancel.is_set():
+                return {}
             if self.returncode is not None or time.monotonic() > deadline:
                 self.stop()
                 raise UserError(f"play could not reach its MIDI sender process at {self.sock_path} "
