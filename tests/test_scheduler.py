@@ -322,7 +322,7 @@ def test_stop_closes_open_notes_then_all_off_on_each_used_channel():
     s.tick(0.0)
     clock.t = 0.5
     s.stop()
-    assert sink.msgs[3:] == [off(60), off(61, ch=3),
+    assert sink.msgs[3:] == [off(60), off(61, ch=3), cc(64, 0, ch=5),
                              cc(123, ch=0), cc(120, ch=0), cc(123, ch=3), cc(120, ch=3),
                              cc(123, ch=5), cc(120, ch=5)]
     assert rec.items[3:] == [(0.5, m) for m in sink.msgs[3:]]
@@ -506,3 +506,139 @@ def test_lateness_percentiles_agree_with_numpy():
         xs = [rng.expovariate(2000) for _ in range(n)]
         for q in (0, 50, 99, 100):
             assert percentile(sorted(xs), q) == pytest.approx(float(np.percentile(xs, q)), rel=1e-12, abs=1e-15)
+
+
+# --- the pedal: held state, as a note ------------------------------------------------
+
+def pedal_down(msgs) -> set:
+    """(channel, controller) of the pedals a receiver of ``msgs`` would hold at the end (CC 64-69 above 0)."""
+    held = set()
+    for m in msgs:
+        if len(m) == 3 and m[0] & 0xF0 == 0xB0 and 64 <= m[1] <= 69:
+            (held.add if m[2] else held.discard)((m[0] & 0x0F, m[1]))
+    return held
+
+
+def test_a_pedal_down_is_held_and_a_pedal_up_clears_it():
+    s, sink, clock = make()
+    s.push([(0.0, cc(64, 127)), (0.5, cc(66, 100, ch=2)), (1.0, cc(64, 0)), (1.5, cc(64, 0))])
+    s.tick(0.6)
+    assert s.held_pedals == {(0, 64): 0.6, (2, 66): 0.6}
+    s.tick(1.0)
+    assert s.held_pedals == {(2, 66): 0.6}
+    s.tick(2.0)                                           # a pedal-up of a pedal not held goes out all the same
+    assert sink.msgs == [cc(64, 127), cc(66, 100, ch=2), cc(64, 0), cc(64, 0)]
+    with pytest.raises(ValueError):
+        s.push([(2.0, (0xB0, 64))])
+
+
+def test_panic_lifts_every_pedal_held_with_the_note_offs_before_all_notes_off():
+    s, sink, _ = make()
+    s.push([(0.0, on(60)), (0.0, cc(64, 127)), (0.0, cc(66, 127, ch=1)), (0.0, cc(67, 90)), (0.0, cc(67, 0)),
+            (0.0, cc(7, 100, ch=2))])
+    s.tick(0.0)
+    s.panic()
+    assert sink.msgs[6:] == [off(60), cc(64, 0), cc(66, 0, ch=1),
+                             cc(123), cc(120), cc(123, ch=1), cc(120, ch=1), cc(123, ch=2), cc(120, ch=2)]
+    assert s.held_pedals == {} and pedal_down(sink.msgs) == set()
+
+
+def test_stop_lifts_the_pedal_from_the_scheduler_thread():
+    sink = RecordingSink()
+    s = Scheduler(sink)
+    s.start()
+    s.push([(time.perf_counter(), on(60)), (time.perf_counter(), cc(64, 127))])
+    wait_until(lambda: len(sink.msgs) == 2)
+    s.stop(timeout=10.0)
+    assert sink.msgs[2:] == [off(60), cc(64, 0), cc(123), cc(120)]
+    assert all(th.name == "scheduler" for th in sink.threads)
+
+
+def test_a_scene_change_lifts_the_pedal_and_drops_the_old_scenes_pedals():
+    s, sink, _ = make()
+    s.push([(0.0, on(60)), (0.0, cc(64, 127)),
+            (0.8, cc(66, 127, ch=1)),                   # kept: held at the cut, so lifted there
+            (1.5, cc(64, 0)), (1.6, cc(64, 127)), (1.7, off(60)), (2.0, cc(7, 50))])
+    s.tick(0.0)
+    assert s.discard_after(1.0) == 3
+    s.push([(1.0, on(62)), (1.0, cc(64, 127))])         # the new scene's own pedal, at the cut
+    s.tick(5.0)
+    assert sink.msgs[2:] == [cc(66, 127, ch=1), off(60), cc(64, 0), cc(66, 0, ch=1),
+                             on(62), cc(64, 127), cc(7, 50)]
+    assert s.held_pedals == {(0, 64): 5.0}
+
+
+def test_a_pedal_held_too_long_is_lifted_and_tick_says_when():
+    s, sink, _ = make(max_pedal_s=10.0)
+    s.push([(0.0, cc(64, 127)), (4.0, cc(67, 127))])
+    assert s.tick(0.0) == 4.0
+    assert s.tick(4.0) == 10.0                          # nothing queued: the oldest pedal's deadline
+    s.tick(12.0)
+    assert sink.msgs == [cc(64, 127), cc(67, 127), cc(64, 0)]
+    assert s.held_pedals == {(0, 67): 4.0} and s.stats()["pedals_lifted"] == 1
+    with pytest.raises(UserError, match="max_pedal_s"):
+        SchedulerConfig(max_pedal_s=0)
+
+
+def test_a_port_that_comes_back_gets_the_pedal_up():
+    """The pedal went down, then the port went away: when it is back it gets its pedal-up, whether the music
+    lifted the pedal meanwhile (that send failed) or not."""
+    sink = FlakyPort()
+    s = Scheduler(sink, clock=FakeClock())
+    s.push([(0.0, cc(64, 127)), (0.0, cc(66, 127)), (0.0, on(60)),
+            (1.0, off(60)), (1.0, cc(66, 0)), (3.0, on(62)), (4.0, off(62))])
+    s.tick(0.0)
+    sink.connected = False
+    s.tick(1.0)
+    sink.connected = True
+    s.tick(2.0)
+    s.tick(4.0)
+    delivered = [m for m, ok in zip(sink.msgs, sink.ok) if ok]
+    assert delivered[3:] == [off(60), cc(64, 0), cc(66, 0), on(62), off(62)], delivered
+    assert pedal_down(delivered) == set() and s.held_pedals == {}
+    assert_balanced(delivered)
+
+
+def test_a_panic_while_the_port_is_away_is_paid_when_it_is_back():
+    sink = FlakyPort()
+    s = Scheduler(sink, clock=FakeClock())
+    s.push([(0.0, on(60)), (0.0, cc(64, 127))])
+    s.tick(0.0)
+    sink.connected = False
+    s.panic()                                           # the thinker went silent while the port was away
+    assert s.tick(1.0) is not None                      # it keeps looking for the port
+    sink.connected = True
+    s.tick(1.1)
+    delivered = [m for m, ok in zip(sink.msgs, sink.ok) if ok]
+    assert delivered[2:] == [off(60), cc(64, 0)]
+
+
+def test_messy_stream_with_pedals_leaves_no_pedal_down():
+    rng = random.Random(4321)
+    clock, sink = FakeClock(), FlakyPort()
+    s = Scheduler(sink, SchedulerConfig(max_polyphony=6, max_note_s=0.5, max_pedal_s=2.0), clock=clock)
+    gen_t = now = 0.0
+    while now < 60.0:
+        while gen_t < now + 0.5:
+            gen_t += rng.choice([0.0, 0.01, 0.05, 0.2])
+            ch, kind = rng.randrange(2), rng.random()
+            msg = (on(rng.randrange(48, 60), 90, ch) if kind < 0.4 else off(rng.randrange(48, 60), ch) if kind < 0.8
+                   else cc(rng.choice([64, 66, 67]), rng.choice([0, 0, 40, 127]), ch))
+            s.push([(gen_t, msg)])
+        now += rng.choice([0.001, 0.01, 0.1])
+        if rng.random() < 0.01:
+            sink.connected = not sink.connected         # the port goes away and comes back
+        s.tick(now)
+        if rng.random() < 0.02:
+            gen_t = now + rng.random() * 0.3
+            s.discard_after(gen_t)
+    sink.connected = True
+    s.tick(now + 0.1)
+    s.stop()
+    delivered = [m for m, ok in zip(sink.msgs, sink.ok) if ok]
+    assert pedal_down(delivered) == set()
+    sounding = set()
+    for m in notes_only(delivered):                     # a note-off whose note-on never got out is harmless
+        (sounding.add if m[0] & 0xF0 == 0x90 and m[2] else sounding.discard)((m[0] & 0x0F, m[1]))
+    assert sounding == set()
+    assert s.stats()["pedals_lifted"] > 0

@@ -13,6 +13,14 @@ a note open for ``max_note_s`` is closed by the scheduler; ``stop()`` and
 ``panic()`` close everything. So every note-on that was sent gets exactly one
 note-off.
 
+A pedal is held state too (MIDI's switch controllers, CC 64-69: 64 sustain, 66
+sostenuto, 67 soft): a value above 0 holds it, 0 lifts it. The table keeps the
+pedals held, keyed by (channel, controller); every path that closes notes lifts
+them, with their note-offs: ``stop()``, ``panic()``, a scene change
+(``discard_after``), a pedal held for ``max_pedal_s``, and a lost port (a pedal
+held, or a pedal-up sent, while the port was away gets its pedal-up when it is
+back). A pedal-up for a pedal that is not held is sent all the same (harmless).
+
 A send that fails (``sink.send`` returns False: the port is gone) leaves the
 table as if it had been sent, so its note-off is still sent later; a note-off
 to a port that did not play the note is harmless, a missing one is a stuck note.
@@ -20,6 +28,9 @@ So, with a sink that has a ``connected`` flag (MidiOut), a note-off that fails i
 owed: it is sent again as soon as the sink is connected again (a port, or a JACK
 server, that came back), or before the next note-on of that key. Failed sends are counted (``stats()["send_failed"]``). The recorder, if any, gets
 every message handed to the sink, failed or not, so a recording stays balanced.
+Pedal-ups are owed in the same way, and so is the pedal-up of every pedal held
+when a send finds the port gone (the port, or a synth that stayed on it, gets
+its pedal-up when it is back).
 Lateness (now - due) is kept for every message ``tick`` sends; a note-off it adds
 (retrigger, steal) counts as due with the note-on that caused it, a forced one as
 due at its deadline.
@@ -49,6 +60,7 @@ NOTE_OFF, NOTE_ON, CONTROL_CHANGE = 0x80, 0x90, 0xB0
 CLOCK_TICK, CLOCK_STOP = 0xF8, 0xFC
 CLOCK_RESTARTS = (0xFA, 0xFB)         # Start, Continue
 ALL_SOUND_OFF, ALL_NOTES_OFF = 120, 123
+PEDALS = range(64, 70)                # switch controllers held while > 0: 64 sustain, 66 sostenuto, 67 soft ...
 
 Message = tuple[int, ...]
 
@@ -69,6 +81,7 @@ class SchedulerConfig:
     late_policy: str = "send"       # "send": a late message goes out at once; "drop": note-ons later than late_tolerance_s are dropped (note-offs never)
     late_tolerance_s: float = 0.020  # how late a note-on may be under "drop"
     max_note_s: float = 8.0         # a note open longer is closed by the scheduler
+    max_pedal_s: float = 30.0       # a pedal held longer is lifted by the scheduler
     max_polyphony: int = 32         # a note-on beyond this steals (closes) the oldest open note first
     spin_s: float = 0.002           # sleep until this long before a due time, then spin
     stats_window: int = 4096        # lateness samples kept for the p50/p99 in stats()
@@ -79,8 +92,9 @@ class SchedulerConfig:
         for name in ("late_tolerance_s", "spin_s"):
             if not getattr(self, name) >= 0:
                 raise UserError(f"{name} must be >= 0, not {getattr(self, name)!r}")
-        if not self.max_note_s > 0:
-            raise UserError(f"max_note_s must be > 0, not {self.max_note_s!r}")
+        for name in ("max_note_s", "max_pedal_s"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"{name} must be > 0, not {getattr(self, name)!r}")
         for name in ("max_polyphony", "stats_window"):
             if not getattr(self, name) >= 1:
                 raise UserError(f"{name} must be >= 1, not {getattr(self, name)!r}")
@@ -106,6 +120,7 @@ class Scheduler:
         self._seq = 0
         self._last_due: float | None = None
         self._open: dict[tuple[int, int], float] = {}       # (ch, pitch) -> on-time; insertion order = age
+        self._held: dict[tuple[int, int], float] = {}       # (ch, controller) -> when the pedal went down
         self._channels: set[int] = set()                    # channels used, for CC123/CC120
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -120,8 +135,9 @@ class Scheduler:
         self._sent = self._send_failed = self._dropped_late = 0
         self._silenced = False             # the scheduler thread sent its final panic
         self._owed: set[tuple[int, int]] = set()   # (ch, pitch) whose note-off failed to go out
+        self._owed_up: set[tuple[int, int]] = set()  # (ch, controller) whose pedal-up the port has not had
         self._tracks_port = hasattr(sink, "connected")   # a sink that says when its port is back (MidiOut)
-        self._stolen = self._forced = self._retriggered = self._orphans = 0
+        self._stolen = self._forced = self._retriggered = self._orphans = self._pedals_lifted = 0
 
     # --- the generator's side ----------------------------------------------
 
@@ -164,23 +180,32 @@ class Scheduler:
             return self._last_due
 
     def discard_after(self, t: float) -> int:
-        """Scene change: drop queued notes due after ``t``; returns how many were dropped.
-        Other messages (clock ticks, controllers) stay: they do not belong to the old scene's music.
+        """Scene change: drop queued notes and pedals due after ``t``; returns how many were dropped.
+        Other messages (clock ticks, other controllers) stay: they do not belong to the old scene's music.
 
         Every note that is open now, or that a kept note-on would open, gets a
         note-off queued at ``t`` (before anything pushed later for ``t``). Where
         a kept note-off closes the note first, that extra note-off is skipped as
         an orphan when its time comes, so each note still gets exactly one.
+        Every pedal held now, or that a kept pedal-down would hold, gets its
+        pedal-up at ``t`` too, after those note-offs (else the pedal would hold
+        the old scene's notes on into the new one).
         """
         with self._cond:
-            kept = [item for item in self._heap if item[0] <= t or item[2][0] & 0xE0 != NOTE_OFF]
+            kept = [item for item in self._heap if item[0] <= t or not _held_state(item[2])]
             dropped = len(self._heap) - len(kept)
             keys = dict.fromkeys(self._open)
+            pedals = dict.fromkeys(self._held)
             for _, _, msg in kept:
                 if msg[0] & 0xF0 == NOTE_ON and msg[2] > 0:
                     keys[(msg[0] & 0x0F, msg[1])] = None
+                elif _is_pedal(msg) and msg[2] > 0:
+                    pedals[(msg[0] & 0x0F, msg[1])] = None
             for ch, pitch in keys:
                 kept.append((t, self._seq, (NOTE_OFF | ch, pitch, 0)))
+                self._seq += 1
+            for ch, number in pedals:
+                kept.append((t, self._seq, (CONTROL_CHANGE | ch, number, 0)))
                 self._seq += 1
             heapq.heapify(kept)
             self._heap = kept
@@ -199,7 +224,7 @@ class Scheduler:
         thread runs.
         """
         with self._cond:
-            if self._owed and self._sink.connected:
+            if (self._owed or self._owed_up) and self._sink.connected:
                 self._pay_owed(now)
             heap = self._heap
             while heap and heap[0][0] <= now:
@@ -212,13 +237,24 @@ class Scheduler:
                     break
                 self._forced += 1
                 self._close(now, on + max_note, key)
+            max_pedal = self._config.max_pedal_s
+            while self._held:                    # oldest first, as the notes
+                (ch, number), down = next(iter(self._held.items()))
+                if down + max_pedal > now:
+                    break
+                self._pedals_lifted += 1
+                del self._held[(ch, number)]
+                self._send(now, down + max_pedal, (CONTROL_CHANGE | ch, number, 0))
             if not heap:
                 self._last_due = None
             nxt = heap[0][0] if heap else None
             if self._open:
                 deadline = next(iter(self._open.values())) + max_note
                 nxt = deadline if nxt is None else min(nxt, deadline)
-            if self._owed:                       # look again soon: the port may be back
+            if self._held:
+                deadline = next(iter(self._held.values())) + max_pedal
+                nxt = deadline if nxt is None else min(nxt, deadline)
+            if self._owed or self._owed_up:      # look again soon: the port may be back
                 nxt = now + 0.1 if nxt is None else min(nxt, now + 0.1)
             return nxt
 
@@ -245,6 +281,12 @@ class Scheduler:
                 self._orphans += 1
                 return
             del self._open[key]
+        elif kind == CONTROL_CHANGE and msg[1] in PEDALS:
+            key = (msg[0] & 0x0F, msg[1])
+            if msg[2] > 0:
+                self._held.setdefault(key, now)
+            else:
+                self._held.pop(key, None)
         self._send(now, due, msg)
 
     def _close(self, now: float, due: float, key: tuple[int, int]) -> None:
@@ -262,17 +304,32 @@ class Scheduler:
         self._sent += 1
         if self._sink.send(msg) is False:
             self._send_failed += 1
-            if msg[0] & 0xF0 == NOTE_OFF and self._tracks_port:
-                self._owed.add((msg[0] & 0x0F, msg[1]))
+            if self._tracks_port:
+                self._owe(msg)
         if self._recorder is not None:
             self._recorder.add(now, msg)
 
+    def _owe(self, msg: Message) -> None:
+        """A send failed: a note-off or pedal-up is owed to the port; with the port gone, so is the pedal-up
+        of every pedal held (the port, or the synth on it, may have had the pedal-down)."""
+        if msg[0] & 0xF0 == NOTE_OFF:
+            self._owed.add((msg[0] & 0x0F, msg[1]))
+        elif _is_pedal(msg) and msg[2] == 0:
+            self._owed_up.add((msg[0] & 0x0F, msg[1]))
+        if self._held and not self._sink.connected:
+            self._owed_up.update(self._held)
+
     def _pay_owed(self, now: float) -> None:
-        """Send the note-offs that failed while the port was away (it is back)."""
+        """Send the note-offs, then the pedal-ups, that failed while the port was away (it is back). A pedal
+        held is lifted: the music's next pedal-down holds it again."""
         for ch, pitch in sorted(self._owed):
             self._owed.discard((ch, pitch))
             if (ch, pitch) not in self._open:    # an open note gets its own note-off in time
                 self._send(now, now, (NOTE_OFF | ch, pitch, 0))
+        for ch, number in sorted(self._owed_up):
+            self._owed_up.discard((ch, number))
+            self._held.pop((ch, number), None)
+            self._send(now, now, (CONTROL_CHANGE | ch, number, 0))
 
     # --- the thread ----------------------------------------------------------
 
@@ -326,8 +383,8 @@ class Scheduler:
         self._cond.notify_all()
 
     def stop(self, timeout: float = 1.0) -> None:
-        """Stop the thread, drop what is queued, then send a note-off for every open note and
-        CC123 + CC120 on every channel used (from this thread, once the scheduler thread is joined)."""
+        """Stop the thread, drop what is queued, then send a note-off for every open note, a pedal-up for
+        every pedal held, and CC123 + CC120 on every channel used (from this thread, once the scheduler thread is joined)."""
         with self._cond:
             self._stopping = True
             self._wake()
@@ -346,8 +403,8 @@ class Scheduler:
             log.info("scheduler stopped: %s", self._stats_locked())
 
     def panic(self) -> None:
-        """A note-off for every open note, then CC123 (all notes off) and CC120 (all sound off)
-        on every channel used. While the thread runs it does this itself (this call waits for it)."""
+        """A note-off for every open note and a pedal-up for every pedal held, then CC123 (all notes off) and
+        CC120 (all sound off) on every channel used. While the thread runs it does this itself (this call waits for it)."""
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             done = threading.Event()
@@ -364,8 +421,12 @@ class Scheduler:
     def _panic_locked(self) -> None:
         now = self._clock()
         msgs = [(NOTE_OFF | ch, pitch, 0) for ch, pitch in {**dict.fromkeys(self._open), **dict.fromkeys(sorted(self._owed))}]
+        msgs += [(CONTROL_CHANGE | ch, number, 0) for ch, number in {**dict.fromkeys(self._held),
+                                                                     **dict.fromkeys(sorted(self._owed_up))}]
         self._open.clear()
         self._owed.clear()
+        self._held.clear()
+        self._owed_up.clear()
         for ch in sorted(self._channels):
             msgs += [(CONTROL_CHANGE | ch, ALL_NOTES_OFF, 0), (CONTROL_CHANGE | ch, ALL_SOUND_OFF, 0)]
         failed: list[str] = []
@@ -374,6 +435,8 @@ class Scheduler:
                 self._sent += 1
                 if self._sink.send(msg) is False:
                     self._send_failed += 1
+                    if self._tracks_port and not self._sink.connected:
+                        self._owe(msg)            # the port is away: its note-offs and pedal-ups when it is back
                 if self._recorder is not None:
                     self._recorder.add(now, msg)
             except Exception as exc:
@@ -410,6 +473,7 @@ class Scheduler:
             "forced_closed": self._forced,
             "retriggered": self._retriggered,
             "orphans_skipped": self._orphans,
+            "pedals_lifted": self._pedals_lifted,
         }
         return samples, out
 
@@ -419,14 +483,29 @@ class Scheduler:
         with self._cond:
             return dict(self._open)
 
+    @property
+    def held_pedals(self) -> dict[tuple[int, int], float]:
+        """A snapshot of the pedals held: (channel, controller) -> the time its pedal-down was sent."""
+        with self._cond:
+            return dict(self._held)
+
 
 def _checked(msg) -> Message:
     msg = tuple(int(b) for b in msg)
     if not msg or not 0x80 <= msg[0] <= 0xFF:
         raise ValueError(f"not a MIDI message (no status byte): {msg!r}")
-    if msg[0] & 0xF0 in (NOTE_OFF, NOTE_ON) and len(msg) != 3:
-        raise ValueError(f"a note message has 3 bytes: {msg!r}")
+    if msg[0] & 0xF0 in (NOTE_OFF, NOTE_ON, CONTROL_CHANGE) and len(msg) != 3:
+        raise ValueError(f"a note or controller message has 3 bytes: {msg!r}")
     return msg
+
+
+def _is_pedal(msg: Message) -> bool:
+    return msg[0] & 0xF0 == CONTROL_CHANGE and msg[1] in PEDALS
+
+
+def _held_state(msg: Message) -> bool:
+    """A note or a pedal: what a scene change drops from the queue (and closes)."""
+    return msg[0] & 0xE0 == NOTE_OFF or _is_pedal(msg)
 
 
 def _with_percentiles(samples, out: dict) -> dict:
