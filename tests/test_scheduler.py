@@ -599,6 +599,20 @@ def test_a_port_that_comes_back_gets_the_pedal_up():
     assert_balanced(delivered)
 
 
+def test_a_pedal_up_sent_just_before_the_loss_was_noticed_is_sent_again():
+    """MidiOut notices a lost port within about 0.5 s; a pedal-up sent meanwhile "went out" to nobody."""
+    sink = FlakyPort()
+    s = Scheduler(sink, clock=FakeClock())
+    s.push([(0.0, cc(64, 127)), (0.5, cc(64, 0)), (1.0, on(60)), (3.0, off(60))])
+    s.tick(0.5)                                         # the pedal-up "went out": the port was already gone
+    sink.connected = False
+    s.tick(1.0)                                         # now a send fails
+    sink.connected = True
+    s.tick(2.0)
+    delivered = [m for m, ok in zip(sink.msgs, sink.ok) if ok]
+    assert delivered == [cc(64, 127), cc(64, 0), cc(64, 0)]
+
+
 def test_a_panic_while_the_port_is_away_is_paid_when_it_is_back():
     sink = FlakyPort()
     s = Scheduler(sink, clock=FakeClock())

@@ -526,8 +526,13 @@ def release(obj) -> None:
 
 def panic(out, channel: int) -> bool:
     """Silence a port that a dead sender may have left notes sounding on: a note-off for every pitch on
-    ``channel`` (0-15), then CC123 and CC120 on it. True if every message went out."""
-    return all([out.send((0x80 | channel, pitch, 0)) for pitch in range(128)]) & out.all_sound_off([channel])
+    ``channel`` (0-15) and its pedals lifted (CC 64-69 to 0), then every other channel's pedals (a patch's layer
+    may hold one there), then CC123 and CC120 on every channel. True if every message went out."""
+    from installation.midi.scheduler import PEDALS
+    channels = [channel] + [ch for ch in range(16) if ch != channel]
+    msgs = [(0x80 | channel, pitch, 0) for pitch in range(128)]
+    msgs += [(0xB0 | ch, number, 0) for ch in channels for number in PEDALS]
+    return all([out.send(m) for m in msgs]) & out.all_sound_off(channels)
 
 
 def panic_port(port: str, channel: int, api: str | None = None, api_request: str | None = None,

@@ -17,9 +17,8 @@ A pedal is held state too (MIDI's switch controllers, CC 64-69: 64 sustain, 66
 sostenuto, 67 soft): a value above 0 holds it, 0 lifts it. The table keeps the
 pedals held, keyed by (channel, controller); every path that closes notes lifts
 them, with their note-offs: ``stop()``, ``panic()``, a scene change
-(``discard_after``), a pedal held for ``max_pedal_s``, and a lost port (a pedal
-held, or a pedal-up sent, while the port was away gets its pedal-up when it is
-back). A pedal-up for a pedal that is not held is sent all the same (harmless).
+(``discard_after``), a pedal held for ``max_pedal_s``, and a lost port (below).
+A pedal-up for a pedal that is not held is sent all the same (harmless).
 
 A send that fails (``sink.send`` returns False: the port is gone) leaves the
 table as if it had been sent, so its note-off is still sent later; a note-off
@@ -28,9 +27,9 @@ So, with a sink that has a ``connected`` flag (MidiOut), a note-off that fails i
 owed: it is sent again as soon as the sink is connected again (a port, or a JACK
 server, that came back), or before the next note-on of that key. Failed sends are counted (``stats()["send_failed"]``). The recorder, if any, gets
 every message handed to the sink, failed or not, so a recording stays balanced.
-Pedal-ups are owed in the same way, and so is the pedal-up of every pedal held
-when a send finds the port gone (the port, or a synth that stayed on it, gets
-its pedal-up when it is back).
+Pedal-ups are owed in the same way, and when a send finds the port gone, so is
+a pedal-up for every pedal the music has used (the port, or a synth that stayed
+on it, gets its pedal-up when it is back; a pedal held here is lifted then).
 Lateness (now - due) is kept for every message ``tick`` sends; a note-off it adds
 (retrigger, steal) counts as due with the note-on that caused it, a forced one as
 due at its deadline.
@@ -121,6 +120,7 @@ class Scheduler:
         self._last_due: float | None = None
         self._open: dict[tuple[int, int], float] = {}       # (ch, pitch) -> on-time; insertion order = age
         self._held: dict[tuple[int, int], float] = {}       # (ch, controller) -> when the pedal went down
+        self._pedals_used: set[tuple[int, int]] = set()     # every (ch, controller) a pedal message went to
         self._channels: set[int] = set()                    # channels used, for CC123/CC120
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -283,6 +283,7 @@ class Scheduler:
             del self._open[key]
         elif kind == CONTROL_CHANGE and msg[1] in PEDALS:
             key = (msg[0] & 0x0F, msg[1])
+            self._pedals_used.add(key)
             if msg[2] > 0:
                 self._held.setdefault(key, now)
             else:
@@ -310,14 +311,15 @@ class Scheduler:
             self._recorder.add(now, msg)
 
     def _owe(self, msg: Message) -> None:
-        """A send failed: a note-off or pedal-up is owed to the port; with the port gone, so is the pedal-up
-        of every pedal held (the port, or the synth on it, may have had the pedal-down)."""
+        """A send failed: a note-off or pedal-up is owed to the port. With the port gone, so is a pedal-up for
+        every pedal the music has used: the port (or the synth on it) may hold one, whether it is held here or
+        its pedal-up went out in the moment before the loss was noticed (MidiOut's watchdog, about 0.5 s)."""
         if msg[0] & 0xF0 == NOTE_OFF:
             self._owed.add((msg[0] & 0x0F, msg[1]))
         elif _is_pedal(msg) and msg[2] == 0:
             self._owed_up.add((msg[0] & 0x0F, msg[1]))
-        if self._held and not self._sink.connected:
-            self._owed_up.update(self._held)
+        if self._pedals_used and not self._sink.connected:
+            self._owed_up.update(self._pedals_used)
 
     def _pay_owed(self, now: float) -> None:
         """Send the note-offs, then the pedal-ups, that failed while the port was away (it is back). A pedal
