@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 PATCH_KEYS = {
     "": ["name", "description", "output", "shaping", "layer", "controls", "cc", "osc", "input", "clock", "chord_layer",
          "synth", "emotion_map"],
-    "output": ["port", "virtual_port"],
+    "output": ["port", "virtual_port", "pedal", "pedal_cc"],
     "shaping": ["transpose", "pitch_range", "out_of_range", "scale", "off_scale", "velocity_curve",
                 "velocity_range", "max_polyphony", "mono", "max_notes_per_second", "tempo_scale"],
     "layer": ["channel", "program", "bank", "voices", "transpose", "pitch_range", "out_of_range",

@@ -36,6 +36,8 @@ def test_the_shipped_patches_load_and_explain_themselves():
     ("[[cc]]\nsource = 'joy'\nnumber = 1\n", "cc[1].source", "not one of"),
     ("[clock]\nmin_bpm = 120\nmax_bpm = 90\n", "clock.max_bpm", "below"),
     ("[osc]\nport = '9000'\n", "osc.port", "whole number"),
+    ("[output]\npedal = 'on'\n", "output.pedal", "true or false"),
+    ("[output]\npedal_cc = 11\n", "output.pedal_cc", "out of range 64..69"),
     ("emotion_map = 3\n", "emotion_map", "must be a table"),
     ("[shaping\n", "not valid TOML", ""),
 ])

@@ -46,6 +46,10 @@ class _LiveShaper:
             self._r._notes_pushed(due, self.router.performance)
         return msgs
 
+    def pedal(self, t, down):
+        """The sustain pedal, as the patch sends it (``NoteRouter.pedal``)."""
+        return self.router.pedal(t, down)
+
     def reset(self) -> None:
         """A live scene change: the scheduler dropped the queued notes and closes what sounds."""
         self.router.reset()

@@ -165,6 +165,8 @@ class Output:
     virtual_port: str | None = None
     volume: str = "cc7"                       # the staff console's volume: "cc7" (MIDI volume) or "velocity"
                                               # (note-on velocities scaled, for a synth that ignores CC 7)
+    pedal: bool = True                        # send the performance's sustain pedal; false: drop it
+    pedal_cc: int = 64                        # the controller it goes out on: 64 sustain, or another switch 65-69
 
 
 @dataclass(frozen=True)
@@ -371,9 +373,10 @@ def _parse_scale(s: str) -> tuple[int, str]:
 
 
 def _output(c: _Checker, t) -> Output:
-    t = c.table(t, "output", {"port", "virtual_port", "volume"})
+    t = c.table(t, "output", {"port", "virtual_port", "volume", "pedal", "pedal_cc"})
     return Output(port=c.string(t, "port", "output"), virtual_port=c.string(t, "virtual_port", "output"),
-                  volume=c.string(t, "volume", "output", choices=("cc7", "velocity"), default="cc7"))
+                  volume=c.string(t, "volume", "output", choices=("cc7", "velocity"), default="cc7"),
+                  pedal=c.boolean(t, "pedal", "output", True), pedal_cc=c.integer(t, "pedal_cc", "output", 64, 69, 64))
 
 
 def _shaping(c: _Checker, t) -> Shaping:

@@ -11,6 +11,7 @@ file is what the same patch plays live.
     router.start_messages()            # bank select + program changes, once at start
     router.note(t, True, 60, 80)       # -> [(0x90, 60, 80), (0x91, 48, 80)]
     router.note(t, False, 60, 0)       # -> [(0x80, 60, 0), (0x81, 48, 0)]
+    router.pedal(t, True)              # -> [(0xB0, 64, 127), (0xB1, 64, 127)]: the sustain pedal, on each channel
     router.close_all()                 # note-offs for what still sounds (end of a file)
     router.reset()                     # forget everything (the scheduler closed it: live scene change)
 
@@ -175,6 +176,15 @@ class NoteRouter:
                         self._density.allow(t)        # a layer's resumed note counts too
         return out
 
+    def pedal(self, t: float, down: bool) -> list[tuple[int, int, int]]:
+        """The messages for the performance's sustain pedal going down or up at music time ``t``: the patch's
+        ``[output] pedal_cc`` (64) at 127 or 0 on every layer's channel; none with ``[output] pedal = false``.
+        The scheduler holds it as it holds a note, and lifts it on every release path."""
+        out = self.patch.output
+        if not out.pedal:
+            return []
+        return [(CONTROL_CHANGE | ch, out.pedal_cc, 127 if down else 0) for ch in self.patch.channels]
+
     def close_all(self) -> list[tuple[int, int, int]]:
         """Note-offs for every note still sounding; then the router is empty."""
         out = [m for lv in self.layers for m in lv.close_all()]
@@ -274,7 +284,8 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
     """Offline: decode performance events, route them through the patch, write a type-0 MIDI file
     (1 tick = 1 ms; program changes at time 0; times stretched by the patch's tempo_scale). Notes still
     open at the end, or held longer than ``max_note_s`` (as the live scheduler caps them), are closed.
-    Returns the number of note-ons. CCs, OSC and clock are live-only."""
+    The sustain pedal goes in as it is played live (``NoteRouter.pedal``), lifted at the end if still down.
+    Returns the number of note-ons. Emotion CCs, OSC and clock are live-only."""
     import mido
 
     from installation.music import events as E
@@ -284,6 +295,7 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
     timed: list[tuple[float, tuple[int, ...]]] = [(0.0, m) for m in router.start_messages()]
     opened: dict[tuple[int, int], float] = {}
     n_on = 0
+    pedal_down = False
 
     def emit(t: float, msgs, count: bool = True) -> None:
         nonlocal n_on
@@ -313,10 +325,17 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
             if now - t_on > max_note_s:
                 timed.append((t_on + max_note_s, (NOTE_OFF | key[0], key[1], 0)))
                 del opened[key]
+        if not hasattr(note, "pitch"):              # the pedal (events.PedalEvent: time, down)
+            if note.down != pedal_down:
+                pedal_down = note.down
+                timed += [(now, m) for m in router.pedal(note.time, note.down)]
+            continue
         emit(now, router.note(note.time, note.on, note.pitch, note.velocity))
     end = stream.time * stretch
     for key, t_on in opened.items():
         timed.append((min(end, t_on + max_note_s), (NOTE_OFF | key[0], key[1], 0)))
+    if pedal_down:
+        timed += [(end, m) for m in router.pedal(end, False)]
     timed.sort(key=lambda x: x[0])                  # stable: same-time messages keep their order
 
     mid = mido.MidiFile(type=0, ticks_per_beat=500)
