@@ -134,7 +134,7 @@ def test_play_lifts_the_pedal_when_its_sender_is_killed(jack_server, midi_receiv
     assert "silenced after the sender's end" in out, out[-3000:]
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["kill-9", "hang"])
 def test_a_thinker_killed_or_hung_gets_its_pedal_lifted_by_the_sender(jack_server, midi_receiver, pedal_patch, how):
     with Kiosk("--port", midi_receiver.port_name, "--camera", "nonexistent-camera", "--slide-seconds", "600",
                "--patch", str(pedal_patch), "--seed", "7") as k:
