@@ -191,7 +191,7 @@ def serve(cfg: SenderConfig, listen: str, beacon: Beacon, peer: str = "thinker")
     # A stop that takes this long is a fault (the one who stops us kills us soon after): say where it hangs.
     faulthandler.dump_traceback_later(STOP_JOIN_S + 3.0, exit=False)
     stop.set()
-    sched.stop(timeout=STOP_JOIN_S)                 # the scheduler thread: note-offs for open notes, CC123 + CC120
+    sched.stop(timeout=STOP_JOIN_S)                 # the scheduler thread: note-offs, pedal-ups, CC123 + CC120
     silenced = not sched.is_running()
     listener.close()
     final = {"role": "sender", "ready": True, "notes": tap.drain(), "stats": sched.stats(), "final": True}
@@ -237,7 +237,8 @@ def _normal_priority() -> None:
 
 
 def _release(sched: Scheduler) -> None:
-    """Drop what is queued, a note-off for each open note now, then CC123 + CC120."""
+    """Drop what is queued, a note-off for each open note and a pedal-up for each pedal held now, then
+    CC123 + CC120."""
     sched.discard_after(time.perf_counter())
     sched.panic()
 

@@ -11,7 +11,7 @@ SCHED_FIFO where allowed). That is the kiosk's timing in every mode.
     ready = sender.wait_ready(10)  # {"port": ..., "api": ..., "record": ...}, or UserError with its one line
     scheduler = sender.scheduler   # a RemoteScheduler for the Engine
     ...
-    sender.stop()                  # SIGTERM: note-offs, CC123/CC120, the recording written; its figures
+    sender.stop()                  # SIGTERM: note-offs, pedal-ups, CC123/CC120, the recording written; its figures
 
 Unlike the kiosk nobody restarts it: a sender that dies ends the performance (``on_death``),
 and a port named with ``--port`` is silenced from here, as the supervisor does.
@@ -142,7 +142,7 @@ class SenderProcess:
 
     def _panic_port(self, why: str) -> None:
         """A sender that died or did not stop cannot have released its notes: with a named port, open it for a
-        moment and send every note-off, CC123 and CC120 (a virtual port, or FluidSynth, died with it)."""
+        moment and send every note-off, every pedal-up, CC123 and CC120 (a virtual port, or FluidSynth, died with it)."""
         if not self.cfg.port or self.cfg.synth is not None:
             return
         from installation.midi import midi_io
