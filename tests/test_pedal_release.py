@@ -134,6 +134,20 @@ def test_play_lifts_the_pedal_when_its_sender_is_killed(jack_server, midi_receiv
     assert "silenced after the sender's end" in out, out[-3000:]
 
 
+def test_a_scene_change_lifts_the_old_scenes_pedal(jack_server, midi_receiver, pedal_patch):
+    """The pedal held in one scene would hold its notes on into the next: the cut lifts it with their note-offs."""
+    p = Play(midi_receiver.port_name, pedal_patch, "--slide-seconds", "4")
+    try:
+        _pedal_and_music(midi_receiver, lambda: "".join(p.lines))
+        assert midi_receiver.wait_until(lambda got: (0xB0, 64, 0) in got, timeout=30), "".join(p.lines)[-3000:]
+        assert p.proc.poll() is None                              # lifted while play goes on: by the scene change
+    finally:
+        p.proc.send_signal(signal.SIGTERM)
+        code, out = p.finish()
+    assert code == 0 and out.count("heard") >= 2, out[-3000:]
+    assert not pedals_down(midi_receiver.received())
+
+
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["kill-9", "hang"])
 def test_a_thinker_killed_or_hung_gets_its_pedal_lifted_by_the_sender(jack_server, midi_receiver, pedal_patch, how):
     with Kiosk("--port", midi_receiver.port_name, "--camera", "nonexistent-camera", "--slide-seconds", "600",
