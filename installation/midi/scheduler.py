@@ -18,7 +18,7 @@ sostenuto, 67 soft): a value above 0 holds it, 0 lifts it. The table keeps the
 pedals held, keyed by (channel, controller); every path that closes notes lifts
 them, with their note-offs: ``stop()``, ``panic()``, a scene change
 (``discard_after``), a pedal held for ``max_pedal_s``, and a lost port (below).
-A pedal-up for a pedal that is not held is sent all the same (harmless).
+A pedal-up for a pedal that is not held is skipped, as an orphan note-off is.
 
 A send that fails (``sink.send`` returns False: the port is gone) leaves the
 table as if it had been sent, so its note-off is still sent later; a note-off
@@ -286,8 +286,11 @@ class Scheduler:
             self._pedals_used.add(key)
             if msg[2] > 0:
                 self._held.setdefault(key, now)
+            elif key in self._held:
+                del self._held[key]
             else:
-                self._held.pop(key, None)
+                self._orphans += 1               # lifted already (a panic, a scene change, max_pedal_s)
+                return
         self._send(now, due, msg)
 
     def _close(self, now: float, due: float, key: tuple[int, int]) -> None:
