@@ -209,3 +209,21 @@ def test_a_lost_port_gets_the_pedal_up_when_it_is_back(pedal_patch, loss):
             rx2.close()
         server.stop()
     assert "Traceback" not in out, out[-3000:]
+
+
+def test_the_sender_drops_a_batch_that_is_not_midi_and_plays_on(jack_server, midi_receiver):
+    """A controller must have 3 bytes now (the table reads its value): a batch with a short one is dropped with
+    a warning, and the sender's reader goes on (before, any bad batch ended it: nothing was heard again)."""
+    from installation.kiosk.config import KioskConfig
+    from installation.midi.sender_process import SenderProcess
+    sender = SenderProcess(KioskConfig(port=midi_receiver.port_name, midi_api="jack", sender_priority=0))
+    sender.start()
+    try:
+        sender.wait_ready(30)
+        now = time.perf_counter()
+        sender.scheduler.push([(now, (0xB0, 64))])
+        sender.scheduler.push([(now + 0.05, (0x90, 60, 90)), (now + 0.05, (0xB0, 64, 127)), (now + 0.1, (0x80, 60, 0))])
+        assert midi_receiver.wait_until(lambda got: (0x80, 60, 0) in got, timeout=10), midi_receiver.received()
+    finally:
+        sender.stop()
+    assert midi_receiver.wait_until(lambda got: not pedals_down(got), timeout=10), midi_receiver.received()

@@ -25,6 +25,7 @@ import contextlib
 import faulthandler
 import gc
 import logging
+import math
 import os
 import signal
 import sys
@@ -111,7 +112,7 @@ def serve(cfg: SenderConfig, listen: str, beacon: Beacon, peer: str = "thinker")
         return {"role": "sender", "ready": True, "port": sink.describe(), "port_name": sink.port_name,
                 "port_connected": tap.connected}
 
-    state = {"thinker": False, "thinkers": 0, "panics": 0, "last_rx": time.perf_counter(), "released": False}
+    state = {"thinker": False, "thinkers": 0, "panics": 0, "last_rx": time.perf_counter(), "released": False, "bad": 0}
     stop = threading.Event()
 
     def beats():
@@ -158,7 +159,13 @@ def serve(cfg: SenderConfig, listen: str, beacon: Beacon, peer: str = "thinker")
                     state["last_rx"], state["released"] = time.perf_counter(), False
                     kind = msg[0]
                     if kind == "push":
-                        sched.push(msg[1])
+                        try:
+                            sched.push(msg[1])
+                        except (ValueError, TypeError) as exc:     # not MIDI: dropped, the reader goes on
+                            state["bad"] += 1
+                            if math.log10(state["bad"]).is_integer():   # the 1st, 10th, 100th ...
+                                log.warning("%s sent %d batch(es) that are not MIDI, dropped; the last: %s",
+                                            peer, state["bad"], exc)
                     elif kind == "discard":
                         sched.discard_after(msg[1])
                     elif kind == "panic":
