@@ -67,6 +67,7 @@ SLOW_FILES = {
     "test_camera_no_frames.py", "test_engine_live.py", "test_jack_restart.py", "test_kiosk_hangs.py",
     "test_kiosk_live.py", "test_kiosk_runtime_folder.py", "test_kiosk_soak.py", "test_kiosk_source.py",
     "test_kiosk_stop.py", "test_play_sender.py", "test_scene_change_live.py", "test_status_hardening.py",
+    "test_pedal_release.py",
     # FluidSynth, Chromium, Ray
     "test_play_synth.py", "test_patches_live.py", "test_patches_render.py", "test_readme_setup.py",
     "test_collection.py", "test_kiosk_browser.py", "test_collection_gallery.py", "test_collection_ray.py",
