@@ -19,7 +19,7 @@ import pytest
 
 from installation.image.capture import bundled_artworks
 from installation.midi import midi_io
-from kiosk_parts import Kiosk, playing
+from kiosk_parts import NO_CAMERA, Kiosk, playing
 from realtime_parts import JackServer, MidiReceiverProcess, count_note_ons
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,7 +150,7 @@ def test_a_scene_change_lifts_the_old_scenes_pedal(jack_server, midi_receiver, p
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["kill-9", "hang"])
 def test_a_thinker_killed_or_hung_gets_its_pedal_lifted_by_the_sender(jack_server, midi_receiver, pedal_patch, how):
-    with Kiosk("--port", midi_receiver.port_name, "--camera", "nonexistent-camera", "--slide-seconds", "600",
+    with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA, "--slide-seconds", "600",
                "--patch", str(pedal_patch), "--seed", "7") as k:
         k.wait_health(playing)
         _pedal_and_music(midi_receiver, k.output)
