@@ -16,7 +16,7 @@ import pytest
 
 from browser import Chromium, chromium_path
 from kiosk_parts import NO_CAMERA, Kiosk, playing
-from realtime_parts import JackServer, MidiReceiverProcess, MissingTool, count_note_ons
+from realtime_parts import JackServer, MidiReceiverProcess, MissingTool, count_note_ons, stop_for_good
 
 MOODS = ("joyful", "tense", "sombre", "calm")
 DOT = (0xFF, 0xB3, 0x47)
@@ -99,7 +99,6 @@ def test_jack_down_last_note_age_and_display_tell_the_truth():
         k.wait_health(lambda h: h["last_note_age_s"] is not None and h["last_note_age_s"] < 5, timeout=10)
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(5)
-        server.stop()
         rx.close()
         k.wait_health(lambda h: h["port_connected"] is False, timeout=10)
         shown = read_display(k)                        # a few seconds: nothing can reach a port meanwhile
@@ -109,4 +108,4 @@ def test_jack_down_last_note_age_and_display_tell_the_truth():
     finally:
         k.stop()
         k._out.close()
-        server.stop()
+        stop_for_good(server, killed=True)        # JACK's 8-server table frees a killed name only when it starts again

@@ -20,7 +20,7 @@ import pytest
 from installation.image.capture import bundled_artworks
 from installation.midi import midi_io
 from kiosk_parts import NO_CAMERA, Kiosk, playing
-from realtime_parts import JackServer, MidiReceiverProcess, count_note_ons
+from realtime_parts import JackServer, MidiReceiverProcess, count_note_ons, stop_for_good
 
 REPO = Path(__file__).resolve().parents[1]
 PEDAL_PATCH = '[[cc]]\nsource = "arousal"\nnumber = 64\nchannel = 1\nrange = [127, 127]\nsmoothing_s = 0\n'
@@ -174,21 +174,6 @@ def test_a_thinker_killed_or_hung_gets_its_pedal_lifted_by_the_sender(jack_serve
     time.sleep(0.3)
     assert not pedals_down(midi_receiver.received()) and midi_receiver.unmatched_note_ons() == []
     assert "Traceback" not in out, out[-3000:]
-
-
-def stop_for_good(server: JackServer, killed: bool = False) -> None:
-    """Stop jackd and wait for it. JACK keeps a table of 8 servers for the whole machine; a server that was
-    SIGKILLed keeps its entry until a server of the same name starts (and then stops) again, so a killed one
-    is started once more here before it is left."""
-    if killed:
-        server = JackServer(name=server.name).start()
-    if server.proc is not None and server.proc.poll() is None:
-        server.proc.terminate()
-        try:
-            server.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-    server.stop()
 
 
 @pytest.mark.parametrize("loss", ["port", "jack-restart"])
