@@ -424,16 +424,11 @@ class MidiReceiverProcess:
     wait_until = MidiReceiver.wait_until
     unmatched_note_ons = MidiReceiver.unmatched_note_ons
 
+
 def stop_for_good(server: JackServer, killed: bool = False) -> None:
-    """Stop jackd and wait for it. JACK keeps a table of 8 servers for the whole machine; a server that was
-    SIGKILLed keeps its entry until a server of the same name starts (and then stops) again, so a killed one
-    is started once more here before it is left."""
+    """Stop jackd and restore the environment. JACK keeps a table of 8 servers for the whole machine; a server
+    that was SIGKILLed keeps its entry until a server of the same name starts (and then stops) again, so a
+    killed one is started once more here, and stopped, before it is left."""
+    server.stop()                                   # restores JACK_DEFAULT_SERVER to what it was before
     if killed:
-        server = JackServer(name=server.name).start()
-    if server.proc is not None and server.proc.poll() is None:
-        server.proc.terminate()
-        try:
-            server.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-    server.stop()
+        JackServer(name=server.name).start().stop()

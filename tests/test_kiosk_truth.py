@@ -99,6 +99,7 @@ def test_jack_down_last_note_age_and_display_tell_the_truth():
         k.wait_health(lambda h: h["last_note_age_s"] is not None and h["last_note_age_s"] < 5, timeout=10)
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(5)
+        server.stop()
         rx.close()
         k.wait_health(lambda h: h["port_connected"] is False, timeout=10)
         shown = read_display(k)                        # a few seconds: nothing can reach a port meanwhile

@@ -555,7 +555,7 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: report[k] for k in ("chosen", "baseline")} |
+    print(json.dumps({k: report[k] for k in ("chosen",)} |
                      {"variants": {n: {"heldout_centre": e["heldout_centre"], "heldout_mean_of_6_views":
                                        e["heldout_mean_of_6_views"]} for n, e in report["variants"].items()}},
                      indent=1))
