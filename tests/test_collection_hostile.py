@@ -100,9 +100,10 @@ def test_a_decompression_bomb_is_refused_from_its_header_and_a_large_scan_render
     cv2.imwrite(str(d / "scan.jpg"), scan, [cv2.IMWRITE_JPEG_QUALITY, 85])
     del scan
     out = tmp_path / "out"
-    code = ("import resource, sys\nfrom installation.cli import main\n"
+    code = ("import re, sys\nfrom installation.cli import main\n"
             f"rc = main(['render', {str(d)!r}, '--out', {str(out)!r}, '--seconds', '1'])\n"
-            "print('peak_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "print('peak_kib', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1),"
+            " file=sys.stderr)\n"                       # VmHWM: ru_maxrss would carry pytest's own peak across exec
             "sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
@@ -252,9 +253,11 @@ def test_a_newline_in_a_name_is_still_one_line(tmp_path):
 def test_the_kiosk_reader_refuses_a_bomb_and_never_waits_on_a_fifo(tmp_path):
     bomb_png(tmp_path / "bomb.png")
     os.mkfifo(tmp_path / "pipe.jpg")
-    code = ("import resource, sys\nfrom installation.image.capture import _read_bgr\n"
-            f"print(_read_bgr({str(tmp_path / 'bomb.png')!r}) is None, _read_bgr({str(tmp_path / 'pipe.jpg')!r}) is None,"
-            " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    # the peak from /proc (VmHWM, this process's own memory): ru_maxrss carries the forking parent's peak
+    # across exec, so a test run that had grown past the bound would fail here whatever the reader does
+    code = ("import re\nfrom installation.image.capture import _read_bgr\n"
+            f"a, b = _read_bgr({str(tmp_path / 'bomb.png')!r}) is None, _read_bgr({str(tmp_path / 'pipe.jpg')!r}) is None\n"
+            "print(a, b, re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     bomb_refused, fifo_refused, peak_kib = r.stdout.split()
     assert (bomb_refused, fifo_refused) == ("True", "True"), r.stderr
