@@ -34,7 +34,7 @@ def tiny(window: int = W, seed: int = 0) -> TransformerMusicModel:
 
 
 def controls(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(n, C.CONTROL_DIM)).astype(np.float32)
+    return np.random.default_rng(seed).normal(size=(n, C.WINDOW_DIM)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
