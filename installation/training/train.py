@@ -94,7 +94,7 @@ def fit_controls(model, c: torch.Tensor) -> torch.Tensor:
     dim = getattr(model.cfg, "control_dim", C.CONTROL_DIM)
     if c.dim() == 3 and dim < C.CONTROL_DIM:
         return c[:, 0, :dim]
-    return c
+    return c[:, :dim] if c.dim() == 2 and c.shape[1] > dim else c
 
 
 def pedal_mask(model, pedal_known: torch.Tensor | None) -> torch.Tensor | None:
@@ -224,7 +224,8 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
             model.load_state_dict(state["best_model"])
             return state
 
-    vx, vy, vctrl, vpedal = val_batch
+    vx, vy, vctrl, *rest = val_batch                   # (x, y, controls[, pedal known per window])
+    vpedal = rest[0] if rest else None
     steps = range(state["step"], cfg.steps)
     bar = progress(steps, desc=name, initial=state["step"], total=cfg.steps) if progress else steps
     t0, tokens = time.time(), 0
