@@ -86,7 +86,10 @@ def load(folder: str | Path | None = None, *, verify: bool = True) -> Manifest:
             raise UserError(f"{p}: sha256 does not match {mpath.name}; the file was altered or truncated "
                             "(git lfs/checkout it again, or re-export the models)")
     vocab = data.get("vocabulary", {})
-    if vocab.get("size") != events.VOCAB_SIZE or vocab.get("ranges") != events.vocabulary_spec()["ranges"]:
+    ranges, mine = vocab.get("ranges") or [], events.vocabulary_spec()["ranges"]
+    # an older vocabulary that is a prefix of this one (388 events, before the pedal) still plays: its decoders'
+    # logits are padded with -inf (installation/music/decoder.py)
+    if not ranges or ranges != mine[:len(ranges)] or vocab.get("size") != ranges[-1]["first"] + ranges[-1]["size"]:
         raise UserError(f"{mpath}: the models' event vocabulary differs from this runtime's "
                         f"({vocab.get('size')} vs {events.VOCAB_SIZE} events); use models exported by this version")
     pre = data.get("preprocessing", {})

@@ -37,7 +37,8 @@ def test_c_major_scale_measures_as_c_major_with_its_density_loudness_and_registe
     assert C.density_value(c[C.DENSITY]) == pytest.approx(4.0, rel=1e-6)   # 20 note-ons in 5 s
     assert c[C.LOUDNESS] * 32 + 64 == pytest.approx(83)                # bin 20 decodes to 83
     assert c[C.REGISTER] * 12 + 64 == pytest.approx(np.mean(scale))
-    assert list(c[C.FLAGS:]) == [0, 0, 0, 0, 1]                         # emotion unset until told
+    assert list(c[C.FLAGS:C.CHORD]) == [0, 0, 0, 0, 1]                  # emotion unset until told
+    assert c[C.CHORD_FLAG] == 1 and not c[C.CHORD:C.CHORD_FLAG].any()   # the chord: per step, by the caller
 
 
 def test_a_minor_arpeggio_is_minor_and_transposition_moves_the_histogram():
@@ -101,8 +102,10 @@ def test_encode_sets_the_template_rotated_to_the_tonic_and_flags_what_is_unset()
     assert np.allclose(v[C.KEY:C.KEY + 12], np.roll(templates[1], 2))
     assert v[C.KEY + 13] == 1 and v[C.KEY + 12] == 0
     assert v[C.LOUDNESS] == pytest.approx(1.0)
-    assert list(v[C.FLAGS:]) == [0, 1, 0, 1, 1]
-    assert list(C.unset()[C.FLAGS:]) == [1, 1, 1, 1, 1] and not C.unset()[:C.FLAGS].any()
+    assert list(v[C.FLAGS:C.CHORD]) == [0, 1, 0, 1, 1]
+    u = C.unset()
+    assert list(u[C.FLAGS:C.CHORD]) == [1, 1, 1, 1, 1] and not u[:C.FLAGS].any()
+    assert u[C.CHORD_FLAG] == 1 and not u[C.CHORD:C.CHORD_FLAG].any()
 
 
 def test_measured_and_asked_controls_agree_on_the_same_music():
@@ -255,3 +258,23 @@ def test_each_scene_draws_its_targets_within_the_quadrants_spread_and_variety_ze
     flat = EmotionMap.from_dict({"corners": spread, "variety": 0.0}, "t")
     t = Conductor(Steering(), flat, seed=5).direct(0.0, [0.9, 0.9], new_scene=True).targets
     assert (t.density, t.velocity, t.pitch) == pytest.approx(flat.controls(0.9, 0.9))
+
+
+def test_chord_group_layout_and_codes():
+    assert (C.CHORD, C.CHORD_FLAG, C.CONTROL_DIM, C.WINDOW_DIM) == (24, 36, 37, 24)
+    g7 = C.chord_code([7, 11, 2, 5])
+    assert list(np.flatnonzero(g7)) == [2, 5, 7, 11] and g7[12] == 0
+    assert list(C.chord_code(None)) == [0] * 12 + [1] and list(C.chord_code([])) == [0] * 12 + [1]
+    c = C.encode(C.Targets(chord=frozenset({0, 4, 7})))
+    assert list(np.flatnonzero(c[C.CHORD:C.CHORD + 13])) == [0, 4, 7]
+    # 12-bit masks: C major (bits 0, 4, 7) up a fifth is G major (7, 11, 2)
+    m = (1 << 0) | (1 << 4) | (1 << 7)
+    assert list(np.flatnonzero(C.chord_codes_of_masks(C.rotate_masks(np.array([m]), 7))[0])) == [2, 7, 11]
+    assert C.chord_codes_of_masks(np.array([0]))[0, 12] == 1
+
+
+def test_pedal_events_are_not_read_as_velocities():
+    import installation.music.events as E
+    w = np.array([[E.VELOCITY + 10, 60, E.PEDAL_DOWN, 64, E.TIME_SHIFT + 99, E.PEDAL_UP, 67, 128 + 60]])
+    c = C.measure(w)
+    assert c[0, C.LOUDNESS] * 32 + 64 == pytest.approx(E.bin_to_velocity(10))

@@ -22,9 +22,12 @@ def test_the_mask_allows_only_possible_note_events():
     assert m[0, E.NOTE_ON + 60] == -np.inf and m[0, E.NOTE_OFF + 60] == 0          # 60 sounds: it can only end
     assert m[0, E.NOTE_ON + 61] == 0 and m[0, E.NOTE_OFF + 61] == -np.inf
     assert np.isinf(m[1, E.NOTE_OFF:E.NOTE_OFF + 128]).all()                          # nothing sounds: no note-off
-    assert np.isfinite(m[:, E.TIME_SHIFT:]).all()
-    ns.update(np.array([E.NOTE_OFF + 60, E.VELOCITY]))
+    assert np.isfinite(m[:, E.TIME_SHIFT:E.PEDAL]).all()
+    assert (m[:, E.PEDAL_DOWN] == 0).all() and np.isinf(m[:, E.PEDAL_UP]).all()     # the pedal is up: only a press
+    ns.update(np.array([E.NOTE_OFF + 60, E.PEDAL_DOWN]))
     assert not ns.sounding.any()
+    m = ns.mask(np.zeros((2, E.VOCAB_SIZE)))
+    assert m[1, E.PEDAL_DOWN] == -np.inf and m[1, E.PEDAL_UP] == 0 and m[0, E.PEDAL_UP] == -np.inf
 
 
 def _check_stream(ev):

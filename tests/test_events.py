@@ -14,6 +14,7 @@ GOLDEN = [
     ("NOTE_OFF(0)", 128), ("NOTE_OFF(60)", 188), ("NOTE_OFF(127)", 255),
     ("TIME_SHIFT(10ms)", 256), ("TIME_SHIFT(500ms)", 305), ("TIME_SHIFT(1000ms)", 355),
     ("VELOCITY(0)", 356), ("VELOCITY(15)", 371), ("VELOCITY(31)", 387),
+    ("PEDAL_DOWN", 388), ("PEDAL_UP", 389),
 ]
 
 
@@ -23,11 +24,13 @@ def test_golden_indices(name, index):
 
 
 def test_vocabulary_size_and_ranges():
-    assert E.VOCAB_SIZE == 388
+    assert E.VOCAB_SIZE == 390
+    assert (E.PEDAL_DOWN, E.PEDAL_UP) == (388, 389)
     assert [(r["name"], r["first"], r["size"]) for r in E.vocabulary_spec()["ranges"]] == [
-        ("NOTE_ON", 0, 128), ("NOTE_OFF", 128, 128), ("TIME_SHIFT", 256, 100), ("VELOCITY", 356, 32)]
+        ("NOTE_ON", 0, 128), ("NOTE_OFF", 128, 128), ("TIME_SHIFT", 256, 100), ("VELOCITY", 356, 32),
+        ("PEDAL", 388, 2)]
     with pytest.raises(ValueError):
-        E.describe(388)
+        E.describe(390)
 
 
 @pytest.mark.parametrize("vel,b", [(1, 0), (4, 0), (5, 1), (64, 15), (124, 30), (125, 31), (127, 31)])
@@ -171,3 +174,64 @@ def test_event_stream_times_and_velocity():
     s.feed(E.TIME_SHIFT + 49)
     off = s.feed(128 + 60)
     assert (round(off.time, 3), off.on, off.pitch) == (0.5, False, 60)
+
+
+# --- the sustain pedal ---------------------------------------------------------------------
+
+def test_pedal_is_encoded_where_it_changes_and_decoded_onto_note_lengths():
+    keys = [Note(60, 80, 0.0, 0.5), Note(64, 80, 1.0, 1.2), Note(67, 80, 3.0, 3.5)]
+    # two intervals that touch after quantisation are one press; a third, later one
+    pedal = [(0.2, 1.5), (1.502, 2.0), (3.2, 4.0)]
+    ev = E.notes_to_events(keys, pedal=pedal).tolist()
+    assert ev.count(E.PEDAL_DOWN) == 2 and ev.count(E.PEDAL_UP) == 2
+    heard = {n.pitch: n for n in E.events_to_notes(ev)}
+    assert heard[60].end == pytest.approx(2.0) and heard[64].end == pytest.approx(2.0)
+    assert heard[67].end == pytest.approx(4.0)
+    dry = {n.pitch: n for n in E.events_to_notes(ev, sustain=False)}
+    assert dry[60].end == pytest.approx(0.5) and dry[67].end == pytest.approx(3.5)
+
+
+def test_event_stream_reports_the_pedal():
+    s = E.EventStream()
+    s.feed(E.TIME_SHIFT + 9)
+    down = s.feed(E.PEDAL_DOWN)
+    assert isinstance(down, E.PedalEvent) and down.down and down.time == pytest.approx(0.1)
+    up = s.feed(E.PEDAL_UP)
+    assert isinstance(up, E.PedalEvent) and not up.down
+
+
+def test_events_to_midi_writes_cc64(tmp_path):
+    ev = E.notes_to_events([Note(60, 80, 0.0, 0.3)], pedal=[(0.1, 6.5)])
+    out = tmp_path / "p.mid"
+    E.events_to_midi(ev, out)
+    cc = [m for m in mido.MidiFile(out) if m.type == "control_change" and m.control == 64]
+    assert [m.value >= 64 for m in cc] == [True, False]
+    keys, pedal = E.load_performance(out)
+    assert len(keys) == 1 and keys[0].end == pytest.approx(0.3, abs=0.011)
+    assert pedal == [(pytest.approx(0.1, abs=0.011), pytest.approx(6.5, abs=0.011))]
+    assert E.load_notes(out)[0].end == pytest.approx(6.5, abs=0.011)      # as heard
+
+
+def test_roundtrip_keeps_notes_over_5s_with_the_pedal(shared_data):
+    """Real EMOPIA clips: keys and pedal -> events -> notes as heard keeps the pedal's long notes (the old
+    encoding folded the pedal into note lengths and capped them at 5 s: 0% of notes over 5 s). The 5 s cap
+    is on the key: a key the transcription holds longer is cut at 5 s unless the pedal sounds it on."""
+    files = sorted((shared_data / "music" / "emopia" / "midis").glob("*.mid"))[::20][:40]
+    by_pedal = back = n = 0
+    for f in files:
+        keys, pedal = E.load_performance(f)
+        heard = E.apply_pedal(keys, pedal)
+        got = E.events_to_notes(E.notes_to_events(keys, pedal=pedal))
+        assert len(got) == len(heard)
+        key_len = {(k.pitch, k.start): k.end - k.start for k in keys}
+        by_pedal += sum(h.end - h.start > 5.01 and key_len[(h.pitch, h.start)] <= 4.99 for h in heard)
+        back += sum(x.end - x.start > 5.0 for x in got)
+        n += len(heard)
+    assert by_pedal > 0.003 * n                     # the clips do hold notes the pedal sounds on past 5 s
+    assert back >= by_pedal                         # and the encoding keeps them all
+
+
+def test_restrike_ends_a_pedalled_note():
+    keys = [Note(60, 80, 0.0, 0.2), Note(60, 70, 0.6, 0.8)]
+    heard = E.events_to_notes(E.notes_to_events(keys, pedal=[(0.1, 2.0)]))
+    assert [(round(n.start, 2), round(n.end, 2)) for n in heard] == [(0.0, 0.6), (0.6, 2.0)]

@@ -23,7 +23,10 @@ from kiosk_parts import NO_CAMERA, Kiosk, playing
 from realtime_parts import JackServer, MidiReceiverProcess, count_note_ons, stop_for_good
 
 REPO = Path(__file__).resolve().parents[1]
-PEDAL_PATCH = '[[cc]]\nsource = "arousal"\nnumber = 64\nchannel = 1\nrange = [127, 127]\nsmoothing_s = 0\n'
+# the patch holds the pedal down; the model's own pedal (issue 22's GRU plays it) is dropped, so every lift the
+# receiver sees comes from a release path
+PEDAL_PATCH = ('[output]\npedal = false\n\n'
+               '[[cc]]\nsource = "arousal"\nnumber = 64\nchannel = 1\nrange = [127, 127]\nsmoothing_s = 0\n')
 
 
 def pedals_down(messages) -> set:

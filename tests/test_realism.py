@@ -1,5 +1,6 @@
 """Realism measures on inputs with known answers, and the classifier's AUC on separable / identical sets."""
 import mido
+import pytest
 import numpy as np
 
 from installation.evaluation import realism as RL
@@ -84,3 +85,27 @@ def test_auc_on_known_rankings():
     assert RL.auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
     assert RL.auc(np.array([0, 0, 1, 1]), np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
     assert RL.auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
+
+
+def test_the_touch_measures_on_known_cases():
+    """Issue 22's measures on pieces whose answers are known by construction."""
+    from installation.music.events import Note
+
+    # 10 chords of 3 notes, struck 10 ms apart, each 0.5 s, velocities 40 / 64 / 100; one 30 ms click; one 6 s note
+    notes = []
+    for k in range(10):
+        t = 1.0 * k
+        for j, (p, v) in enumerate(((60, 40), (64, 64), (67, 100))):
+            notes.append(Note(p, v, t + 0.01 * j, t + 0.5))
+    notes.append(Note(72, 64, 0.3, 0.33))
+    notes.append(Note(48, 64, 0.2, 6.2))
+    x = dict(zip(RL.REALISM_NAMES, RL.features(notes, 12.0)))
+    assert x["long_notes"] == pytest.approx(1 / 32)
+    assert x["short_notes"] == pytest.approx(1 / 32)
+    assert x["velocity_mid"] == pytest.approx(12 / 32)
+    # onsets sorted: per chord two 10 ms gaps; 31 gaps in all, 20 of them 10 ms
+    assert x["onsets_18ms"] == pytest.approx(20 / 31)
+    # C E G C E G ...: each pitch class has one successor, so the next one is certain
+    assert RL.pc_transition_entropy(np.array([0, 4, 7] * 20)) == pytest.approx(0.0)
+    rng = np.random.default_rng(0)
+    assert RL.pc_transition_entropy(rng.integers(0, 12, 20000)) == pytest.approx(np.log2(12), abs=0.02)

@@ -56,7 +56,7 @@ def test_manifest_matches_files_and_runtime():
         entry = m.io(name)
         assert entry["sha256"] == M.file_sha256(m.path(name))
         assert entry["opset"] >= 13
-    assert m.data["vocabulary"]["size"] == 388
+    assert m.data["vocabulary"]["size"] == 390
     assert m.data["git_commit"] and m.data["git_commit"] != "unknown"
 
 
@@ -107,7 +107,7 @@ def test_onnx_io_names_and_dynamic_batch():
         ctrl = np.tile(C.unset(), (batch, 1))
         h0 = dec.initial(ctrl)
         logits, h = dec.step(np.full(batch, 300, np.int64), h0, ctrl)
-        assert logits.shape == (batch, 388) and h.shape == h0.shape
+        assert logits.shape == (batch, 390) and h.shape == h0.shape
 
 
 def _copy_models(tmp_path) -> Path:

@@ -31,7 +31,11 @@ def test_pipeline_on_a_small_slice(shared_data, tmp_path):
     for split in ("val", "test"):
         r = man["metrics"]["nll_per_event_nats"].get(split)
         if r:                                           # NLL reported with the controls and without
-            assert set(r) == {"all_controls", "musical_controls_no_emotion", "emotion_only", "no_controls"}
+            assert set(r) == {"all_controls", "all_but_chord", "musical_controls_no_emotion", "emotion_only",
+                              "no_controls"}
+    assert man["vocabulary"]["size"] == 390 and man["controls"]["dim"] == 37
+    assert man["models"]["decoder_step"]["inputs"]["controls"] == ["batch", 37]
+    assert man["models"]["decoder_step"]["outputs"]["logits"] == ["batch", 390]
     # ONNX against torch, recomputed here on real music's controls (test windows, another seed than the export's)
     from installation.training import data as D
     from installation.training.export import parity
@@ -54,6 +58,68 @@ def test_pipeline_on_a_small_slice(shared_data, tmp_path):
                         capture_output=True, text=True, timeout=600)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "resumed at step 3" in r2.stderr
+
+
+def test_corpus_carries_the_pedal_and_the_chord_in_force(shared_data):
+    """EMOPIA's pedal becomes pedal events, VGMIDI's arrangements get none (their loss hides the pedal); every event
+    carries the recognised chord, and a window's note-ons fall mostly inside the chord it carries, transposed or not."""
+    from installation.mood import controls as C
+    from installation.music import events as E
+    from installation.training import data as D
+
+    emo = sorted((shared_data / "music" / "emopia" / "midis").glob("*.mid"))[::200][:4]
+    vg = sorted((shared_data / "music" / "vgmidi" / "unlabelled").rglob("*.mid"))[:2]
+    pieces = [D.Piece(str(p.relative_to(shared_data)), "emopia", "train", 0) for p in emo]
+    pieces += [D.Piece(str(p.relative_to(shared_data)), "vgmidi_unlabelled", "train", -1) for p in vg]
+    c = D.encode_corpus(shared_data, pieces)
+    assert len(c.chords) == len(c.tokens) and (c.chords != 0).mean() > 0.9
+    for start, n, piece, _ in c.index:
+        pedal = int((c.tokens[start:start + n] >= E.PEDAL).sum())
+        assert (pedal > 0) == c.pedal_known(piece), c.pieces[piece].rel
+    rows = np.flatnonzero([c.pedal_known(p) for p in c.index[:, 2]])
+    for transpose in (0, 3):
+        x, _, _, _, chords, known = D.WindowSampler(c, rows, 128, transpose=transpose).sample_steps(
+            np.random.default_rng(1), 16)
+        assert known.all()
+        on = x < E.NOTE_OFF
+        inside = np.take_along_axis(chords[..., :12], (x % 12)[..., None], -1)[..., 0] > 0
+        assert inside[on].mean() > 0.6           # the chord carried is the one sounding (chance: about 0.3)
+        assert chords.shape == (16, 128, C.CHORD_FLAG - C.CHORD + 1)
+
+
+def test_warm_start_reads_the_shipped_gru_back_from_onnx():
+    """The shipped GRU's ONNX weights, read into torch, give ONNX Runtime's logits; extended to the pedal and the
+    chord, the model (chord unset) still gives them on the old events."""
+    import onnxruntime as ort
+
+    from installation.mood import controls as C
+    from installation.training.model import ModelConfig, MusicModel
+    from installation.training.warm_start import warm_start
+
+    models = REPO / "exported_models"
+    m = MusicModel(ModelConfig())
+    info = warm_start(m, models)
+    assert info["onnx_parity_max_abs_logit_err"] < 1e-4
+    old = info["old_config"]
+    init = ort.InferenceSession(str(models / "decoder_init.onnx"), providers=["CPUExecutionProvider"])
+    step = ort.InferenceSession(str(models / "decoder_step.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(2, C.CONTROL_DIM)).astype(np.float32)
+    c[:, C.CHORD:] = C.chord_code(None)
+    own = c[:, :old["control_dim"]]
+    h = init.run(None, {"controls": own})[0]
+    ev = np.array([60, E_TS], np.int64)
+    m.eval()
+    with torch.no_grad():
+        ht = m.initial(torch.from_numpy(c))
+        for _ in range(20):
+            lo, h = step.run(None, {"event": ev, "hidden": h, "controls": own})
+            lt, ht = m.step(torch.from_numpy(ev), ht, torch.from_numpy(c))
+            assert np.abs(lt.numpy()[:, :old["vocab"]] - lo).max() < 1e-4
+            ev = lo.argmax(1).astype(np.int64)
+
+
+E_TS = 256 + 9          # a 100 ms time shift
 
 
 def test_unreadable_midi_is_skipped_by_name(tmp_path):

@@ -34,7 +34,7 @@ def tiny(window: int = W, seed: int = 0) -> TransformerMusicModel:
 
 
 def controls(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(n, C.CONTROL_DIM)).astype(np.float32)
+    return np.random.default_rng(seed).normal(size=(n, C.WINDOW_DIM)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +320,8 @@ def test_each_shipped_decoder_has_its_own_critic_and_the_transformer_plays_with_
     dec = open_decoder(man, kind="transformer", threads=1)
     gru = open_decoder(man, kind="gru", threads=1)
     assert dec.critic is not None and gru.critic is not None
-    assert not np.allclose(dec.critic.coef, gru.critic.coef)          # two fits, not one file twice
+    assert dec.critic.coef.shape != gru.critic.coef.shape or not np.allclose(dec.critic.coef, gru.critic.coef)
+    # two fits, not one file twice (the GRU's, refitted in issue 22, has more features)
     c = C.encode(C.Targets(valence=-0.8, arousal=0.8))
     p = Performer(dec, seed=2)
     assert p.candidates == dec.critic.candidates == 4

@@ -124,6 +124,30 @@ def piano_roll(ax, notes, seconds: float, color: str) -> None:
     ax.tick_params(labelsize=7)
 
 
+def listening_rolls(rows, path: Path, seconds: float, title: str) -> None:
+    """One piano roll per row, with the sustain pedal shaded under it and the chord asked at each change written
+    above. ``rows``: (caption, keys (notes as held), pedal intervals, [(start s, chord name)], colour)."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(rows), 1, figsize=(12, 2.3 * len(rows)), squeeze=False)
+    for ax, (caption, keys, pedal, chords, color) in zip(axes[:, 0], rows):
+        pitches = [n.pitch for n in keys] or [60]
+        lo, hi = min(pitches) - 4, max(pitches) + 6
+        for a, b in pedal:                                  # the pedal: a band at the bottom
+            ax.add_patch(_rect(a, lo, min(b, seconds) - a, 2.2, "#777777", 0.45))
+        for t, name in chords:
+            if t < seconds:
+                ax.axvline(t, color="#999999", lw=0.6, ls=":")
+                ax.text(t + 0.05, hi - 1.5, name, fontsize=7, va="top")
+        piano_roll(ax, keys, seconds, color)
+        ax.set_ylim(lo, hi)
+        ax.set_title(caption, fontsize=8, loc="left")
+    axes[-1, 0].set_xlabel("seconds (bars: keys as held; grey band: sustain pedal down; dotted: the chord asked)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
 def _rect(x, y, w, h, color, alpha):
     from matplotlib.patches import Rectangle
     return Rectangle((x, y), w, h, facecolor=color, edgecolor="none", alpha=alpha)

@@ -14,8 +14,14 @@ model saw that in training too (control dropout), and then plays freely.
     register    1    (mean note-on pitch - 64) / 12                          0, flag 1
     emotion     2    valence, arousal in [-1, 1] (labelled music only)       0, flag 1
     flags       5    one "unset" flag per group, in the order above
+    chord      13    the chord in force at this step: 12 binary pitch classes, all 0 and flag 1 when
+                     unset (per step, not per window: measured from the notes by
+                     installation/music/chords.py; at run time the harmony plan's chord)
     ------------------------------------------------------------------------------
-    total      24
+    total      37
+
+The first 24 dims (WINDOW_DIM) are the same for a whole window; the chord group
+changes from step to step and goes to the model at every step beside the event.
 
 Transposition moves the histogram with the notes (it is measured after
 augmentation). At run time a key is asked for by a *template* histogram: the
@@ -35,7 +41,10 @@ from installation.theory import MAJOR_PROFILE, MINOR_PROFILE, PITCH_NAMES
 GROUPS = ("key", "density", "loudness", "register", "emotion")
 KEY, DENSITY, LOUDNESS, REGISTER, EMOTION = 0, 14, 15, 16, 17       # first index of each group's values
 FLAGS = 19                                                          # first unset flag
-CONTROL_DIM = 24
+WINDOW_DIM = 24                # the per-window groups above (the Transformer as shipped takes only these)
+CHORD = 24                     # 12 binary pitch classes of the chord in force, then its unset flag
+CHORD_FLAG = CHORD + 12
+CONTROL_DIM = 37
 MIN_KEY_NOTES = 8              # fewer note-ons in a window: its key is unset (too few to tell)
 
 # the mode profiles, centred, for a vectorised Krumhansl-Schmuckler over many histograms
@@ -60,6 +69,31 @@ def loudness_code(velocity):
 
 def register_code(pitch):
     return (np.asarray(pitch, np.float64) - 64.0) / 12.0
+
+
+def chord_code(pcs) -> np.ndarray:
+    """Pitch classes of a chord (any iterable of ints, None or empty: unset) -> (13,) float32."""
+    c = np.zeros(13, np.float32)
+    pcs = [int(p) % 12 for p in (pcs or ())]
+    if pcs:
+        c[pcs] = 1.0
+    else:
+        c[12] = 1.0
+    return c
+
+
+def chord_codes_of_masks(masks: np.ndarray) -> np.ndarray:
+    """12-bit pitch-class masks (any shape, 0: no chord) -> (..., 13) float32 chord codes."""
+    m = np.asarray(masks, np.int64)
+    bits = ((m[..., None] >> np.arange(12)) & 1).astype(np.float32)
+    return np.concatenate([bits, (m == 0)[..., None].astype(np.float32)], axis=-1)
+
+
+def rotate_masks(masks: np.ndarray, k: int) -> np.ndarray:
+    """Transpose 12-bit pitch-class masks by k semitones."""
+    m = np.asarray(masks, np.int64)
+    k %= 12
+    return ((m << k) | (m >> (12 - k))) & 0xFFF if k else m
 
 
 def key_of_histograms(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +137,7 @@ def measure(windows: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     out[:, DENSITY] = np.where(has_density, density_code(n_on / np.maximum(seconds, 1e-9)), 0)
 
     # loudness: the velocity in force at each note-on (forward-filled velocity events)
-    is_vel = (w >= E.VELOCITY) & valid
+    is_vel = (w >= E.VELOCITY) & (w < E.VELOCITY + E.NUM_VELOCITY_BINS) & valid
     pos = np.where(is_vel, np.arange(T)[None, :], -1)
     last = np.maximum.accumulate(pos, axis=1)
     vbin = np.take_along_axis(w, np.maximum(last, 0), 1) - E.VELOCITY
@@ -122,6 +156,7 @@ def measure(windows: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     out[:, FLAGS + 2] = ~has_loud
     out[:, FLAGS + 3] = ~has_reg
     out[:, FLAGS + 4] = 1.0                      # emotion: set by the caller for labelled music
+    out[:, CHORD_FLAG] = 1.0                     # chord: per step, set by the caller
     return out
 
 
@@ -192,6 +227,7 @@ class Targets:
     pitch: float | None = None          # mean MIDI pitch (register)
     valence: float | None = None        # with arousal: the emotion group
     arousal: float | None = None
+    chord: frozenset | None = None      # pitch classes of the chord in force (usually written per step instead)
 
     def describe(self) -> str:
         """e.g. 'A minor, 6.1 notes/s, velocity 58, pitch 62'."""
@@ -231,6 +267,7 @@ def encode(t: Targets, templates: np.ndarray | None = None) -> np.ndarray:
     else:
         c[EMOTION] = float(np.clip(t.valence, -1, 1))
         c[EMOTION + 1] = float(np.clip(t.arousal, -1, 1))
+    c[CHORD:CHORD + 13] = chord_code(t.chord)
     return c
 
 

@@ -27,7 +27,9 @@ from installation.mood import controls as C
 from installation.music import events as E
 
 FEATURE_NAMES = ("log_density", "sounding_mean", "sounding_end", "longest_held", "repeat_share", "pitch_sd",
-                 "chord_size", "velocity_sd", "pitch_range", "net_onsets", "log_shift", "top_pc_share", "pc_continuity")
+                 "chord_size", "velocity_sd", "pitch_range", "net_onsets", "log_shift", "top_pc_share", "pc_continuity",
+                 "pedal_share", "pedal_changes", "velocity_mid_share", "short_share", "onset_cluster", "pc_drift")
+# every feature phrase_features computes; a critic file names the ones it was fitted on (an older critic: a prefix)
 FILE = "critic.json"                 # the GRU's; another decoder's critic is critic_<kind>.json (file_for)
 
 
@@ -37,21 +39,22 @@ def file_for(kind: str) -> str:
 
 
 def phrase_features(ev: np.ndarray, sounding0: np.ndarray, held0: np.ndarray,
-                    prev_pc: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+                    prev_pc: np.ndarray | None = None, pedal0: bool = False) -> tuple[np.ndarray, dict]:
     """One phrase -> (features in FEATURE_NAMES order, extras for the mood score).
 
     ``sounding0`` (128,) bool: the pitches sounding when the phrase starts; ``held0`` (128,): how long each has
     sounded by then (s); ``prev_pc`` (12,): the last phrase's note-on pitch-class counts (harmonic continuity:
-    real music moves between chords, ours tends to stand still). Returns also the state at the end (sounding,
-    held, pc) for the next phrase.
+    real music moves between chords, ours tends to stand still); ``pedal0``: the pedal is down at the start.
+    Returns also the state at the end (sounding, held, pc, pedal) for the next phrase.
     """
     s = np.array(sounding0, bool, copy=True)
     onset = np.where(s, -np.asarray(held0, np.float64), 0.0)
     n_s = int(s.sum())
-    t = area = 0.0
+    t = area = pedal_time = 0.0
     vel = 64
+    pedal, pedal_changes = bool(pedal0), 0
     on_p, on_v, on_t, shifts = [], [], [], []
-    offs = 0
+    offs = short = 0
     for e in np.asarray(ev).tolist():
         if e < E.NOTE_OFF:
             if not s[e]:
@@ -66,13 +69,19 @@ def phrase_features(ev: np.ndarray, sounding0: np.ndarray, held0: np.ndarray,
                 s[e - E.NOTE_OFF] = False
                 n_s -= 1
                 offs += 1
+                short += t - onset[e - E.NOTE_OFF] < 0.04
         elif e < E.VELOCITY:
             d = (e - E.TIME_SHIFT + 1) / E.STEPS_PER_SECOND
             area += n_s * d
             t += d
+            pedal_time += d * pedal
             shifts.append(d)
-        else:
+        elif e < E.PEDAL:
             vel = E.bin_to_velocity(e - E.VELOCITY)
+        else:
+            down = e == E.PEDAL_DOWN
+            pedal_changes += down != pedal
+            pedal = down
     dur = max(t, 0.05)
     p = np.array(on_p, float)
     held = np.where(s, t - onset, 0.0)
@@ -80,6 +89,14 @@ def phrase_features(ev: np.ndarray, sounding0: np.ndarray, held0: np.ndarray,
     cont = 0.0
     if prev_pc is not None and pc.std() > 0 and np.std(prev_pc) > 0:
         cont = float(np.corrcoef(pc, prev_pc)[0, 1])
+    half = len(on_p) // 2
+    drift = 0.0
+    if half >= 2:
+        a = np.bincount(np.array(on_p[:half]) % 12, minlength=12).astype(float)
+        b = np.bincount(np.array(on_p[half:]) % 12, minlength=12).astype(float)
+        drift = 1.0 - float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    ot = np.array(on_t)
+    v = np.array(on_v)
     x = np.array([
         np.log2(1 + len(p) / dur),
         area / t if t > 0 else float(n_s),
@@ -94,8 +111,15 @@ def phrase_features(ev: np.ndarray, sounding0: np.ndarray, held0: np.ndarray,
         float(np.mean(np.log(shifts))) if shifts else 0.0,
         float(pc.max() / pc.sum()) if len(p) else 0.0,
         cont,
+        pedal_time / t if t > 0 else float(pedal),
+        pedal_changes / dur,
+        float(np.mean((v >= 48) & (v <= 80))) if len(v) else 0.0,
+        short / max(1, offs),
+        float(np.mean(np.diff(ot) < 0.018)) if len(ot) > 1 else 0.0,
+        drift,
     ])
-    return x, {"pitches": p, "velocities": np.array(on_v, float), "seconds": t, "sounding": s, "held": held, "pc": pc}
+    return x, {"pitches": p, "velocities": np.array(on_v, float), "seconds": t, "sounding": s, "held": held, "pc": pc,
+               "pedal": pedal}
 
 
 def expand(z: np.ndarray) -> np.ndarray:
@@ -132,31 +156,34 @@ class Critic:
     candidates: int = 4
     phrase_events: int = 48
     mood_weight: float = 1.0
+    features: tuple = FEATURE_NAMES              # the features it was fitted on (the first ones of FEATURE_NAMES)
 
     def realism(self, x: np.ndarray) -> float:
-        """The logit that a phrase with features x is real."""
+        """The logit that a phrase with features x (all of FEATURE_NAMES) is real."""
+        x = np.asarray(x)[:len(self.features)]
         return float(expand((x - self.mean) / self.scale) @ self.coef + self.intercept)
 
     def score(self, x: np.ndarray, extra: dict, controls: np.ndarray) -> float:
         return self.realism(x) + self.mood_weight * mood_fit(extra, controls)
 
     def to_dict(self) -> dict:
-        return {"features": list(FEATURE_NAMES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+        return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "coef": self.coef.tolist(), "intercept": self.intercept, "candidates": self.candidates,
                 "phrase_events": self.phrase_events, "mood_weight": self.mood_weight}
 
     @classmethod
     def from_dict(cls, d: dict, where: str = FILE) -> "Critic":
-        if list(d.get("features", [])) != list(FEATURE_NAMES):
+        names = list(d.get("features", []))
+        if not names or names != list(FEATURE_NAMES[:len(names)]):
             raise ValueError(f"{where}: its features are not this critic's ({', '.join(FEATURE_NAMES)}); refit it")
         k, n = int(d.get("candidates", 4)), int(d.get("phrase_events", 48))
         if not 1 <= k <= 16 or not 4 <= n <= 512:
             raise ValueError(f"{where}: candidates {k} (1..16) or phrase_events {n} (4..512) out of range")
         coef = np.asarray(d["coef"], float)
-        if coef.shape != (2 * len(FEATURE_NAMES),):
-            raise ValueError(f"{where}: {coef.size} coefficients; this critic has {2 * len(FEATURE_NAMES)}; refit it")
+        if coef.shape != (2 * len(names),):
+            raise ValueError(f"{where}: {coef.size} coefficients; its {len(names)} features need {2 * len(names)}; refit it")
         return cls(np.asarray(d["mean"], float), np.asarray(d["scale"], float), coef,
-                   float(d["intercept"]), k, n, float(d.get("mood_weight", 1.0)))
+                   float(d["intercept"]), k, n, float(d.get("mood_weight", 1.0)), tuple(names))
 
 
 def candidates_of(decoder, asked: int | None) -> int:
@@ -179,10 +206,12 @@ class NoteClock:
         self.sounding = np.zeros((rows, E.NUM_PITCHES), bool)
         self.held = np.zeros((rows, E.NUM_PITCHES))
         self.pc = np.zeros((rows, 12))                 # the last phrase's note-on pitch-class counts
+        self.pedal = np.zeros(rows, bool)              # the sustain pedal is down
 
     def take(self, rows) -> "NoteClock":
         c = NoteClock(0)
         c.sounding, c.held, c.pc = self.sounding[rows].copy(), self.held[rows].copy(), self.pc[rows].copy()
+        c.pedal = self.pedal[rows].copy()
         return c
 
 
@@ -194,11 +223,12 @@ def choose(critic: Critic, phrases: np.ndarray, clock: NoteClock, controls: np.n
     n = len(phrases)
     scores = np.empty(n)
     ends_s, ends_h, ends_pc = np.empty((n, E.NUM_PITCHES), bool), np.empty((n, E.NUM_PITCHES)), np.empty((n, 12))
+    ends_p = np.empty(n, bool)
     for r in range(n):
-        x, extra = phrase_features(phrases[r], clock.sounding[r], clock.held[r], clock.pc[r])
+        x, extra = phrase_features(phrases[r], clock.sounding[r], clock.held[r], clock.pc[r], clock.pedal[r])
         scores[r] = critic.score(x, extra, controls[r])
-        ends_s[r], ends_h[r], ends_pc[r] = extra["sounding"], extra["held"], extra["pc"]
+        ends_s[r], ends_h[r], ends_pc[r], ends_p[r] = extra["sounding"], extra["held"], extra["pc"], extra["pedal"]
     best = scores.reshape(-1, k).argmax(1) + np.arange(0, n, k)
     out = NoteClock(0)
-    out.sounding, out.held, out.pc = ends_s[best], ends_h[best], ends_pc[best]
+    out.sounding, out.held, out.pc, out.pedal = ends_s[best], ends_h[best], ends_pc[best], ends_p[best]
     return best, out, scores

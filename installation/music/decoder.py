@@ -1,10 +1,13 @@
 """Where a number becomes events: the ONNX step decoder, steered by controls, and a performer that samples.
 
     controls (N, K) --decoder_init--> state       the decoder's initial state for what is asked
-    event, state, controls --decoder_step--> logits (388), state'
+    event, state, controls --decoder_step--> logits (390), state'
 
 ``controls`` is the vector of installation/mood/controls.py (key, density, loudness,
-register, emotion, each possibly unset). The state is the decoder's own business:
+register, emotion, each possibly unset, and the chord in force, written per step).
+A decoder exported with fewer controls (the Transformer as shipped: the 24 window
+controls) is given its own first ones; one exported with a smaller vocabulary (388
+events, before the pedal) has its logits padded with -inf, so it never plays the pedal. The state is the decoder's own business:
 for the GRU it is the hidden state (L, N, H). Every decoder offers the same five
 operations (``initial``, ``step``, ``blend``, ``take``, ``kind``), so the
 generator and the offline render work with any of them.
@@ -27,6 +30,23 @@ from installation.settings import GENERATION
 PRIMER = E.TIME_SHIFT          # the first input event: a 10 ms pause, neutral in loudness and pitch
 
 
+def own_controls(controls: np.ndarray, dim: int) -> np.ndarray:
+    """(N, K) or (K,) controls -> (N, dim) float32: a decoder's own first ``dim`` of them (K >= dim)."""
+    c = np.asarray(controls, np.float32)
+    c = c.reshape(1, -1) if c.ndim == 1 else c
+    return np.ascontiguousarray(c[:, :dim]) if c.shape[1] != dim else c
+
+
+def full_vocabulary(logits: np.ndarray) -> np.ndarray:
+    """(N, V0) logits of a model with an older, smaller vocabulary -> (N, VOCAB_SIZE), the new events at -inf."""
+    n, v = logits.shape
+    if v == E.VOCAB_SIZE:
+        return logits
+    out = np.full((n, E.VOCAB_SIZE), -np.inf, np.float32)
+    out[:, :v] = logits
+    return out
+
+
 class GruDecoder:
     """The GRU's two ONNX graphs: controls -> h0, and one event step."""
 
@@ -42,12 +62,13 @@ class GruDecoder:
 
     def initial(self, controls: np.ndarray) -> np.ndarray:
         """(N, K) controls -> hidden (L, N, H)."""
-        return self.init_session.run(None, {"controls": np.asarray(controls, np.float32).reshape(-1, self.control_dim)})[0]
+        return self.init_session.run(None, {"controls": own_controls(controls, self.control_dim)})[0]
 
     def step(self, events: np.ndarray, state: np.ndarray, controls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """events (N,) int64, hidden (L, N, H), controls (N, K) -> logits (N, V), hidden (L, N, H)."""
-        logits, hidden = self.stepper.run(None, {"event": events, "hidden": state, "controls": controls})
-        return logits, hidden
+        logits, hidden = self.stepper.run(None, {"event": events, "hidden": state,
+                                                 "controls": own_controls(controls, self.control_dim)})
+        return full_vocabulary(logits), hidden
 
     @staticmethod
     def blend(state: np.ndarray, target: np.ndarray, mix: float) -> np.ndarray:
@@ -148,11 +169,13 @@ class Performer:
             if self.clock is not None:
                 self.clock.pc[:] = 0                     # the solo phrase counts afresh
 
-    def next(self, controls: np.ndarray) -> int:
-        """Sample the next event under the control vector ``controls`` (K,)."""
+    def next(self, controls: np.ndarray, chord_at=None, now: float = 0.0) -> int:
+        """Sample the next event under the control vector ``controls`` (K,). With the critic, a phrase is chosen
+        ahead: ``chord_at(t)`` (music time -> the chord control (13,)) then writes the chord in force at each of
+        its steps, the phrase starting at music time ``now``."""
         if self.candidates > 1 and self.solo <= 0:
             if not self.phrase:
-                self._choose_phrase(controls)
+                self._choose_phrase(controls, chord_at, now)
             ev = self.phrase.pop(0)
             self._played.append(ev)
             return ev
@@ -185,11 +208,12 @@ class Performer:
 
         if self.clock is None:
             self.clock = NoteClock(1)
-        _, extra = phrase_features(np.array([ev]), self.clock.sounding[0], self.clock.held[0])
-        self.clock.sounding[0], self.clock.held[0] = extra["sounding"], extra["held"]
+        _, extra = phrase_features(np.array([ev]), self.clock.sounding[0], self.clock.held[0],
+                                   pedal0=bool(self.clock.pedal[0]))
+        self.clock.sounding[0], self.clock.held[0], self.clock.pedal[0] = extra["sounding"], extra["held"], extra["pedal"]
         self.clock.pc[0] += extra["pc"]
 
-    def _choose_phrase(self, controls: np.ndarray) -> None:
+    def _choose_phrase(self, controls: np.ndarray, chord_at=None, now: float = 0.0) -> None:
         from installation.music.critic import NoteClock
         from installation.music.phrases import Voices, sample_phrase
 
@@ -199,6 +223,7 @@ class Performer:
         v = Voices(self.state, np.asarray(self.last, np.int64).reshape(1), self.notes, self.clock or NoteClock(1))
         phr, v = sample_phrase(self.decoder, critic, v, np.asarray(controls, np.float32).reshape(1, -1),
                                lambda: self.rng.random(k), candidates=k, events=critic.phrase_events,
-                               temperature=self.temperature, top_p=self.top_p, legal=self.legal)
+                               temperature=self.temperature, top_p=self.top_p, legal=self.legal,
+                               chords=None if chord_at is None else (lambda t: [chord_at(x) for x in t]), t0=now)
         self.state, self.last, self.notes, self.clock = v.state, v.last, v.notes, v.clock
         self.phrase = phr[0].tolist()

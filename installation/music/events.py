@@ -3,22 +3,26 @@
 This one module is shared by training and the runtime, so the two cannot
 disagree about what an index means.
 
-The vocabulary is Performance RNN's (Oore et al. 2018), 388 events:
+The vocabulary is Performance RNN's (Oore et al. 2018), 388 events, and the sustain pedal (390 in all):
 
     index      event        meaning
     0..127     NOTE_ON      start pitch p (index = p)
     128..255   NOTE_OFF     end pitch p   (index = 128 + p)
     256..355   TIME_SHIFT   advance time by (k + 1) * 10 ms, k = index - 256 (10 ms .. 1 s)
     356..387   VELOCITY     set the velocity for following note-ons, bin b = index - 356
+    388, 389   PEDAL        sustain pedal (CC64) down, up
 
 Velocity bins are 4 MIDI steps wide: bin b covers velocities 4b+1 .. 4b+4 and
 decodes to its middle (4b + 3, at most 127).
 
-Loading applies the sustain pedal (CC64 >= 64 holds notes) to note lengths,
-merges all non-drum channels, and quantises times to 10 ms.
+``load_performance`` reads the keys (note lengths as the fingers hold them)
+and the pedal (CC64 >= 64 is down, intervals in seconds) apart; encoding keeps
+them apart (pedal events where the pedal changes); decoding applies the pedal to
+note lengths (``sustain=True``: what a listener hears). All non-drum channels
+are merged and times are quantised to 10 ms.
 Decoding follows note-seq's policy: orphan note-offs are ignored, zero-length
-notes are dropped, notes are capped at ``max_note_s`` and notes still open at
-the end are closed there.
+notes are dropped, a key is held at most ``max_note_s`` (the pedal may sound it
+on), and notes still open at the end are closed there.
 """
 from __future__ import annotations
 
@@ -41,9 +45,11 @@ RANGES = (
     ("NOTE_OFF", NUM_PITCHES, NUM_PITCHES),
     ("TIME_SHIFT", 2 * NUM_PITCHES, NUM_TIME_SHIFTS),
     ("VELOCITY", 2 * NUM_PITCHES + NUM_TIME_SHIFTS, NUM_VELOCITY_BINS),
+    ("PEDAL", 2 * NUM_PITCHES + NUM_TIME_SHIFTS + NUM_VELOCITY_BINS, 2),
 )
-NOTE_ON, NOTE_OFF, TIME_SHIFT, VELOCITY = (r[1] for r in RANGES)
-VOCAB_SIZE = RANGES[-1][1] + RANGES[-1][2]      # 388
+NOTE_ON, NOTE_OFF, TIME_SHIFT, VELOCITY, PEDAL = (r[1] for r in RANGES)
+PEDAL_DOWN, PEDAL_UP = PEDAL, PEDAL + 1         # 388, 389
+VOCAB_SIZE = RANGES[-1][1] + RANGES[-1][2]      # 390
 VELOCITY_BIN_WIDTH = 4                          # 128 / 32
 
 
@@ -64,6 +70,8 @@ def describe(index: int) -> str:
             k = index - first
             if name == "TIME_SHIFT":
                 return f"TIME_SHIFT({(k + 1) * 10}ms)"
+            if name == "PEDAL":
+                return ("PEDAL_DOWN", "PEDAL_UP")[k]
             return f"{name}({k})"
     raise ValueError(f"event index {index} is outside the vocabulary 0..{VOCAB_SIZE - 1}")
 
@@ -107,6 +115,79 @@ def load_notes(path: str | Path, *, sustain: bool = True) -> list[Note]:
     except Exception as exc:  # mido raises many kinds on bad bytes
         raise MidiFileError(f"{path}: cannot parse MIDI ({type(exc).__name__}: {exc})") from None
     return notes_from_messages(messages, sustain=sustain)
+
+
+def load_performance(path: str | Path) -> tuple[list[Note], list[tuple[float, float]]]:
+    """Read a MIDI file into the keys (notes as held, no pedal applied) and the sustain pedal's
+    down intervals (start, end) in seconds, all channels' merged.
+
+    Raises MidiFileError, naming the file, when it cannot be parsed.
+    """
+    import mido
+
+    path = Path(path)
+    try:
+        mid = mido.MidiFile(path, clip=True)
+        messages = list(_timed_messages(mid))
+    except Exception as exc:
+        raise MidiFileError(f"{path}: cannot parse MIDI ({type(exc).__name__}: {exc})") from None
+    return notes_from_messages(messages, sustain=False), pedal_from_messages(messages)
+
+
+def pedal_from_messages(messages: Iterable[tuple[float, object]]) -> list[tuple[float, float]]:
+    """The sustain pedal's down intervals (start, end), the union over non-drum channels."""
+    down: dict[int, float] = {}
+    spans = []
+    last = 0.0
+    for t, msg in messages:
+        last = max(last, t)
+        ch = getattr(msg, "channel", None)
+        if ch is None or ch == 9 or msg.type != "control_change" or msg.control != 64:
+            continue
+        if msg.value >= 64:
+            down.setdefault(ch, t)
+        elif ch in down:
+            spans.append((down.pop(ch), t))
+    spans += [(t, last) for t in down.values()]
+    return merge_intervals(spans)
+
+
+def merge_intervals(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, overlapping or touching intervals merged; empty ones dropped."""
+    out: list[list[float]] = []
+    for a, b in sorted((float(a), float(b)) for a, b in spans if b > a):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def apply_pedal(notes: Sequence[Note], pedal: Sequence[tuple[float, float]]) -> list[Note]:
+    """What a listener hears: a key released while the pedal is down sounds on until the pedal
+    lifts, or until the same pitch is struck again."""
+    pedal = merge_intervals(pedal)
+    if not pedal:
+        return sorted(notes, key=lambda n: (n.start, n.pitch))
+    starts = np.array([a for a, _ in pedal])
+    by_pitch: dict[int, list[float]] = {}
+    for n in notes:
+        by_pitch.setdefault(n.pitch, []).append(n.start)
+    for v in by_pitch.values():
+        v.sort()
+    out = []
+    for n in notes:
+        end = n.end
+        i = int(np.searchsorted(starts, n.end, side="right")) - 1
+        if i >= 0 and pedal[i][0] <= n.end < pedal[i][1]:
+            end = pedal[i][1]
+            restrikes = by_pitch[n.pitch]
+            j = int(np.searchsorted(restrikes, n.start, side="right"))
+            if j < len(restrikes) and restrikes[j] < end:
+                end = max(n.end, restrikes[j])
+        out.append(Note(n.pitch, n.velocity, n.start, end))
+    out.sort(key=lambda n: (n.start, n.pitch))
+    return out
 
 
 def _timed_messages(mid) -> Iterator[tuple[float, object]]:
@@ -167,13 +248,22 @@ def notes_from_messages(messages: Iterable[tuple[float, object]], *, sustain: bo
 
 # --- notes -> events ----------------------------------------------------------
 
-def notes_to_events(notes: Sequence[Note], *, stretch: float = 1.0, transpose: int = 0) -> np.ndarray:
-    """Encode notes as an int16 event array; times are multiplied by ``stretch``.
+def notes_to_events(notes: Sequence[Note], *, pedal: Sequence[tuple[float, float]] = (), stretch: float = 1.0,
+                    transpose: int = 0) -> np.ndarray:
+    """Encode notes (and the pedal's down intervals) as an int16 event array; times are multiplied by ``stretch``.
 
     Notes transposed outside 0..127 are dropped. At one time step, note-offs
-    come before note-ons, so a re-struck pitch is closed and opened again.
+    come first, then a pedal lift, note-ons, and a pedal press: a re-struck
+    pitch is closed and opened again, and a re-pedal (up and down at once)
+    catches the new notes. The pedal is written only where it changes: intervals
+    that touch after quantisation are one.
     """
-    points = []   # (step, order, pitch, velocity): order 0 = off, 1 = on
+    points = []   # (step, order, pitch, velocity): order 0 = off, 1 = pedal up, 2 = on, 3 = pedal down
+    steps = merge_intervals((int(round(a * stretch * STEPS_PER_SECOND)), int(round(b * stretch * STEPS_PER_SECOND)))
+                            for a, b in pedal)
+    for a, b in steps:
+        points.append((int(a), 3, 0, 0))
+        points.append((int(b), 1, 0, 0))
     for n in notes:
         p = n.pitch + transpose
         if not 0 <= p < NUM_PITCHES:
@@ -182,7 +272,7 @@ def notes_to_events(notes: Sequence[Note], *, stretch: float = 1.0, transpose: i
         off = int(round(n.end * stretch * STEPS_PER_SECOND))
         if off <= on:
             off = on + 1                              # keep very short notes audible
-        points.append((on, 1, p, n.velocity))
+        points.append((on, 2, p, n.velocity))
         points.append((off, 0, p, 0))
     points.sort()
     out: list[int] = []
@@ -194,14 +284,16 @@ def notes_to_events(notes: Sequence[Note], *, stretch: float = 1.0, transpose: i
             out.append(TIME_SHIFT + k - 1)
             gap -= k
         step = t
-        if order == 1:
+        if order == 2:
             b = velocity_to_bin(v)
             if b != vel_bin:
                 out.append(VELOCITY + b)
                 vel_bin = b
             out.append(NOTE_ON + p)
-        else:
+        elif order == 0:
             out.append(NOTE_OFF + p)
+        else:
+            out.append(PEDAL_DOWN if order == 3 else PEDAL_UP)
     return np.asarray(out, dtype=np.int16)
 
 
@@ -216,6 +308,13 @@ class NoteEvent:
     velocity: int
 
 
+@dataclass(frozen=True, slots=True)
+class PedalEvent:
+    """What a pedal event asks for: at ``time`` seconds, the sustain pedal down or up (CC64)."""
+    time: float
+    down: bool
+
+
 class EventStream:
     """Turns performance events, one at a time, into timed note-ons and note-offs.
 
@@ -228,8 +327,8 @@ class EventStream:
         self.time = start
         self.velocity = velocity
 
-    def feed(self, index: int) -> NoteEvent | None:
-        """Advance by one event; returns a note-on/off, or None for time/velocity events."""
+    def feed(self, index: int) -> NoteEvent | PedalEvent | None:
+        """Advance by one event; returns a note-on/off, a pedal change, or None for time/velocity events."""
         i = int(index)
         if NOTE_ON <= i < NOTE_ON + NUM_PITCHES:
             return NoteEvent(self.time, True, i - NOTE_ON, self.velocity)
@@ -239,17 +338,22 @@ class EventStream:
             self.time += (i - TIME_SHIFT + 1) / STEPS_PER_SECOND
         elif VELOCITY <= i < VELOCITY + NUM_VELOCITY_BINS:
             self.velocity = bin_to_velocity(i - VELOCITY)
+        elif i in (PEDAL_DOWN, PEDAL_UP):
+            return PedalEvent(self.time, i == PEDAL_DOWN)
         else:
             raise ValueError(f"event index {i} is outside the vocabulary 0..{VOCAB_SIZE - 1}")
         return None
 
 
-def events_to_notes(events: Iterable[int], *, max_note_s: float = 5.0) -> list[Note]:
-    """Decode events to notes: orphan offs ignored, zero-length notes dropped,
-    notes capped at ``max_note_s``, notes open at the end closed there."""
+def events_to_performance(events: Iterable[int], *, max_note_s: float = 5.0
+                          ) -> tuple[list[Note], list[tuple[float, float]]]:
+    """Decode events to the keys (notes as held, each at most ``max_note_s``) and the pedal's down intervals:
+    orphan offs ignored, zero-length notes dropped, notes and a pedal still down at the end closed there."""
     stream = EventStream()
     open_: dict[int, list[tuple[float, int]]] = {}
     notes: list[Note] = []
+    pedal: list[tuple[float, float]] = []
+    down: float | None = None
 
     def close(p, start, vel, t):
         end = min(t, start + max_note_s)
@@ -260,7 +364,13 @@ def events_to_notes(events: Iterable[int], *, max_note_s: float = 5.0) -> list[N
         ne = stream.feed(e)
         if ne is None:
             continue
-        if ne.on:
+        if isinstance(ne, PedalEvent):
+            if ne.down and down is None:
+                down = ne.time
+            elif not ne.down and down is not None:
+                pedal.append((down, ne.time))
+                down = None
+        elif ne.on:
             open_.setdefault(ne.pitch, []).append((ne.time, ne.velocity))
         elif open_.get(ne.pitch):
             start, vel = open_[ne.pitch].pop(0)
@@ -268,12 +378,23 @@ def events_to_notes(events: Iterable[int], *, max_note_s: float = 5.0) -> list[N
     for p, stack in open_.items():
         for start, vel in stack:
             close(p, start, vel, stream.time)
+    if down is not None:
+        pedal.append((down, stream.time))
     notes.sort(key=lambda n: (n.start, n.pitch))
-    return notes
+    return notes, merge_intervals(pedal)
 
 
-def notes_to_midi(notes: Sequence[Note], path: str | Path, *, program: int = 0, channel: int = 0) -> None:
-    """Write notes to a type-0 MIDI file (1 tick = 1 ms)."""
+def events_to_notes(events: Iterable[int], *, max_note_s: float = 5.0, sustain: bool = True) -> list[Note]:
+    """Decode events to notes: orphan offs ignored, zero-length notes dropped, keys held at most
+    ``max_note_s``, notes open at the end closed there; with ``sustain`` the pedal lengthens them
+    (what a listener hears)."""
+    notes, pedal = events_to_performance(events, max_note_s=max_note_s)
+    return apply_pedal(notes, pedal) if sustain else notes
+
+
+def notes_to_midi(notes: Sequence[Note], path: str | Path, *, program: int = 0, channel: int = 0,
+                  pedal: Sequence[tuple[float, float]] = ()) -> None:
+    """Write notes, and the sustain pedal as CC64 127/0, to a type-0 MIDI file (1 tick = 1 ms)."""
     import mido
 
     mid = mido.MidiFile(type=0, ticks_per_beat=500)
@@ -281,20 +402,29 @@ def notes_to_midi(notes: Sequence[Note], path: str | Path, *, program: int = 0, 
     mid.tracks.append(track)
     track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))   # 500 ticks per 0.5 s
     track.append(mido.Message("program_change", program=program, channel=channel, time=0))
-    points = []
+    points = []      # order: 0 note off, 1 pedal up, 2 note on, 3 pedal down (as notes_to_events)
     for n in notes:
-        points.append((int(round(n.start * 1000)), 1, n.pitch, n.velocity))
+        points.append((int(round(n.start * 1000)), 2, n.pitch, n.velocity))
         points.append((int(round(n.end * 1000)), 0, n.pitch, 0))
+    for a, b in merge_intervals(pedal):
+        points.append((int(round(a * 1000)), 3, 64, 127))
+        points.append((int(round(b * 1000)), 1, 64, 0))
     points.sort()
     now = 0
     for tick, order, p, v in points:
-        kind = "note_on" if order else "note_off"
-        track.append(mido.Message(kind, note=p, velocity=v if order else 0, channel=channel, time=tick - now))
+        if order in (1, 3):
+            msg = mido.Message("control_change", control=64, value=v, channel=channel, time=tick - now)
+        elif order == 2:
+            msg = mido.Message("note_on", note=p, velocity=v, channel=channel, time=tick - now)
+        else:
+            msg = mido.Message("note_off", note=p, velocity=0, channel=channel, time=tick - now)
+        track.append(msg)
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=0))
     mid.save(path)
 
 
 def events_to_midi(events: Iterable[int], path: str | Path, **kw) -> None:
-    """Decode events and write them as a MIDI file."""
-    notes_to_midi(events_to_notes(events), path, **kw)
+    """Decode events and write them as a MIDI file: the keys as held, and the pedal as CC64."""
+    notes, pedal = events_to_performance(events)
+    notes_to_midi(notes, path, pedal=pedal, **kw)

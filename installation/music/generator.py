@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from installation.mood.controls import CHORD, chord_code
 from installation.music import events as E
 from installation.music.decoder import Performer
 from installation.image.scene import Crossfade
@@ -64,6 +65,7 @@ class GeneratorThread:
         self.fade = Crossfade(cfg.crossfade_s)
         self.stream = E.EventStream()
         self.sounding: set[int] = set()
+        self.pedal_down = False          # the sustain pedal as sent (CC64)
         self.scene_id = -1
         self.t0 = 0.0
         self.offset = 0.0              # clock shift applied after a live discard
@@ -162,10 +164,15 @@ class GeneratorThread:
             self.sounding.clear()
             if self.shaper is not None:
                 self.shaper.reset()                     # the scheduler closes what sounds
+            pedal_was_down, self.pedal_down = self.pedal_down, False
+            if pedal_was_down:                          # the old phrase's pedal lifts at the cut
+                pedal = getattr(self.shaper, "pedal", None)
+                msgs = pedal(m_cut, False) if pedal else [(0xB0 | self.cfg.channel, 64, 0)]
+                self.scheduler.push([(round(cut, 6), m) for m in msgs])
             self._pending_change = now
             self._entry_deadline = m_cut + self.cfg.entry_gap_s / self.tempo_scale
             self._enter(e)
-            self._end_phrase(ended)
+            self._end_phrase(ended, pedal_was_down)
         elif e is not None and e.t > getattr(self, "_live_t", -1):
             self._live_t = e.t
             self.fade.set(self.stream.time, e.cond)
@@ -206,15 +213,18 @@ class GeneratorThread:
         scale = getattr(getattr(patch, "shaping", None), "scale", None)
         return f" (played in {scale}: the patch's scale)" if scale else ""
 
-    def _end_phrase(self, ended: list[int]) -> None:
+    def _end_phrase(self, ended: list[int], pedal: bool = False) -> None:
         """Live scene change: the model and the stream hear the old phrase end as the scheduler plays it
-        (the notes in ``ended`` released at the cut), then a breath of ``entry_breath_s``. Each told event
-        takes one decoder step whose own sample is dropped."""
+        (the notes in ``ended`` released at the cut, and the pedal lifted), then a breath of ``entry_breath_s``.
+        Each told event takes one decoder step whose own sample is dropped."""
         steps = int(round(self.cfg.entry_breath_s / self.tempo_scale * E.STEPS_PER_SECOND))
-        told = [E.NOTE_OFF + p for p in ended] + ([E.TIME_SHIFT + min(steps, E.NUM_TIME_SHIFTS) - 1] if steps else [])
+        told = [E.NOTE_OFF + p for p in ended] + ([E.PEDAL_UP] if pedal else [])
+        told += [E.TIME_SHIFT + min(steps, E.NUM_TIME_SHIFTS) - 1] if steps else []
         for ev in told:
             self.p.next(self.fade.value(self.stream.time))
             self.p.last = np.array([ev], np.int64)
+            if ev == E.PEDAL_UP:
+                self.p.notes.update(self.p.last)        # the mask hears the lift too
             self.stream.feed(ev)
 
     def _shorten_entry_rest(self, ev: int, m: float) -> int:
@@ -227,9 +237,23 @@ class GeneratorThread:
         self.p.last = np.array([ev], np.int64)
         return ev
 
+    def chord_code_at(self, m: float) -> np.ndarray:
+        """The chord control (13,) at music time m: the harmony plan's chord (``self.plan``, mood/harmony.py), or unset."""
+        plan = getattr(self, "plan", None)
+        chord = plan.chord_at(m) if plan is not None else None
+        return chord_code(chord.pcs if chord is not None else None)
+
+    def controls_at(self, m: float) -> np.ndarray:
+        """The control vector at music time m: the scene's (gliding) controls, the chord in force written in."""
+        c = np.array(self.fade.value(m), np.float32, copy=True)
+        if c.shape[-1] >= CHORD + 13:
+            c[CHORD:CHORD + 13] = self.chord_code_at(m)
+        return c
+
     def _one_event(self) -> None:
         m = self.stream.time
-        ev = self.p.next(self.fade.value(m))
+        has_plan = getattr(self, "plan", None) is not None
+        ev = self.p.next(self.controls_at(m), chord_at=self.chord_code_at if has_plan else None, now=m)
         self.events_generated += 1
         if self._pending_change is not None and E.TIME_SHIFT <= ev < E.TIME_SHIFT + E.NUM_TIME_SHIFTS:
             ev = self._shorten_entry_rest(ev, m)
@@ -245,6 +269,15 @@ class GeneratorThread:
                 self._last_prime = m
             return
         ch = self.cfg.channel
+        if isinstance(note, E.PedalEvent):
+            if note.down == self.pedal_down:
+                return                                  # no change: nothing to send
+            self.pedal_down = note.down
+            due = self.due(note.time)
+            pedal = getattr(self.shaper, "pedal", None)          # a patch's router (may drop or remap it)
+            msgs = pedal(note.time, note.down) if pedal else [(0xB0 | ch, 64, 127 if note.down else 0)]
+            self.scheduler.push([(due, m) for m in msgs])
+            return
         if note.on:
             msg = (0x90 | ch, note.pitch, max(1, note.velocity))
             self.sounding.add(note.pitch)

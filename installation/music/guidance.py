@@ -23,7 +23,8 @@ import numpy as np
 from installation.mood import controls as C
 
 GROUP_SPANS = {"key": (C.KEY, 14), "density": (C.DENSITY, 1), "loudness": (C.LOUDNESS, 1),
-               "register": (C.REGISTER, 1), "emotion": (C.EMOTION, 2)}
+               "register": (C.REGISTER, 1), "emotion": (C.EMOTION, 2), "chord": (C.CHORD, 12)}
+FLAG_OF = {**{g: C.FLAGS + i for i, g in enumerate(C.GROUPS)}, "chord": C.CHORD_FLAG}
 
 
 def without(controls: np.ndarray, groups: tuple[str, ...]) -> np.ndarray:
@@ -32,7 +33,7 @@ def without(controls: np.ndarray, groups: tuple[str, ...]) -> np.ndarray:
     for g in groups:
         a, n = GROUP_SPANS[g]
         c[..., a:a + n] = 0.0
-        c[..., C.FLAGS + C.GROUPS.index(g)] = 1.0
+        c[..., FLAG_OF[g]] = 1.0
     return c
 
 
@@ -50,7 +51,10 @@ class GuidedDecoder:
         self.provider = getattr(decoder, "provider", None)
 
     def _both(self, controls: np.ndarray) -> np.ndarray:
-        c = np.asarray(controls, np.float32).reshape(-1, C.CONTROL_DIM)
+        c = np.asarray(controls, np.float32)
+        c = c.reshape(1, -1) if c.ndim == 1 else c
+        if c.shape[1] < C.CONTROL_DIM:                   # the window controls alone: the rest unset
+            c = np.concatenate([c, np.tile(C.unset()[c.shape[1]:], (len(c), 1))], 1)
         return np.concatenate([c, without(c, self.groups)])
 
     def initial(self, controls: np.ndarray):
@@ -60,7 +64,8 @@ class GuidedDecoder:
         n = len(events)
         logits, state = self.inner.step(np.concatenate([events, events]), state, self._both(controls))
         cond, free = logits[:n], logits[n:]
-        return cond + self.weight * (cond - free), state
+        both = np.isfinite(cond) & np.isfinite(free)     # a model of a smaller vocabulary: -inf in both
+        return cond + self.weight * np.subtract(cond, free, out=np.zeros_like(cond), where=both), state
 
     def blend(self, state, target, mix: float):
         return self.inner.blend(state, target, mix)

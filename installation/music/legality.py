@@ -6,7 +6,8 @@ not sounding (ignored when decoded), and a note-on of a pitch already sounding
 the note cap). Real music, encoded, never has either: a re-struck key is ended
 before it is struck again. ``NoteState`` follows the sampled events of each row of
 a batch and masks those events (logit -inf), so sampling renormalises over what is
-possible (no hanging notes).
+possible (no hanging notes). Likewise the pedal: a press only while it is
+up, a lift only while it is down.
 """
 from __future__ import annotations
 
@@ -23,12 +24,16 @@ class NoteState:
 
     def __init__(self, rows: int):
         self.sounding = np.zeros((rows, E.NUM_PITCHES), bool)
+        self.pedal = np.zeros(rows, bool)
 
     def mask(self, logits: np.ndarray) -> np.ndarray:
-        """A copy of (N, V) logits with the impossible note events at -inf."""
+        """A copy of (N, V) logits with the impossible note and pedal events at -inf."""
         out = np.array(logits, np.float64, copy=True)
         out[:, _ON][self.sounding] = -np.inf
         out[:, _OFF][~self.sounding] = -np.inf
+        if out.shape[1] > E.PEDAL_UP:
+            out[self.pedal, E.PEDAL_DOWN] = -np.inf
+            out[~self.pedal, E.PEDAL_UP] = -np.inf
         return out
 
     def update(self, events: np.ndarray) -> None:
@@ -39,15 +44,19 @@ class NoteState:
         off = (ev >= E.NOTE_OFF) & (ev < E.NOTE_OFF + E.NUM_PITCHES)
         self.sounding[rows[on], ev[on] - E.NOTE_ON] = True
         self.sounding[rows[off], ev[off] - E.NOTE_OFF] = False
+        self.pedal[ev == E.PEDAL_DOWN] = True
+        self.pedal[ev == E.PEDAL_UP] = False
 
     def take(self, rows: np.ndarray) -> "NoteState":
         """The state of some rows (a boolean mask or indices), as a new NoteState."""
         s = NoteState(0)
         s.sounding = self.sounding[rows].copy()
+        s.pedal = self.pedal[rows].copy()
         return s
 
     def repeat(self, k: int) -> "NoteState":
         """Each row k times (row i -> rows i*k .. i*k+k-1): candidates that start from one state."""
         s = NoteState(0)
         s.sounding = np.repeat(self.sounding, k, axis=0)
+        s.pedal = np.repeat(self.pedal, k)
         return s

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from installation.mood import controls as C
+from installation.music import events as E
 from installation.music.critic import Critic, NoteClock, choose
 from installation.music.legality import NoteState
 from installation.music.sampling import sample
@@ -28,21 +30,30 @@ class Voices:
 
 
 def sample_phrase(decoder, critic: Critic, v: Voices, controls: np.ndarray, draw, *, candidates: int,
-                  events: int, temperature: float, top_p: float, legal: bool = True) -> tuple[np.ndarray, Voices]:
+                  events: int, temperature: float, top_p: float, legal: bool = True, chords=None,
+                  t0=0.0) -> tuple[np.ndarray, Voices]:
     """``candidates`` candidate phrases of ``events`` events for each of N rows; returns the best phrase of each row
-    (N, events) and the rows' new standing. ``draw()`` gives the (N * candidates,) uniforms of one step."""
+    (N, events) and the rows' new standing. ``draw()`` gives the (N * candidates,) uniforms of one step.
+    ``chords(times (N * candidates,)) -> (N * candidates, 13)``: the chord control in force at each candidate's own
+    music time (``t0``: the rows' time at the start, scalar or (N,)), written in at every step; None: as given."""
     n = len(v.last)
     idx = np.repeat(np.arange(n), candidates)
     c = v.take(decoder, idx)
-    ctl = np.ascontiguousarray(np.asarray(controls, np.float32).reshape(n, -1)[idx])
+    ctl = np.array(np.asarray(controls, np.float32).reshape(n, -1)[idx], np.float32, copy=True)
+    per_step = chords is not None and ctl.shape[1] >= C.CHORD + 13
+    t = np.broadcast_to(np.asarray(t0, np.float64), (n,))[idx].copy()
     out = np.empty((n * candidates, events), np.int64)
     state, ev = c.state, c.last
     for j in range(events):
+        if per_step:
+            ctl[:, C.CHORD:C.CHORD + 13] = chords(t)
         logits, state = decoder.step(ev, state, ctl)
         if legal:
             logits = c.notes.mask(logits)
         ev = sample(logits, None, temperature, top_p, u=draw())
         c.notes.update(ev)
         out[:, j] = ev
+        shift = (ev >= E.TIME_SHIFT) & (ev < E.TIME_SHIFT + E.NUM_TIME_SHIFTS)
+        t += np.where(shift, ev - E.TIME_SHIFT + 1, 0) / E.STEPS_PER_SECOND
     best, clock, _ = choose(critic, out, c.clock, ctl, candidates)
     return out[best], Voices(decoder.take(state, best), ev[best], c.notes.take(best), clock)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from installation.mood import controls as C
 from installation.music import events as E
 from installation.mood.conductor import Conductor, Direction, Steering
 from installation.music.decoder import PRIMER
@@ -55,10 +56,37 @@ def directions(image_va: np.ndarray, keys: list[str], steering: Steering, emap: 
     return out
 
 
-def generate(decoder, controls: np.ndarray, keys: list[str], s: RenderSettings) -> list[np.ndarray]:
+def harmony_plans(folder: Path, ds: list[Direction], keys: list[str], seed: int) -> list | None:
+    """A harmony plan per direction (mood/harmony.py, from ``folder``/harmony.json) in its key, mode and arousal,
+    seeded per row like its music; None where the models have no harmony model."""
+    path = Path(folder) / "harmony.json"
+    if not path.is_file():
+        return None
+    from installation.mood.harmony import HarmonyModel, HarmonyPlan
+
+    model = HarmonyModel.load(path)
+    out = []
+    for d, k in zip(ds, keys):
+        key = d.targets.key
+        out.append(None if key is None else
+                   HarmonyPlan(model, key.tonic, key.minor, float(d.arousal), seed=int(np.prod(row_seed(seed, k)) % 2**31)))
+    return out
+
+
+def chord_codes(plans, rows, seconds) -> np.ndarray:
+    """The chord control (len(rows), 13) of each row's harmony plan (None: unset) at its music time (s)."""
+    out = np.empty((len(rows), 13), np.float32)
+    for i, (r, t) in enumerate(zip(rows, seconds)):
+        chord = plans[r].chord_at(float(t)) if plans[r] is not None else None
+        out[i] = C.chord_code(chord.pcs if chord is not None else None)
+    return out
+
+
+def generate(decoder, controls: np.ndarray, keys: list[str], s: RenderSettings, plans=None) -> list[np.ndarray]:
     """Sample one performance per control vector (N, K) until each reaches ``s.seconds`` of music.
 
-    Returns int16 event arrays; ``keys`` (e.g. file stems) seed each row's RNG.
+    Returns int16 event arrays; ``keys`` (e.g. file stems) seed each row's RNG. ``plans``: a harmony plan
+    per row (mood/harmony.py, or None), whose chord is written into the row's chord control at every step.
     With ``s.workers`` > 1 the rows are shared out in batches of at most
     ``s.batch`` to that many threads: the step is compute-bound, so two threads
     on two cores halve the wall time. A row's music is the same either way.
@@ -66,19 +94,23 @@ def generate(decoder, controls: np.ndarray, keys: list[str], s: RenderSettings) 
     n = len(controls)
     size = max(1, min(s.batch, -(-n // max(1, s.workers))))
     spans = [(i, min(i + size, n)) for i in range(0, n, size)]
+    plans = [None] * n if plans is None else list(plans)
     if s.workers <= 1 or len(spans) == 1:
-        return [q for a, b in spans for q in _generate_batch(decoder, controls[a:b], keys[a:b], s)]
+        return [q for a, b in spans for q in _generate_batch(decoder, controls[a:b], keys[a:b], s, plans[a:b])]
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="render") as pool:
-        parts = pool.map(lambda ab: _generate_batch(decoder, controls[ab[0]:ab[1]], keys[ab[0]:ab[1]], s), spans)
+        parts = pool.map(lambda ab: _generate_batch(decoder, controls[ab[0]:ab[1]], keys[ab[0]:ab[1]], s,
+                                                    plans[ab[0]:ab[1]]), spans)
         return [q for part in parts for q in part]
 
 
-def _generate_batch(decoder, controls, keys, s: RenderSettings) -> list[np.ndarray]:
+def _generate_batch(decoder, controls, keys, s: RenderSettings, plans=None) -> list[np.ndarray]:
+    plans = [None] * len(controls) if plans is None else plans
     if candidates_of(decoder, s.candidates) > 1:
-        return _generate_phrases(decoder, controls, keys, s)
+        return _generate_phrases(decoder, controls, keys, s, plans)
     n = len(controls)
-    cond = np.ascontiguousarray(controls, np.float32)
+    cond = np.array(controls, np.float32, copy=True)
+    per_step = any(p is not None for p in plans) and cond.shape[1] >= C.CHORD + 13
     rngs = [np.random.default_rng(row_seed(s.seed, k)) for k in keys]
     steps_needed = int(round(s.seconds * E.STEPS_PER_SECOND))
     cap = s.max_events or int(200 * s.seconds) + 64
@@ -90,6 +122,8 @@ def _generate_batch(decoder, controls, keys, s: RenderSettings) -> list[np.ndarr
     active = np.arange(n)
     notes = NoteState(n)
     for t in range(cap):
+        if per_step:
+            cond[:, C.CHORD:C.CHORD + 13] = chord_codes(plans, active, clock[active] / E.STEPS_PER_SECOND)
         logits, state = decoder.step(events, state, cond)
         if s.legal:
             logits = notes.mask(logits)
@@ -125,7 +159,7 @@ def output_paths(images: list[Path], out_dir: Path) -> list[Path]:
     return paths
 
 
-def _generate_phrases(decoder, controls, keys, s: RenderSettings) -> list[np.ndarray]:
+def _generate_phrases(decoder, controls, keys, s: RenderSettings, plans=None) -> list[np.ndarray]:
     """As _generate_batch, a phrase at a time: each row's phrase is the critic's pick of K candidates."""
     from installation.music.critic import NoteClock
     from installation.music.phrases import Voices, sample_phrase
@@ -142,8 +176,13 @@ def _generate_phrases(decoder, controls, keys, s: RenderSettings) -> list[np.nda
     active = np.arange(n)
     while len(active):
         draw = lambda act=active: np.concatenate([rngs[r].random(k) for r in act])     # noqa: E731
+        chords = None
+        if plans is not None and any(p is not None for p in plans):
+            rows = np.repeat(active, k)
+            chords = lambda t, rows=rows: chord_codes(plans, rows, t)     # noqa: E731
         phr, v = sample_phrase(decoder, critic, v, cond[active], draw, candidates=k, events=critic.phrase_events,
-                               temperature=s.temperature, top_p=s.top_p, legal=s.legal)
+                               temperature=s.temperature, top_p=s.top_p, legal=s.legal, chords=chords,
+                               t0=clock[active] / E.STEPS_PER_SECOND)
         keep = np.ones(len(active), bool)
         for i, r in enumerate(active):
             for e in phr[i].tolist():

@@ -2,7 +2,7 @@
 
     transformer_step.onnx:
         event (N,), keys_l, values_l (N, H, W, dh) for each block l, slot_pos (N, W), pos (N,), controls (N, K)
-        -> logits (N, 388), new_keys, new_values (L, N, H, dh)
+        -> logits (N, 388: the shipped model predates the pedal; padded to 390 with -inf), new_keys, new_values
 
 The state (``TransformerState``) is a ring of W slots per row: each slot holds
 one past event's keys and values in every block, its integer position and the
@@ -36,6 +36,7 @@ import numpy as np
 
 from installation.errors import UserError
 from installation.manifest import Manifest, file_sha256
+from installation.music.decoder import full_vocabulary, own_controls
 from installation.onnx_session import open_session
 
 STEP = "transformer_step"      # the manifest entry
@@ -112,7 +113,8 @@ class TransformerDecoder:
 
     def initial(self, controls: np.ndarray) -> TransformerState:
         """(N, K) controls -> an empty ring per row. The controls act at every step, not here."""
-        n = np.asarray(controls).reshape(-1, self.control_dim).shape[0]
+        c = np.asarray(controls)
+        n = 1 if c.ndim == 1 else c.shape[0]
         return empty_state(n, self.window)
 
     def step(self, events: np.ndarray, state: TransformerState, controls: np.ndarray):
@@ -122,13 +124,13 @@ class TransformerDecoder:
             state.keys, state.values = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         events = np.ascontiguousarray(events, np.int64).reshape(-1)
         feed = {"event": events, "slot_pos": state.slot_pos, "pos": state.pos,
-                "controls": np.ascontiguousarray(controls, np.float32).reshape(-1, self.control_dim)}
+                "controls": own_controls(controls, self.control_dim)}
         for layer in range(self.layers):              # views of the (L, ...) arrays: no copy
             feed[f"keys_{layer}"] = state.keys[layer]
             feed[f"values_{layer}"] = state.values[layer]
         logits, nk, nv = self.stepper.run(None, feed)
         write(state, nk, nv, events)
-        return logits, state
+        return full_vocabulary(logits), state
 
     @staticmethod
     def blend(state: TransformerState, target: TransformerState, mix: float) -> TransformerState:

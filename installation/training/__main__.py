@@ -37,6 +37,17 @@ def parse(argv=None) -> argparse.Namespace:
                     help="prepare-music/train/export: also POP909 (unstretched, pre-training only; cache music_pop909.npz)")
     ap.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "resnet18"])
     ap.add_argument("--weights", default=None, help="backbone weights file (resnet18: a torchvision state_dict)")
+    ap.add_argument("--warm-start", type=Path, default=None,
+                    help="train (GRU): start from the GRU exported in this folder (its ONNX weights, checked and extended "
+                         "to the pedal and the chord control; installation/training/warm_start.py)")
+    ap.add_argument("--pretrain-minutes", type=float, default=None,
+                    help="GRU: a wall-time budget for pre-training (the cosine follows it; the phase stops when spent)")
+    ap.add_argument("--finetune-minutes", type=float, default=None, help="GRU: the same for fine-tuning")
+    ap.add_argument("--refit-emotion-map", action="store_true",
+                    help="export: refit the emotion map too (by default an existing emotion_map.toml is kept)")
+    ap.add_argument("--patience", type=int, default=3, help="evaluations without improvement before a phase stops")
+    ap.add_argument("--pretrain-lr", type=float, default=2e-3, help="GRU pre-training's learning rate")
+    ap.add_argument("--gru-finetune-lr", type=float, default=1e-3, help="GRU fine-tuning's learning rate")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 shared cores)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],

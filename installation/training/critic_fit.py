@@ -31,11 +31,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def phrases_of(ev: np.ndarray, n: int) -> list[np.ndarray]:
     """Feature vectors of the consecutive ``n``-event phrases of one piece (the last, partial one dropped)."""
-    s, h, pc = np.zeros(E.NUM_PITCHES, bool), np.zeros(E.NUM_PITCHES), np.zeros(12)
+    s, h, pc, pedal = np.zeros(E.NUM_PITCHES, bool), np.zeros(E.NUM_PITCHES), np.zeros(12), False
     out = []
     for a in range(0, len(ev) - n + 1, n):
-        x, extra = CR.phrase_features(ev[a:a + n], s, h, pc)
-        s, h, pc = extra["sounding"], extra["held"], extra["pc"]
+        x, extra = CR.phrase_features(ev[a:a + n], s, h, pc, pedal)
+        s, h, pc, pedal = extra["sounding"], extra["held"], extra["pc"], extra["pedal"]
         out.append(x)
     return out
 
@@ -49,7 +49,8 @@ def real_phrases(root: Path, n: int, limit: int | None = None) -> np.ndarray:
     rows = []
     for p in pieces:
         try:
-            rows += phrases_of(E.notes_to_events(E.load_notes(root / p.rel)).astype(np.int64), n)
+            keys, pedal = E.load_performance(root / p.rel)
+            rows += phrases_of(E.notes_to_events(keys, pedal=pedal).astype(np.int64), n)
         except E.MidiFileError:
             continue
     return np.array(rows)
@@ -62,7 +63,7 @@ def generated_phrases(models: Path, n: int, pieces: int, seed: int = 1000, criti
     from installation.mood import emotion_map
     from installation.mood.conductor import Steering
     from installation.music.decoder import open_decoder
-    from installation.music.render import RenderSettings, directions, generate
+    from installation.music.render import RenderSettings, directions, generate, harmony_plans
 
     man = M.load(models)
     for entry in man.data.get("decoders", {}).values():
@@ -74,7 +75,8 @@ def generated_phrases(models: Path, n: int, pieces: int, seed: int = 1000, criti
     keys = [f"critic-{i}" for i in range(pieces)]
     ds = directions(va, keys, Steering(), emotion_map.for_models(man.folder), man.key_templates, seed)
     seqs = generate(dec, np.stack([d.controls for d in ds]), keys, replace(RenderSettings(seconds=30.0, seed=seed),
-                                                                         candidates=None if critic else 1))
+                                                                         candidates=None if critic else 1),
+                    harmony_plans(man.folder, ds, keys, seed))     # the chords asked, where the models plan them
     return np.array([x for s in seqs for x in phrases_of(np.asarray(s, np.int64), n)])
 
 

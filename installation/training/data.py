@@ -30,6 +30,7 @@ from installation.music import events as E
 log = logging.getLogger(__name__)
 
 STRETCHES = (0.95, 1.0, 1.05)          # tempo augmentation, encoded once at preparation
+NO_PEDAL_SOURCES = ("vgmidi_labelled", "vgmidi_unlabelled")   # arrangements written without a pedal (see encode_corpus)
 
 
 def stable_percent(rel: str) -> int:
@@ -93,6 +94,11 @@ class MusicCorpus:
     index: np.ndarray                   # (n, 4) int64: start, length, piece number, stretch number
     pieces: list[Piece]
     skipped: list[str] = field(default_factory=list)
+    chords: np.ndarray | None = None    # int16 beside tokens: the chord in force after each event (12-bit mask)
+
+    def pedal_known(self, piece: int) -> bool:
+        """Whether the piece's pedal is in the data (VGMIDI's arrangements have none: the loss ignores the pedal)."""
+        return self.pieces[piece].source not in NO_PEDAL_SOURCES
 
     def select(self, *, split: str, labelled: bool | None = None, stretch: float | None = None) -> np.ndarray:
         """Row numbers of sequences in a split (optionally only labelled, or one stretch)."""
@@ -111,12 +117,23 @@ class MusicCorpus:
 
 def encode_corpus(root: Path, pieces: list[Piece], progress=None, one_stretch: tuple[str, ...] = ()) -> MusicCorpus:
     """Parse every piece (skipping unreadable files, by name) and encode each tempo stretch (only the
-    unstretched one for the sources named in ``one_stretch``: POP909 is quantised, and a third of the size)."""
-    chunks, index, skipped, at = [], [], [], 0
+    unstretched one for the sources named in ``one_stretch``: POP909 is quantised, and a third of the size).
+
+    The keys and the sustain pedal are encoded apart (pedal events), except for the sources in
+    NO_PEDAL_SOURCES: their notes are encoded as heard, with no pedal events, and training hides the
+    pedal events from their loss, so their silence on the pedal is not learnt as "never pedal".
+    Each event carries the chord in force (installation/music/chords.py, recognised from the heard notes)."""
+    from installation.music import chords as K
+
+    chunks, chord_chunks, index, skipped, at = [], [], [], [], 0
     it = pieces if progress is None else progress(pieces, desc="encode MIDI", unit="file")
     for pi, piece in enumerate(it):
         try:
-            notes = E.load_notes(root / piece.rel)
+            keys, pedal = E.load_performance(root / piece.rel)
+            heard = E.apply_pedal(keys, pedal)
+            if piece.source in NO_PEDAL_SOURCES:
+                keys, pedal = heard, []
+            notes = keys
         except E.MidiFileError as exc:
             log.warning("skipped %s", exc)
             skipped.append(piece.rel)
@@ -128,23 +145,31 @@ def encode_corpus(root: Path, pieces: list[Piece], progress=None, one_stretch: t
         for si, s in enumerate(STRETCHES):
             if piece.source in one_stretch and s != 1.0:
                 continue
-            ev = E.notes_to_events(notes, stretch=s)
+            ev = E.notes_to_events(notes, pedal=pedal, stretch=s)
             chunks.append(ev)
+            chord_chunks.append(K.event_chords(ev, heard, stretch=s))
             index.append((at, len(ev), pi, si))
             at += len(ev)
     tokens = np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
-    return MusicCorpus(tokens, np.asarray(index, dtype=np.int64).reshape(-1, 4), pieces, skipped)
+    chords = np.concatenate(chord_chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
+    return MusicCorpus(tokens, np.asarray(index, dtype=np.int64).reshape(-1, 4), pieces, skipped, chords)
 
 
 def save_corpus(c: MusicCorpus, path: Path) -> None:
     meta = np.array([(p.rel, p.source, p.split, p.quadrant) for p in c.pieces], dtype=object)
-    np.savez(path, tokens=c.tokens, index=c.index, meta=meta, skipped=np.array(c.skipped, dtype=object))
+    chords = c.chords if c.chords is not None else np.zeros_like(c.tokens)
+    np.savez(path, tokens=c.tokens, index=c.index, meta=meta, skipped=np.array(c.skipped, dtype=object),
+             chords=chords, vocab=np.array(E.VOCAB_SIZE))
 
 
 def load_corpus(path: Path) -> MusicCorpus:
+    """A cache written by save_corpus; one from an older vocabulary (no pedal, no chords) is refused."""
     z = np.load(path, allow_pickle=True)
+    if "chords" not in z.files or int(z.get("vocab", 0)) != E.VOCAB_SIZE:
+        raise ValueError(f"{path}: an event cache of an older vocabulary (no pedal or chords); "
+                         "delete it and run `python -m installation.training prepare-music`")
     pieces = [Piece(r, s, sp, int(q)) for r, s, sp, q in z["meta"]]
-    return MusicCorpus(z["tokens"], z["index"], pieces, list(z["skipped"]))
+    return MusicCorpus(z["tokens"], z["index"], pieces, list(z["skipped"]), z["chords"])
 
 
 # --- images ----------------------------------------------------------------------
@@ -199,28 +224,43 @@ class WindowSampler:
         """-> (inputs (B, T) int64, targets (B, T) int64, quadrants (B,) (-1: unlabelled), controls (B, K)).
 
         The controls are measured on the whole window, after transposition, with emotion
-        set from the piece's quadrant where it has one (installation/mood/controls.py)."""
+        set from the piece's quadrant where it has one (installation/mood/controls.py); the chord is unset."""
+        return self.sample_steps(rng, batch)[:4]
+
+    def sample_steps(self, rng: np.random.Generator, batch: int):
+        """sample() and, per step, the chord in force after each input event (B, T, 13) and whether each
+        window's pedal is known (B,) bool."""
         picks = self.rows[rng.choice(len(self.rows), size=batch, p=self.p)]
         x = np.zeros((batch, self.T + 1), np.int64)
+        chords = np.zeros((batch, self.T + 1), np.int64)
         valid = np.zeros((batch, self.T + 1), bool)
         for b, r in enumerate(picks):
             start, n = self.c.index[r, 0], self.c.index[r, 1]
             off = rng.integers(0, max(1, n - self.T))
-            w = self.c.tokens[start + off: start + min(n, off + self.T + 1)].astype(np.int64)
-            w = transpose_window(w, int(rng.integers(-self.transpose, self.transpose + 1)))
-            x[b, :len(w)] = w
+            sl = slice(start + off, start + min(n, off + self.T + 1))
+            w = self.c.tokens[sl].astype(np.int64)
+            k = int(rng.integers(-self.transpose, self.transpose + 1))
+            w2 = transpose_window(w, k)
+            x[b, :len(w)] = w2
+            if self.c.chords is not None:
+                chords[b, :len(w)] = C.rotate_masks(self.c.chords[sl], k if w2 is not w else 0)
             valid[b, :len(w)] = True
         y = np.where(valid[:, 1:], x[:, 1:], -100)
         q = self.quadrants(picks)
         ctrl = C.set_emotion(C.measure(x, valid), quadrant_va(q), q >= 0)
-        return x[:, :-1], y, q, ctrl
+        pedal = np.array([self.c.pedal_known(self.c.index[r, 2]) for r in picks], bool)
+        return x[:, :-1], y, q, ctrl, C.chord_codes_of_masks(chords[:, :-1]), pedal
 
     def fixed(self, batch: int, seed: int = 1234):
         """A fixed set of windows (no transposition) for validation and test losses."""
+        return self.fixed_steps(batch, seed)[:4]
+
+    def fixed_steps(self, batch: int, seed: int = 1234):
+        """fixed() with the per-step chords and the pedal flags of sample_steps()."""
         rng = np.random.default_rng(seed)
         keep, self.transpose = self.transpose, 0
         try:
-            return self.sample(rng, batch)
+            return self.sample_steps(rng, batch)
         finally:
             self.transpose = keep
 

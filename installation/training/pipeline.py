@@ -60,7 +60,13 @@ def prepare_music(args) -> None:
         for p in pieces:
             by_src.setdefault(p.source, []).append(p)
         pieces = [p for ps in by_src.values() for p in ps[:: max(1, len(ps) // args.limit_files)][: args.limit_files]]
-    if music_path.exists() and [p.rel for p in D.load_corpus(music_path).pieces] == [p.rel for p in pieces]:
+    def cached_pieces():
+        try:
+            return [p.rel for p in D.load_corpus(music_path).pieces]
+        except ValueError:                      # an older vocabulary's cache: encode again
+            return None
+
+    if music_path.exists() and cached_pieces() == [p.rel for p in pieces]:
         log.info("event cache %s is up to date", music_path)
     else:
         corpus = D.encode_corpus(args.data, pieces, progress=tqdm, one_stretch=("pop909",))
@@ -69,17 +75,25 @@ def prepare_music(args) -> None:
                  len(corpus.tokens), len(corpus.skipped), ", ".join(corpus.skipped) or "none")
 
 
+def _seconds(minutes):
+    return None if minutes is None else 60.0 * minutes
+
+
 def _config(args):
     from installation.training.model import ModelConfig
     from installation.training.train import PhaseConfig, TrainConfig
 
+    patience = getattr(args, "patience", 3)
     pre = PhaseConfig(steps=args.pretrain_steps, batch=args.batch, seq_len=args.seq_len,
-                      eval_every=args.eval_every or 100)
-    fine = PhaseConfig(steps=args.finetune_steps, batch=args.batch, seq_len=args.seq_len, lr=1e-3,
-                       eval_every=args.eval_every or 50)
+                      lr=getattr(args, "pretrain_lr", 2e-3), eval_every=args.eval_every or 100, patience=patience,
+                      max_seconds=_seconds(getattr(args, "pretrain_minutes", None)))
+    fine = PhaseConfig(steps=args.finetune_steps, batch=args.batch, seq_len=args.seq_len,
+                       lr=getattr(args, "gru_finetune_lr", 1e-3), eval_every=args.eval_every or 50, patience=patience,
+                       max_seconds=_seconds(getattr(args, "finetune_minutes", None)))
+    warm = getattr(args, "warm_start", None)
     return TrainConfig(seed=args.seed, threads=args.threads, device=args.device,
                        model=ModelConfig(hidden=args.hidden, layers=args.layers),
-                       pretrain=pre, finetune=fine)
+                       pretrain=pre, finetune=fine, warm_start=str(warm) if warm else None)
 
 
 def train(args) -> None:
@@ -99,6 +113,11 @@ def train(args) -> None:
     t0 = time.time()
     model, summary = run(cfg, corpus, args.run, progress=tqdm)
     summary["seconds"] = round(time.time() - t0)            # this invocation (a resumed run counts its last part)
+    import sys
+    summary["command"] = "python -m installation.training " + " ".join(sys.argv[1:])
+    warm = args.run / "warm_start.json"
+    if warm.is_file():
+        summary["warm_start"] = json.loads(warm.read_text())
     summary["config"] = asdict(cfg)
     summary["data"] = corpus_summary(corpus, images)
     torch.save({"model": model.state_dict(), "config": cfg.model.to_dict()}, args.run / "model.pt")

@@ -50,6 +50,7 @@ def choose_guidance(man: Manifest, kind: str = "gru", n: int = 24) -> dict:
     tonic 70%), else the one with the best mode + tonic adherence. Measured on its own seed (not the
     report's), 24 pieces per mode."""
     from installation.music.guidance import GuidedDecoder
+    from installation.mood import controls as C
 
     plain = open_decoder(man, kind=kind, threads=1, guidance=0.0)      # one thread: the 2 cores are shared
     sweep = {}
@@ -60,8 +61,12 @@ def choose_guidance(man: Manifest, kind: str = "gru", n: int = 24) -> dict:
                            "tonic": round(a["tonic"]["share_with_asked_tonic"], 3)}
     ok = [w for w in GUIDANCE_GRID if sweep[f"{w:g}"]["mode"] >= 0.9 and sweep[f"{w:g}"]["tonic"] >= 0.7]
     best = ok[0] if ok else max(GUIDANCE_GRID, key=lambda w: sweep[f"{w:g}"]["mode"] + sweep[f"{w:g}"]["tonic"])
-    return {"weight": best, "groups": ["key"], "sweep": sweep, "rule": "smallest weight meeting mode >= 90% and tonic "
-            f">= 70% on {2 * n} pieces (seed 1000), else the best mode + tonic"}
+    # a decoder with the chord control leans into an asked chord as into the key (the sweep asks no chord, so the weight
+    # is the key's; issue 22: with the key alone, a chord held outside the key was not followed)
+    chord = man.model_config.get("control_dim", 0) >= C.CHORD + 13 and kind == "gru"
+    return {"weight": best, "groups": ["key", "chord"] if chord else ["key"], "sweep": sweep,
+            "rule": f"smallest weight meeting mode >= 90% and tonic >= 70% on {2 * n} pieces (seed 1000), else the best "
+                    "mode + tonic; the chord guided with the key where the decoder has the chord control"}
 
 
 def export_report(folder, manifest: dict, pieces: int = 48) -> dict:

@@ -64,6 +64,7 @@ class TrainConfig:
     device: str = "auto"         # "auto" (CUDA when present), "cpu" or "cuda"
     amp: bool = True             # on CUDA: forward and loss under bf16 autocast (the CPU always trains in fp32)
     snapshot_dir: str | None = None  # also write each phase's best weights here, fp16 in files under 15 MiB
+    warm_start: str | None = None    # a folder of exported GRU ONNX models to start from (training/warm_start.py)
     model: ModelConfig = None
     pretrain: PhaseConfig = None
     finetune: PhaseConfig = None
@@ -87,15 +88,45 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def nll(model: MusicModel, controls: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean negative log-likelihood per event (nats) of fixed windows under given controls."""
+def fit_controls(model, c: torch.Tensor) -> torch.Tensor:
+    """Per-step controls (N, T, 37) as the model takes them: all of them (the GRU), or the window groups of the
+    first step for a model of fewer controls (the Transformer as shipped: 24)."""
+    dim = getattr(model.cfg, "control_dim", C.CONTROL_DIM)
+    if c.dim() == 3 and dim < C.CONTROL_DIM:
+        return c[:, 0, :dim]
+    return c[:, :dim] if c.dim() == 2 and c.shape[1] > dim else c
+
+
+def pedal_mask(model, pedal_known: torch.Tensor | None) -> torch.Tensor | None:
+    """(N, 1, V) bool: the pedal events of windows whose source has no pedal (hidden from the loss)."""
+    from installation.music import events as E
+
+    V = model.cfg.vocab
+    if pedal_known is None or V <= E.PEDAL or bool(pedal_known.all()):
+        return None
+    m = torch.zeros(len(pedal_known), 1, V, dtype=torch.bool, device=pedal_known.device)
+    m[~pedal_known, :, E.PEDAL:E.PEDAL + 2] = True
+    return m
+
+
+def masked_logits(model, x, c, pedal_known=None):
+    logits, _ = model(x, fit_controls(model, c))
+    m = pedal_mask(model, pedal_known)
+    return logits if m is None else logits.masked_fill(m, float("-inf"))
+
+
+def nll(model: MusicModel, controls: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+        pedal_known: torch.Tensor | None = None) -> float:
+    """Mean negative log-likelihood per event (nats) of fixed windows under given controls (per window or
+    per step); ``pedal_known`` (N,) False hides the pedal events of a window (a source without pedal)."""
     model.eval()
     dev = _device_of(model)
     with torch.no_grad():
         tot, n = 0.0, 0
         for i in range(0, len(x), 32):
             c, xb, yb = controls[i:i + 32].to(dev), x[i:i + 32].to(dev), y[i:i + 32].to(dev)
-            logits, _ = model(xb, c)
+            pk = None if pedal_known is None else pedal_known[i:i + 32].to(dev)
+            logits = masked_logits(model, xb, c, pk)
             tot += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1),
                                    ignore_index=-100, reduction="sum").item()
             n += int((yb != -100).sum())
@@ -103,16 +134,25 @@ def nll(model: MusicModel, controls: torch.Tensor, x: torch.Tensor, y: torch.Ten
     return tot / max(n, 1)
 
 
-def train_controls(ctrl: np.ndarray, rng: np.random.Generator, cfg: PhaseConfig, emotion: bool) -> np.ndarray:
+def train_controls(ctrl: np.ndarray, rng: np.random.Generator, cfg: PhaseConfig, emotion: bool,
+                   chords: np.ndarray | None = None) -> np.ndarray:
     """The controls a training window is shown: its true ones, emotion graded (finetune) or unset
-    (pretrain), then control dropout."""
+    (pretrain), then control dropout. With ``chords`` (B, T, 13): per step (B, T, 37), the window's
+    groups at every step beside the chord in force, the chord unset in a share of windows too."""
     c = ctrl.copy()
     if emotion:
         c[:, C.EMOTION:C.EMOTION + 2] *= rng.uniform(cfg.emotion_min, 1.0, (len(c), 1)).astype(np.float32)
     else:
         c[:, C.EMOTION:C.EMOTION + 2] = 0.0
         c[:, C.FLAGS + 4] = 1.0
-    return C.drop(c, rng, cfg.drop_group_p, cfg.drop_all_p)
+    c = C.drop(c, rng, cfg.drop_group_p, cfg.drop_all_p)
+    if chords is None:
+        return c
+    ch = chords.copy()
+    gone = rng.random(len(c)) < cfg.drop_group_p + cfg.drop_all_p
+    ch[gone] = C.chord_code(None)
+    T = ch.shape[1]
+    return np.concatenate([np.repeat(c[:, None, :C.CHORD], T, axis=1), ch], axis=-1).astype(np.float32)
 
 
 def learning_rate(cfg: PhaseConfig, step: int, elapsed: float) -> float:
@@ -130,8 +170,8 @@ def batches(train: WindowSampler, rng: np.random.Generator, cfg: PhaseConfig, em
     """Endless training batches (inputs, targets, shown controls); with ``ahead`` > 0 a thread prepares that
     many in advance (a GPU step must not wait on numpy). The same rng is drawn in the same order either way."""
     def one():
-        x, y, _, ctrl = train.sample(rng, cfg.batch)
-        return x, y, train_controls(ctrl, rng, cfg, emotion)
+        x, y, _, ctrl, chords, pedal = train.sample_steps(rng, cfg.batch)
+        return x, y, train_controls(ctrl, rng, cfg, emotion, chords), pedal
 
     if ahead <= 0:
         while True:
@@ -184,7 +224,8 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
             model.load_state_dict(state["best_model"])
             return state
 
-    vx, vy, vctrl = val_batch
+    vx, vy, vctrl, *rest = val_batch                   # (x, y, controls[, pedal known per window])
+    vpedal = rest[0] if rest else None
     steps = range(state["step"], cfg.steps)
     bar = progress(steps, desc=name, initial=state["step"], total=cfg.steps) if progress else steps
     t0, tokens = time.time(), 0
@@ -193,10 +234,10 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
         lr = learning_rate(cfg, step, time.time() - t0)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y, c = next(feed)
+        x, y, c, pk = next(feed)
         c = torch.from_numpy(c).to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            logits, _ = model(torch.from_numpy(x).to(dev), c)
+            logits = masked_logits(model, torch.from_numpy(x).to(dev), c, torch.from_numpy(pk).to(dev))
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
                                    torch.from_numpy(y).to(dev).reshape(-1), ignore_index=-100)
         opt.zero_grad(set_to_none=True)
@@ -209,7 +250,7 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.time() - t0):.0f}")
         out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
         if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps or out_of_time:
-            v = nll(model, vctrl, vx, vy)
+            v = nll(model, vctrl, vx, vy, vpedal)
             seconds = time.time() - t0
             state["history"].append({"step": state["step"], "train_loss": round(loss.item(), 4), "val_nll": round(v, 4),
                                      "seconds": round(seconds, 1), "tokens_per_s": round(tokens / seconds)})
@@ -234,6 +275,16 @@ def run_phase(name: str, model: MusicModel, cfg: PhaseConfig, train: WindowSampl
     feed.close()
     model.load_state_dict(state["best_model"])
     return state
+
+
+def steps_of(ctrl: np.ndarray, chords: np.ndarray) -> np.ndarray:
+    """Window controls (B, 37) and per-step chords (B, T, 13) -> per-step controls (B, T, 37)."""
+    T = chords.shape[1]
+    return np.concatenate([np.repeat(ctrl[:, None, :C.CHORD], T, axis=1), chords], axis=-1).astype(np.float32)
+
+
+def _val(x, y, c, pedal):
+    return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(c), torch.from_numpy(pedal)
 
 
 def _no_emotion(ctrl: np.ndarray) -> np.ndarray:
@@ -269,6 +320,9 @@ def train(cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, progress=None) -
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     model = MusicModel(cfg.model)
+    if cfg.warm_start:
+        from installation.training.warm_start import warm_start
+        warm_start(model, Path(cfg.warm_start), run_dir)
     dev = resolve_device(cfg.device)
     log.info("training on %s", dev if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})")
     model.to(dev)
@@ -291,9 +345,8 @@ def run_phases(model, cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, prog
     P = cfg.pretrain
     t0 = time.time()
     pre_train = WindowSampler(corpus, corpus.select(split="train"), P.seq_len)
-    vx, vy, _, vc = WindowSampler(corpus, corpus.select(split="val", stretch=1.0), P.seq_len).fixed(256)
-    pre = run_phase("pretrain", model, P, pre_train, (torch.from_numpy(vx), torch.from_numpy(vy),
-                                                       torch.from_numpy(_no_emotion(vc))),
+    vx, vy, _, vc, vch, vp = WindowSampler(corpus, corpus.select(split="val", stretch=1.0), P.seq_len).fixed_steps(256)
+    pre = run_phase("pretrain", model, P, pre_train, _val(vx, vy, steps_of(_no_emotion(vc), vch), vp),
                     run_dir, False, cfg.seed, progress, amp, snapshot)
     timings["pretrain_s_this_process"] = round(time.time() - t0, 1)
 
@@ -301,8 +354,9 @@ def run_phases(model, cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, prog
     Fc = cfg.finetune
     t0 = time.time()
     ft_train = WindowSampler(corpus, corpus.select(split="train", labelled=True), Fc.seq_len)
-    fx, fy, _, fc = WindowSampler(corpus, corpus.select(split="val", labelled=True, stretch=1.0), Fc.seq_len).fixed(256)
-    fine = run_phase("finetune", model, Fc, ft_train, (torch.from_numpy(fx), torch.from_numpy(fy), torch.from_numpy(fc)),
+    fx, fy, _, fc, fch, fp = WindowSampler(corpus, corpus.select(split="val", labelled=True, stretch=1.0),
+                                           Fc.seq_len).fixed_steps(256)
+    fine = run_phase("finetune", model, Fc, ft_train, _val(fx, fy, steps_of(fc, fch), fp),
                      run_dir, True, cfg.seed + 1, progress, amp, snapshot)
     timings["finetune_s_this_process"] = round(time.time() - t0, 1)
     summary = {"pretrain": {k: pre[k] for k in ("best", "best_step", "history")},
@@ -322,15 +376,18 @@ def test_nll(model: MusicModel, corpus: MusicCorpus, seq_len: int) -> dict:
                          if corpus.pieces[corpus.index[r, 2]].source == "emopia"], dtype=np.int64)
         if len(rows) == 0:
             continue                                    # a tiny pipeline-check slice may lack some
-        x, y, _, ctrl = WindowSampler(corpus, rows, seq_len).fixed(256, seed=4321)
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        x, y, _, ctrl, ch, pk = WindowSampler(corpus, rows, seq_len).fixed_steps(256, seed=4321)
+        x, y, pk = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(pk)
         only_emotion = ctrl.copy()
         only_emotion[:, :C.EMOTION] = 0.0
         only_emotion[:, C.FLAGS:C.FLAGS + 4] = 1.0
+        no_chord = np.broadcast_to(C.chord_code(None), ch.shape)
+        st = lambda c, chords=ch: torch.from_numpy(steps_of(c, chords))
         out[split] = {
-            "all_controls": round(nll(model, torch.from_numpy(ctrl), x, y), 4),
-            "musical_controls_no_emotion": round(nll(model, torch.from_numpy(_no_emotion(ctrl)), x, y), 4),
-            "emotion_only": round(nll(model, torch.from_numpy(only_emotion), x, y), 4),
-            "no_controls": round(nll(model, torch.from_numpy(np.tile(C.unset(), (len(x), 1))), x, y), 4),
+            "all_controls": round(nll(model, st(ctrl), x, y, pk), 4),
+            "all_but_chord": round(nll(model, st(ctrl, no_chord), x, y, pk), 4),
+            "musical_controls_no_emotion": round(nll(model, st(_no_emotion(ctrl)), x, y, pk), 4),
+            "emotion_only": round(nll(model, st(only_emotion, no_chord), x, y, pk), 4),
+            "no_controls": round(nll(model, st(np.tile(C.unset(), (len(x), 1)), no_chord), x, y, pk), 4),
         }
     return out

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from installation.mood.controls import CONTROL_DIM
+from installation.mood.controls import WINDOW_DIM
 from installation.music.events import VOCAB_SIZE
 
 MASKED = -1e9                    # the score of a key that may not be seen (finite: no NaN in softmax)
@@ -42,7 +42,7 @@ MASKED = -1e9                    # the score of a key that may not be seen (fini
 
 @dataclass
 class TransformerConfig:
-    control_dim: int = CONTROL_DIM  # the control vector (installation/mood/controls.py)
+    control_dim: int = WINDOW_DIM   # the 24 per-window controls (installation/mood/controls.py; no chord yet)
     d_model: int = 192           # width of every token's vector
     layers: int = 4              # Transformer blocks
     heads: int = 6               # attention heads per block (head width d_model / heads = 32)

@@ -116,6 +116,7 @@ def parity(model: TransformerMusicModel, onnx_path: Path, controls: np.ndarray, 
     """torch vs ONNX over ``window + steps`` events under controls (N, K); see the module docstring."""
     from installation.music.sampling import sample
 
+    controls = np.ascontiguousarray(np.asarray(controls, np.float32)[:, :model.cfg.control_dim])   # its own controls
     W = model.cfg.window
     total = W + steps
     onnx = TransformerDecoder(onnx_path, model.cfg.to_dict(), threads=1, providers=["CPUExecutionProvider"])

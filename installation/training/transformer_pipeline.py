@@ -78,6 +78,7 @@ def window_nll(model, corpus: D.MusicCorpus, seq_len: int) -> dict:
     if len(rows) == 0:
         return {}
     x, y, _, ctrl = D.WindowSampler(corpus, rows, seq_len).fixed(64, seed=99)
+    ctrl = np.ascontiguousarray(ctrl[:, :model.cfg.control_dim])            # its own controls (no chord)
     keep = model.cfg.window
     out = {"seq_len": seq_len}
     try:
@@ -125,7 +126,8 @@ def fit_budget(cfg, corpus: D.MusicCorpus, run_dir: Path, minutes: float) -> dic
     for i in range(4):
         t0 = time.time()
         x, y, _, ctrl = sampler.sample(rng, cfg.pretrain.batch)
-        logits, _ = m(torch.from_numpy(x), torch.from_numpy(train_controls(ctrl, rng, cfg.pretrain, False)))
+        c = train_controls(ctrl, rng, cfg.pretrain, False)[:, :m.cfg.control_dim]
+        logits, _ = m(torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(c)))
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1), ignore_index=-100)
         opt.zero_grad()
         loss.backward()
@@ -180,7 +182,7 @@ def parity_controls(corpus: D.MusicCorpus, n: int = 4) -> np.ndarray:
     if len(rows) == 0:
         rows = corpus.select(split="train", stretch=1.0)
     _, _, _, ctrl = D.WindowSampler(corpus, rows, 256).fixed(n - 1, seed=5)
-    return np.concatenate([ctrl, C.unset()[None]]).astype(np.float32)
+    return np.ascontiguousarray(np.concatenate([ctrl, C.unset()[None]])[:, :C.WINDOW_DIM]).astype(np.float32)
 
 
 def export(args) -> dict:
