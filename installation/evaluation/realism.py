@@ -185,12 +185,28 @@ def separability(real: np.ndarray, gen: np.ndarray, *, folds: int = 5, seed: int
     is a bootstrap over the out-of-fold scores.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    real = real[np.isfinite(real).all(1)]
-    gen = gen[np.isfinite(gen).all(1)]
+    return _out_of_fold(real[np.isfinite(real).all(1)], gen[np.isfinite(gen).all(1)],
+                        lambda: make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)),
+                        folds, seed, resamples)
+
+
+def separability_gb(real: np.ndarray, gen: np.ndarray, *, folds: int = 5, seed: int = 0) -> Separability:
+    """As ``separability`` with a gradient-boosted tree classifier (scikit-learn's HistGradientBoosting: NaNs allowed,
+    no scaling needed); out-of-fold AUC, bootstrap interval."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return _out_of_fold(real, gen, lambda: HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05,
+                                                                          random_state=seed), folds, seed, 1000)
+
+
+def _out_of_fold(real: np.ndarray, gen: np.ndarray, make_classifier, folds: int, seed: int,
+                 resamples: int) -> Separability:
+    """Out-of-fold AUC of a fresh ``make_classifier()`` per fold, with a bootstrap interval over its scores."""
+    from sklearn.model_selection import StratifiedKFold
+
     X = np.concatenate([real, gen])
     y = np.r_[np.zeros(len(real), int), np.ones(len(gen), int)]
     k = int(min(folds, len(real), len(gen)))
@@ -198,7 +214,7 @@ def separability(real: np.ndarray, gen: np.ndarray, *, folds: int = 5, seed: int
         return Separability(float("nan"), (float("nan"), float("nan")), len(real), len(gen), 0)
     oof = np.zeros(len(y))
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        clf = make_classifier()
         clf.fit(X[tr], y[tr])
         oof[te] = clf.predict_proba(X[te])[:, 1]
     rng = np.random.default_rng(seed)
@@ -207,28 +223,6 @@ def separability(real: np.ndarray, gen: np.ndarray, *, folds: int = 5, seed: int
         i = rng.integers(0, len(y), len(y))
         if 0 < y[i].sum() < len(i):
             boots.append(auc(y[i], oof[i]))
-    lo, hi = (np.quantile(boots, [0.025, 0.975]) if boots else (np.nan, np.nan))
-    return Separability(auc(y, oof), (float(lo), float(hi)), len(real), len(gen), k)
-
-
-def separability_gb(real: np.ndarray, gen: np.ndarray, *, folds: int = 5, seed: int = 0) -> Separability:
-    """As ``separability`` with a gradient-boosted tree classifier (scikit-learn's HistGradientBoosting: NaNs allowed,
-    no scaling needed); out-of-fold AUC, bootstrap interval."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedKFold
-
-    X = np.concatenate([real, gen])
-    y = np.r_[np.zeros(len(real), int), np.ones(len(gen), int)]
-    k = int(min(folds, len(real), len(gen)))
-    if k < 2:
-        return Separability(float("nan"), (float("nan"), float("nan")), len(real), len(gen), 0)
-    oof = np.zeros(len(y))
-    for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
-        clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=seed)
-        clf.fit(X[tr], y[tr])
-        oof[te] = clf.predict_proba(X[te])[:, 1]
-    rng = np.random.default_rng(seed)
-    boots = [auc(y[i], oof[i]) for i in (rng.integers(0, len(y), len(y)) for _ in range(1000)) if 0 < y[i].sum() < len(i)]
     lo, hi = (np.quantile(boots, [0.025, 0.975]) if boots else (np.nan, np.nan))
     return Separability(auc(y, oof), (float(lo), float(hi)), len(real), len(gen), k)
 
