@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from installation.theory import PITCH_NAMES
+
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "exported_models" / "harmony.json"
 
-PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # the folded qualities: intervals above the root, and the suffix of the chord's name
 QUALITIES: dict[str, tuple[tuple[int, ...], str]] = {
     "maj": ((0, 4, 7), ""),
