@@ -19,7 +19,7 @@ import sys
 import time
 
 import common
-from kiosk_parts import flood_client, free_port
+from kiosk_parts import flooded, free_port
 
 TOKEN = "bench-flood-token"
 SERVER = """
@@ -54,20 +54,12 @@ async def run(port: int, clients: int, seconds: float) -> tuple[list, collection
     one = int(clients * 200 / 260)
     sources = ["127.0.0.2"] * one + [f"127.0.0.{3 + i % 12}" for i in range(clients - one)]
     seen = collections.Counter()
-    stop = asyncio.Event()
-    flood = [asyncio.create_task(flood_client("127.0.0.1", port, s, stop, seen)) for s in sources]
-    await asyncio.sleep(3.0)
     got = []
-    t_end = time.monotonic() + seconds
-    try:
+    async with flooded("127.0.0.1", port, sources, seen):
+        t_end = time.monotonic() + seconds
         while time.monotonic() < t_end:
             got.append(await asyncio.to_thread(staff, port))
             await asyncio.sleep(0.5)
-    finally:
-        stop.set()
-        await asyncio.wait(flood, timeout=10)
-        for t in flood:
-            t.cancel()
     return got, seen
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -179,6 +180,22 @@ def soak(kiosk: Kiosk, seconds: float, every: float = 2.0, warmup: float = 20.0)
                      "fds": (rows[0][1]["fds"], max(s["fds"] for _, s in rows), rows[-1][1]["fds"]),
                      "samples": len(rows)}
     return out
+
+
+@contextlib.asynccontextmanager
+async def flooded(host: str, port: int, sources, seen: dict, settle_s: float = 3.0):
+    """One ``flood_client`` per source address (None: any) for as long as the block runs; the block starts once
+    every flood connection is made and the first 401s are answered, and the flood is stopped when it ends."""
+    stop = asyncio.Event()
+    flood = [asyncio.create_task(flood_client(host, port, s, stop, seen)) for s in sources]
+    await asyncio.sleep(settle_s)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait(flood, timeout=10)
+        for t in flood:
+            t.cancel()
 
 
 async def flood_client(host: str, port: int, source: str | None, stop: asyncio.Event, seen: dict) -> None:

@@ -11,7 +11,7 @@ import subprocess
 import urllib.error
 import urllib.request
 
-from kiosk_parts import NO_CAMERA, Kiosk, flood_client, playing
+from kiosk_parts import NO_CAMERA, Kiosk, flooded, playing
 from realtime_parts import count_note_ons
 
 TOKEN = "lan-token-5b1c9e2f7d"
@@ -63,19 +63,11 @@ def test_network_mode_serves_staff_with_the_token_through_a_flood(jack_server, m
         seen = collections.Counter()
 
         async def scenario():
-            stop = asyncio.Event()
-            flood = [asyncio.create_task(flood_client(reach, k.status_port, None, stop, seen)) for _ in range(260)]
-            await asyncio.sleep(3.0)
             got = []
-            try:
+            async with flooded(reach, k.status_port, [None] * 260, seen):
                 for _ in range(20):               # 10 s: a staff request every half second
                     got.append(await asyncio.to_thread(fetch, k.url("/health"), TOKEN))
                     await asyncio.sleep(0.5)
-            finally:
-                stop.set()
-                await asyncio.wait(flood, timeout=10)
-                for t in flood:
-                    t.cancel()
             return got
 
         got = asyncio.run(scenario())

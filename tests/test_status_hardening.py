@@ -14,7 +14,7 @@ import pytest
 
 from installation.kiosk.status import MAX_STREAMS, StatusServer
 from installation.kiosk.supervisor import Status
-from kiosk_parts import NO_CAMERA, Kiosk, flood_client, free_port, playing
+from kiosk_parts import NO_CAMERA, Kiosk, flooded, free_port, playing
 
 
 def _open_fds() -> int:
@@ -200,22 +200,14 @@ def test_staff_are_served_through_a_flood_of_clients_without_the_token(plain_ser
             return 0
 
     async def scenario():
-        stop = asyncio.Event()
-        flood = [asyncio.create_task(flood_client("127.0.0.1", server.port, s, stop, seen)) for s in sources]
-        await asyncio.sleep(3.0)                       # every flood connection made, the first 401s answered
         codes = []
-        try:
+        async with flooded("127.0.0.1", server.port, sources, seen):
             for _ in range(40):                        # 20 s: a staff request every half second
                 codes.append(await asyncio.to_thread(staff_request))
                 untrusted, one_address = await asyncio.to_thread(_on_loop, server, census)
                 peaks["untrusted"] = max(peaks["untrusted"], untrusted)
                 peaks["one_address"] = max(peaks["one_address"], one_address)
                 await asyncio.sleep(0.5)
-        finally:
-            stop.set()
-            await asyncio.wait(flood, timeout=10)
-            for t in flood:
-                t.cancel()
         return codes
 
     codes = asyncio.run(scenario())
