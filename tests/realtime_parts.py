@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,7 +32,10 @@ import rtmidi
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:    # receiver processes put only tests/ on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from installation.image.capture import bundled_artworks  # noqa: E402
 from installation.midi.midi_io import release  # noqa: E402
+
+_REPO = Path(__file__).resolve().parents[1]
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 _serial = itertools.count(1)
@@ -432,3 +436,35 @@ def stop_for_good(server: JackServer, killed: bool = False) -> None:
     server.stop()                                   # restores JACK_DEFAULT_SERVER to what it was before
     if killed:
         JackServer(name=server.name).start().stop()
+
+
+class PlayProcess:
+    """`run_installation.py play` with its log read line by line on a thread."""
+
+    def __init__(self, *args: str):
+        cmd = [sys.executable, str(_REPO / "run_installation.py"), "play", "--midi-api", "jack",
+               "--source", str(bundled_artworks()), "--seed", "3", *args]
+        self.proc = subprocess.Popen(cmd, cwd=_REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    def sender_pid(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                m = re.search(r"sent by the sender process, pid (\d+)", line)
+                if m:
+                    return int(m.group(1))
+            time.sleep(0.05)
+        raise AssertionError("no sender pid in the log:\n" + "".join(self.lines))
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        try:
+            self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self._reader.join(15)        # the sender shares the pipe: it closes when the sender is gone too
+        return self.proc.returncode, "".join(self.lines)

@@ -8,19 +8,15 @@ kill -9 or a hang of the kiosk's thinker (the sender's release), the receiving p
 server restart. Today's code (before the pedal was held state) fails each: CC 123 does not lift a pedal."""
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import mido
 import pytest
 
-from installation.image.capture import bundled_artworks
 from installation.midi import midi_io
 from kiosk_parts import NO_CAMERA, Kiosk, playing
-from realtime_parts import JackServer, MidiReceiverProcess, count_note_ons, stop_for_good
+from realtime_parts import JackServer, MidiReceiverProcess, PlayProcess, count_note_ons, stop_for_good
 
 REPO = Path(__file__).resolve().parents[1]
 # the patch holds the pedal down; the model's own pedal (issue 22's GRU plays it) is dropped, so every lift the
@@ -55,38 +51,9 @@ def pedal_patch(tmp_path) -> Path:
     return p
 
 
-class Play:
+def Play(port: str, patch: Path, *args: str) -> PlayProcess:
     """`run_installation.py play` on JACK with the pedal patch, one slide for the whole run (no scene change)."""
-
-    def __init__(self, port: str, patch: Path, *args: str):
-        cmd = [sys.executable, str(REPO / "run_installation.py"), "play", "--midi-api", "jack", "--port", port,
-               "--patch", str(patch), "--source", str(bundled_artworks()), "--slide-seconds", "600", "--seed", "5",
-               *args]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self._reader.start()
-
-    def sender_pid(self, timeout: float = 60) -> int:
-        import re
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                m = re.search(r"sent by the sender process, pid (\d+)", line)
-                if m:
-                    return int(m.group(1))
-            time.sleep(0.05)
-        raise AssertionError("no sender pid in the log:\n" + "".join(self.lines))
-
-    def finish(self, timeout: float = 60) -> tuple[int, str]:
-        try:
-            self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-        self._reader.join(15)
-        return self.proc.returncode, "".join(self.lines)
+    return PlayProcess("--port", port, "--patch", str(patch), "--slide-seconds", "600", "--seed", "5", *args)
 
 
 def _pedal_and_music(rx, out=lambda: ""):

@@ -9,48 +9,14 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
-from installation.image.capture import bundled_artworks
-from realtime_parts import count_note_ons
+from realtime_parts import PlayProcess, count_note_ons
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class Play:
-    """`run_installation.py play` with its log read line by line on a thread."""
-
-    def __init__(self, *args: str):
-        cmd = [sys.executable, str(REPO / "run_installation.py"), "play", "--midi-api", "jack",
-               "--source", str(bundled_artworks()), "--seed", "3", *args]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self._reader.start()
-
-    def sender_pid(self, timeout: float = 60) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                m = re.search(r"sent by the sender process, pid (\d+)", line)
-                if m:
-                    return int(m.group(1))
-            time.sleep(0.05)
-        raise AssertionError("no sender pid in the log:\n" + "".join(self.lines))
-
-    def finish(self, timeout: float = 60) -> tuple[int, str]:
-        try:
-            self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-        self._reader.join(15)        # the sender shares the pipe: it closes when the sender is gone too
-        return self.proc.returncode, "".join(self.lines)
 
 
 def _alive(pid: int) -> bool:
@@ -65,7 +31,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_the_notes_leave_from_a_process_of_their_own(jack_server, midi_receiver):
-    p = Play("--port", midi_receiver.port_name, "--duration", "4")
+    p = PlayProcess("--port", midi_receiver.port_name, "--duration", "4")
     pid = p.sender_pid()
     assert pid != p.proc.pid
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -81,7 +47,7 @@ def test_the_notes_leave_from_a_process_of_their_own(jack_server, midi_receiver)
 def test_play_killed_outright_leaves_no_note_sounding(jack_server, midi_receiver):
     """SIGKILL gives play no chance to say anything; its sender gets SIGTERM from the kernel (it dies with its
     parent) and releases every note. Before, the notes of a killed `play` hung at the synth."""
-    p = Play("--port", midi_receiver.port_name)
+    p = PlayProcess("--port", midi_receiver.port_name)
     pid = p.sender_pid()
     assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 3, timeout=60), "no music"
     assert midi_receiver.wait_until(lambda got: bool(_open(got)), timeout=30), "never a note sounding"
@@ -97,7 +63,7 @@ def test_play_killed_outright_leaves_no_note_sounding(jack_server, midi_receiver
 
 
 def test_a_sender_that_dies_ends_play_with_one_error_and_a_silent_port(jack_server, midi_receiver):
-    p = Play("--port", midi_receiver.port_name)
+    p = PlayProcess("--port", midi_receiver.port_name)
     pid = p.sender_pid()
     assert midi_receiver.wait_until(lambda got: count_note_ons(got) >= 3, timeout=60), "no music"
     assert midi_receiver.wait_until(lambda got: bool(_open(got)), timeout=30), "never a note sounding"
