@@ -2,9 +2,9 @@
 
     python bench/call_layers.py [--seconds 3]
 
-Runs `play` in this process for a few seconds on a bundled artwork, writing to a temporary MIDI file through the
-sender process (`--record` on a virtual port, so no synth is needed: JACK or ALSA must not be; the sender's
-record-only path serves), with a profiler on every thread of this process. It counts each distinct call
+Runs `play` in this process for a few seconds on a bundled artwork, recording to a temporary MIDI file through
+the sender process (with no MIDI system reachable it records only), with a profiler on every thread of this
+process. It counts each distinct call
 (caller function -> called function) between two modules of installation/ where the called module sits on a
 higher layer than the caller (the layers of bench/import_layers.py). A callback handed down and called from
 below counts too: it is still a trip back up. The sender is a child process, not traced (it imports nothing
