@@ -40,11 +40,10 @@ def share(camera: str, seconds: float) -> float:
 
 
 def main() -> int:
-    ap = common.parser(__doc__)
-    ap.add_argument("--seconds", type=float, default=20.0)
+    ap = common.parser(__doc__, seconds=20.0)
     ap.add_argument("--runs", type=int, default=3)
-    args = ap.parse_args()
-    seconds, runs = (5.0, 1) if args.quick else (args.seconds, args.runs)
+    args = common.parse(ap, seconds=5.0, runs=1)
+    seconds, runs = args.seconds, args.runs
     result = {"machine": common.machine(), "seconds": seconds}
     with tempfile.TemporaryDirectory() as tmp, JackServer():
         empty = Path(tmp) / "empty.avi"

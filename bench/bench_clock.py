@@ -35,17 +35,15 @@ max_bpm = {bpm}
 
 
 def main() -> None:
-    ap = common.parser(__doc__)
+    ap = common.parser(__doc__, seconds=30.0)
     ap.add_argument("--bpm", type=float, default=120.0)
-    ap.add_argument("--seconds", type=float, default=30.0)
-    args = ap.parse_args()
-    seconds = 8.0 if args.quick else args.seconds
+    args = common.parse(ap, seconds=8.0)
     busy = common.warn_if_busy()
     with tempfile.TemporaryDirectory() as d, JackServer(), MidiReceiver("clock-bench", timing=True) as rx:
         patch = Path(d) / "clock.toml"
         patch.write_text(PATCH.format(bpm=args.bpm))
         cmd = [sys.executable, str(REPO / "run_installation.py"), "play", "--midi-api", "jack", "--port",
-               rx.port_name, "--patch", str(patch), "--duration", str(seconds), "--seed", "1"]
+               rx.port_name, "--patch", str(patch), "--duration", str(args.seconds), "--seed", "1"]
         r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(r.stdout + r.stderr)

@@ -162,9 +162,7 @@ def main() -> None:
     ap = common.parser(__doc__)
     ap.add_argument("--images", type=int, default=330)
     ap.add_argument("--seconds", type=float, default=30.0)
-    args = ap.parse_args()
-    if args.quick:
-        args.images = 24
+    args = common.parse(ap, images=24)
     if not EMOTION6.is_dir():
         raise SystemExit(f"{EMOTION6} is missing: this benchmark reads Emotion6 in place")
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -21,20 +21,17 @@ def main() -> None:
     ap = common.parser(__doc__)
     ap.add_argument("-n", type=int, default=4000, help="timed steps")
     ap.add_argument("--candidates", type=int, default=None, help="default: the critic's")
-    args = ap.parse_args()
-    n = 400 if args.quick else args.n
+    args = common.parse(ap, n=400)
+    n = args.n
     busy = common.warn_if_busy()
 
     from installation.music.critic import NoteClock, choose
-    from installation.music.decoder import Performer, open_decoder
+    from installation.music.decoder import Performer
     from installation.music.legality import NoteState
     from installation.music.sampling import sample
 
     models = common.load_models(args.models)
-    frames = common.artworks()
-    names = [name for name, _ in frames]
-    ctrl, _ = common.artwork_controls(models, [img for _, img in frames], names)
-    dec = open_decoder(models, kind=args.decoder, threads=1)
+    _, ctrl, dec = common.artwork_decoder(models, args.decoder)
     critic = dec.critic
     if critic is None:
         raise SystemExit("these models have no critic (critic.json)")

@@ -47,24 +47,20 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=6000, help="timed steps")
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--seconds", type=float, default=60.0, help="music per artwork for the events-needed figure")
-    args = ap.parse_args()
-    n = 600 if args.quick else args.n
-    seconds = 10.0 if args.quick else args.seconds
+    args = common.parse(ap, n=600, seconds=10.0)
+    n, seconds = args.n, args.seconds
     busy = common.warn_if_busy()
 
-    from installation.music.decoder import Performer, open_decoder
+    from installation.music.decoder import Performer
     from installation.music.sampling import sample
 
     models = common.load_models(args.models)
-    frames = common.artworks()
-    names = [name for name, _ in frames]
-    ctrl, _ = common.artwork_controls(models, [img for _, img in frames], names)
-    decoder = open_decoder(models, kind=args.decoder, threads=1)      # as the live engine opens it
+    names, ctrl, decoder = common.artwork_decoder(models, args.decoder)      # as the live engine opens it
     h0 = decoder.initial(ctrl)
 
-    per_image = max(1, (n + args.warmup) // len(frames))
+    per_image = max(1, (n + args.warmup) // len(names))
     total, onnx, samp = [], [], []
-    for k in range(len(frames)):
+    for k in range(len(names)):
         p = Performer(decoder, seed=k, temperature=1.0, top_p=0.95)
         p.prime(decoder.row(h0, k))
         cond = ctrl[k]

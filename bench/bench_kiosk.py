@@ -103,9 +103,7 @@ def main() -> None:
     ap.add_argument("--soak-seconds", type=float, default=3600.0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: send, kill, soak")
-    args = ap.parse_args()
-    if args.quick:
-        args.send_seconds, args.kills, args.soak_seconds = 10.0, 1, 60.0
+    args = common.parse(ap, send_seconds=10.0, kills=1, soak_seconds=60.0)
     skip = set(filter(None, args.skip.split(",")))
     res = {"benchmark": "kiosk", "machine": common.machine(), "busy_at_start": common.warn_if_busy()}
     video = live.bench_video(common.RESULTS / "artworks_48s_640x480.avi")

@@ -64,11 +64,9 @@ async def run(port: int, clients: int, seconds: float) -> tuple[list, collection
 
 
 def main() -> None:
-    ap = common.parser(__doc__)
+    ap = common.parser(__doc__, seconds=20.0)
     ap.add_argument("--clients", type=int, default=260)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    args = ap.parse_args()
-    seconds = 5.0 if args.quick else args.seconds
+    args = common.parse(ap, seconds=5.0)
     busy = common.warn_if_busy()
     port = free_port()
     srv = subprocess.Popen([sys.executable, "-c", SERVER, str(port), TOKEN], cwd=common.REPO, stdin=subprocess.PIPE,
@@ -76,19 +74,19 @@ def main() -> None:
                            env={**os.environ, "PYTHONPATH": str(common.REPO)})
     try:
         assert srv.stdout.readline().strip() == "READY"
-        got, seen = asyncio.run(run(port, args.clients, seconds))
+        got, seen = asyncio.run(run(port, args.clients, args.seconds))
     finally:
         srv.stdin.close()
         srv.wait(15)
     served = [dt for code, dt in got if code == 200]
     lat = common.summary(served, 1000)
     print(f"staff requests served: {len(served)} of {len(got)} during a flood of {args.clients} clients without "
-          f"the token ({seconds:g} s)")
+          f"the token ({args.seconds:g} s)")
     print(common.line("staff /health, connect to answer", lat))
     print(f"flood: {seen['401']} requests answered 401, {seen['closed_after_401']} connections closed after "
           f"their 401, {seen['kept_open']} kept open, {seen['reset']} closed for a newcomer or reset")
     common.write_result("bench_status_flood", {"machine": common.machine(), "busy": busy, "clients": args.clients,
-                                               "seconds": seconds, "staff_requests": len(got),
+                                               "seconds": args.seconds, "staff_requests": len(got),
                                                "staff_served": len(served), "staff_latency_ms": lat,
                                                "flood": dict(seen)}, args.out)
 

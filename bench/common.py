@@ -26,13 +26,25 @@ for p in (str(REPO), str(REPO / "tests")):       # installation/, and tests/real
 
 # --- arguments ------------------------------------------------------------------------
 
-def parser(doc: str) -> argparse.ArgumentParser:
+def parser(doc: str, *, seconds: float | None = None) -> argparse.ArgumentParser:
+    """The options every bench takes; with ``seconds``, --seconds too (how long it runs, that default)."""
     ap = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    if seconds is not None:
+        ap.add_argument("--seconds", type=float, default=seconds, help=f"how long it runs (default {seconds:g})")
     ap.add_argument("--models", default=None, help="model folder (default: exported_models/, the shipped models)")
     ap.add_argument("--out", default=None, help="result JSON (default: bench/results/<name>.json)")
     ap.add_argument("--quick", action="store_true", help="fewer samples: check the script, not the machine")
     ap.add_argument("--decoder", default=None, choices=["gru", "transformer"], help="the decoder (default: the manifest's)")
     return ap
+
+
+def parse(ap: argparse.ArgumentParser, **quick) -> argparse.Namespace:
+    """The arguments; with --quick, the options named in ``quick`` take those smaller values (fewer samples)."""
+    args = ap.parse_args()
+    if args.quick:
+        for name, value in quick.items():
+            setattr(args, name, value)
+    return args
 
 
 def load_models(folder: str | None):
@@ -206,6 +218,17 @@ class ReceiverProcess:
 
 def note_ons(messages) -> list:
     return [(t, m) for t, m in messages if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+
+
+def artwork_decoder(models, kind: str | None):
+    """The bundled artworks' names, the controls the engine would ask for each (N, K), and the decoder of that
+    kind opened as the live engine opens it (one thread)."""
+    from installation.music.decoder import open_decoder
+
+    frames = artworks()
+    names = [name for name, _ in frames]
+    ctrl, _ = artwork_controls(models, [img for _, img in frames], names)
+    return names, ctrl, open_decoder(models, kind=kind, threads=1)
 
 
 def artwork_controls(models, frames: list[np.ndarray], names: list[str], emb: np.ndarray | None = None):

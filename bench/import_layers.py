@@ -39,7 +39,12 @@ def layer(module: str) -> int:
 
 def imports(path: Path, known: dict) -> set[str]:
     """The project modules ``path`` imports anywhere in it (``from a.b import c``: a.b.c when that is a module)."""
-    found = set()
+    return set(import_lines(path, known))
+
+
+def import_lines(path: Path, known: dict) -> dict[str, list[int]]:
+    """The project modules ``path`` imports, each with the lines of the import statements that name it."""
+    found: dict[str, list[int]] = {}
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -52,7 +57,7 @@ def imports(path: Path, known: dict) -> set[str]:
             while name and name not in known:          # import a.b.c of a package: its nearest module
                 name = name.rpartition(".")[0]
             if name.startswith("installation"):
-                found.add(name)
+                found.setdefault(name, []).append(node.lineno)
     return found
 
 
@@ -88,15 +93,20 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(out)
 
 
-def main(argv=None) -> int:
-    root = Path((argv or sys.argv[1:] or [Path(__file__).resolve().parents[1]])[0])
+def measure(root: Path) -> tuple[dict[str, Path], list[tuple[str, str]], list[list[str]]]:
+    """The modules, the upward imports (importer, imported) and the cycles of the checkout at ``root``."""
     known = modules(root)
     graph = {m: {d for d in imports(p, known) if d != m and not m.startswith(d + ".")} for m, p in known.items()}
     up = sorted((m, d) for m, deps in graph.items() for d in deps if layer(d) > layer(m))
+    return known, up, cycles(graph)
+
+
+def main(argv=None) -> int:
+    root = Path((argv or sys.argv[1:] or [Path(__file__).resolve().parents[1]])[0])
+    _, up, found = measure(root)
     print(f"{len(up)} upward imports (importer -> imported, layers):")
     for m, d in up:
         print(f"  {m} ({layer(m)}) -> {d} ({layer(d)})")
-    found = cycles(graph)
     print(f"{len(found)} import cycles:")
     for comp in found:
         print("  " + " <-> ".join(comp))

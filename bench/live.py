@@ -122,5 +122,6 @@ def bench_video(path: Path, seconds_per_artwork: float = 8.0, size=(640, 480), f
     from media import make_video
     if path.exists():
         return path
+    path.parent.mkdir(parents=True, exist_ok=True)              # bench/results/ is absent in a fresh checkout
     scenes = [(img, seconds_per_artwork) for _, img in common.artworks()]
     return make_video(path, scenes, fps=fps, size=size)

@@ -21,7 +21,7 @@ import tempfile
 import aiohttp
 
 from kiosk_parts import free_port
-from realtime_parts import MissingTool, _die_with_parent
+from realtime_parts import MissingTool, _die_with_parent, end
 
 
 def chromium_path() -> str:
@@ -65,12 +65,7 @@ class Chromium:
     async def __aexit__(self, *exc) -> None:
         await self.ws.close()
         await self.http.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end(self.proc, 10)
         self._profile.cleanup()
 
     async def call(self, method: str, **params) -> dict:

@@ -86,14 +86,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+def started(thing, skipped: str):
+    """``thing`` started, or the test skipped (naming what is missing, then ``skipped``) where a tool is absent."""
+    try:
+        thing.start()
+    except MissingTool as exc:
+        pytest.skip(f"{exc}: {skipped}")
+    return thing
+
+
 @pytest.fixture(scope="session")
 def jack_server():
     """A private JACK dummy server for the whole session; JACK_DEFAULT_SERVER points at it."""
-    server = JackServer()
-    try:
-        server.start()
-    except MissingTool as exc:
-        pytest.skip(f"{exc}: real-MIDI tests skipped")
+    server = started(JackServer(), "real-MIDI tests skipped")
     yield server
     server.stop()
 
@@ -108,11 +113,7 @@ def midi_receiver(jack_server):
 @pytest.fixture
 def fluidsynth(jack_server, tmp_path):
     """A running FluidSynth (JACK MIDI in, WAV out at ``.wav_path``); stopped at teardown."""
-    synth = FluidSynthJack(tmp_path / "fluidsynth.wav")
-    try:
-        synth.start()
-    except MissingTool as exc:
-        pytest.skip(f"{exc}: FluidSynth test skipped")
+    synth = started(FluidSynthJack(tmp_path / "fluidsynth.wav"), "FluidSynth test skipped")
     yield synth
     synth.stop()
 

@@ -54,6 +54,16 @@ def _die_with_parent() -> None:
         pass
 
 
+def end(proc: subprocess.Popen, wait_s: float) -> None:
+    """Terminate a child and reap it; kill it if it has not ended after ``wait_s`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def is_note_on(m) -> bool:
     """A note-on with velocity > 0 (message bytes)."""
     return len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0
@@ -61,6 +71,15 @@ def is_note_on(m) -> bool:
 
 def count_note_ons(messages) -> int:
     return sum(1 for m in messages if is_note_on(m))
+
+
+def pedals_down(messages) -> set:
+    """(channel, controller) of the pedals (CC 64-69) a synth that got ``messages`` holds at the end (above 0)."""
+    held = set()
+    for m in messages:
+        if len(m) == 3 and m[0] & 0xF0 == 0xB0 and 64 <= m[1] <= 69:
+            (held.add if m[2] else held.discard)((m[0] & 0x0F, m[1]))
+    return held
 
 
 def _wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:
@@ -138,12 +157,7 @@ class JackServer:
     def stop(self) -> None:
         """Terminate jackd (kill after 5 s) and restore the environment."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            end(self.proc, 5)
         for k, v in self._saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -334,12 +348,7 @@ class FluidSynthJack:
         try:
             self.proc.communicate(b"quit\n", timeout=10)
         except (BrokenPipeError, subprocess.TimeoutExpired):
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end(self.proc, 5)
         self.proc = None
         self._log.seek(0)
         self.output = self._log.read().decode(errors="replace")

@@ -21,23 +21,26 @@ SETTINGS = settings(max_examples=CASES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
+def case_file(tmp_path, monkeypatch, name: str, text: str) -> Path:
+    """The case's TOML written to ``name`` in tmp_path, which becomes the working folder (relative paths in it)."""
+    monkeypatch.chdir(tmp_path)
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
 @SETTINGS
 @given(case=patch_cases())
 def test_a_patch_file_loads_or_is_refused_in_one_line_as_expected(tmp_path, monkeypatch, case):
     text, expected = case
-    monkeypatch.chdir(tmp_path)
-    p = tmp_path / "fuzz.toml"
-    p.write_text(text, encoding="utf-8")
-    assert check_patch(p) == expected, text
+    assert check_patch(case_file(tmp_path, monkeypatch, "fuzz.toml", text)) == expected, text
 
 
 @SETTINGS
 @given(case=kiosk_cases())
 def test_a_kiosk_or_play_config_file_builds_or_is_refused_in_one_line_as_expected(tmp_path, monkeypatch, case):
     text, expected = case
-    monkeypatch.chdir(tmp_path)
-    p = tmp_path / "kiosk.toml"
-    p.write_text(text, encoding="utf-8")
+    p = case_file(tmp_path, monkeypatch, "kiosk.toml", text)
     assert check_kiosk(p) == expected, text
     assert check_kiosk(p, for_play=True) == expected, text
 

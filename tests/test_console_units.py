@@ -56,12 +56,17 @@ def test_the_history_of_a_known_log():
     assert short["restarts"] == []
 
 
-def test_the_event_log_is_read_back_across_rotations_and_stays_bounded(tmp_path):
-    path = tmp_path / "kiosk.jsonl"
-    ev = EventLog(str(path), max_mb=2048 / 2 ** 20, backups=2)
-    for i in range(300):
+def minute_lines(path, max_bytes: int, backups: int, lines: int) -> None:
+    """Write ``lines`` minute records (notes 0, 1, ...) through an EventLog of that size and backups at ``path``."""
+    ev = EventLog(str(path), max_mb=max_bytes / 2 ** 20, backups=backups)
+    for i in range(lines):
         ev.emit("minute", s=60.0, notes=i)
     ev.close()
+
+
+def test_the_event_log_is_read_back_across_rotations_and_stays_bounded(tmp_path):
+    path = tmp_path / "kiosk.jsonl"
+    minute_lines(path, 2048, backups=2, lines=300)
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["kiosk.jsonl", "kiosk.jsonl.1", "kiosk.jsonl.2"]
     assert all((tmp_path / f).stat().st_size <= 2048 for f in files)
@@ -72,10 +77,7 @@ def test_the_event_log_is_read_back_across_rotations_and_stays_bounded(tmp_path)
 
 def test_no_backups_still_bounds_the_file(tmp_path):
     path = tmp_path / "kiosk.jsonl"
-    ev = EventLog(str(path), max_mb=1024 / 2 ** 20, backups=0)
-    for i in range(500):
-        ev.emit("minute", s=60.0, notes=i)
-    ev.close()
+    minute_lines(path, 1024, backups=0, lines=500)
     assert path.stat().st_size <= 1024
     assert [p.name for p in tmp_path.iterdir()] == ["kiosk.jsonl"]
 

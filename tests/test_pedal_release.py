@@ -16,22 +16,13 @@ import pytest
 
 from installation.midi import midi_io
 from kiosk_parts import NO_CAMERA, Kiosk, playing
-from realtime_parts import JackServer, MidiReceiverProcess, PlayProcess, count_note_ons, stop_for_good
+from realtime_parts import JackServer, MidiReceiverProcess, PlayProcess, count_note_ons, pedals_down, stop_for_good
 
 REPO = Path(__file__).resolve().parents[1]
 # the patch holds the pedal down; the model's own pedal (issue 22's GRU plays it) is dropped, so every lift the
 # receiver sees comes from a release path
 PEDAL_PATCH = ('[output]\npedal = false\n\n'
                '[[cc]]\nsource = "arousal"\nnumber = 64\nchannel = 1\nrange = [127, 127]\nsmoothing_s = 0\n')
-
-
-def pedals_down(messages) -> set:
-    """(channel, controller) of the pedals (CC 64-69) a synth that got ``messages`` holds at the end."""
-    held = set()
-    for m in messages:
-        if len(m) == 3 and m[0] & 0xF0 == 0xB0 and 64 <= m[1] <= 69:
-            (held.add if m[2] else held.discard)((m[0] & 0x0F, m[1]))
-    return held
 
 
 def held_at(timed, t: float) -> set:

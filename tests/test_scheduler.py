@@ -9,6 +9,7 @@ import pytest
 
 from installation.errors import UserError
 from installation.midi.scheduler import Scheduler, SchedulerConfig
+from realtime_parts import pedals_down
 
 
 def on(p, v=100, ch=0):
@@ -510,15 +511,6 @@ def test_lateness_percentiles_agree_with_numpy():
 
 # --- the pedal: held state, as a note ------------------------------------------------
 
-def pedal_down(msgs) -> set:
-    """(channel, controller) of the pedals a receiver of ``msgs`` would hold at the end (CC 64-69 above 0)."""
-    held = set()
-    for m in msgs:
-        if len(m) == 3 and m[0] & 0xF0 == 0xB0 and 64 <= m[1] <= 69:
-            (held.add if m[2] else held.discard)((m[0] & 0x0F, m[1]))
-    return held
-
-
 def test_a_pedal_down_is_held_and_a_pedal_up_clears_it():
     s, sink, clock = make()
     s.push([(0.0, cc(64, 127)), (0.5, cc(66, 100, ch=2)), (1.0, cc(64, 0)), (1.5, cc(64, 0))])
@@ -541,7 +533,7 @@ def test_panic_lifts_every_pedal_held_with_the_note_offs_before_all_notes_off():
     s.panic()
     assert sink.msgs[6:] == [off(60), cc(64, 0), cc(66, 0, ch=1),
                              cc(123), cc(120), cc(123, ch=1), cc(120, ch=1), cc(123, ch=2), cc(120, ch=2)]
-    assert s.held_pedals == {} and pedal_down(sink.msgs) == set()
+    assert s.held_pedals == {} and pedals_down(sink.msgs) == set()
 
 
 def test_stop_lifts_the_pedal_from_the_scheduler_thread():
@@ -596,7 +588,7 @@ def test_a_port_that_comes_back_gets_the_pedal_up():
     s.tick(4.0)
     delivered = [m for m, ok in zip(sink.msgs, sink.ok) if ok]
     assert delivered[3:] == [off(60), cc(64, 0), cc(66, 0), on(62), off(62)], delivered
-    assert pedal_down(delivered) == set() and s.held_pedals == {}
+    assert pedals_down(delivered) == set() and s.held_pedals == {}
     assert_balanced(delivered)
 
 
@@ -651,7 +643,7 @@ def test_messy_stream_with_pedals_leaves_no_pedal_down():
     s.tick(now + 0.1)
     s.stop()
     delivered = [m for m, ok in zip(sink.msgs, sink.ok) if ok]
-    assert pedal_down(delivered) == set()
+    assert pedals_down(delivered) == set()
     sounding = set()
     for m in notes_only(delivered):                     # a note-off whose note-on never got out is harmless
         (sounding.add if m[0] & 0xF0 == 0x90 and m[2] else sounding.discard)((m[0] & 0x0F, m[1]))

@@ -145,6 +145,19 @@ def test_vocabulary_mismatch_is_refused(tmp_path):
         M.load(d)
 
 
+def test_an_encoder_exported_with_other_preprocessing_is_refused_where_it_opens(tmp_path):
+    from installation.image.encoder import ImageEncoder
+
+    d = _copy_models(tmp_path)
+    man = json.loads((d / "manifest.json").read_text())
+    ImageEncoder(M.load(d, verify=False))                       # as shipped it opens
+    man["preprocessing"]["crop"] = 256
+    (d / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(UserError, match="other preprocessing") as e:
+        ImageEncoder(M.load(d, verify=False))
+    assert "\n" not in str(e.value)
+
+
 def _key_estimates(dec, templates, keys, seconds=30.0, seed=0):
     from installation.music import analysis
     from installation.mood import controls as C

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from installation.errors import UserError
+from installation.image import header
 from installation.slot import LatestSlot
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,6 @@ def _opencv_quiet() -> Iterator[None]:
 def _read_bgr(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
     """Decode an image file to BGR uint8, or None when it is missing, empty, not a regular file, not an
     image or declares more than header.MAX_PIXELS (a FIFO or a device is never read, a bomb never decoded)."""
-    from installation.image import header
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)      # a FIFO would block a plain open
     except OSError:

@@ -23,7 +23,7 @@ import numpy as np
 
 from installation.image import image_stats
 from installation.errors import UserError
-from installation.manifest import Manifest
+from installation.manifest import Manifest, file_sha256
 from installation.onnx_session import open_session
 
 NAME = "image_emotion"
@@ -40,7 +40,6 @@ class ImageEmotion:
         path = manifest.path(NAME)
         if not path.is_file():
             raise UserError(f"model file missing: {path} (listed in manifest.json); restore it with git or re-export")
-        from installation.manifest import file_sha256
         if file_sha256(path) != manifest.io(NAME)["sha256"]:
             raise UserError(f"{path}: sha256 does not match manifest.json; the file was altered or truncated "
                             "(git checkout it again, or re-export it)")

@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from installation.errors import UserError
 from installation.manifest import Manifest
 from installation.onnx_session import open_session
-from installation.image.preprocess import prepare
+from installation.image.preprocess import CROP, RESIZE_SHORTER, prepare
 
 
 class ImageEncoder:
     """RGB frames -> (N, D) float32 embeddings (ImageNet CNN features after global pooling)."""
 
     def __init__(self, manifest: Manifest, *, threads: int = 1, providers: list[str] | None = None):
+        pre = manifest.data.get("preprocessing", {})
+        if pre.get("crop") != CROP or pre.get("resize_shorter_side") != RESIZE_SHORTER:
+            raise UserError(f"{manifest.folder / 'manifest.json'}: the encoder expects other preprocessing than this "
+                            "runtime's; re-export the encoder")
         self.session, self.provider = open_session(manifest.path("encoder"), threads=threads,
                                                    providers=providers, what="image encoder")
         self.input = self.session.get_inputs()[0].name

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from installation.image.preprocess import CROP, RESIZE_SHORTER
+
 NAMES = ("brightness", "contrast", "saturation", "saturation_sd", "colourfulness", "edge_density",
          "warmth", "dark", "bright")
 WORK_SIZE = 112                 # the window is shrunk to this side before the statistics
@@ -68,8 +70,6 @@ def frame_stats(frame: np.ndarray) -> np.ndarray:
     The window is cut at the frame's own resolution (the centre square of side
     shorter side x 224 / 256) and shrunk once, straight to WORK_SIZE.
     """
-    from installation.image.preprocess import CROP, RESIZE_SHORTER
-
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {frame.shape}")
     h, w = frame.shape[:2]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from installation.image.motion import THRESHOLD, grey_small
+
 
 @dataclass(frozen=True)
 class SceneConfig:
@@ -142,14 +144,12 @@ class CutWatch:
 
     @staticmethod
     def thumbnail(frame_rgb: np.ndarray) -> np.ndarray:
-        from installation.image.motion import grey_small
         return grey_small(frame_rgb)
 
     @staticmethod
     def _share(a: np.ndarray, b: np.ndarray) -> float:
         """Share of pixels that differ by more than the motion meter's threshold. No brightness shift is
         removed: with figures over half the frame the median shift is theirs, and the rest would count."""
-        from installation.image.motion import THRESHOLD
         return 1.0 if a.shape != b.shape else float(np.mean(np.abs(b - a) > THRESHOLD))
 
     def is_cut(self, thumb: np.ndarray) -> bool:

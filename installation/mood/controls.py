@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from installation.music import events as E
+from installation import vocabulary as V
 from installation.theory import MAJOR_PROFILE, MINOR_PROFILE, PITCH_NAMES
 
 GROUPS = ("key", "density", "loudness", "register", "emotion")
@@ -105,6 +105,14 @@ def key_of_histograms(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return best % 12, best >= 12
 
 
+def own_controls(controls: np.ndarray, dim: int) -> np.ndarray:
+    """(N, K) or (K,) controls -> (N, dim) float32: a decoder's own first ``dim`` of them (K >= dim; a decoder
+    exported with fewer controls, as the Transformer with the WINDOW_DIM window groups, takes the first ones)."""
+    c = np.asarray(controls, np.float32)
+    c = c.reshape(1, -1) if c.ndim == 1 else c
+    return np.ascontiguousarray(c[:, :dim]) if c.shape[1] != dim else c
+
+
 # --- measuring: controls of training windows ------------------------------------------
 
 def measure(windows: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -116,9 +124,9 @@ def measure(windows: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     w = np.asarray(windows, np.int64)
     B, T = w.shape
     valid = np.ones_like(w, bool) if valid is None else valid
-    on = (w < E.NOTE_OFF) & valid
-    shift = (w >= E.TIME_SHIFT) & (w < E.TIME_SHIFT + E.NUM_TIME_SHIFTS) & valid
-    seconds = np.where(shift, w - E.TIME_SHIFT + 1, 0).sum(1) / E.STEPS_PER_SECOND
+    on = (w < V.NOTE_OFF) & valid
+    shift = (w >= V.TIME_SHIFT) & (w < V.TIME_SHIFT + V.NUM_TIME_SHIFTS) & valid
+    seconds = np.where(shift, w - V.TIME_SHIFT + 1, 0).sum(1) / V.STEPS_PER_SECOND
     n_on = on.sum(1)
     out = np.zeros((B, CONTROL_DIM), np.float32)
 
@@ -137,10 +145,10 @@ def measure(windows: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     out[:, DENSITY] = np.where(has_density, density_code(n_on / np.maximum(seconds, 1e-9)), 0)
 
     # loudness: the velocity in force at each note-on (forward-filled velocity events)
-    is_vel = (w >= E.VELOCITY) & (w < E.VELOCITY + E.NUM_VELOCITY_BINS) & valid
+    is_vel = (w >= V.VELOCITY) & (w < V.VELOCITY + V.NUM_VELOCITY_BINS) & valid
     pos = np.where(is_vel, np.arange(T)[None, :], -1)
     last = np.maximum.accumulate(pos, axis=1)
-    vbin = np.take_along_axis(w, np.maximum(last, 0), 1) - E.VELOCITY
+    vbin = np.take_along_axis(w, np.maximum(last, 0), 1) - V.VELOCITY
     known = on & (last >= 0)
     n_known = known.sum(1)
     vel = np.where(known, np.minimum(127, 4 * vbin + 3), 0).sum(1) / np.maximum(n_known, 1)

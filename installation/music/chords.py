@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from installation import vocabulary as V
+
 FRAME_S = 0.25            # frame length of the recogniser (seconds)
 CHANGE_PENALTY = 0.5      # Viterbi: score given up per chord change (cosine units)
 
@@ -105,11 +107,9 @@ def masks_at(times: np.ndarray, frames: np.ndarray, frame_s: float = FRAME_S) ->
 def event_chords(events: np.ndarray, notes: Sequence, stretch: float = 1.0, frame_s: float = FRAME_S) -> np.ndarray:
     """For each event of a sequence encoded from ``notes`` (times multiplied by ``stretch``), the chord in force
     once it has happened (the stream time after it, in the notes' own time): (T,) int16 masks."""
-    from installation.music import events as E
-
     ev = np.asarray(events, np.int64)
-    shift = np.where((ev >= E.TIME_SHIFT) & (ev < E.TIME_SHIFT + E.NUM_TIME_SHIFTS), ev - E.TIME_SHIFT + 1, 0)
-    t = np.cumsum(shift) / E.STEPS_PER_SECOND / stretch
+    shift = np.where((ev >= V.TIME_SHIFT) & (ev < V.TIME_SHIFT + V.NUM_TIME_SHIFTS), ev - V.TIME_SHIFT + 1, 0)
+    t = np.cumsum(shift) / V.STEPS_PER_SECOND / stretch
     frames = recognise(notes, end=float(t[-1]) if len(t) else 0.0, frame_s=frame_s)
     return masks_at(t, frames, frame_s).astype(np.int16)
 

@@ -19,32 +19,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from installation.music import events as E
+from installation.errors import UserError
 from installation.manifest import Manifest
+from installation.mood.controls import own_controls
 from installation.onnx_session import open_session
-from installation.music.critic import candidates_of
+from installation.music.critic import NoteClock, candidates_of, phrase_features
+from installation.music.critic import load as load_critic
+from installation.music.guidance import GuidedDecoder
 from installation.music.legality import NoteState
+from installation.music.phrases import Voices, sample_phrase
 from installation.music.sampling import sample
+from installation.music.transformer_decoder import open_transformer
 from installation.settings import GENERATION
+from installation.vocabulary import TIME_SHIFT, full_vocabulary
 
-PRIMER = E.TIME_SHIFT          # the first input event: a 10 ms pause, neutral in loudness and pitch
-
-
-def own_controls(controls: np.ndarray, dim: int) -> np.ndarray:
-    """(N, K) or (K,) controls -> (N, dim) float32: a decoder's own first ``dim`` of them (K >= dim)."""
-    c = np.asarray(controls, np.float32)
-    c = c.reshape(1, -1) if c.ndim == 1 else c
-    return np.ascontiguousarray(c[:, :dim]) if c.shape[1] != dim else c
-
-
-def full_vocabulary(logits: np.ndarray) -> np.ndarray:
-    """(N, V0) logits of a model with an older, smaller vocabulary -> (N, VOCAB_SIZE), the new events at -inf."""
-    n, v = logits.shape
-    if v == E.VOCAB_SIZE:
-        return logits
-    out = np.full((n, E.VOCAB_SIZE), -np.inf, np.float32)
-    out[:, :v] = logits
-    return out
+PRIMER = TIME_SHIFT            # the first input event: a 10 ms pause, neutral in loudness and pitch
 
 
 class GruDecoder:
@@ -102,18 +91,15 @@ def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 
     installation/music/guidance.py)."""
     kind = kind or manifest.default_decoder
     if kind not in manifest.decoders:
-        from installation.errors import UserError
         raise UserError(f"--decoder {kind}: the models in {manifest.folder} have {', '.join(manifest.decoders)}; "
                         "choose one of those")
     if kind == "transformer":
-        from installation.music.transformer_decoder import open_transformer
         dec = open_transformer(manifest, threads=threads, providers=providers)
     else:
         dec = GruDecoder(manifest, threads=threads, providers=providers)
     g = manifest.data.get("decoders", {}).get(kind, {}).get("guidance", {})
     weight = g.get("weight", 0.0) if guidance is None else guidance
     if weight > 0:
-        from installation.music.guidance import GuidedDecoder
         groups = tuple(g.get("groups", ("key",)))
         dec = GuidedDecoder(dec, weight, groups)
     dec.critic = _critic(manifest, kind)
@@ -125,12 +111,9 @@ def _critic(manifest: Manifest, kind: str):
     entry = manifest.data.get("decoders", {}).get(kind, {}).get("critic")
     if not entry:
         return None
-    from installation.errors import UserError
-    from installation.music import critic
-
     path = manifest.folder / entry["file"]
     try:
-        return critic.load(path)
+        return load_critic(path)
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"{path}: the {kind} decoder's critic cannot be read ({exc}); restore it with git or refit it "
                         "with `python -m installation.training.critic_fit`") from None
@@ -192,8 +175,6 @@ class Performer:
     def _rewind(self) -> None:
         """Make the sounding notes (and the last event) those of what was played, not of the whole chosen phrase
         (the decoder's state keeps the phrase: a prime moves it toward the new state anyway)."""
-        from installation.music.critic import NoteClock
-
         notes, last = self._before
         for ev in self._played:
             notes.update(np.array([ev]))
@@ -204,8 +185,6 @@ class Performer:
 
     def _follow(self, ev: int) -> None:
         """Keep the critic's note clock in step with an event played without it."""
-        from installation.music.critic import NoteClock, phrase_features
-
         if self.clock is None:
             self.clock = NoteClock(1)
         _, extra = phrase_features(np.array([ev]), self.clock.sounding[0], self.clock.held[0],
@@ -214,9 +193,6 @@ class Performer:
         self.clock.pc[0] += extra["pc"]
 
     def _choose_phrase(self, controls: np.ndarray, chord_at=None, now: float = 0.0) -> None:
-        from installation.music.critic import NoteClock
-        from installation.music.phrases import Voices, sample_phrase
-
         k, critic = self.candidates, self.decoder.critic
         self._before = (self.notes.take([0]), np.array(self.last, copy=True))   # to rewind to what was played
         self._played: list[int] = []

@@ -3,17 +3,8 @@
 This one module is shared by training and the runtime, so the two cannot
 disagree about what an index means.
 
-The vocabulary is Performance RNN's (Oore et al. 2018), 388 events, and the sustain pedal (390 in all):
-
-    index      event        meaning
-    0..127     NOTE_ON      start pitch p (index = p)
-    128..255   NOTE_OFF     end pitch p   (index = 128 + p)
-    256..355   TIME_SHIFT   advance time by (k + 1) * 10 ms, k = index - 256 (10 ms .. 1 s)
-    356..387   VELOCITY     set the velocity for following note-ons, bin b = index - 356
-    388, 389   PEDAL        sustain pedal (CC64) down, up
-
-Velocity bins are 4 MIDI steps wide: bin b covers velocities 4b+1 .. 4b+4 and
-decodes to its middle (4b + 3, at most 127).
+The vocabulary (Performance RNN's 388 events and the sustain pedal, 390 in all) is
+installation/vocabulary.py's table; this module re-exports its names.
 
 ``load_performance`` reads the keys (note lengths as the fingers hold them)
 and the pedal (CC64 >= 64 is down, intervals in seconds) apart; encoding keeps
@@ -32,58 +23,13 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-# --- the vocabulary ---------------------------------------------------------
-
-NUM_PITCHES = 128
-NUM_TIME_SHIFTS = 100
-NUM_VELOCITY_BINS = 32
-STEPS_PER_SECOND = 100          # one time-shift step is 10 ms
-
-# (name, first index, size), in index order; everything else derives from it.
-RANGES = (
-    ("NOTE_ON", 0, NUM_PITCHES),
-    ("NOTE_OFF", NUM_PITCHES, NUM_PITCHES),
-    ("TIME_SHIFT", 2 * NUM_PITCHES, NUM_TIME_SHIFTS),
-    ("VELOCITY", 2 * NUM_PITCHES + NUM_TIME_SHIFTS, NUM_VELOCITY_BINS),
-    ("PEDAL", 2 * NUM_PITCHES + NUM_TIME_SHIFTS + NUM_VELOCITY_BINS, 2),
+# the vocabulary is the ground floor's (installation/vocabulary.py: mood/ and the manifest read it too); its names
+# stay importable from here (``E.NOTE_ON``, ``E.describe``) for training, evaluation and the tests
+from installation.vocabulary import (  # noqa: F401
+    NOTE_OFF, NOTE_ON, NUM_PITCHES, NUM_TIME_SHIFTS, NUM_VELOCITY_BINS, PEDAL, PEDAL_DOWN, PEDAL_UP, RANGES,
+    STEPS_PER_SECOND, TIME_SHIFT, VELOCITY, VELOCITY_BIN_WIDTH, VOCAB_SIZE, bin_to_velocity, describe,
+    velocity_to_bin, vocabulary_spec,
 )
-NOTE_ON, NOTE_OFF, TIME_SHIFT, VELOCITY, PEDAL = (r[1] for r in RANGES)
-PEDAL_DOWN, PEDAL_UP = PEDAL, PEDAL + 1         # 388, 389
-VOCAB_SIZE = RANGES[-1][1] + RANGES[-1][2]      # 390
-VELOCITY_BIN_WIDTH = 4                          # 128 / 32
-
-
-def velocity_to_bin(velocity: int) -> int:
-    """MIDI velocity 1..127 -> bin 0..31."""
-    return (min(max(int(velocity), 1), 127) - 1) // VELOCITY_BIN_WIDTH
-
-
-def bin_to_velocity(b: int) -> int:
-    """Bin 0..31 -> the MIDI velocity at the bin's middle."""
-    return min(127, VELOCITY_BIN_WIDTH * int(b) + 3)
-
-
-def describe(index: int) -> str:
-    """A readable name for one event index, e.g. ``NOTE_ON(60)`` or ``TIME_SHIFT(250ms)``."""
-    for name, first, size in RANGES:
-        if first <= index < first + size:
-            k = index - first
-            if name == "TIME_SHIFT":
-                return f"TIME_SHIFT({(k + 1) * 10}ms)"
-            if name == "PEDAL":
-                return ("PEDAL_DOWN", "PEDAL_UP")[k]
-            return f"{name}({k})"
-    raise ValueError(f"event index {index} is outside the vocabulary 0..{VOCAB_SIZE - 1}")
-
-
-def vocabulary_spec() -> dict:
-    """The vocabulary as plain data, for the exported model's manifest."""
-    return {
-        "size": VOCAB_SIZE,
-        "ranges": [{"name": n, "first": f, "size": s} for n, f, s in RANGES],
-        "time_shift_ms": 1000 // STEPS_PER_SECOND,
-        "velocity_bin_width": VELOCITY_BIN_WIDTH,
-    }
 
 
 # --- notes ------------------------------------------------------------------

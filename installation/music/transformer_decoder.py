@@ -36,8 +36,9 @@ import numpy as np
 
 from installation.errors import UserError
 from installation.manifest import Manifest, file_sha256
-from installation.music.decoder import full_vocabulary, own_controls
+from installation.mood.controls import own_controls
 from installation.onnx_session import open_session
+from installation.vocabulary import full_vocabulary
 
 STEP = "transformer_step"      # the manifest entry
 MIN_KEEP = 16                  # a partial re-prime keeps at least this many recent events
