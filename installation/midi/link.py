@@ -104,7 +104,6 @@ class RemoteScheduler:
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         self._next_try = 0.0
-        self._last_due: float | None = None
         self._closed = False                  # stop() was called: no more sends, no reconnecting
         self.pushed = self.dropped = self.connects = 0
 
@@ -161,7 +160,6 @@ class RemoteScheduler:
         items = [(float(d), tuple(int(b) for b in m)) for d, m in items]
         if not items:
             return
-        self._last_due = max([self._last_due or -1e300] + [d for d, _ in items])
         if self._send(("push", items)):
             self.pushed += len(items)
         else:
@@ -169,12 +167,6 @@ class RemoteScheduler:
 
     def discard_after(self, t: float) -> int:
         self._send(("discard", float(t)))
-        return 0
-
-    def last_due(self) -> float | None:
-        return self._last_due
-
-    def pending(self) -> int:
         return 0
 
     def panic(self) -> None:
