@@ -14,10 +14,8 @@ reconnects to the next sender within 0.2 s.
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -29,17 +27,9 @@ RECONNECT_S = 0.2
 KEEPALIVE_S = 0.2          # the thinker says it is alive this often, music or not (the sender's hang watch)
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Linux: get ``sig`` when the supervisor dies, so no child outlives it."""
-    try:
-        ctypes.CDLL(None).prctl(1, sig)      # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-# A child's first instructions, before any import of ours: SIGTERM when its parent dies (Linux; kept across exec),
-# then, if the parent died before that (between the fork and here), exit at once. Then run the module as -m does.
-# (die_with_parent() in the module's main() came about 80 ms later: a parent killed meanwhile left it running.)
+# A child's first instructions, before any import of ours (which take some 80 ms, time enough for a parent to be
+# killed unnoticed): SIGTERM when its parent dies (Linux: PR_SET_PDEATHSIG), then, if the parent died before
+# that (between the fork and here), exit at once. Then run the module as -m does.
 _BOOT = """import ctypes, os, sys
 try:
     ctypes.CDLL(None).prctl(1, 15)
