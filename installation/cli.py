@@ -252,8 +252,6 @@ def _ms(x) -> str:
 def render(args) -> int:
     """Every image into --out as a collection job: resumable, failures isolated, on 1 or N workers."""
     from installation.collection.options import render as render_collection
-
-
     from installation.kiosk import config as C
     _settle(args, C.options_of("render"))
     _check(math.isfinite(args.seconds) and 0 < args.seconds <= 3600, f"--seconds {args.seconds}: must be above 0 and at most 3600")
