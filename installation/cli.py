@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--audio-driver", default=None,
                       help="FluidSynth audio driver for --synth (alsa, pulseaudio, jack, coreaudio...; file:OUT.wav writes a file)")
 
+    from installation.collection.options import AUDIO_CHOICES, add_options as add_collection_options
     render = sub.add_parser("render", help="write one MIDI file per image, offline and batched")
     add_options(render, C.options_of("render"))
     render.add_argument("images", nargs="+", help="image files or folders")
@@ -67,11 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seconds", type=float, default=30.0, help="seconds of music per image (default 30)")
     render.add_argument("--batch", type=int, default=64, help="images sampled together (default 64)")
     render.add_argument("--patch", default=None, help="route and shape the notes with this patch (name in patches/ or .toml path)")
-    render.add_argument("--audio", nargs="?", const="wav", default=None, choices=["wav", "flac", "opus", "flac+opus"],
+    render.add_argument("--audio", nargs="?", const="wav", default=None, choices=AUDIO_CHOICES,
                         help="also write audio (WAV, FLAC, Ogg/Opus, or both FLAC and Opus) next to each MIDI file, "
                              "through FluidSynth, normalised (optional extra)")
     render.add_argument("--soundfont", default=None, help="the .sf2 SoundFont for --audio (default: the system's General MIDI one)")
-    from installation.collection.options import add_options as add_collection_options
     add_collection_options(render)
 
     ports = sub.add_parser("ports", help="list MIDI ports")
@@ -252,8 +252,6 @@ def _ms(x) -> str:
 def render(args) -> int:
     """Every image into --out as a collection job: resumable, failures isolated, on 1 or N workers."""
     from installation.collection.options import render as render_collection
-
-
     from installation.kiosk import config as C
     _settle(args, C.options_of("render"))
     _check(math.isfinite(args.seconds) and 0 < args.seconds <= 3600, f"--seconds {args.seconds}: must be above 0 and at most 3600")

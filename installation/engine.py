@@ -53,7 +53,6 @@ def open_harmony(folder, seed=None):
     path = folder / "harmony.json"
     if not path.is_file():
         return None
-    from installation.errors import UserError
     from installation.mood.harmony import HarmonyModel, HarmonyPlan
     try:
         return HarmonyPlan(HarmonyModel.load(path), seed=seed)
@@ -98,7 +97,7 @@ class Engine:
         self.generator.plan = open_harmony(manifest.folder, cfg.seed)
         if self.patch is not None:
             self.patch.attach(self.generator)
-            if getattr(self.patch, "input", None) is not None:
+            if self.patch.input is not None:
                 self.conductor.hand = self.patch.input      # knobs steer the music too, not only the CCs
             try:
                 self.patch.open_inputs()      # a missing input port is a UserError now, before anything plays
@@ -222,7 +221,7 @@ def steering_of(s, motion_weight: float = 0.0):
 
 def patched_map(emap, patch, models=None):
     """The emotion map with the patch's [emotion_map] table laid over it (None: no change)."""
-    override = getattr(patch, "emotion_map", None) if patch is not None else None
+    override = patch.emotion_map if patch is not None else None
     if not override:
         return emap
     try:

@@ -89,16 +89,16 @@ def test_sends_in_due_order_and_equal_due_times_keep_push_order():
     assert sink.msgs == [cc(1, 2), cc(1, 4), cc(1, 1), cc(1, 3)]
 
 
-def test_pending_and_last_due():
+def test_pending():
     s, _, _ = make()
-    assert s.pending() == 0 and s.last_due() is None
+    assert s.pending() == 0
     s.push([(0.5, on(60)), (1.5, off(60))])
     s.push([(1.0, on(62))])
-    assert s.pending() == 3 and s.last_due() == 1.5
+    assert s.pending() == 3
     s.tick(1.0)
-    assert s.pending() == 1 and s.last_due() == 1.5
+    assert s.pending() == 1
     s.tick(2.0)
-    assert s.pending() == 0 and s.last_due() is None
+    assert s.pending() == 0
 
 
 def test_push_rejects_non_messages():
@@ -288,7 +288,6 @@ def test_discard_after_drops_later_messages_and_closes_what_would_stay_open():
             (1.5, off(60)), (1.5, off(64)), (1.6, off(65)), (1.7, on(67)), (1.8, off(67))])
     s.tick(0.0)
     assert s.discard_after(1.0) == 5
-    assert s.last_due() == 1.0
     s.push([(1.0, on(64, 50))])              # the new scene's first note, at the cut
     s.tick(5.0)
     assert sink.msgs[3:] == [off(62), on(65), off(60), off(64), off(65), on(64, 50)]
@@ -299,9 +298,9 @@ def test_discard_after_with_nothing_open_adds_nothing():
     s, sink, _ = make()
     s.push([(2.0, off(1)), (3.0, off(2))])
     assert s.discard_after(2.5) == 1
-    assert s.pending() == 1 and s.last_due() == 2.0
+    assert s.pending() == 1
     assert s.discard_after(0.0) == 1
-    assert s.pending() == 0 and s.last_due() is None
+    assert s.pending() == 0
 
 
 def test_discard_after_keeps_controllers_and_clock():

@@ -28,7 +28,6 @@ class Progress:
         self.tty = self.stream.isatty() if tty is None else tty
         self.every_s, self.clock = every_s, clock
         self.start = self._last = clock()
-        self._drawn = False
 
     def rate(self) -> float:
         """Images per minute in this run so far."""
@@ -59,7 +58,6 @@ class Progress:
         fill = int(width * n / self.total) if self.total else width
         self.stream.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {self.line()}  ")
         self.stream.flush()
-        self._drawn = True
 
     def close(self) -> None:
         if self.tty:

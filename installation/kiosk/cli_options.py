@@ -6,6 +6,7 @@ import argparse
 import signal
 
 from installation.kiosk import config as C
+from installation.signals import route_signals
 
 
 def add_options(p: argparse.ArgumentParser, names=None) -> None:
@@ -72,9 +73,6 @@ def run_kiosk(args) -> int:
     if args.log_level is None:
         logging.getLogger().setLevel(cfg.log_level.upper())
     sup = Supervisor(cfg)
-
-    def on_signal(signum, frame):
-        sup.stop_requested.set()
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):      # before any child is spawned (sup.run)
-        signal.signal(s, on_signal)
+    # before any child is spawned (sup.run); the stop is set on a thread, never inside a handler
+    route_signals(lambda signum: sup.stop_requested.set(), (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     return sup.run()

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-try:
-    import tomllib
-except ModuleNotFoundError:                 # Python 3.10
-    import tomli as tomllib              # type: ignore[no-redef]
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -340,17 +336,9 @@ PLAY_ONLY_TYPES = {"record": str, "synth": bool, "soundfont": str, "audio_driver
 def read_toml(path: str | Path, for_play: bool = False) -> dict:
     """A config file's keys (dashes -> underscores), each type-checked; ConfigError names the file and key.
     ``for_play``: the file is read by `play`, which also takes its own options (record, synth, ...)."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"--config {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--config {path}: cannot read it ({exc})") from None
-    except (tomllib.TOMLDecodeError, ValueError) as exc:    # ValueError: a number too long to read
-        raise ConfigError(f"--config {path}: not valid TOML ({exc})") from None
+    from installation.patches.patch import load_toml
     out = {}
-    for raw, value in data.items():
+    for raw, value in load_toml(path, f"--config {path}", ConfigError).items():
         key = raw.replace("-", "_")
         if key in PLAY_ONLY and for_play:
             if not isinstance(value, PLAY_ONLY_TYPES[key]):

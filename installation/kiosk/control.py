@@ -154,7 +154,6 @@ class Gate:
         self.paused = False
         self._held: list = []                # (due, message) pushed while paused and not yet due
         self.velocity: int | None = None     # a patch's velocity volume, 0-127 (None: not set)
-        self._last_due: float | None = None
         self._lock = threading.Lock()
 
     def __getattr__(self, name):
@@ -163,8 +162,6 @@ class Gate:
     def push(self, items) -> None:
         items = list(items)
         with self._lock:
-            if items:
-                self._last_due = max([self._last_due or -1e300] + [float(d) for d, _ in items])
             if self.paused:                  # notes are held back; the rest (a clock, mood as CC) goes on
                 now = self.clock()
                 notes = [(float(d), m) for d, m in items if m[0] & 0xE0 == 0x80]
@@ -176,9 +173,6 @@ class Gate:
             if self.velocity is not None:
                 items = _scaled(items, self.velocity)
             self.remote.push(items)
-
-    def last_due(self):
-        return self._last_due
 
     def discard_after(self, t: float) -> int:
         """A scene change: what is held back after ``t`` goes too (notes only, as the scheduler does)."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from installation.errors import UserError
 from installation.kiosk.config import KioskConfig, from_json
-from installation.midi.link import Beacon, RemoteScheduler, die_with_parent
+from installation.midi.link import Beacon, RemoteScheduler
 from installation.kiosk.control import Gate, ThinkerControls
 from installation.kiosk.sources import CameraWithAttract
 
@@ -116,7 +116,6 @@ def main(argv=None) -> int:
     ap.add_argument("--status-fd", type=int, required=True)
     ap.add_argument("--config", required=True, help="KioskConfig as JSON")
     args = ap.parse_args(argv)
-    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         os.nice(THINKER_NICE)      # on a busy machine the sender (and its deadlines) gets the CPU first

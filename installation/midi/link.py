@@ -14,10 +14,8 @@ reconnects to the next sender within 0.2 s.
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -29,17 +27,9 @@ RECONNECT_S = 0.2
 KEEPALIVE_S = 0.2          # the thinker says it is alive this often, music or not (the sender's hang watch)
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Linux: get ``sig`` when the supervisor dies, so no child outlives it."""
-    try:
-        ctypes.CDLL(None).prctl(1, sig)      # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-# A child's first instructions, before any import of ours: SIGTERM when its parent dies (Linux; kept across exec),
-# then, if the parent died before that (between the fork and here), exit at once. Then run the module as -m does.
-# (die_with_parent() in the module's main() came about 80 ms later: a parent killed meanwhile left it running.)
+# A child's first instructions, before any import of ours (which take some 80 ms, time enough for a parent to be
+# killed unnoticed): SIGTERM when its parent dies (Linux: PR_SET_PDEATHSIG), then, if the parent died before
+# that (between the fork and here), exit at once. Then run the module as -m does.
 _BOOT = """import ctypes, os, sys
 try:
     ctypes.CDLL(None).prctl(1, 15)
@@ -104,7 +94,6 @@ class RemoteScheduler:
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         self._next_try = 0.0
-        self._last_due: float | None = None
         self._closed = False                  # stop() was called: no more sends, no reconnecting
         self.pushed = self.dropped = self.connects = 0
 
@@ -161,7 +150,6 @@ class RemoteScheduler:
         items = [(float(d), tuple(int(b) for b in m)) for d, m in items]
         if not items:
             return
-        self._last_due = max([self._last_due or -1e300] + [d for d, _ in items])
         if self._send(("push", items)):
             self.pushed += len(items)
         else:
@@ -169,12 +157,6 @@ class RemoteScheduler:
 
     def discard_after(self, t: float) -> int:
         self._send(("discard", float(t)))
-        return 0
-
-    def last_due(self) -> float | None:
-        return self._last_due
-
-    def pending(self) -> int:
         return 0
 
     def panic(self) -> None:

@@ -53,6 +53,7 @@ from typing import Iterable, Sequence
 import rtmidi
 
 from installation.errors import UserError
+from installation.midi import midi_file
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ WATCH_INTERVAL_S = 0.5              # how often the watchdog looks for a lost or
 CLOSE_GRACE_S = 0.05                # close(): time for a send in flight to finish
 _DEAD_SERVER_OBJECTS: list = []     # rtmidi objects of a JACK server that died: kept, never touched again
 CONNECT_SETTLE_S = 0.05             # JACK: after connecting, before the first send (the graph takes the link)
-TICKS_PER_BEAT = 500                # with 120 bpm (500000 us per beat): 1 tick = 1 ms
-TEMPO_US = 500_000
 
 
 class NoMidiSystem(UserError):
@@ -579,36 +578,13 @@ class Recorder:
 
     def write(self, path: str | Path) -> None:
         """Write a type-0 MIDI file; times relative to the first message, 1 ms per tick."""
-        import mido
-
-        path = Path(path)
-        mid = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
-        track = mido.MidiTrack()
-        mid.tracks.append(track)
-        track.append(mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0))
         events = sorted(self._events, key=lambda e: e[0])
         start = events[0][0] if events else 0.0
-        now, skipped = 0, 0
-        for t, message in events:
-            if message and message[0] >= 0xF8:        # clock ticks, start/stop: not allowed in a MIDI file
-                continue
-            try:
-                msg = mido.Message.from_bytes(message)
-            except (ValueError, TypeError):
-                skipped += 1
-                continue
-            tick = int(round((t - start) * 1000))
-            msg.time = max(0, tick - now)
-            now += msg.time
-            track.append(msg)
-        track.append(mido.MetaMessage("end_of_track", time=0))
-        if skipped:
-            log.warning("recording: skipped %d message(s) that are not valid MIDI", skipped)
         try:
-            mid.save(path)
+            written = midi_file.write([(t - start, m) for t, m in events], path)
         except OSError as exc:
             raise UserError(f"--record {path}: cannot write the MIDI file ({exc.strerror or exc})") from None
-        log.info("recorded %d messages to %s", len(events) - skipped, path)
+        log.info("recorded %d messages to %s", written, path)
 
 
 # --- the product's policy -------------------------------------------------------------

@@ -34,7 +34,7 @@ Lateness (now - due) is kept for every message ``tick`` sends; a note-off it add
 (retrigger, steal) counts as due with the note-on that caused it, a forced one as
 due at its deadline.
 
-Threads: the generator thread calls ``push``/``discard_after``/``last_due``;
+Threads: the generator thread calls ``push``/``discard_after``;
 only the scheduler thread touches the sink while it runs (``panic()`` from
 another thread is handed to it). After ``stop()`` joined it, or once it died,
 ``panic()`` sends from the calling thread.
@@ -117,7 +117,6 @@ class Scheduler:
         self._heap: list[tuple[float, int, Message]] = []   # (due, sequence, msg)
         self._clock_stopped_at: float | None = None         # due time of a clock Stop not followed by a Start
         self._seq = 0
-        self._last_due: float | None = None
         self._open: dict[tuple[int, int], float] = {}       # (ch, pitch) -> on-time; insertion order = age
         self._held: dict[tuple[int, int], float] = {}       # (ch, controller) -> when the pedal went down
         self._pedals_used: set[tuple[int, int]] = set()     # every (ch, controller) a pedal message went to
@@ -164,8 +163,6 @@ class Scheduler:
             for due, msg in checked:
                 heapq.heappush(self._heap, (due, self._seq, msg))
                 self._seq += 1
-            latest = max(due for due, _ in checked)
-            self._last_due = latest if self._last_due is None else max(self._last_due, latest)
             if min(due for due, _ in checked) < self._next_wake:
                 self._wake()
 
@@ -173,11 +170,6 @@ class Scheduler:
         """How many messages are queued."""
         with self._cond:
             return len(self._heap)
-
-    def last_due(self) -> float | None:
-        """The latest due time queued (None: nothing queued)."""
-        with self._cond:
-            return self._last_due
 
     def discard_after(self, t: float) -> int:
         """Scene change: drop queued notes and pedals due after ``t``; returns how many were dropped.
@@ -209,7 +201,6 @@ class Scheduler:
                 self._seq += 1
             heapq.heapify(kept)
             self._heap = kept
-            self._last_due = max((item[0] for item in kept), default=None)
             if kept and t < self._next_wake:
                 self._wake()
             return dropped
@@ -245,8 +236,6 @@ class Scheduler:
                 self._pedals_lifted += 1
                 del self._held[(ch, number)]
                 self._send(now, down + max_pedal, (CONTROL_CHANGE | ch, number, 0))
-            if not heap:
-                self._last_due = None
             nxt = heap[0][0] if heap else None
             if self._open:
                 deadline = next(iter(self._open.values())) + max_note
@@ -372,7 +361,6 @@ class Scheduler:
                         self._cond.acquire()
                 # stopping: the thread that owns the port silences it, however long stop() waits for us
                 self._heap.clear()
-                self._last_due = None
                 self._panic_locked()
                 self._silenced = True
         except BaseException as exc:                      # the thread ends here; the engine sees .error
@@ -402,7 +390,6 @@ class Scheduler:
                 return
         with self._cond:
             self._heap.clear()
-            self._last_due = None
             if not self._silenced:                        # the thread never ran, or died: silence from here
                 self._panic_locked()
             log.info("scheduler stopped: %s", self._stats_locked())

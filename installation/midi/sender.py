@@ -36,7 +36,7 @@ from multiprocessing.connection import Listener
 from installation.midi import midi_io
 from installation.errors import UserError
 from installation.logs import setup_logging, stop_logging
-from installation.midi.link import Beacon, die_with_parent
+from installation.midi.link import Beacon
 from installation.midi.scheduler import Scheduler, SchedulerConfig
 from installation.midi.sender_config import SenderConfig
 
@@ -274,7 +274,6 @@ def main(argv=None) -> int:
                          "priority is a note, not a warning")
     args = ap.parse_args(argv)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})   # before any thread: serve() takes it with sigwait
-    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C goes to the supervisor, which stops us in order
     cfg = SenderConfig.from_json(args.config)
     setup_logging(cfg.log_level)

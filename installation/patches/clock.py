@@ -46,7 +46,6 @@ class ClockOut:
         self.bpm = (min_bpm + max_bpm) / 2.0
         self._next: float | None = None
         self.running = False
-        self.ticks = 0
 
     def set_arousal(self, now: float, arousal: float | None) -> float:
         if arousal is not None:
@@ -71,7 +70,6 @@ class ClockOut:
             return out
         while self._next <= t:
             out.append((self._next, (TICK,)))
-            self.ticks += 1
             self._next += 60.0 / (self.bpm * PPQN)
         return out
 

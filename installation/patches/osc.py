@@ -35,13 +35,12 @@ class OscOut:
             self._client = SimpleUDPClient(host, port)
         except OSError as exc:
             raise UserError(f"patch [osc]: cannot send to {host}:{port} ({exc.strerror or exc})") from None
-        self.errors = 0
 
     def send(self, address: str, *args) -> None:
         try:
             self._client.send_message(self.prefix + address, list(args))
-        except OSError:
-            self.errors += 1           # nobody listening, network down: visuals are not worth a crash
+        except OSError:                # nobody listening, network down: visuals are not worth a crash
+            pass
 
     def note(self, pitch: int, velocity: int) -> None:
         self.send("/note", pitch, velocity)

@@ -84,11 +84,6 @@ class _LayerVoice:
                     out.append((NOTE_OFF | self.ch, q, 0))
         return out
 
-    def close_all(self) -> list[tuple[int, int, int]]:
-        out = [(NOTE_OFF | self.ch, p, 0) for p in self.owner]
-        self.reset()
-        return out
-
     def reset(self) -> None:
         self.limiter.reset()
         self.taken.clear()
@@ -187,7 +182,7 @@ class NoteRouter:
 
     def close_all(self) -> list[tuple[int, int, int]]:
         """Note-offs for every note still sounding; then the router is empty."""
-        out = [m for lv in self.layers for m in lv.close_all()]
+        out = [(NOTE_OFF | lv.ch, p, 0) for lv in self.layers for p in lv.owner]
         self.reset()
         return out
 
@@ -286,8 +281,7 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
     open at the end, or held longer than ``max_note_s`` (as the live scheduler caps them), are closed.
     The sustain pedal goes in as it is played live (``NoteRouter.pedal``), lifted at the end if still down.
     Returns the number of note-ons. Emotion CCs, OSC and clock are live-only."""
-    import mido
-
+    from installation.midi import midi_file
     from installation.music import events as E
 
     router = NoteRouter(patch)
@@ -338,17 +332,5 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
         timed += [(end, m) for m in router.pedal(end, False)]
     timed.sort(key=lambda x: x[0])                  # stable: same-time messages keep their order
 
-    mid = mido.MidiFile(type=0, ticks_per_beat=500)
-    track = mido.MidiTrack()
-    mid.tracks.append(track)
-    track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))
-    now = 0
-    for t, m in timed:
-        tick = int(round(t * 1000))
-        msg = mido.Message.from_bytes(list(m))
-        msg.time = max(0, tick - now)
-        now += msg.time
-        track.append(msg)
-    track.append(mido.MetaMessage("end_of_track", time=max(0, int(round(end * 1000)) - now)))
-    mid.save(path)
+    midi_file.write(timed, path, end=end)
     return n_on
