@@ -12,7 +12,7 @@ from installation.music import events as E
 from installation.mood.conductor import Steering
 from installation.music.decoder import open_decoder
 from installation.mood.emotion_map import EmotionMap
-from installation.evaluation import adherence
+from installation.measures import adherence
 from installation.manifest import Manifest
 from installation.music.render import RenderSettings, directions, generate
 
