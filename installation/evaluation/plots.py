@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.evaluation import music_features as MF
+from installation.measures import music_features as MF
 from installation.evaluation import quality as QUAL
 
 QLABELS = ("Q1 happy", "Q2 tense", "Q3 sad", "Q4 calm")
@@ -40,9 +40,7 @@ def confusion(counts: np.ndarray, path: Path) -> None:
     diag = np.trace(counts[:, :4]) / max(counts.sum(), 1)
     ax.set_title(f"Quadrant agreement {diag:.1%} (row shares, piece counts)", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path, 130)
 
 
 def valence_scatter(img_valence: np.ndarray, p_valence: np.ndarray, img_q: np.ndarray, rc: dict, path: Path) -> None:
@@ -68,9 +66,7 @@ def valence_scatter(img_valence: np.ndarray, p_valence: np.ndarray, img_q: np.nd
     ax.set_title(f"Spearman rho = {rc['value']:.2f} [95% CI {lo:.2f}, {hi:.2f}]; shuffled {rc['shuffled']:.2f}  "
                  f"(dots: image means of {K} pieces)", fontsize=9)
     ax.legend(fontsize=8, loc="upper left", title="image quadrant", title_fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path, 130)
 
 
 def quality(gen_X, gen_raw, real_X, real_raw, path: Path, rows: list[dict] | None = None) -> None:
@@ -106,9 +102,7 @@ def quality(gen_X, gen_raw, real_X, real_raw, path: Path, rows: list[dict] | Non
     key = "pitch-class histogram (absolute)"
     ax.set_title("pitch-class histogram" + (f"  (OA {oa[key]:.2f})" if key in oa else ""), fontsize=10)
     axes.ravel()[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path, 110)
 
 
 def piano_roll(ax, notes, seconds: float, color: str) -> None:
@@ -142,10 +136,15 @@ def listening_rolls(rows, path: Path, seconds: float, title: str) -> None:
         ax.set_ylim(lo, hi)
         ax.set_title(caption, fontsize=8, loc="left")
     axes[-1, 0].set_xlabel("seconds (bars: keys as held; grey band: sustain pedal down; dotted: the chord asked)")
-    fig.suptitle(title, fontsize=10)
+    _save(fig, path, 90, title)
+
+
+def _save(fig, path: Path, dpi: int, title: str | None = None) -> None:
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    _plt().close(fig)
 
 
 def _rect(x, y, w, h, color, alpha):
@@ -165,10 +164,7 @@ def picture_rows(rows, path: Path, seconds: float, title: str) -> None:
         piano_roll(a1, notes, seconds, color)
         a1.set_title(caption, fontsize=8, loc="left")
     axes[-1, 1].set_xlabel("seconds")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path, 90, title)
 
 
 def pictures_for_people(data: Path, held, held_va, seqs, K: int, seconds: float, out: Path, per_quadrant: int = 3,
