@@ -86,6 +86,16 @@ def _pct(x) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _nll_table(nll: dict) -> list[str]:
+    rows = ["| split | all controls | musical controls, no emotion | emotion only | no controls |", "|---|---|---|---|---|"]
+    for split in ("val", "test"):
+        if split in nll:
+            r = nll[split]
+            rows.append(f"| {split} | {r['all_controls']:.4f} | {r['musical_controls_no_emotion']:.4f} | "
+                        f"{r['emotion_only']:.4f} | {r['no_controls']:.4f} |")
+    return rows
+
+
 def write_model_card(path, m: dict) -> None:
     met = m["metrics"]
     nll = met["nll_per_event_nats"]
@@ -163,14 +173,7 @@ def write_model_card(path, m: dict) -> None:
         "set to the window's own measured value, with the musical controls but no emotion, with only the emotion, and "
         "with nothing set (the model running free):",
         "",
-        "| split | all controls | musical controls, no emotion | emotion only | no controls |",
-        "|---|---|---|---|---|",
-    ]
-    for split in ("val", "test"):
-        if split in nll:
-            r = nll[split]
-            lines.append(f"| {split} | {r['all_controls']:.4f} | {r['musical_controls_no_emotion']:.4f} | "
-                         f"{r['emotion_only']:.4f} | {r['no_controls']:.4f} |")
+    ] + _nll_table(nll)
     hist = m["training"]["history"]
     secs = m["training"].get("seconds")
     lines += [
@@ -241,14 +244,8 @@ def write_model_card(path, m: dict) -> None:
                   "events (`--decoder transformer`; installation/music/transformer_decoder.py). Same data, phases, "
                   "controls and control dropout as the GRU"
                   + f"; trained {secs / 60:.0f} minutes on {where} (`{trn.get('command', '')}`)"
-                  + f". Control guidance weight {tr.get('guidance', {}).get('weight', 0):g} (same rule as the GRU).", "",
-                  "| split | all controls | musical controls, no emotion | emotion only | no controls |",
-                  "|---|---|---|---|---|"]
-        for split in ("val", "test"):
-            if split in t_nll:
-                r = t_nll[split]
-                lines.append(f"| {split} | {r['all_controls']:.4f} | {r['musical_controls_no_emotion']:.4f} | "
-                             f"{r['emotion_only']:.4f} | {r['no_controls']:.4f} |")
+                  + f". Control guidance weight {tr.get('guidance', {}).get('weight', 0):g} (same rule as the GRU).", ""]
+        lines += _nll_table(t_nll)
         if par:
             lines += ["", f"ONNX against torch, {par.get('steps_after_wrap')} steps after the window first wraps: largest "
                       f"logit difference {par.get('max_abs_logit_err_after_wrap', float('nan')):.1e}; the same sampled "
