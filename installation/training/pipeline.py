@@ -137,9 +137,9 @@ def train(args) -> None:
 
     from installation.training import train as T
 
+    cfg = config(args)                                  # bad options fail before the cache is read
     music_path, _, _ = _paths(args)
     corpus = D.load_corpus(music_path)
-    cfg = config(args)
     budget = None
     if args.budget_min:
         if args.wall_budget or T.resolve_device(cfg.device).type == "cuda":
