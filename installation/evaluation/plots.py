@@ -20,6 +20,15 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path, dpi: int, title: str | None = None) -> None:
+    """Write a finished figure (with its title over all panels, if given) and free it."""
+    if title is not None:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    _plt().close(fig)
+
+
 def confusion(counts: np.ndarray, path: Path) -> None:
     """Rows: the image's quadrant (Emotion6); columns: the music classifier's quadrant (+ 'none')."""
     plt = _plt()
@@ -137,14 +146,6 @@ def listening_rolls(rows, path: Path, seconds: float, title: str) -> None:
         ax.set_title(caption, fontsize=8, loc="left")
     axes[-1, 0].set_xlabel("seconds (bars: keys as held; grey band: sustain pedal down; dotted: the chord asked)")
     _save(fig, path, 90, title)
-
-
-def _save(fig, path: Path, dpi: int, title: str | None = None) -> None:
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    _plt().close(fig)
 
 
 def _rect(x, y, w, h, color, alpha):
