@@ -6,7 +6,7 @@ Every import counts, at the top of a module or inside a function (a lazy import 
 The layers, from the ground up:
 
     0  the shared basics (installation/*.py but engine.py and cli.py) and mood/
-    1  midi/        2  image/        3  music/        4  patches/, training/
+    1  midi/        2  image/        3  music/, measures/        4  patches/, training/
     5  evaluation/, engine.py        6  kiosk/        7  collection/        8  cli.py
 
 An edge is one (importing module, imported module) pair; a cycle is a strongly connected set of modules.
@@ -18,7 +18,7 @@ import ast
 import sys
 from pathlib import Path
 
-LAYERS = {"mood": 0, "midi": 1, "image": 2, "music": 3, "patches": 4, "training": 4, "evaluation": 5,
+LAYERS = {"mood": 0, "midi": 1, "image": 2, "music": 3, "measures": 3, "patches": 4, "training": 4, "evaluation": 5,
           "engine": 5, "kiosk": 6, "collection": 7, "cli": 8}
 
 

@@ -11,7 +11,7 @@ pytest.importorskip("sklearn", reason="the evaluation needs scikit-learn (requir
 from installation.music import events as E  # noqa: E402
 from installation.evaluation import classifiers as CL  # noqa: E402
 from installation.evaluation import metrics as MET  # noqa: E402
-from installation.evaluation import music_features as MF  # noqa: E402
+from installation.measures import music_features as MF  # noqa: E402
 from installation.evaluation import pipeline as PL  # noqa: E402
 from installation.evaluation import quality as QUAL  # noqa: E402
 from installation.music.events import Note  # noqa: E402

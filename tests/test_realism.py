@@ -3,7 +3,7 @@ import mido
 import pytest
 import numpy as np
 
-from installation.evaluation import realism as RL
+from installation.measures import realism as RL
 from installation.music import events as E
 from installation.music.events import Note
 

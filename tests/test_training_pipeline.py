@@ -60,6 +60,45 @@ def test_pipeline_on_a_small_slice(shared_data, tmp_path):
     assert "resumed at step 3" in r2.stderr
 
 
+@pytest.mark.parametrize("decoder", ["gru", "transformer"])
+def test_the_shipped_commands_still_give_the_shipped_configs(decoder):
+    """One pipeline for either decoder: each shipped model's recorded training command, parsed by today's
+    command line, gives the configuration the manifest recorded for it (steps, learning rates, batch, the
+    model's shape, the time budgets); vocabulary and control sizes, which grew since, aside."""
+    from dataclasses import asdict
+
+    from installation.training import train as T
+    from installation.training.__main__ import parse
+    from installation.training.pipeline import config
+
+    man = json.loads((REPO / "exported_models" / "manifest.json").read_text())
+    trn = man["training"] if decoder == "gru" else man["decoders"]["transformer"]["training"]
+    command = trn["command"].split("(= ")[-1].split(" (")[0].rstrip(")")
+    words = command.replace("$OUT", "/tmp/out").split()
+    args = parse(words[words.index("installation.training") + 1:])
+    assert args.decoder == decoder
+    cfg = config(args)
+    if args.budget_min:                    # on the GPU it ran on: a wall-time budget
+        T.time_budget(cfg, args.budget_min, args.finetune_share)
+    got, want = asdict(cfg), trn["config"]
+    if "warm_start" not in want:           # recorded before the GRU's warm start existed
+        assert got.pop("warm_start") is None
+    for d in (got, want):
+        d.pop("snapshot_dir")
+        for k in ("vocab", "control_dim"):
+            d["model"].pop(k)
+    assert got == want
+    assert type(T.build(cfg.model)).__name__ == ("MusicModel" if decoder == "gru" else "TransformerMusicModel")
+
+
+def test_warm_start_is_for_the_gru_alone(tmp_path, capsys):
+    from installation.training.__main__ import main
+
+    assert main(["train", "--decoder", "transformer", "--warm-start", "exported_models", "--cache", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--warm-start" in err[0] and "--decoder transformer" in err[0]
+
+
 def test_corpus_carries_the_pedal_and_the_chord_in_force(shared_data):
     """EMOPIA's pedal becomes pedal events, VGMIDI's arrangements get none (their loss hides the pedal); every event
     carries the recognised chord, and a window's note-ons fall mostly inside the chord it carries, transposed or not."""

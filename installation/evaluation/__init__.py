@@ -6,9 +6,9 @@ For each held-out Emotion6 image with a Russell quadrant, K pieces of 30 s are g
 through the shipped ONNX models and judged by classifiers trained only on real,
 labelled data:
 
-- ``music_features``  notes -> 30 s windows -> a feature vector (identical for real and generated music)
 - ``classifiers``     music-emotion classifier (valence, arousal, quadrant) and the image-music
                       emotion-correspondence classifier
+- (the music features, realism and adherence measures are installation/measures/, shared with training)
 - ``metrics``         agreement, chance baseline, Spearman, bootstrap intervals, shuffled control, overlap area
 - ``quality``         generated vs held-out real music, feature by feature
 - ``pipeline``        the run; ``report`` and ``plots`` write the report folder

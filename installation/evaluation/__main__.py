@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import logging
 import shlex
 import sys
 from pathlib import Path
@@ -54,16 +53,14 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.data.is_dir():
-        print(f"error: data folder {args.data} not found; pass --data PATH/TO/shared/data", file=sys.stderr)
-        return 2
     from installation.errors import UserError
     from installation.evaluation import pipeline
+    from installation.training.data import start_command
 
     args.command_line = "python -m installation.evaluation " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
+        start_command(args.data)
         res = pipeline.run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from installation.evaluation import music_features as MF
+from installation.measures import music_features as MF
 
 C_GRID = (0.01, 0.1, 1.0)
 TARGETS = ("valence", "arousal", "quadrant")

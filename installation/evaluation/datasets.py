@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from installation.music import events as E
-from installation.evaluation import music_features as MF
+from installation.measures import music_features as MF
 from installation.training import data as D
 
 log = logging.getLogger(__name__)

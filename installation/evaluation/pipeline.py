@@ -14,7 +14,7 @@ from installation.music import events as E
 from installation.evaluation import classifiers as CL
 from installation.evaluation import datasets as DS
 from installation.evaluation import metrics as MET
-from installation.evaluation import music_features as MF
+from installation.measures import music_features as MF
 from installation.evaluation import quality as QUAL
 
 log = logging.getLogger("installation.evaluation")
@@ -208,7 +208,7 @@ def run(args) -> dict:
     from installation.music.decoder import open_decoder
     from installation.image.emotion import ImageEmotion
     from installation.image.encoder import ImageEncoder
-    from installation.evaluation import adherence
+    from installation.measures import adherence
     from installation.image.preprocess import load_rgb
     from installation.music.render import RenderSettings, directions, generate
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.evaluation import music_features as MF
+from installation.measures import music_features as MF
 from installation.evaluation import quality as QUAL
 
 QLABELS = ("Q1 happy", "Q2 tense", "Q3 sad", "Q4 calm")

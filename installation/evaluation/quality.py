@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from installation.evaluation import metrics as MET
-from installation.evaluation import music_features as MF
-from installation.evaluation.music_features import column
+from installation.measures import music_features as MF
+from installation.measures.music_features import column
 
 # (label, how to get values from (features X, raws), fixed edges or number of shared bins)
 SCALARS = (

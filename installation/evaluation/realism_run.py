@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.evaluation import music_features as MF
-from installation.evaluation import realism as RL
+from installation.measures import music_features as MF
+from installation.measures import realism as RL
 from installation.music import events as E
 
 log = logging.getLogger("installation.evaluation.realism")
@@ -192,7 +192,7 @@ def told(args, clf) -> dict:
     """The evaluation's two decoder-alone checks, smaller: told each corner (``--told`` pieces a quadrant) and
     asked a key (``--told`` pieces a mode)."""
     from installation import manifest as M
-    from installation.evaluation import adherence
+    from installation.measures import adherence
     from installation.evaluation.pipeline import decoder_told
     from installation.mood import emotion_map
     from installation.music.decoder import open_decoder

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from installation.evaluation.music_features import FEATURE_NAMES
+from installation.measures.music_features import FEATURE_NAMES
 
 AIMS = {"valence_agreement": 0.68, "valence_rank_correlation": 0.45, "arousal_agreement": 0.60}
 TOLD_AIMS = {"valence_agreement": 0.85, "arousal_agreement": 0.85}

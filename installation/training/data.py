@@ -45,6 +45,14 @@ def quadrant_of(valence_positive: bool, arousal_high: bool) -> int:
 
 # --- music ------------------------------------------------------------------------
 
+
+def start_command(data: Path) -> None:
+    """A training or evaluation command begins: logging to stderr, and the shared data folder must be there."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not data.is_dir():
+        from installation.errors import UserError
+        raise UserError(f"data folder {data} not found; pass --data PATH/TO/shared/data")
+
 @dataclass
 class Piece:
     """One MIDI file: where it is from, its split and quadrant (-1: unlabelled)."""

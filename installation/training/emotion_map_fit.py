@@ -87,7 +87,7 @@ def time_windows(root: Path, seconds: float = SCENE_S, hop: float = HOP_S, sourc
     """(quadrant, density notes/s, mean velocity, mean pitch, major 0/1) of every time window of the labelled
     training music (``limit``: at most that many pieces a quadrant, a quick check); windows with fewer than 8
     notes are left out, unreadable files skipped."""
-    from installation.evaluation.music_features import windows
+    from installation.measures.music_features import windows
     from installation.music import analysis
     from installation.music import events as E
     from installation.training import data as D

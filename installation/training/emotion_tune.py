@@ -310,12 +310,12 @@ def export_tuned_encoder(branch_path: Path, path: Path) -> dict:
 
 def export_to(branch_path: Path, out: Path) -> dict:
     """Write OUT/encoder.onnx (the tuned encoder) and replace the encoder entry of OUT/manifest.json."""
-    from installation.training.backbones import sha256
+    from installation.manifest import file_sha256
     from installation.training.export import OPSET
 
     path = out / "encoder.onnx"
     entry = export_tuned_encoder(branch_path, path)
-    entry = {"file": path.name, **entry, "sha256": sha256(path), "opset": OPSET, "bytes": path.stat().st_size,
+    entry = {"file": path.name, **entry, "sha256": file_sha256(path), "opset": OPSET, "bytes": path.stat().st_size,
              "export_command": f"python -m installation.training.emotion_tune --export {branch_path} --out {out}"}
     man = out / "manifest.json"
     if man.exists():

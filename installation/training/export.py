@@ -1,13 +1,10 @@
 """Export to ONNX: the image encoder, the conditioner and the one-step decoder, with parity checks."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import torch
-
-log = logging.getLogger(__name__)
 
 OPSET = 17
 
@@ -119,7 +116,7 @@ def parity(model, out: Path, controls: np.ndarray, steps: int = 200, seed: int =
     return {"steps": steps, "batch": int(len(c)), "max_abs_logit_err": max_err, "same_sampled_sequence": same, "seed": seed}
 
 
-def _git_commit(repo: Path) -> str:
+def git_commit(repo: Path) -> str:
     import subprocess
 
     try:
@@ -129,116 +126,3 @@ def _git_commit(repo: Path) -> str:
         return sha + ("-dirty" if dirty else "")
     except Exception:
         return "unknown"
-
-
-def export_all(args) -> dict:
-    """Export the trained run to args.out, check parity, fit the emotion map, measure adherence,
-    and write manifest.json and MODEL_CARD.md. The image-emotion model (installation/training/image_emotion.py)
-    is fitted on its own; its manifest entry is kept."""
-    import json
-    import platform
-
-    from installation.mood import controls as C
-    from installation.music import events
-    from installation.image import preprocess
-    from installation.training import data as D
-    from installation.training.backbones import sha256
-    from installation.training.emotion_map_fit import write_time_windows
-    from installation.training.model import ModelConfig, MusicModel
-    from installation.training.pipeline import _images, _paths
-    from installation.training.report import export_report, write_model_card
-
-    out = args.out
-    ck = torch.load(args.run / "model.pt", map_location="cpu", weights_only=False)
-    summary = json.loads((args.run / "summary.json").read_text())
-    model = MusicModel(ModelConfig(**ck["config"]))
-    model.load_state_dict(ck["model"])
-    model.eval()
-    io = export_music_model(model, out)
-
-    music_path, _, enc_path = _paths(args)
-    corpus = D.load_corpus(music_path)
-    images = _images(args)
-    rows = corpus.select(split="val", stretch=1.0)
-    _, _, _, ctrl, chords, _ = D.WindowSampler(corpus, rows, 192).fixed_steps(4, seed=99)
-    ctrl[:, C.CHORD:C.CHORD + 13] = chords[:, 0]          # a chord asked, as the run time asks it
-    check = parity(model, out, ctrl)
-    if check["max_abs_logit_err"] > 1e-4 or not check["same_sampled_sequence"]:
-        raise RuntimeError(f"ONNX and torch disagree: {check}")
-    log.info("parity: %s", check)
-    emap_path = out / "emotion_map.toml"
-    if emap_path.is_file() and not getattr(args, "refit_emotion_map", False):
-        # its inputs are the music's own figures (density, velocity, pitch, mode of EMOPIA's time windows), not the
-        # decoder: a new decoder keeps it (``python -m installation.training emotion-map`` refits it alone)
-        from installation.mood.emotion_map import load as load_emotion_map
-        emap = load_emotion_map(emap_path)
-        log.info("emotion map kept: %s", emap_path)
-    else:
-        emap = write_time_windows(args.data, emap_path, limit=getattr(args, "limit_files", None))
-        log.info("emotion map fitted and written to %s", emap_path)
-
-    # kept from the manifest being replaced, when their files are unchanged: the encoder (the image-emotion
-    # step may re-export it) and the image-emotion model (python -m installation.training.image_emotion)
-    previous = json.loads((out / "manifest.json").read_text()).get("models", {}) if (out / "manifest.json").exists() else {}
-    models = {
-        "decoder_init": {"file": "decoder_init.onnx", **io["decoder_init"]},
-        "decoder_step": {"file": "decoder_step.onnx", **io["decoder_step"]},
-    }
-    info_path = args.cache / "encoder_info.json"
-    if info_path.is_file():                      # `prepare` exported the encoder: describe it afresh
-        enc_info = json.loads(info_path.read_text())
-        models["encoder"] = {"file": enc_path.name, **{k: enc_info[k] for k in ("inputs", "outputs")},
-                             "backbone": enc_info["backbone"],
-                             "weights": {k: enc_info.get(k) for k in ("weights_file", "weights_sha256", "weights_source")},
-                             "parity_max_abs_err": enc_info["parity_max_abs_err"]}
-    elif "encoder" not in previous:
-        raise FileNotFoundError(f"{info_path}: no encoder description; run `python -m installation.training prepare`")
-    for name in ("encoder", "image_emotion", "transformer_step"):
-        e = previous.get(name)
-        if e and (out / e["file"]).is_file() and sha256(out / e["file"]) == e.get("sha256"):
-            models[name] = e
-    models = {k: models[k] for k in ("encoder", "image_emotion", "decoder_init", "decoder_step", "transformer_step")
-              if k in models}
-    for name, m in models.items():
-        m["sha256"] = sha256(out / m["file"])
-        m.setdefault("opset", OPSET)
-        m["bytes"] = (out / m["file"]).stat().st_size
-    manifest = {
-        "format": 2,
-        "git_commit": _git_commit(Path(__file__).resolve().parents[2]),
-        "exported_with": {"torch": torch.__version__, "python": platform.python_version()},
-        "models": models,
-        "decoders": {"gru": {"files": ["decoder_init", "decoder_step"], "config": ck["config"]}},
-        "default_decoder": "gru",
-        "vocabulary": events.vocabulary_spec(),
-        "preprocessing": preprocess.SPEC,
-        "model_config": ck["config"],
-        "controls": {"dim": C.CONTROL_DIM, "groups": list(C.GROUPS),
-                     "layout": "key 0-13 (histogram 12, major, minor), density 14, loudness 15, register 16, "
-                               "emotion 17-18 (valence, arousal), unset flags 19-23 (one per group); "
-                               "chord 24-35 (binary pitch classes of the chord in force, written at every step), "
-                               "its unset flag 36",
-                     "window_dim": C.WINDOW_DIM, "chord": C.CHORD, "chord_flag": C.CHORD_FLAG,
-                     "key_templates": summary["key_templates"]},
-        "emotion_map": emap.to_dict(),
-        "emotion": {"valence_arousal": "each in [-1, 1]; 0 = the quadrant split (Emotion6: V = 5; A = the median)",
-                    "arousal_median": float(images.arousal_split)},
-        "training": {"command": summary.get("command", "python -m installation.training all"), "data": summary["data"],
-                     "warm_start": summary.get("warm_start"),
-                     "config": summary["config"],
-                     "history": {k: summary[k] for k in ("pretrain", "finetune")},
-                     "seconds": summary.get("seconds")},
-        "metrics": {"nll_per_event_nats": summary["nll"], "onnx_torch_parity": check},
-    }
-    if "transformer_step" in models:              # the Transformer (export --decoder transformer) stays listed
-        old_dec = json.loads((out / "manifest.json").read_text()).get("decoders", {})
-        if "transformer" in old_dec:
-            manifest["decoders"]["transformer"] = old_dec["transformer"]
-    if (out / "critic.json").is_file():
-        log.warning("%s was fitted against the previous decoder and is not listed in the new manifest: refit it with "
-                    "`python -m installation.training.critic_fit --rounds 2`", out / "critic.json")
-    manifest["metrics"].update(export_report(out, manifest, pieces=getattr(args, "report_pieces", 48)))
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    write_model_card(out / "MODEL_CARD.md", manifest)
-    log.info("exported to %s", out)
-    return manifest

@@ -20,8 +20,8 @@ def cache_features(encoder_onnx: Path, root: Path, rel_paths: list[str], out: Pa
     """-> (n_images, 6, D) float32, also saved to ``out`` (reused when it exists for the same encoder)."""
     import onnxruntime as ort
 
-    from installation.training.backbones import sha256
-    digest = sha256(encoder_onnx)
+    from installation.manifest import file_sha256
+    digest = file_sha256(encoder_onnx)
     if out.exists():
         z = np.load(out, allow_pickle=True)
         if str(z["encoder_sha256"]) == digest and list(z["rel"]) == rel_paths:

@@ -91,9 +91,9 @@ def encoder_blocks(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, 
     import onnxruntime as ort
 
     from installation.image.preprocess import load_rgb, training_views
-    from installation.training.backbones import sha256
+    from installation.manifest import file_sha256
 
-    digest = sha256(encoder)
+    digest = file_sha256(encoder)
     name = f"features_all_{backbone}.npz"
     everything = load_emotion6(data).rel
     sliced = f"features_all_{backbone}_{len(images.rel)}.npz"
@@ -469,8 +469,8 @@ def run(args) -> dict:
     name = chosen[0]
     model = fits[name]
     info = export_onnx(model, args.out / "image_emotion.onnx")
-    from installation.training.backbones import sha256
-    entry = {"file": "image_emotion.onnx", **info, "sha256": sha256(args.out / "image_emotion.onnx"), "opset": 17,
+    from installation.manifest import file_sha256
+    entry = {"file": "image_emotion.onnx", **info, "sha256": file_sha256(args.out / "image_emotion.onnx"), "opset": 17,
              "bytes": (args.out / "image_emotion.onnx").stat().st_size,
              "feature_set": name, "stats_names": list(__import__("installation.image.image_stats", fromlist=["NAMES"]).NAMES)
              if "stats" in model.blocks else [],
@@ -486,7 +486,7 @@ def run(args) -> dict:
                           "slice (fold 0 of the training images, which the branch was not trained on); "
                           "held-out images only scored",
              "metrics": {"heldout": report["variants"][name]["heldout_centre"]},
-             "arousal_split": float(images.arousal_split), "encoder_sha256": sha256(args.encoder)}
+             "arousal_split": float(images.arousal_split), "encoder_sha256": file_sha256(args.encoder)}
     if model.blend is not None:
         entry["tuned_share"] = report["variants"][name]["tuned_share"]
     report["chosen"] = name

@@ -12,7 +12,7 @@ from installation.music import events as E
 from installation.mood.conductor import Steering
 from installation.music.decoder import open_decoder
 from installation.mood.emotion_map import EmotionMap
-from installation.evaluation import adherence
+from installation.measures import adherence
 from installation.manifest import Manifest
 from installation.music.render import RenderSettings, directions, generate
 
@@ -84,6 +84,16 @@ def export_report(folder, manifest: dict, pieces: int = 48) -> dict:
 
 def _pct(x) -> str:
     return f"{100 * x:.1f}%"
+
+
+def _nll_table(nll: dict) -> list[str]:
+    rows = ["| split | all controls | musical controls, no emotion | emotion only | no controls |", "|---|---|---|---|---|"]
+    for split in ("val", "test"):
+        if split in nll:
+            r = nll[split]
+            rows.append(f"| {split} | {r['all_controls']:.4f} | {r['musical_controls_no_emotion']:.4f} | "
+                        f"{r['emotion_only']:.4f} | {r['no_controls']:.4f} |")
+    return rows
 
 
 def write_model_card(path, m: dict) -> None:
@@ -163,14 +173,7 @@ def write_model_card(path, m: dict) -> None:
         "set to the window's own measured value, with the musical controls but no emotion, with only the emotion, and "
         "with nothing set (the model running free):",
         "",
-        "| split | all controls | musical controls, no emotion | emotion only | no controls |",
-        "|---|---|---|---|---|",
-    ]
-    for split in ("val", "test"):
-        if split in nll:
-            r = nll[split]
-            lines.append(f"| {split} | {r['all_controls']:.4f} | {r['musical_controls_no_emotion']:.4f} | "
-                         f"{r['emotion_only']:.4f} | {r['no_controls']:.4f} |")
+    ] + _nll_table(nll)
     hist = m["training"]["history"]
     secs = m["training"].get("seconds")
     lines += [
@@ -241,14 +244,8 @@ def write_model_card(path, m: dict) -> None:
                   "events (`--decoder transformer`; installation/music/transformer_decoder.py). Same data, phases, "
                   "controls and control dropout as the GRU"
                   + f"; trained {secs / 60:.0f} minutes on {where} (`{trn.get('command', '')}`)"
-                  + f". Control guidance weight {tr.get('guidance', {}).get('weight', 0):g} (same rule as the GRU).", "",
-                  "| split | all controls | musical controls, no emotion | emotion only | no controls |",
-                  "|---|---|---|---|---|"]
-        for split in ("val", "test"):
-            if split in t_nll:
-                r = t_nll[split]
-                lines.append(f"| {split} | {r['all_controls']:.4f} | {r['musical_controls_no_emotion']:.4f} | "
-                             f"{r['emotion_only']:.4f} | {r['no_controls']:.4f} |")
+                  + f". Control guidance weight {tr.get('guidance', {}).get('weight', 0):g} (same rule as the GRU).", ""]
+        lines += _nll_table(t_nll)
         if par:
             lines += ["", f"ONNX against torch, {par.get('steps_after_wrap')} steps after the window first wraps: largest "
                       f"logit difference {par.get('max_abs_logit_err_after_wrap', float('nan')):.1e}; the same sampled "

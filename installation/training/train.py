@@ -313,21 +313,82 @@ def key_templates(corpus: MusicCorpus, rows: np.ndarray, seq_len: int, n: int = 
             "windows": {"major": int((~minor).sum()), "minor": int(minor.sum())}}
 
 
+def build(model_cfg):
+    """The decoder a model config describes: the GRU (ModelConfig) or the Transformer (TransformerConfig)."""
+    from installation.training.transformer import TransformerConfig, TransformerMusicModel
+
+    return TransformerMusicModel(model_cfg) if isinstance(model_cfg, TransformerConfig) else MusicModel(model_cfg)
+
+
 def train(cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, progress=None) -> tuple[MusicModel, dict]:
-    """Both phases; returns the best model and a summary (config, histories, NLLs, key templates)."""
+    """Both phases for the decoder ``cfg.model`` describes; returns the best model and a summary (config,
+    histories, NLLs, key templates, parameters; the Transformer's NLL on longer windows)."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    model = MusicModel(cfg.model)
+    model = build(cfg.model)
     if cfg.warm_start:
         from installation.training.warm_start import warm_start
         warm_start(model, Path(cfg.warm_start), run_dir)
     dev = resolve_device(cfg.device)
-    log.info("training on %s", dev if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})")
+    parameters = sum(p.numel() for p in model.parameters())
+    log.info("training the %s (%d parameters) on %s", "Transformer" if hasattr(cfg.model, "window") else "GRU", parameters,
+             dev if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})")
     model.to(dev)
     summary = run_phases(model, cfg, corpus, run_dir, progress)
+    summary["parameters"] = parameters
+    if hasattr(cfg.model, "window"):
+        summary["window_nll"] = window_nll(model, corpus, min(2 * cfg.finetune.seq_len, cfg.model.window))
+    if dev.type == "cuda":
+        summary["device"] = torch.cuda.get_device_name(dev)
     return model.cpu(), summary
+
+
+def time_budget(cfg: TrainConfig, minutes: float, finetune_share: float) -> dict:
+    """On a GPU: each phase runs for its share of ``minutes`` of wall time (its cosine following the clock,
+    learning_rate above) unless early stopping or its step count ends it first; 8% is kept for the
+    validations, the final figures and start-up."""
+    total = 0.92 * minutes * 60
+    cfg.pretrain.max_seconds = round(total * (1 - finetune_share), 1)
+    cfg.finetune.max_seconds = round(total * finetune_share, 1)
+    log.info("time budget %.1f min: pretrain %.0f s, finetune %.0f s", minutes, cfg.pretrain.max_seconds,
+             cfg.finetune.max_seconds)
+    return {"minutes": minutes, "pretrain_s": cfg.pretrain.max_seconds, "finetune_s": cfg.finetune.max_seconds}
+
+
+def fit_budget(cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, minutes: float) -> dict:
+    """Set both phases' step counts so that training takes about ``minutes`` here and now: a few timed
+    steps measure this machine's seconds per step; the steps are shared 2:1 between pretraining and
+    finetuning, with 10% kept for validations and the final figures. A resumed run keeps the step
+    counts it started with (its learning-rate schedule depends on them)."""
+    saved = run_dir / "config.json"
+    if saved.is_file() and any((run_dir / f"{p}.pt").is_file() for p in ("pretrain", "finetune")):
+        old = json.loads(saved.read_text())
+        cfg.pretrain.steps, cfg.finetune.steps = old["pretrain"]["steps"], old["finetune"]["steps"]
+        return {"resumed": True, "pretrain_steps": cfg.pretrain.steps, "finetune_steps": cfg.finetune.steps}
+    torch.set_num_threads(cfg.threads)
+    m = build(cfg.model)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+    sampler = WindowSampler(corpus, corpus.select(split="train"), cfg.pretrain.seq_len)
+    rng = np.random.default_rng(0)
+    times = []
+    for i in range(4):
+        t0 = time.time()
+        x, y, _, ctrl = sampler.sample(rng, cfg.pretrain.batch)
+        logits = masked_logits(m, torch.from_numpy(x), torch.from_numpy(train_controls(ctrl, rng, cfg.pretrain, False)))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.time() - t0)
+    per_step = float(np.median(times[1:]))
+    steps = int(0.9 * minutes * 60 / per_step)
+    cfg.pretrain.steps, cfg.finetune.steps = max(2, 2 * steps // 3), max(2, steps // 3)
+    log.info("budget %.1f min at %.2f s/step: %d pretrain + %d finetune steps", minutes, per_step,
+             cfg.pretrain.steps, cfg.finetune.steps)
+    return {"minutes": minutes, "seconds_per_step": round(per_step, 3), "pretrain_steps": cfg.pretrain.steps,
+            "finetune_steps": cfg.finetune.steps}
 
 
 def run_phases(model, cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, progress=None) -> dict:
@@ -390,4 +451,24 @@ def test_nll(model: MusicModel, corpus: MusicCorpus, seq_len: int) -> dict:
             "emotion_only": round(nll(model, st(only_emotion, no_chord), x, y, pk), 4),
             "no_controls": round(nll(model, st(np.tile(C.unset(), (len(x), 1)), no_chord), x, y, pk), 4),
         }
+    return out
+
+
+def window_nll(model, corpus: MusicCorpus, seq_len: int) -> dict:
+    """The Transformer's validation NLL on windows of ``seq_len`` events (longer than training's) with every
+    control true, under its run-time window and under the training length: does ALiBi carry past the training
+    length?"""
+    rows = corpus.select(split="val", labelled=True, stretch=1.0)
+    if len(rows) == 0:
+        return {}
+    x, y, _, ctrl = WindowSampler(corpus, rows, seq_len).fixed(64, seed=99)
+    ctrl = np.ascontiguousarray(ctrl[:, :model.cfg.control_dim])            # its own controls (no chord)
+    keep = model.cfg.window
+    out = {"seq_len": seq_len}
+    try:
+        for w in sorted({keep, seq_len // 2}):
+            model.cfg.window = w
+            out[f"window_{w}"] = round(nll(model, torch.from_numpy(ctrl), torch.from_numpy(x), torch.from_numpy(y)), 4)
+    finally:
+        model.cfg.window = keep
     return out

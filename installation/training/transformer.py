@@ -194,7 +194,3 @@ class TransformerMusicModel(nn.Module):
         """The ring buffer's shape for n rows: (L, N, H, W, dh)."""
         c = self.cfg
         return c.layers, n, c.heads, c.window, c.d_model // c.heads
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -27,18 +27,15 @@ must give the same sequence.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from installation.training.transformer import TransformerMusicModel
 from installation.music.transformer_decoder import TransformerDecoder, empty_state, write
+from installation.training.export import OPSET
+from installation.training.transformer import TransformerMusicModel
 
-log = logging.getLogger(__name__)
-
-OPSET = 17
 STEP_FILE = "transformer_step.onnx"
 OUTPUTS = ["logits", "new_keys", "new_values"]
 

@@ -91,16 +91,23 @@ def _onset_groups(starts: np.ndarray, tol: float = 0.03) -> list[np.ndarray]:
     return groups
 
 
-def describe(notes: list[Note], seconds: float) -> tuple[np.ndarray, Raw] | None:
-    """One window -> (feature vector in FEATURE_NAMES order, raw values); None if too few notes."""
-    if len(notes) < MIN_NOTES or seconds <= 0:
-        return None
+def note_arrays(notes: list[Note]):
+    """(pitch, velocity, start, end, duration (at least 10 ms), onset groups, inter-onset intervals over 0 s
+    between the groups) of a list of notes."""
     pitch = np.array([n.pitch for n in notes], float)
     vel = np.array([n.velocity for n in notes], float)
     start = np.array([n.start for n in notes], float)
     end = np.array([n.end for n in notes], float)
-    dur = np.maximum(end - start, 0.01)
+    groups = _onset_groups(start)
+    ioi = np.diff(np.array([start[g].min() for g in groups]))
+    return pitch, vel, start, end, np.maximum(end - start, 0.01), groups, ioi[ioi > 0]
 
+
+def describe(notes: list[Note], seconds: float) -> tuple[np.ndarray, Raw] | None:
+    """One window -> (feature vector in FEATURE_NAMES order, raw values); None if too few notes."""
+    if len(notes) < MIN_NOTES or seconds <= 0:
+        return None
+    pitch, vel, start, end, dur, groups, ioi = note_arrays(notes)
     pch = analysis.pitch_class_histogram(notes)
     r = analysis.key_correlations(pch)                  # (major/minor, tonic); notes >= MIN_NOTES, so pch sums to 1
     r_major, r_minor = float(r[0].max()), float(r[1].max())
@@ -109,10 +116,6 @@ def describe(notes: list[Note], seconds: float) -> tuple[np.ndarray, Raw] | None
     nz = pch[pch > 0]
     entropy = float(-(nz * np.log2(nz)).sum())
 
-    groups = _onset_groups(start)
-    onsets = np.array([start[g].min() for g in groups])
-    ioi = np.diff(onsets)
-    ioi = ioi[ioi > 0]
     log_ioi = np.log(ioi) if len(ioi) else np.array([0.0])
 
     grid = np.arange(0.0, seconds, 0.05)

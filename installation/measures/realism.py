@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from installation.measures import music_features as MF
 from installation.music import analysis
 from installation.music.events import Note
 
@@ -58,11 +59,6 @@ def pc_transition_entropy(pitch_classes: np.ndarray) -> float:
     rows = M.sum(1, keepdims=True)
     nz = M > 0
     return float(-(M[nz] / M.sum() * np.log2((M / np.maximum(rows, 1))[nz])).sum())
-
-
-def _onset_groups(start: np.ndarray, tol: float = 0.03) -> list[np.ndarray]:
-    from installation.evaluation.music_features import _onset_groups as groups
-    return groups(start, tol)
 
 
 def chroma_self_similarity(notes: list[Note], seconds: float, block: float = BLOCK_S) -> float:
@@ -106,15 +102,7 @@ def features(notes: list[Note], seconds: float) -> np.ndarray:
     """The realism features of one piece, in REALISM_NAMES order (NaN where a value is undefined)."""
     if not notes:
         return np.full(len(REALISM_NAMES), np.nan)
-    pitch = np.array([n.pitch for n in notes], float)
-    vel = np.array([n.velocity for n in notes], float)
-    start = np.array([n.start for n in notes], float)
-    end = np.array([n.end for n in notes], float)
-    dur = np.maximum(end - start, 0.01)
-    groups = _onset_groups(start)
-    onsets = np.array([start[g].min() for g in groups])
-    ioi = np.diff(onsets)
-    ioi = ioi[ioi > 0]
+    pitch, vel, start, end, dur, groups, ioi = MF.note_arrays(notes)
     order = np.lexsort((pitch, start))
     seq = pitch[order]
     gap = np.diff(np.sort(start))
@@ -142,7 +130,6 @@ def features(notes: list[Note], seconds: float) -> np.ndarray:
 def describe_all(pieces: list[list[Note]], seconds: float) -> tuple[np.ndarray, np.ndarray]:
     """(realism features (n, R), emotion-judge features (n, F)) of pieces of ``seconds``; rows that cannot be
     described (too few notes) are NaN."""
-    from installation.evaluation import music_features as MF
 
     R = np.full((len(pieces), len(REALISM_NAMES)), np.nan)
     F = np.full((len(pieces), len(MF.FEATURE_NAMES)), np.nan)
