@@ -10,9 +10,6 @@ sys.path.insert(0, str(REPO / "bench"))
 import import_layers as L  # noqa: E402
 
 GROUND = {"installation", "installation.errors", "installation.logs"}
-# the training side's three imports of evaluation/ and its export <-> pipeline cycle: issue 23's training part
-# removes them; then this goes
-PENDING = "installation.training."
 
 
 def explained(known: dict, importer: str, imported: str) -> bool:
@@ -26,8 +23,8 @@ def explained(known: dict, importer: str, imported: str) -> bool:
 def test_no_cycles_and_at_most_three_climbs_each_saying_why():
     known, up, found = L.measure(REPO)
     assert len(up) <= 3, up
-    assert [(m, d) for m, d in up if not m.startswith(PENDING) and not explained(known, m, d)] == []
-    assert [c for c in found if not all(m.startswith(PENDING) for m in c)] == []
+    assert [(m, d) for m, d in up if not explained(known, m, d)] == []
+    assert found == []
 
 
 def test_the_measure_finds_a_climb_a_cycle_and_a_reason(tmp_path):
