@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from installation.errors import UserError
+from installation.errors import UserError, load_toml
 from installation.kiosk.hours import OpeningHours
 from installation.settings import ALL, KIOSK, MAX_INT, PLAY_KIOSK, generation, opt  # noqa: F401  (re-exported)
 
@@ -336,7 +336,6 @@ PLAY_ONLY_TYPES = {"record": str, "synth": bool, "soundfont": str, "audio_driver
 def read_toml(path: str | Path, for_play: bool = False) -> dict:
     """A config file's keys (dashes -> underscores), each type-checked; ConfigError names the file and key.
     ``for_play``: the file is read by `play`, which also takes its own options (record, synth, ...)."""
-    from installation.patches.patch import load_toml
     out = {}
     for raw, value in load_toml(path, f"--config {path}", ConfigError).items():
         key = raw.replace("-", "_")

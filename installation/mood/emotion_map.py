@@ -21,15 +21,12 @@ chooses the same keys. ``--key`` pins the tonic (and the mode, if given).
 """
 from __future__ import annotations
 
-try:
-    import tomllib
-except ModuleNotFoundError:                 # Python 3.10
-    import tomli as tomllib              # type: ignore[no-redef]
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
+from installation.errors import load_toml
 from installation.mood.controls import Key, Targets
 
 FILE = "emotion_map.toml"          # beside the models' manifest.json
@@ -188,12 +185,7 @@ def for_models(folder: str | Path) -> EmotionMap:
 
 def load(path: str | Path) -> EmotionMap:
     """The emotion map from a TOML file."""
-    path = Path(path)
-    try:
-        d = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise MapError(f"{path}: cannot read the emotion map ({exc})") from None
-    return EmotionMap.from_dict(d, str(path))
+    return EmotionMap.from_dict(load_toml(path, f"emotion map {path}", MapError), str(path))
 
 
 # --- keys across scenes -------------------------------------------------------------------

@@ -16,12 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:                                     # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:              # pragma: no cover - Python 3.10
-    import tomli as tomllib              # type: ignore[no-redef]
-
-from installation.errors import UserError
+from installation.errors import UserError, load_toml
 
 # A checkout's top-level patches/; an installed package has them beside its modules (pyproject.toml).
 _INSTALLED = Path(__file__).resolve().parents[1] / "bundled_patches"
@@ -216,21 +211,6 @@ def load_patch(name_or_path: str | Path | None = None) -> Patch:
     """Load and check a patch by name (in patches/) or path; None: the default (General MIDI piano)."""
     path = find_patch(DEFAULT_PATCH if name_or_path is None else name_or_path)
     return parse_patch(load_toml(path, f"patch {path}"), path=path)
-
-
-def load_toml(path: str | Path, where: str, error: type[UserError] = UserError) -> dict:
-    """A TOML file's table, or ``error`` (one line that starts with ``where``) when it cannot be read or parsed.
-    The kiosk's --config file is read here too."""
-    try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise error(f"{where}: no such file") from None
-    except UnicodeDecodeError:
-        raise error(f"{where}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise error(f"{where}: cannot read it ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, ValueError) as exc:   # ValueError: a number too long to read
-        raise error(f"{where}: not valid TOML ({exc})") from None
 
 
 def parse_patch(data: dict, path: Path | None = None, name: str | None = None) -> Patch:
