@@ -11,6 +11,8 @@ Numbers are as a musician reads them: MIDI channels 1-16, programs 1-128
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,6 +258,21 @@ def parse_patch(data: dict, path: Path | None = None, name: str | None = None) -
     return patch
 
 
+def _optional(check):
+    """A _Checker method's opening, written once: a key the table lacks gives the method's ``default`` argument
+    (unused in its body); a key it has goes to ``check`` as the value and its dotted name, for the error line."""
+    signature = inspect.signature(check)
+
+    @functools.wraps(check)
+    def method(self, t: dict, key: str, section: str, *args, **kw):
+        if key in t:
+            return check(self, t[key], f"{section}.{key}" if section else key, *args, **kw)
+        bound = signature.bind(self, None, key, *args, **kw)
+        bound.apply_defaults()
+        return bound.arguments["default"]
+    return method
+
+
 class _Checker:
     """Type and range checks that fail with one line: '<file>: [section] key: what is wrong'."""
 
@@ -265,64 +282,49 @@ class _Checker:
     def fail(self, key: str, what: str):
         raise UserError(one_line(f"{self.where}: {key}: {what}"))
 
-    @staticmethod
-    def _key(section: str, key: str) -> str:
-        return f"{section}.{key}" if section else key
-
     def table(self, t: Any, section: str, allowed: set[str]) -> dict:
         if not isinstance(t, dict):
             self.fail(section or "(top)", f"must be a table, not {_typename(t)}")
         for k in t:
             if k not in allowed:
-                self.fail(self._key(section, k), f"unknown key (allowed here: {', '.join(sorted(allowed))})")
+                self.fail(f"{section}.{k}" if section else k,
+                          f"unknown key (allowed here: {', '.join(sorted(allowed))})")
         return t
 
-    def string(self, t: dict, key: str, section: str, choices=None, default=None) -> str | None:
-        if key not in t:
-            return default
-        v = t[key]
+    @_optional
+    def string(self, v, k: str, choices=None, default=None) -> str | None:
         if not isinstance(v, str):
-            self.fail(self._key(section, key), f"must be a string, not {_typename(v)}")
+            self.fail(k, f"must be a string, not {_typename(v)}")
         if "\x00" in v:
-            self.fail(self._key(section, key), "contains a NUL character")
+            self.fail(k, "contains a NUL character")
         if choices is not None and v not in choices:
-            self.fail(self._key(section, key), f"{_short(repr(v))} is not one of: {', '.join(choices)}")
+            self.fail(k, f"{_short(repr(v))} is not one of: {', '.join(choices)}")
         return v
 
-    def boolean(self, t: dict, key: str, section: str, default: bool) -> bool:
-        if key not in t:
-            return default
-        v = t[key]
+    @_optional
+    def boolean(self, v, k: str, default: bool) -> bool:
         if not isinstance(v, bool):
-            self.fail(self._key(section, key), f"must be true or false, not {_typename(v)}")
+            self.fail(k, f"must be true or false, not {_typename(v)}")
         return v
 
-    def integer(self, t: dict, key: str, section: str, lo: int, hi: int, default=None) -> int | None:
-        if key not in t:
-            return default
-        v = t[key]
+    @_optional
+    def integer(self, v, k: str, lo: int, hi: int, default=None) -> int | None:
         if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(self._key(section, key), f"must be a whole number, not {_typename(v)}")
+            self.fail(k, f"must be a whole number, not {_typename(v)}")
         if not lo <= v <= hi:
-            self.fail(self._key(section, key), f"{_short(v)} is out of range {lo}..{hi}")
+            self.fail(k, f"{_short(v)} is out of range {lo}..{hi}")
         return v
 
-    def number(self, t: dict, key: str, section: str, lo: float, hi: float, default=None,
-               lo_open: bool = False) -> float | None:
-        if key not in t:
-            return default
-        v = t[key]
+    @_optional
+    def number(self, v, k: str, lo: float, hi: float, default=None, lo_open: bool = False) -> float | None:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
-            self.fail(self._key(section, key), f"must be a finite number, not {_short(v)}")
+            self.fail(k, f"must be a finite number, not {_short(v)}")
         if not (lo < v if lo_open else lo <= v) or not v <= hi:
-            self.fail(self._key(section, key), f"{_short(v)} is out of range {'(' if lo_open else ''}{lo:g}..{hi:g}")
+            self.fail(k, f"{_short(v)} is out of range {'(' if lo_open else ''}{lo:g}..{hi:g}")
         return float(v)
 
-    def pair(self, t: dict, key: str, section: str, lo: int, hi: int, default, ordered: bool = True):
-        if key not in t:
-            return default
-        v = t[key]
-        k = self._key(section, key)
+    @_optional
+    def pair(self, v, k: str, lo: int, hi: int, default, ordered: bool = True):
         if (not isinstance(v, list) or len(v) != 2
                 or any(isinstance(x, bool) or not isinstance(x, int) for x in v)):
             self.fail(k, f"must be two whole numbers [low, high], not {_short(repr(v))}")
