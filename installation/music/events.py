@@ -52,15 +52,7 @@ def load_notes(path: str | Path, *, sustain: bool = True) -> list[Note]:
 
     Raises MidiFileError, naming the file, when it cannot be parsed.
     """
-    import mido  # local: keeps `import installation.music.events` light for the hot path
-
-    path = Path(path)
-    try:
-        mid = mido.MidiFile(path, clip=True)
-        messages = list(_timed_messages(mid))
-    except Exception as exc:  # mido raises many kinds on bad bytes
-        raise MidiFileError(f"{path}: cannot parse MIDI ({type(exc).__name__}: {exc})") from None
-    return notes_from_messages(messages, sustain=sustain)
+    return notes_from_messages(_file_messages(path), sustain=sustain)
 
 
 def load_performance(path: str | Path) -> tuple[list[Note], list[tuple[float, float]]]:
@@ -69,15 +61,19 @@ def load_performance(path: str | Path) -> tuple[list[Note], list[tuple[float, fl
 
     Raises MidiFileError, naming the file, when it cannot be parsed.
     """
-    import mido
-
-    path = Path(path)
-    try:
-        mid = mido.MidiFile(path, clip=True)
-        messages = list(_timed_messages(mid))
-    except Exception as exc:
-        raise MidiFileError(f"{path}: cannot parse MIDI ({type(exc).__name__}: {exc})") from None
+    messages = _file_messages(path)
     return notes_from_messages(messages, sustain=False), pedal_from_messages(messages)
+
+
+def _file_messages(path: str | Path) -> list[tuple[float, object]]:
+    """A MIDI file's (seconds, message) pairs, tracks merged; MidiFileError, naming the file, when mido cannot
+    parse it."""
+    import mido  # local: keeps `import installation.music.events` light for the hot path
+
+    try:
+        return list(_timed_messages(mido.MidiFile(path, clip=True)))
+    except Exception as exc:  # mido raises many kinds on bad bytes
+        raise MidiFileError(f"{path}: cannot parse MIDI ({type(exc).__name__}: {exc})") from None
 
 
 def pedal_from_messages(messages: Iterable[tuple[float, object]]) -> list[tuple[float, float]]:
