@@ -13,9 +13,10 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from installation.errors import UserError, load_toml
+from installation.errors import UserError
 from installation.kiosk.hours import OpeningHours
 from installation.settings import ALL, KIOSK, MAX_INT, PLAY_KIOSK, generation, opt  # noqa: F401  (re-exported)
+from installation.tomlfile import load_toml
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -24,7 +25,7 @@ class ConfigError(UserError):
     """A bad option or configuration key: names the key and the reason, on one line."""
 
     def __init__(self, message: str):
-        from installation.patches.patch import one_line
+        from installation.errors import one_line
         super().__init__(one_line(str(message)))
 
 

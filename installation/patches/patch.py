@@ -11,14 +11,11 @@ Numbers are as a musician reads them: MIDI channels 1-16, programs 1-128
 """
 from __future__ import annotations
 
-import functools
-import inspect
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from installation.errors import UserError, load_toml
+from installation.errors import UserError
+from installation.tomlfile import Checker, load_toml, typename
 
 # A checkout's top-level patches/; an installed package has them beside its modules (pyproject.toml).
 _INSTALLED = Path(__file__).resolve().parents[1] / "bundled_patches"
@@ -218,7 +215,7 @@ def load_patch(name_or_path: str | Path | None = None) -> Patch:
 def parse_patch(data: dict, path: Path | None = None, name: str | None = None) -> Patch:
     """Check a patch already read from TOML; raises UserError naming the key."""
     where = f"patch {path}" if path is not None else "patch"
-    c = _Checker(where)
+    c = Checker(where)
     top = c.table(data, "", {"name", "description", "output", "shaping", "layer", "controls", "cc", "osc",
                              "input", "clock", "synth", "emotion_map", "chord_layer"})
     layers_raw = top.get("layer", [{}])
@@ -239,7 +236,7 @@ def parse_patch(data: dict, path: Path | None = None, name: str | None = None) -
             c.number(synth, "gain", "synth", 0.0, 10.0)
     emotion_map = top.get("emotion_map")
     if emotion_map is not None and not isinstance(emotion_map, dict):
-        c.fail("emotion_map", f"must be a table, not {_typename(emotion_map)}")
+        c.fail("emotion_map", f"must be a table, not {typename(emotion_map)}")
     patch = Patch(
         name=name or (c.string(top, "name", "") if "name" in top else (path.stem if path else "patch")),
         path=path,
@@ -258,99 +255,6 @@ def parse_patch(data: dict, path: Path | None = None, name: str | None = None) -
     return patch
 
 
-def _optional(check):
-    """A _Checker method's opening, written once: a key the table lacks gives the method's ``default`` argument
-    (unused in its body); a key it has goes to ``check`` as the value and its dotted name, for the error line."""
-    signature = inspect.signature(check)
-
-    @functools.wraps(check)
-    def method(self, t: dict, key: str, section: str, *args, **kw):
-        if key in t:
-            return check(self, t[key], f"{section}.{key}" if section else key, *args, **kw)
-        bound = signature.bind(self, None, key, *args, **kw)
-        bound.apply_defaults()
-        return bound.arguments["default"]
-    return method
-
-
-class _Checker:
-    """Type and range checks that fail with one line: '<file>: [section] key: what is wrong'."""
-
-    def __init__(self, where: str):
-        self.where = where
-
-    def fail(self, key: str, what: str):
-        raise UserError(one_line(f"{self.where}: {key}: {what}"))
-
-    def table(self, t: Any, section: str, allowed: set[str]) -> dict:
-        if not isinstance(t, dict):
-            self.fail(section or "(top)", f"must be a table, not {_typename(t)}")
-        for k in t:
-            if k not in allowed:
-                self.fail(f"{section}.{k}" if section else k,
-                          f"unknown key (allowed here: {', '.join(sorted(allowed))})")
-        return t
-
-    @_optional
-    def string(self, v, k: str, choices=None, default=None) -> str | None:
-        if not isinstance(v, str):
-            self.fail(k, f"must be a string, not {_typename(v)}")
-        if "\x00" in v:
-            self.fail(k, "contains a NUL character")
-        if choices is not None and v not in choices:
-            self.fail(k, f"{_short(repr(v))} is not one of: {', '.join(choices)}")
-        return v
-
-    @_optional
-    def boolean(self, v, k: str, default: bool) -> bool:
-        if not isinstance(v, bool):
-            self.fail(k, f"must be true or false, not {_typename(v)}")
-        return v
-
-    @_optional
-    def integer(self, v, k: str, lo: int, hi: int, default=None) -> int | None:
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(k, f"must be a whole number, not {_typename(v)}")
-        if not lo <= v <= hi:
-            self.fail(k, f"{_short(v)} is out of range {lo}..{hi}")
-        return v
-
-    @_optional
-    def number(self, v, k: str, lo: float, hi: float, default=None, lo_open: bool = False) -> float | None:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
-            self.fail(k, f"must be a finite number, not {_short(v)}")
-        if not (lo < v if lo_open else lo <= v) or not v <= hi:
-            self.fail(k, f"{_short(v)} is out of range {'(' if lo_open else ''}{lo:g}..{hi:g}")
-        return float(v)
-
-    @_optional
-    def pair(self, v, k: str, lo: int, hi: int, default, ordered: bool = True):
-        if (not isinstance(v, list) or len(v) != 2
-                or any(isinstance(x, bool) or not isinstance(x, int) for x in v)):
-            self.fail(k, f"must be two whole numbers [low, high], not {_short(repr(v))}")
-        if not all(lo <= x <= hi for x in v):
-            self.fail(k, f"{v} is out of range {lo}..{hi}")
-        if ordered and v[0] > v[1]:
-            self.fail(k, f"{v}: the low end is above the high end")
-        return (v[0], v[1])
-
-
-def one_line(text: str) -> str:
-    """An error message on one line, whatever the file held: line breaks and other controls escaped."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
-
-
-def _short(v) -> str:
-    """A value for an error line: a number of 400 digits is shown by its length, a text quoted."""
-    text = repr(v) if isinstance(v, str) else str(v)
-    return text if len(text) <= 24 else f"a number of {len(text)} digits" if isinstance(v, int) else text[:21] + "..."
-
-
-def _typename(v) -> str:
-    return {bool: "a boolean", int: "a whole number", float: "a number", str: "a string",
-            list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
-
-
 def _parse_scale(s: str) -> tuple[int, str]:
     parts = s.replace("_", "-").split()
     if len(parts) != 2:
@@ -361,14 +265,14 @@ def _parse_scale(s: str) -> tuple[int, str]:
     return NOTE_NAMES[root], mode
 
 
-def _output(c: _Checker, t) -> Output:
+def _output(c: Checker, t) -> Output:
     t = c.table(t, "output", {"port", "virtual_port", "volume", "pedal", "pedal_cc"})
     return Output(port=c.string(t, "port", "output"), virtual_port=c.string(t, "virtual_port", "output"),
                   volume=c.string(t, "volume", "output", choices=("cc7", "velocity"), default="cc7"),
                   pedal=c.boolean(t, "pedal", "output", True), pedal_cc=c.integer(t, "pedal_cc", "output", 64, 69, 64))
 
 
-def _shaping(c: _Checker, t) -> Shaping:
+def _shaping(c: Checker, t) -> Shaping:
     s = "shaping"
     t = c.table(t, s, {"transpose", "pitch_range", "out_of_range", "scale", "off_scale", "velocity_curve",
                        "velocity_range", "max_polyphony", "mono", "max_notes_per_second", "tempo_scale"})
@@ -393,7 +297,7 @@ def _shaping(c: _Checker, t) -> Shaping:
     )
 
 
-def _layer(c: _Checker, t, s: str) -> Layer:
+def _layer(c: Checker, t, s: str) -> Layer:
     t = c.table(t, s, {"channel", "program", "bank", "voices", "transpose", "pitch_range", "out_of_range",
                        "velocity_scale", "max_polyphony", "mono"})
     return Layer(
@@ -410,7 +314,7 @@ def _layer(c: _Checker, t, s: str) -> Layer:
     )
 
 
-def _cc(c: _Checker, t, s: str) -> ControlChange:
+def _cc(c: Checker, t, s: str) -> ControlChange:
     t = c.table(t, s, {"source", "number", "channel", "range", "smoothing_s", "pulse_s"})
     if "source" not in t:
         c.fail(f"{s}.source", f"missing: say which value to send ({', '.join(CC_SOURCES)})")
@@ -426,7 +330,7 @@ def _cc(c: _Checker, t, s: str) -> ControlChange:
     )
 
 
-def _osc(c: _Checker, t) -> Osc:
+def _osc(c: Checker, t) -> Osc:
     s = "osc"
     t = c.table(t, s, {"host", "port", "prefix", "notes", "values", "chords", "rate_hz"})
     prefix = c.string(t, "prefix", s, default="/itm")
@@ -437,7 +341,7 @@ def _osc(c: _Checker, t) -> Osc:
                values=c.boolean(t, "values", s, True), chords=c.boolean(t, "chords", s, True), rate_hz=c.number(t, "rate_hz", s, 1, 1000, 30.0))
 
 
-def _input(c: _Checker, t) -> Input:
+def _input(c: Checker, t) -> Input:
     s = "input"
     t = c.table(t, s, {"midi_port", "channel", "valence_cc", "arousal_cc", "osc_port", "osc_bind", "weight",
                        "chord_port", "chord_channel", "chord_release_s"})
@@ -459,7 +363,7 @@ def _input(c: _Checker, t) -> Input:
     return inp
 
 
-def _chord_layer(c: _Checker, t) -> ChordLayer:
+def _chord_layer(c: Checker, t) -> ChordLayer:
     s = "chord_layer"
     t = c.table(t, s, {"channel", "style", "velocity", "octave", "program"})
     return ChordLayer(channel=c.integer(t, "channel", s, 1, 16, 2), style=c.string(t, "style", s, ("pad", "bass"), "pad"),
@@ -467,7 +371,7 @@ def _chord_layer(c: _Checker, t) -> ChordLayer:
                       program=c.integer(t, "program", s, 1, 128, None))
 
 
-def _clock(c: _Checker, t) -> Clock:
+def _clock(c: Checker, t) -> Clock:
     s = "clock"
     t = c.table(t, s, {"send", "min_bpm", "max_bpm", "smoothing_s", "follow_port", "reference_bpm", "link"})
     lo = c.number(t, "min_bpm", s, 20, 300, 100.0)
