@@ -7,7 +7,7 @@ render figure; the embedding time is reported apart).
 
 Render: generate(decoder, embeddings, keys, RenderSettings(seconds, batch=64, workers=2))
 as `run_installation.py render` calls it on 2 cores (two threads, each stepping
-half of the rows, MusicDecoder with 1 onnxruntime thread); also 1 worker with 1
+half of the rows, the GRU decoder with 1 onnxruntime thread); also 1 worker with 1
 and with 2 onnxruntime threads. Timed: wall clock and this process's CPU time
 (time.process_time, all threads).
 

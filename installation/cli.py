@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         stop_logging()                               # the log lines before it, then the error on its own line
         logging.getLogger().handlers[:] = [logging.StreamHandler(sys.stderr)]
-        from installation.patches.patch import one_line
+        from installation.errors import one_line
         print(f"error: {one_line(str(exc))}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:

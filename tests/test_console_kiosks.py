@@ -32,7 +32,8 @@ def test_a_pause_ends_at_closing_time(jack_server, midi_receiver):
 def test_a_kiosk_without_a_token_has_no_console(jack_server, midi_receiver):
     with Kiosk("--port", midi_receiver.port_name, "--source", NO_CAMERA) as k:
         k.wait_health(playing, timeout=90)
-        for method, path in (("POST", "/control/pause"), ("GET", "/history?hours=1"), ("GET", "/console")):
+        for method, path in (("POST", "/control/pause"), ("GET", "/history?hours=1"), ("GET", "/console"),
+                             ("GET", "/console/charts")):
             status, body = request(k, method, path, token=None)
             assert status == 403, (path, status)
             assert b"status-token" in (body if isinstance(body, bytes) else json.dumps(body).encode())

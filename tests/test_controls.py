@@ -144,11 +144,12 @@ def test_mode_follows_valence_with_hysteresis():
 
 
 @pytest.mark.parametrize("table,msg", [
-    ({"corners": CORNERS, "colour": 1}, "unknown key 'colour'"),
-    ({"corners": {**CORNERS, "Q1": {**CORNERS["Q1"], "velocity": 200}}}, "corners.Q1.velocity is 200"),
-    ({"corners": {**CORNERS, "Q2": {**CORNERS["Q2"], "density": "fast"}}}, "corners.Q2.density must be a number"),
+    ({"corners": CORNERS, "colour": 1}, "colour: unknown key"),
+    ({"corners": {**CORNERS, "Q1": {**CORNERS["Q1"], "velocity": 200}}}, "corners.Q1.velocity: 200 is out of range"),
+    ({"corners": {**CORNERS, "Q2": {**CORNERS["Q2"], "density": "fast"}}}, "corners.Q2.density: must be a finite"),
     ({"corners": {k: v for k, v in CORNERS.items() if k != "Q4"}}, "exactly the tables Q1, Q2, Q3, Q4"),
-    ({"corners": CORNERS, "mode": {"key_change": "sideways"}}, "mode.key_change is 'sideways'"),
+    ({"corners": CORNERS, "mode": {"key_change": "sideways"}}, "mode.key_change: 'sideways' is not one of: parallel"),
+    ({"corners": {**CORNERS, "Q3": {"density": 1.0}}}, "corners.Q3: missing velocity, pitch, major_share"),
 ])
 def test_bad_maps_are_refused_naming_the_key(table, msg):
     with pytest.raises(MapError, match=msg.replace("(", r"\(").replace(")", r"\)")):

@@ -16,6 +16,7 @@ from pathlib import Path
 from installation.errors import UserError
 from installation.kiosk.hours import OpeningHours
 from installation.settings import ALL, KIOSK, MAX_INT, PLAY_KIOSK, generation, opt  # noqa: F401  (re-exported)
+from installation.tomlfile import load_toml
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -24,7 +25,7 @@ class ConfigError(UserError):
     """A bad option or configuration key: names the key and the reason, on one line."""
 
     def __init__(self, message: str):
-        from installation.patches.patch import one_line
+        from installation.errors import one_line
         super().__init__(one_line(str(message)))
 
 
@@ -336,7 +337,6 @@ PLAY_ONLY_TYPES = {"record": str, "synth": bool, "soundfont": str, "audio_driver
 def read_toml(path: str | Path, for_play: bool = False) -> dict:
     """A config file's keys (dashes -> underscores), each type-checked; ConfigError names the file and key.
     ``for_play``: the file is read by `play`, which also takes its own options (record, synth, ...)."""
-    from installation.patches.patch import load_toml
     out = {}
     for raw, value in load_toml(path, f"--config {path}", ConfigError).items():
         key = raw.replace("-", "_")

@@ -14,6 +14,7 @@ many phones cost little.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import logging
 import math
@@ -30,6 +31,19 @@ NO_TOKEN = ("the console needs a status token: start the kiosk with --status-tok
             "(or status_token in its config file)")
 
 
+def _needs_token(refusal=lambda: web.json_response({"error": NO_TOKEN}, status=403)):
+    """A handler that answers only on a kiosk with a status token; without one, ``refusal()`` (403) says how to
+    set one. (A wrong token never reaches here: the server's own check answers 401.)"""
+    def wrap(handler):
+        @functools.wraps(handler)
+        async def checked(self, request):
+            if not self.server.token:
+                return refusal()
+            return await handler(self, request)
+        return checked
+    return wrap
+
+
 class Console:
     """The console's handlers for one StatusServer (``server.token``, ``server.control``, ``server.events``)."""
 
@@ -44,11 +58,6 @@ class Console:
     def routes(self) -> list:
         return [web.post("/control/{action}", self.control), web.get("/history", self.history),
                 web.get("/console", self.page), web.get("/console/charts", self.charts)]
-
-    def _no_token(self):
-        if not self.server.token:
-            return web.json_response({"error": NO_TOKEN}, status=403)
-        return None
 
     # --- history ---------------------------------------------------------------------------------------------
     async def _summary(self, hours: float) -> dict:
@@ -74,10 +83,8 @@ class Console:
             self._cache[hours] = (now, out)
             return out
 
+    @_needs_token()
     async def history(self, request):
-        refused = self._no_token()
-        if refused is not None:
-            return refused
         try:
             hours = history.hours_arg(request.query.get("hours"))
         except ValueError as exc:
@@ -93,18 +100,14 @@ class Console:
         day, week = await self._summary(hours), await self._summary(float(history.MAX_HOURS))
         return history.charts(day, week)
 
+    @_needs_token()
     async def charts(self, request):
-        refused = self._no_token()
-        if refused is not None:
-            return refused
         return web.Response(text=await self._charts_html(request), content_type="text/html",
                             headers={"Cache-Control": "no-store"})
 
+    @_needs_token(lambda: web.Response(text=f"<!doctype html><title>console</title><p>{html.escape(NO_TOKEN)}</p>",
+                                       content_type="text/html", status=403))
     async def page(self, request):
-        refused = self._no_token()
-        if refused is not None:
-            return web.Response(text=f"<!doctype html><title>console</title><p>{html.escape(NO_TOKEN)}</p>",
-                                content_type="text/html", status=403)
         status = self.server.status.snapshot()
         body = PAGE.replace("@CHARTS@", await self._charts_html(request))
         volume = status.get("volume")
@@ -116,10 +119,8 @@ class Console:
                                      "script-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"})
 
     # --- controls ----------------------------------------------------------------------------------------------
+    @_needs_token()
     async def control(self, request):
-        refused = self._no_token()
-        if refused is not None:
-            return refused
         client = request.remote or "?"
         action = request.match_info["action"]
         if action not in control.ACTIONS:

@@ -1,5 +1,6 @@
 """MIDI files: (seconds, message bytes) pairs written as a type-0 file, 1 tick = 1 ms (500 ticks per beat at
-120 bpm). The sender's --record (midi_io.Recorder) and the offline render of a patch (patches.routing) write here."""
+120 bpm). The sender's --record (midi_io.Recorder), the offline render of a patch (patches.routing) and of plain
+notes (music/events.notes_to_midi) write here."""
 from __future__ import annotations
 
 import logging

@@ -55,7 +55,6 @@ class Direction:
     valence: float
     arousal: float
     motion: float | None                 # None: no motion meter (still images, folders, or weight 0)
-    image_valence_arousal: tuple[float, float]
     hand: bool                           # a controller's setting was blended in
     targets: C.Targets
     controls: np.ndarray                 # (CONTROL_DIM,) float32
@@ -103,6 +102,5 @@ class Conductor:
         if self.s.arousal is None and motion is not None:
             a = float(np.clip(a + self.s.motion_weight * motion, -1.0, 1.0))
         targets = plan(self.emap, self.keys, v, a, self._deviation)
-        return Direction(v, a, None if motion is None else float(motion), (float(img[0]), float(img[1])),
-                         cur is not None, targets,
+        return Direction(v, a, None if motion is None else float(motion), cur is not None, targets,
                          C.encode(targets, self.templates))

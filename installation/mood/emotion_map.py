@@ -21,16 +21,13 @@ chooses the same keys. ``--key`` pins the tonic (and the mode, if given).
 """
 from __future__ import annotations
 
-try:
-    import tomllib
-except ModuleNotFoundError:                 # Python 3.10
-    import tomli as tomllib              # type: ignore[no-redef]
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from installation.mood.controls import Key, Targets
+from installation.tomlfile import Checker, load_toml
 
 FILE = "emotion_map.toml"          # beside the models' manifest.json
 CORNERS = {"Q1": (1.0, 1.0), "Q2": (-1.0, 1.0), "Q3": (-1.0, -1.0), "Q4": (1.0, -1.0)}
@@ -103,32 +100,17 @@ class EmotionMap:
     @classmethod
     def from_dict(cls, d: dict, where: str) -> "EmotionMap":
         """From a parsed TOML table; every key checked (unknown keys, types, ranges), nothing half-applied."""
-        if not isinstance(d, dict):
-            raise MapError(f"{where}: the emotion map must be a table")
-        known = {"corners", "mode", "contrast", "variety"}
-        for k in d:
-            if k not in known:
-                raise MapError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(known))})")
+        c = Checker(where, MapError)
+        d = c.table(d, "", {"corners", "mode", "contrast", "variety"})
         corners = d.get("corners")
         if not isinstance(corners, dict) or set(corners) != set(CORNERS):
-            raise MapError(f"{where}: [corners] must have exactly the tables Q1, Q2, Q3, Q4")
-        cs = {}
-        for q, c in corners.items():
-            cs[q.lower()] = _corner(c, f"{where}: corners.{q}")
-        mode = d.get("mode", {})
-        if not isinstance(mode, dict):
-            raise MapError(f"{where}: [mode] must be a table")
-        for k in mode:
-            if k not in ("threshold", "hysteresis", "key_change"):
-                raise MapError(f"{where}: unknown key mode.{k} (known: threshold, hysteresis, key_change)")
-        thr = _number(mode.get("threshold", 0.0), f"{where}: mode.threshold", -1, 1)
-        hyst = _number(mode.get("hysteresis", 0.15), f"{where}: mode.hysteresis", 0, 1)
-        kc = mode.get("key_change", "parallel")
-        if kc not in KEY_CHANGES:
-            raise MapError(f"{where}: mode.key_change is {kc!r}; use one of {', '.join(KEY_CHANGES)}")
-        contrast = _number(d.get("contrast", 1.0), f"{where}: contrast", 0, 3)
-        variety = _number(d.get("variety", 0.5), f"{where}: variety", 0, 2)
-        return cls(cs["q1"], cs["q2"], cs["q3"], cs["q4"], thr, hyst, kc, contrast, variety)
+            c.fail("corners", "must have exactly the tables Q1, Q2, Q3, Q4")
+        mode = c.table(d.get("mode", {}), "mode", {"threshold", "hysteresis", "key_change"})
+        return cls(*(_corner(c, corners[q], f"corners.{q}") for q in CORNERS),
+                   mode_threshold=c.number(mode, "threshold", "mode", -1, 1, 0.0),
+                   mode_hysteresis=c.number(mode, "hysteresis", "mode", 0, 1, 0.15),
+                   key_change=c.string(mode, "key_change", "mode", KEY_CHANGES, "parallel"),
+                   contrast=c.number(d, "contrast", "", 0, 3, 1.0), variety=c.number(d, "variety", "", 0, 2, 0.5))
 
     def to_dict(self) -> dict:
         return {"contrast": self.contrast, "variety": self.variety,
@@ -145,31 +127,16 @@ class EmotionMap:
         return EmotionMap.from_dict(merged, where)
 
 
-def _number(x, where: str, lo: float, hi: float) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise MapError(f"{where} must be a number, not {type(x).__name__}")
-    if not lo <= x <= hi:
-        raise MapError(f"{where} is {x}; it must be between {lo} and {hi}")
-    return float(x)
-
-
-def _corner(c, where: str) -> Corner:
-    if not isinstance(c, dict):
-        raise MapError(f"{where} must be a table")
-    names = [f.name for f in fields(Corner)]
-    for k in c:
-        if k not in names:
-            raise MapError(f"{where}: unknown key {k!r} (known: {', '.join(names)})")
-    missing = [n for n in names if n not in c and not n.endswith("_spread")]
+def _corner(c: Checker, t, s: str) -> Corner:
+    t = c.table(t, s, {f.name for f in fields(Corner)})
+    missing = [n for n in ("density", "velocity", "pitch", "major_share") if n not in t]
     if missing:
-        raise MapError(f"{where}: missing {', '.join(missing)}")
-    return Corner(density=_number(c["density"], f"{where}.density", 0.1, 60),
-                  velocity=_number(c["velocity"], f"{where}.velocity", 1, 127),
-                  pitch=_number(c["pitch"], f"{where}.pitch", 21, 108),
-                  major_share=_number(c["major_share"], f"{where}.major_share", 0, 1),
-                  density_spread=_number(c.get("density_spread", 0.0), f"{where}.density_spread", 0, 4),
-                  velocity_spread=_number(c.get("velocity_spread", 0.0), f"{where}.velocity_spread", 0, 64),
-                  pitch_spread=_number(c.get("pitch_spread", 0.0), f"{where}.pitch_spread", 0, 24))
+        c.fail(s, f"missing {', '.join(missing)}")
+    return Corner(density=c.number(t, "density", s, 0.1, 60), velocity=c.number(t, "velocity", s, 1, 127),
+                  pitch=c.number(t, "pitch", s, 21, 108), major_share=c.number(t, "major_share", s, 0, 1),
+                  density_spread=c.number(t, "density_spread", s, 0, 4, 0.0),
+                  velocity_spread=c.number(t, "velocity_spread", s, 0, 64, 0.0),
+                  pitch_spread=c.number(t, "pitch_spread", s, 0, 24, 0.0))
 
 
 def _deep_merge(base: dict, over: dict, where: str) -> dict:
@@ -188,12 +155,7 @@ def for_models(folder: str | Path) -> EmotionMap:
 
 def load(path: str | Path) -> EmotionMap:
     """The emotion map from a TOML file."""
-    path = Path(path)
-    try:
-        d = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise MapError(f"{path}: cannot read the emotion map ({exc})") from None
-    return EmotionMap.from_dict(d, str(path))
+    return EmotionMap.from_dict(load_toml(path, f"emotion map {path}", MapError), str(path))
 
 
 # --- keys across scenes -------------------------------------------------------------------

@@ -81,9 +81,6 @@ class GruDecoder:
         return np.ascontiguousarray(state[:, i:i + 1])
 
 
-MusicDecoder = GruDecoder        # the default decoder
-
-
 def open_decoder(manifest: Manifest, *, kind: str | None = None, threads: int = 1, providers: list[str] | None = None,
                  guidance: float | None = None):
     """The decoder of that kind ("gru", "transformer"; None: the manifest's default), with control guidance at the

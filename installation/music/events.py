@@ -52,15 +52,7 @@ def load_notes(path: str | Path, *, sustain: bool = True) -> list[Note]:
 
     Raises MidiFileError, naming the file, when it cannot be parsed.
     """
-    import mido  # local: keeps `import installation.music.events` light for the hot path
-
-    path = Path(path)
-    try:
-        mid = mido.MidiFile(path, clip=True)
-        messages = list(_timed_messages(mid))
-    except Exception as exc:  # mido raises many kinds on bad bytes
-        raise MidiFileError(f"{path}: cannot parse MIDI ({type(exc).__name__}: {exc})") from None
-    return notes_from_messages(messages, sustain=sustain)
+    return notes_from_messages(_file_messages(path), sustain=sustain)
 
 
 def load_performance(path: str | Path) -> tuple[list[Note], list[tuple[float, float]]]:
@@ -69,15 +61,19 @@ def load_performance(path: str | Path) -> tuple[list[Note], list[tuple[float, fl
 
     Raises MidiFileError, naming the file, when it cannot be parsed.
     """
-    import mido
-
-    path = Path(path)
-    try:
-        mid = mido.MidiFile(path, clip=True)
-        messages = list(_timed_messages(mid))
-    except Exception as exc:
-        raise MidiFileError(f"{path}: cannot parse MIDI ({type(exc).__name__}: {exc})") from None
+    messages = _file_messages(path)
     return notes_from_messages(messages, sustain=False), pedal_from_messages(messages)
+
+
+def _file_messages(path: str | Path) -> list[tuple[float, object]]:
+    """A MIDI file's (seconds, message) pairs, tracks merged; MidiFileError, naming the file, when mido cannot
+    parse it."""
+    import mido  # local: keeps `import installation.music.events` light for the hot path
+
+    try:
+        return list(_timed_messages(mido.MidiFile(path, clip=True)))
+    except Exception as exc:  # mido raises many kinds on bad bytes
+        raise MidiFileError(f"{path}: cannot parse MIDI ({type(exc).__name__}: {exc})") from None
 
 
 def pedal_from_messages(messages: Iterable[tuple[float, object]]) -> list[tuple[float, float]]:
@@ -340,34 +336,19 @@ def events_to_notes(events: Iterable[int], *, max_note_s: float = 5.0, sustain: 
 
 def notes_to_midi(notes: Sequence[Note], path: str | Path, *, program: int = 0, channel: int = 0,
                   pedal: Sequence[tuple[float, float]] = ()) -> None:
-    """Write notes, and the sustain pedal as CC64 127/0, to a type-0 MIDI file (1 tick = 1 ms)."""
-    import mido
+    """Write notes, and the sustain pedal as CC64 127/0, to a type-0 MIDI file (1 tick = 1 ms: midi_file.write)."""
+    from installation.midi import midi_file
 
-    mid = mido.MidiFile(type=0, ticks_per_beat=500)
-    track = mido.MidiTrack()
-    mid.tracks.append(track)
-    track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))   # 500 ticks per 0.5 s
-    track.append(mido.Message("program_change", program=program, channel=channel, time=0))
-    points = []      # order: 0 note off, 1 pedal up, 2 note on, 3 pedal down (as notes_to_events)
+    ms = lambda t: int(round(t * 1000))
+    points = []      # (tick, order, bytes); order: 0 note off, 1 pedal up, 2 note on, 3 pedal down (as notes_to_events)
     for n in notes:
-        points.append((int(round(n.start * 1000)), 2, n.pitch, n.velocity))
-        points.append((int(round(n.end * 1000)), 0, n.pitch, 0))
+        points.append((ms(n.start), 2, (0x90 | channel, n.pitch, n.velocity)))
+        points.append((ms(n.end), 0, (0x80 | channel, n.pitch, 0)))
     for a, b in merge_intervals(pedal):
-        points.append((int(round(a * 1000)), 3, 64, 127))
-        points.append((int(round(b * 1000)), 1, 64, 0))
+        points.append((ms(a), 3, (0xB0 | channel, 64, 127)))
+        points.append((ms(b), 1, (0xB0 | channel, 64, 0)))
     points.sort()
-    now = 0
-    for tick, order, p, v in points:
-        if order in (1, 3):
-            msg = mido.Message("control_change", control=64, value=v, channel=channel, time=tick - now)
-        elif order == 2:
-            msg = mido.Message("note_on", note=p, velocity=v, channel=channel, time=tick - now)
-        else:
-            msg = mido.Message("note_off", note=p, velocity=0, channel=channel, time=tick - now)
-        track.append(msg)
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    mid.save(path)
+    midi_file.write([(0.0, (0xC0 | channel, program))] + [(tick / 1000, m) for tick, _, m in points], path)
 
 
 def events_to_midi(events: Iterable[int], path: str | Path, **kw) -> None:

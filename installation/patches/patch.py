@@ -11,17 +11,11 @@ Numbers are as a musician reads them: MIDI channels 1-16, programs 1-128
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-try:                                     # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:              # pragma: no cover - Python 3.10
-    import tomli as tomllib              # type: ignore[no-redef]
 
 from installation.errors import UserError
+from installation.tomlfile import Checker, load_toml, typename
 
 # A checkout's top-level patches/; an installed package has them beside its modules (pyproject.toml).
 _INSTALLED = Path(__file__).resolve().parents[1] / "bundled_patches"
@@ -218,25 +212,10 @@ def load_patch(name_or_path: str | Path | None = None) -> Patch:
     return parse_patch(load_toml(path, f"patch {path}"), path=path)
 
 
-def load_toml(path: str | Path, where: str, error: type[UserError] = UserError) -> dict:
-    """A TOML file's table, or ``error`` (one line that starts with ``where``) when it cannot be read or parsed.
-    The kiosk's --config file is read here too."""
-    try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise error(f"{where}: no such file") from None
-    except UnicodeDecodeError:
-        raise error(f"{where}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise error(f"{where}: cannot read it ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, ValueError) as exc:   # ValueError: a number too long to read
-        raise error(f"{where}: not valid TOML ({exc})") from None
-
-
 def parse_patch(data: dict, path: Path | None = None, name: str | None = None) -> Patch:
     """Check a patch already read from TOML; raises UserError naming the key."""
     where = f"patch {path}" if path is not None else "patch"
-    c = _Checker(where)
+    c = Checker(where)
     top = c.table(data, "", {"name", "description", "output", "shaping", "layer", "controls", "cc", "osc",
                              "input", "clock", "synth", "emotion_map", "chord_layer"})
     layers_raw = top.get("layer", [{}])
@@ -257,7 +236,7 @@ def parse_patch(data: dict, path: Path | None = None, name: str | None = None) -
             c.number(synth, "gain", "synth", 0.0, 10.0)
     emotion_map = top.get("emotion_map")
     if emotion_map is not None and not isinstance(emotion_map, dict):
-        c.fail("emotion_map", f"must be a table, not {_typename(emotion_map)}")
+        c.fail("emotion_map", f"must be a table, not {typename(emotion_map)}")
     patch = Patch(
         name=name or (c.string(top, "name", "") if "name" in top else (path.stem if path else "patch")),
         path=path,
@@ -276,99 +255,6 @@ def parse_patch(data: dict, path: Path | None = None, name: str | None = None) -
     return patch
 
 
-class _Checker:
-    """Type and range checks that fail with one line: '<file>: [section] key: what is wrong'."""
-
-    def __init__(self, where: str):
-        self.where = where
-
-    def fail(self, key: str, what: str):
-        raise UserError(one_line(f"{self.where}: {key}: {what}"))
-
-    @staticmethod
-    def _key(section: str, key: str) -> str:
-        return f"{section}.{key}" if section else key
-
-    def table(self, t: Any, section: str, allowed: set[str]) -> dict:
-        if not isinstance(t, dict):
-            self.fail(section or "(top)", f"must be a table, not {_typename(t)}")
-        for k in t:
-            if k not in allowed:
-                self.fail(self._key(section, k), f"unknown key (allowed here: {', '.join(sorted(allowed))})")
-        return t
-
-    def string(self, t: dict, key: str, section: str, choices=None, default=None) -> str | None:
-        if key not in t:
-            return default
-        v = t[key]
-        if not isinstance(v, str):
-            self.fail(self._key(section, key), f"must be a string, not {_typename(v)}")
-        if "\x00" in v:
-            self.fail(self._key(section, key), "contains a NUL character")
-        if choices is not None and v not in choices:
-            self.fail(self._key(section, key), f"{_short(repr(v))} is not one of: {', '.join(choices)}")
-        return v
-
-    def boolean(self, t: dict, key: str, section: str, default: bool) -> bool:
-        if key not in t:
-            return default
-        v = t[key]
-        if not isinstance(v, bool):
-            self.fail(self._key(section, key), f"must be true or false, not {_typename(v)}")
-        return v
-
-    def integer(self, t: dict, key: str, section: str, lo: int, hi: int, default=None) -> int | None:
-        if key not in t:
-            return default
-        v = t[key]
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(self._key(section, key), f"must be a whole number, not {_typename(v)}")
-        if not lo <= v <= hi:
-            self.fail(self._key(section, key), f"{_short(v)} is out of range {lo}..{hi}")
-        return v
-
-    def number(self, t: dict, key: str, section: str, lo: float, hi: float, default=None,
-               lo_open: bool = False) -> float | None:
-        if key not in t:
-            return default
-        v = t[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
-            self.fail(self._key(section, key), f"must be a finite number, not {_short(v)}")
-        if not (lo < v if lo_open else lo <= v) or not v <= hi:
-            self.fail(self._key(section, key), f"{_short(v)} is out of range {'(' if lo_open else ''}{lo:g}..{hi:g}")
-        return float(v)
-
-    def pair(self, t: dict, key: str, section: str, lo: int, hi: int, default, ordered: bool = True):
-        if key not in t:
-            return default
-        v = t[key]
-        k = self._key(section, key)
-        if (not isinstance(v, list) or len(v) != 2
-                or any(isinstance(x, bool) or not isinstance(x, int) for x in v)):
-            self.fail(k, f"must be two whole numbers [low, high], not {_short(repr(v))}")
-        if not all(lo <= x <= hi for x in v):
-            self.fail(k, f"{v} is out of range {lo}..{hi}")
-        if ordered and v[0] > v[1]:
-            self.fail(k, f"{v}: the low end is above the high end")
-        return (v[0], v[1])
-
-
-def one_line(text: str) -> str:
-    """An error message on one line, whatever the file held: line breaks and other controls escaped."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
-
-
-def _short(v) -> str:
-    """A value for an error line: a number of 400 digits is shown by its length, a text quoted."""
-    text = repr(v) if isinstance(v, str) else str(v)
-    return text if len(text) <= 24 else f"a number of {len(text)} digits" if isinstance(v, int) else text[:21] + "..."
-
-
-def _typename(v) -> str:
-    return {bool: "a boolean", int: "a whole number", float: "a number", str: "a string",
-            list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
-
-
 def _parse_scale(s: str) -> tuple[int, str]:
     parts = s.replace("_", "-").split()
     if len(parts) != 2:
@@ -379,14 +265,14 @@ def _parse_scale(s: str) -> tuple[int, str]:
     return NOTE_NAMES[root], mode
 
 
-def _output(c: _Checker, t) -> Output:
+def _output(c: Checker, t) -> Output:
     t = c.table(t, "output", {"port", "virtual_port", "volume", "pedal", "pedal_cc"})
     return Output(port=c.string(t, "port", "output"), virtual_port=c.string(t, "virtual_port", "output"),
                   volume=c.string(t, "volume", "output", choices=("cc7", "velocity"), default="cc7"),
                   pedal=c.boolean(t, "pedal", "output", True), pedal_cc=c.integer(t, "pedal_cc", "output", 64, 69, 64))
 
 
-def _shaping(c: _Checker, t) -> Shaping:
+def _shaping(c: Checker, t) -> Shaping:
     s = "shaping"
     t = c.table(t, s, {"transpose", "pitch_range", "out_of_range", "scale", "off_scale", "velocity_curve",
                        "velocity_range", "max_polyphony", "mono", "max_notes_per_second", "tempo_scale"})
@@ -411,7 +297,7 @@ def _shaping(c: _Checker, t) -> Shaping:
     )
 
 
-def _layer(c: _Checker, t, s: str) -> Layer:
+def _layer(c: Checker, t, s: str) -> Layer:
     t = c.table(t, s, {"channel", "program", "bank", "voices", "transpose", "pitch_range", "out_of_range",
                        "velocity_scale", "max_polyphony", "mono"})
     return Layer(
@@ -428,7 +314,7 @@ def _layer(c: _Checker, t, s: str) -> Layer:
     )
 
 
-def _cc(c: _Checker, t, s: str) -> ControlChange:
+def _cc(c: Checker, t, s: str) -> ControlChange:
     t = c.table(t, s, {"source", "number", "channel", "range", "smoothing_s", "pulse_s"})
     if "source" not in t:
         c.fail(f"{s}.source", f"missing: say which value to send ({', '.join(CC_SOURCES)})")
@@ -444,7 +330,7 @@ def _cc(c: _Checker, t, s: str) -> ControlChange:
     )
 
 
-def _osc(c: _Checker, t) -> Osc:
+def _osc(c: Checker, t) -> Osc:
     s = "osc"
     t = c.table(t, s, {"host", "port", "prefix", "notes", "values", "chords", "rate_hz"})
     prefix = c.string(t, "prefix", s, default="/itm")
@@ -455,7 +341,7 @@ def _osc(c: _Checker, t) -> Osc:
                values=c.boolean(t, "values", s, True), chords=c.boolean(t, "chords", s, True), rate_hz=c.number(t, "rate_hz", s, 1, 1000, 30.0))
 
 
-def _input(c: _Checker, t) -> Input:
+def _input(c: Checker, t) -> Input:
     s = "input"
     t = c.table(t, s, {"midi_port", "channel", "valence_cc", "arousal_cc", "osc_port", "osc_bind", "weight",
                        "chord_port", "chord_channel", "chord_release_s"})
@@ -477,7 +363,7 @@ def _input(c: _Checker, t) -> Input:
     return inp
 
 
-def _chord_layer(c: _Checker, t) -> ChordLayer:
+def _chord_layer(c: Checker, t) -> ChordLayer:
     s = "chord_layer"
     t = c.table(t, s, {"channel", "style", "velocity", "octave", "program"})
     return ChordLayer(channel=c.integer(t, "channel", s, 1, 16, 2), style=c.string(t, "style", s, ("pad", "bass"), "pad"),
@@ -485,7 +371,7 @@ def _chord_layer(c: _Checker, t) -> ChordLayer:
                       program=c.integer(t, "program", s, 1, 128, None))
 
 
-def _clock(c: _Checker, t) -> Clock:
+def _clock(c: Checker, t) -> Clock:
     s = "clock"
     t = c.table(t, s, {"send", "min_bpm", "max_bpm", "smoothing_s", "follow_port", "reference_bpm", "link"})
     lo = c.number(t, "min_bpm", s, 20, 300, 100.0)
