@@ -42,3 +42,20 @@ def test_pop909_labels(label, root, mask_pcs):
     r, _, m = K.parse_label(label)
     assert r == root and K.pcs_of(m) == mask_pcs
     assert K.parse_label("N") is None
+
+
+def test_segments_hold_a_chord_through_a_rest():
+    c, f = K.mask_of({0, 4, 7}), K.mask_of({5, 9, 0})
+    frames = np.array([0, 0, c, c, 0, c, f, f, 0, 0, c])
+    assert K.segments(frames) == [(0.5, 1.5), (1.5, 2.5), (2.5, 2.75)]
+    assert K.segments(np.zeros(4, np.int64)) == []
+    notes = _block([0, 4, 7], 0, 2) + _block([-3, 0, 4], 2, 4) + _block([-7, -3, 0], 4.5, 6)
+    assert K.segments(K.recognise(notes)) == [(0.0, 2.0), (2.0, 4.5), (4.5, 6.0)]
+
+
+def test_the_harmony_fit_reads_labels_with_this_parser():
+    from installation.training import harmony_fit as HF
+    assert HF.parse_label("E:min7/b7") == (4, "min7") and HF.parse_label("Bb:sus4(b7)") == (10, "sus4")
+    assert HF.parse_label("C#:hdim7") == (1, "dim") and HF.parse_label("N") is None
+    assert HF.parse_label("C:9") is None                                  # read, but not one of the plan's
+    assert K.parse_label("C:9") is not None and K.parse_label("H:maj") is None

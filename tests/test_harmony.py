@@ -164,3 +164,30 @@ def test_recognise_names_what_is_played():
     odd = recognise([60, 61, 64, 67])                                  # a cluster keeps what was played
     assert odd.pcs == frozenset({0, 1, 4, 7})
     assert recognise([]) is None
+
+
+def test_chord_names_are_spelt_in_the_key():
+    from installation.theory import spell
+    assert [spell(p, (4, False)) for p in range(12)] == \
+        ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]      # E major: bVI C, bVII D
+    assert [spell(p, (0, True)) for p in (3, 8, 10, 6, 11)] == ["Eb", "Ab", "Bb", "F#", "B"]   # C minor
+    assert spell(10, (7, False)) == "Bb" and spell(6, (7, False)) == "F#"  # G major: bIII, VII
+    assert spell(7, (1, True)) == "G"                                      # C# minor's #IV: not F##
+    g_sharp_m7 = recognise([68, 71, 75, 78], key=(4, False))
+    assert g_sharp_m7.name == "G#m7" and recognise([68, 71, 75, 78]).name == "Abm7"
+    assert g_sharp_m7 == recognise([68, 71, 75, 78])                     # the name is not the chord
+
+
+def test_a_plan_and_a_held_chord_are_named_in_the_plans_key(model):
+    plan = HarmonyPlan(model, key_tonic=4, minor=False, arousal=0.0, seed=3)     # E major: no flat anywhere
+    names = [c.name for _, c in plan.ahead(0.0, 600.0)]
+    assert len(names) > 50 and not any("b" in n[1:2] for n in names), names
+    assert any("#" in n[1:2] for n in names)
+    plan.hold(recognise({8, 11, 3}))                                       # G#m, recognised without a key
+    assert plan.chord_at(700.0).name == "G#m"
+    plan.restart(800.0, 8, True)                                           # G# minor ... held, named anew
+    assert plan.chord_at(800.0).name == "G#m"
+    plan.restart(900.0, 3, False)                                          # Eb major: Ab minor
+    assert plan.chord_at(900.0).name == "Abm"
+    flat = HarmonyPlan(model, key_tonic=5, minor=True, arousal=0.0, seed=3)      # F minor: no sharp anywhere
+    assert not any("#" in c.name for _, c in flat.ahead(0.0, 600.0))

@@ -1,6 +1,7 @@
 """The harmony in the live engine: a real `play` process on a real JACK server with a patch that has a
 [chord_layer], OSC out and a chord input. An independent rtmidi receiver hears the notes, a UDP socket
 reads /chord, and an independent rtmidi output (a keyboard stand-in) holds a chord. Nothing is mocked."""
+import re
 import socket
 import threading
 import time
@@ -147,7 +148,7 @@ def test_chord_layer_osc_and_a_held_chord(jack_server, tmp_path):
     n = min(len(heard), len(said))
     assert n >= 5 and heard[:n] == said[:n], (heard, said)
     # the held chord: taken (the log), said and played within 2.5 s of the keys, kept until they are up
-    assert "chord in: Eb (3 7 10) holds the harmony" in out, out[-3000:]
+    assert re.search(r"chord in: (Eb|D#) \(3 7 10\) holds the harmony", out), out[-3000:]   # spelt in the key
     assert "more than 1000 messages/s; the rest dropped" in out, out[-3000:]      # the flood, said once
     held = frozenset(p % 12 for p in HELD)
     during = [(t, frozenset(pcs)) for t, (_, _, *pcs) in chords if t_press < t < t_release + 0.5]

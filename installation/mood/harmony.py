@@ -39,26 +39,18 @@ import json
 import math
 import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
-from installation.theory import PITCH_NAMES
+from installation.theory import CHORD_QUALITIES, spell
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "exported_models" / "harmony.json"
 
-# the folded qualities: intervals above the root, and the suffix of the chord's name
-QUALITIES: dict[str, tuple[tuple[int, ...], str]] = {
-    "maj": ((0, 4, 7), ""),
-    "min": ((0, 3, 7), "m"),
-    "dim": ((0, 3, 6), "dim"),
-    "aug": ((0, 4, 8), "aug"),
-    "sus2": ((0, 2, 7), "sus2"),
-    "sus4": ((0, 5, 7), "sus4"),
-    "7": ((0, 4, 7, 10), "7"),
-    "maj7": ((0, 4, 7, 11), "maj7"),
-    "min7": ((0, 3, 7, 10), "m7"),
-}
+# the folded qualities (installation/theory.py's table, which music/chords.py's recogniser also reads):
+# intervals above the root, and the suffix of the chord's name
+FOLDED = ("maj", "min", "dim", "aug", "sus2", "sus4", "7", "maj7", "min7")
+QUALITIES: dict[str, tuple[tuple[int, ...], str]] = {q: CHORD_QUALITIES[q] for q in FOLDED}
 ROMAN = ("I", "bII", "II", "bIII", "III", "IV", "#IV", "V", "bVI", "VI", "bVII", "VII")
 BOS = -1                      # the context at the start of a phrase (a plan's start, a restart)
 MAX_BEATS = 8
@@ -67,23 +59,30 @@ HISTORY_S = 60.0              # how far behind the furthest time asked a plan ke
 
 @dataclass(frozen=True)
 class Chord:
-    """A chord: root pitch class (0-11), folded quality, its pitch classes, and a name such as 'Am7'."""
+    """A chord: root pitch class (0-11), folded quality, its pitch classes, and a name such as 'Am7' (the root
+    spelt in the key it was named in: G#m7 in E major; the name does not take part in equality)."""
     root: int
     quality: str
     pcs: frozenset[int]
-    name: str
+    name: str = field(compare=False)
 
     @staticmethod
-    def of(root: int, quality: str) -> "Chord":
+    def of(root: int, quality: str, key: tuple[int, bool] | None = None) -> "Chord":
+        """The chord on ``root``; ``key`` (tonic pitch class, minor) spells its name."""
         intervals, suffix = QUALITIES[quality]
         root %= 12
-        return Chord(root, quality, frozenset((root + i) % 12 for i in intervals), PITCH_NAMES[root] + suffix)
+        return Chord(root, quality, frozenset((root + i) % 12 for i in intervals), spell(root, key) + suffix)
+
+    def spelt(self, key: tuple[int, bool] | None) -> "Chord":
+        """The same chord named in ``key``."""
+        return replace(self, name=spell(self.root, key) + QUALITIES[self.quality][1])
 
 
-def recognise(pcs: Iterable[int], bass: int | None = None) -> Chord | None:
+def recognise(pcs: Iterable[int], bass: int | None = None, key: tuple[int, bool] | None = None) -> Chord | None:
     """The chord a set of pitch classes (e.g. keys held on a keyboard) sounds as: the best template by
     notes matched minus notes missing and extra (the bass note breaks ties). Its ``pcs`` are the ones
-    played, so whoever follows it follows what was played. None for an empty set."""
+    played, so whoever follows it follows what was played; ``key`` (tonic, minor) spells its name. None
+    for an empty set."""
     played = frozenset(int(p) % 12 for p in pcs)
     if not played:
         return None
@@ -95,7 +94,7 @@ def recognise(pcs: Iterable[int], bass: int | None = None) -> Chord | None:
             score -= 0.1 * len(intervals) / 4           # the plain triad before its seventh, when equal
             if score > best_score:
                 best, best_score = (root, q), score
-    c = Chord.of(*best)
+    c = Chord.of(*best, key=key)
     if c.pcs == played:
         return c
     if len(played) < 3:                                 # one or two keys: the named chord's notes
@@ -337,6 +336,9 @@ class HarmonyPlan:
             s.ctx, s.prev_len, s.pos = (BOS, BOS), 0, 0
             self._end = t
             if self._held is not None:
+                self._held = self._held.spelt((s.tonic, s.minor))
+                if self._chords and self._chords[-1] == self._held:
+                    self._chords[-1] = self._held           # held on: not struck again, named in the new key
                 self._append(t, self._held)
             self._asked = max(self._asked, t)
 
@@ -346,6 +348,7 @@ class HarmonyPlan:
         with self._lock:
             t = self._asked
             if chord is not None:
+                chord = chord.spelt((self._s.tonic, self._s.minor))      # named in the plan's key
                 if self._held == chord:
                     return
                 self.version += 1
@@ -385,7 +388,7 @@ class HarmonyPlan:
         degree, quality = chain.functions[f]
         cum = m.rhythm(s.band, s.pos, s.prev_len)
         beats = m.lengths[min(bisect.bisect_left(cum, r()), len(cum) - 1)]
-        self._append(self._end, Chord.of(s.tonic + degree, quality), phrase=s.prev_len == 0)   # a new phrase: struck anew
+        self._append(self._end, Chord.of(s.tonic + degree, quality, (s.tonic, s.minor)), phrase=s.prev_len == 0)   # a new phrase: struck anew
         self._end += beats * s.beat_s
         s.ctx, s.prev_len, s.pos = (s.ctx[1], f), beats, (s.pos + beats) % m.bar_beats
         if self._starts[0] < self._asked - HISTORY_S and len(self._starts) > 64:

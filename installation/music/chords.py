@@ -8,7 +8,9 @@ recogniser, as chorder is; no model).
        changing seldom (POP909 measures a chord lasting about 1.8 s)
 
 A chord is a 12-bit pitch-class mask (bit p = pitch class p); 0 means no chord (a silent frame).
-``installation/evaluation``'s chord check measures this recogniser against POP909's annotations.
+``installation/evaluation``'s chord check measures this recogniser against POP909's annotations; the harmony fit
+(``installation/training/harmony_fit.py``) reads POP909's labels with ``parse_label`` and measures EMOPIA's
+harmonic rhythm with ``recognise`` and ``segments``. The qualities are installation/theory.py's.
 """
 from __future__ import annotations
 
@@ -17,16 +19,16 @@ from typing import Sequence
 import numpy as np
 
 from installation import vocabulary as V
+from installation.theory import CHORD_QUALITIES, pitch_class
 
 FRAME_S = 0.25            # frame length of the recogniser (seconds)
 CHANGE_PENALTY = 0.5      # Viterbi: score given up per chord change (cosine units)
 
-QUALITIES = {             # quality -> (intervals above the root, prior added to the cosine)
-    "maj": ((0, 4, 7), 0.0), "min": ((0, 3, 7), 0.0), "dim": ((0, 3, 6), -0.06), "aug": ((0, 4, 8), -0.08),
-    "sus4": ((0, 5, 7), -0.06), "sus2": ((0, 2, 7), -0.06), "7": ((0, 4, 7, 10), -0.03),
-    "maj7": ((0, 4, 7, 11), -0.03), "min7": ((0, 3, 7, 10), -0.03), "hdim7": ((0, 3, 6, 10), -0.05),
-    "dim7": ((0, 3, 6, 9), -0.06),
+PRIORS = {                # quality (installation/theory.py's CHORD_QUALITIES) -> prior added to the cosine
+    "maj": 0.0, "min": 0.0, "dim": -0.06, "aug": -0.08, "sus4": -0.06, "sus2": -0.06, "7": -0.03, "maj7": -0.03,
+    "min7": -0.03, "hdim7": -0.05, "dim7": -0.06,
 }
+QUALITIES = {q: (CHORD_QUALITIES[q][0], prior) for q, prior in PRIORS.items()}   # quality -> (intervals, prior)
 
 
 def mask_of(pcs) -> int:
@@ -114,12 +116,21 @@ def event_chords(events: np.ndarray, notes: Sequence, stretch: float = 1.0, fram
     return masks_at(t, frames, frame_s).astype(np.int16)
 
 
+def segments(frames: np.ndarray, frame_s: float = FRAME_S) -> list[tuple[float, float]]:
+    """(start, end) in seconds of the chords in a frame sequence from ``recognise``: runs of one chord, a rest
+    (frames of no chord) held by the chord before it, the silence before the first chord left out."""
+    f = np.asarray(frames)
+    sounding = np.flatnonzero(f)
+    if not len(sounding):
+        return []
+    held = f[np.maximum.accumulate(np.where(f != 0, np.arange(len(f)), 0))][sounding[0]:]
+    bounds = np.r_[0, np.flatnonzero(held[1:] != held[:-1]) + 1, len(held)] + sounding[0]
+    return [(float(a * frame_s), float(b * frame_s)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 # --- POP909's chord labels (for measuring the recogniser) ------------------------------------
 
-_ROOTS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_LABEL_QUALITIES = {
-    "maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6), "aug": (0, 4, 8), "sus4": (0, 5, 7), "sus2": (0, 2, 7),
-    "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10), "hdim7": (0, 3, 6, 10), "dim7": (0, 3, 6, 9),
+_LABEL_QUALITIES = {q: iv for q, (iv, _) in CHORD_QUALITIES.items()} | {
     "maj6": (0, 4, 7, 9), "min6": (0, 3, 7, 9), "9": (0, 4, 7, 10), "maj9": (0, 4, 7, 11), "min9": (0, 3, 7, 10),
     "minmaj7": (0, 3, 7, 11), "": (0, 4, 7),
 }
@@ -128,12 +139,13 @@ _LABEL_QUALITIES = {
 def parse_label(label: str) -> tuple[int, str, int] | None:
     """'E:min7', 'G:maj/3', 'C:sus4(b7)' -> (root, quality, mask); None for 'N' or a quality not known."""
     label = label.strip()
-    if not label or label[0] not in _ROOTS:
-        return None
     root_s, _, rest = label.partition(":")
-    root = _ROOTS[root_s[0]] + sum({"#": 1, "b": -1}.get(c, 0) for c in root_s[1:])
+    try:
+        root = pitch_class(root_s)
+    except ValueError:
+        return None
     quality = rest.split("/")[0].split("(")[0]
     iv = _LABEL_QUALITIES.get(quality)
     if iv is None:
         return None
-    return root % 12, quality, mask_of(root + i for i in iv)
+    return root, quality, mask_of(root + i for i in iv)

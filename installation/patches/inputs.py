@@ -91,9 +91,9 @@ class ChordInput:
             if keys:
                 if since < self.SETTLE_S:
                     return
-                chord = recognise(keys, bass=min(keys))
+                chord = recognise(keys, bass=min(keys), key=self.plan.key)
             elif osc:
-                chord = recognise(osc)
+                chord = recognise(osc, key=self.plan.key)
             else:
                 if since < self.release_s:
                     return

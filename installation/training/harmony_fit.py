@@ -16,7 +16,6 @@ import argparse
 import bisect
 import collections
 import json
-import math
 import random
 import statistics
 import sys
@@ -24,24 +23,23 @@ import time
 from pathlib import Path
 
 from installation.mood import harmony as H
+from installation.music import chords as K
+from installation.theory import pitch_class
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "music" / "pop909"
 OUT = H.DEFAULT_FILE
-NAMES = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7,
-         "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11, "Cb": 11, "E#": 5, "Fb": 4, "B#": 0}
-FOLD = {"maj": "maj", "maj6": "maj", "min": "min", "min6": "min", "minmaj7": "min", "dim": "dim",
-        "dim7": "dim", "hdim7": "dim", "aug": "aug", "sus2": "sus2", "sus4": "sus4", "sus4(b7)": "sus4",
+FOLD = {"maj": "maj", "maj6": "maj", "min": "min", "min6": "min", "minmaj7": "min", "dim": "dim",   # label -> plan
+        "dim7": "dim", "hdim7": "dim", "aug": "aug", "sus2": "sus2", "sus4": "sus4",   # (sus4(b7) reads as sus4)
         "7": "7", "maj7": "maj7", "min7": "min7"}
 TRIAD = {"7": "maj", "maj7": "maj", "min7": "min"}          # for the moves at triad level (the issue's figures)
 
 
 def parse_label(label: str) -> tuple[int, str] | None:
-    """'E:min7/b7' -> (4, 'min7'); 'N' or an unknown quality -> None."""
-    if ":" not in label:
-        return None
-    root, qual = label.split(":", 1)
-    q = FOLD.get(qual.split("/", 1)[0])
-    return None if root not in NAMES or q is None else (NAMES[root], q)
+    """'E:min7/b7' -> (4, 'min7'): music/chords.py's reading of a POP909 label, its quality folded to the
+    plan's (``FOLD``); 'N' or a quality not folded -> None."""
+    p = K.parse_label(label)
+    q = None if p is None else FOLD.get(p[1])
+    return None if q is None else (p[0], q)
 
 
 def read_song(folder: Path, name: str):
@@ -61,7 +59,7 @@ def read_song(folder: Path, name: str):
         if line.strip():
             s, e, lab = line.split("\t")
             root, mode = lab.strip().split(":")
-            keys.append((float(s), float(e), NAMES[root], mode == "min"))
+            keys.append((float(s), float(e), pitch_class(root), mode == "min"))
     if len(beats) < 8 or not chords or not keys:
         raise ValueError("too few beats, chords or keys")
     return chords, beats, keys
@@ -253,65 +251,20 @@ def fit(folder: Path, min_count: int = 30, bands: int = 3) -> dict:
     return model
 
 
-# --- arousal: EMOPIA's harmonic rhythm by quadrant, through a small chord recogniser -------------------
+# --- arousal: EMOPIA's harmonic rhythm by quadrant, through music/chords.py's recogniser ----------------
 
-FRAME_S = 0.25
-
-
-def _templates():
-    import numpy as np
-    rows = []
-    for root in range(12):
-        for iv, _ in H.QUALITIES.values():
-            v = np.zeros(12)
-            v[[(root + i) % 12 for i in iv]] = 1.0
-            rows.append(v / np.linalg.norm(v))
-    return np.array(rows)
+PENALTIES = (0.2, 0.3, 0.4, 0.5, 0.6)
 
 
-def chord_segments(notes, penalty: float, templates) -> list[tuple[float, float]]:
-    """(start, end) of the chords a template recogniser hears in ``notes``: duration-weighted pitch-class
-    profiles of 0.25-s frames, scored by cosine against every root x folded quality, Viterbi-smoothed with
-    ``penalty`` per change. Frames with no note are left out of the chords."""
-    import numpy as np
-    if not notes:
-        return []
-    n = int(math.ceil(max(x.end for x in notes) / FRAME_S)) + 1
-    prof = np.zeros((n, 12))
-    for x in notes:
-        a, b = x.start / FRAME_S, x.end / FRAME_S
-        for i in range(int(a), min(int(b), n - 1) + 1):
-            ov = min(b, i + 1) - max(a, i)
-            if ov > 0:
-                prof[i, x.pitch % 12] += ov
-    norm = np.linalg.norm(prof, axis=1, keepdims=True)
-    score_of = np.where(norm > 0, (prof / np.maximum(norm, 1e-9)) @ templates.T, 0.0)
-    k = score_of.shape[1]
-    score, back = score_of[0].copy(), np.zeros((n, k), np.int32)
-    for i in range(1, n):
-        best = int(score.argmax())
-        jump = score[best] - penalty
-        move = jump > score
-        back[i] = np.where(move, best, np.arange(k))
-        score = np.where(move, jump, score) + score_of[i]
-    path = np.zeros(n, np.int32)
-    path[-1] = int(score.argmax())
-    for i in range(n - 1, 0, -1):
-        path[i - 1] = back[i, path[i]]
-    active, out, s0 = norm[:, 0] > 0, [], 0
-    for i in range(1, n + 1):
-        if i == n or path[i] != path[s0]:
-            if active[s0:i].any():
-                out.append((s0 * FRAME_S, i * FRAME_S))
-            s0 = i
-    return out
+def chord_segments(notes, penalty: float) -> list[tuple[float, float]]:
+    """(start, end) of the chords music/chords.py's recogniser hears in ``notes`` with ``penalty`` per change."""
+    return K.segments(K.recognise(notes, penalty=penalty)) if notes else []
 
 
 def emopia_rhythm(pop909: Path, emopia: Path, annotated: dict) -> dict:
     """The recogniser's change penalty chosen on POP909's MIDI (every 9th song) against its annotations,
     then EMOPIA's median chord length and 2-s change share per quadrant (notes as heard, pedal applied)."""
     from installation.music.events import load_notes
-    tpl = _templates()
     songs = []
     for path in sorted((pop909 / "midis").glob("*.mid"))[::9]:
         try:
@@ -319,8 +272,8 @@ def emopia_rhythm(pop909: Path, emopia: Path, annotated: dict) -> dict:
         except ValueError as exc:
             print(f"skipped {path.name}: {exc}", file=sys.stderr)
     trials = {}
-    for penalty in (0.2, 0.3, 0.4, 0.5, 0.6):
-        f = change_figures([chord_segments(n, penalty, tpl) for n in songs])
+    for penalty in PENALTIES:
+        f = change_figures([chord_segments(n, penalty) for n in songs])
         trials[penalty] = f
     target_m, target_s = annotated["median_chord_s"], annotated["share_2s_blocks_with_change"]
     penalty = min(trials, key=lambda p: abs(trials[p]["median_chord_s"] - target_m) / target_m
@@ -328,11 +281,11 @@ def emopia_rhythm(pop909: Path, emopia: Path, annotated: dict) -> dict:
     quadrants, skipped = collections.defaultdict(list), []
     for path in sorted((emopia / "midis").glob("*.mid")):
         try:
-            quadrants[path.name[:2]].append(chord_segments(load_notes(path, sustain=True), penalty, tpl))
+            quadrants[path.name[:2]].append(chord_segments(load_notes(path, sustain=True), penalty))
         except ValueError as exc:
             skipped.append(path.name)
             print(f"skipped {path.name}: {exc}", file=sys.stderr)
-    return {"frame_s": FRAME_S, "penalty": penalty, "pop909_songs": len(songs),
+    return {"frame_s": K.FRAME_S, "penalty": penalty, "pop909_songs": len(songs),
             "pop909_check": {str(p): f for p, f in trials.items()},
             "quadrants": {q: change_figures(v) | {"clips": len(v)} for q, v in sorted(quadrants.items())},
             "high_arousal": change_figures(quadrants["Q1"] + quadrants["Q2"]),
