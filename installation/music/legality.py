@@ -25,7 +25,7 @@ from installation.music import events as E
 _ON = slice(E.NOTE_ON, E.NOTE_ON + E.NUM_PITCHES)
 _OFF = slice(E.NOTE_OFF, E.NOTE_OFF + E.NUM_PITCHES)
 LIFT_AT_CHORD = True          # lift a pedal held down when the asked chord changes
-REPRESS_S: float | None = None   # then press it again this long after (None: the model's own press)
+REPRESS_S: float | None = 0.15   # then press it again this long after (None: the model's own press)
 
 
 class NoteState:
