@@ -29,7 +29,8 @@ REPRESS_S: float | None = 0.15   # then press it again this long after (None: th
 
 
 class NoteState:
-    """The pitches sounding in each row of a batch, as its own events say."""
+    """The pitches sounding in each row of a batch, as its own events say. ``lift_at_chord`` (None: ``LIFT_AT_CHORD``)
+    and ``repress_s`` (False: ``REPRESS_S``): the pedal at a chord change, as the module's docstring says."""
 
     def __init__(self, rows: int, lift_at_chord: bool | None = None, repress_s: float | None | bool = False):
         self.sounding = np.zeros((rows, E.NUM_PITCHES), bool)
