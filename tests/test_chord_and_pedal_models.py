@@ -97,3 +97,68 @@ def test_the_model_plays_the_pedal(decoder, tmp_path):
     out = tmp_path / "pedal.mid"
     E.events_to_midi(next(s for s in seqs if (np.asarray(s) == E.PEDAL_DOWN).any()), out)
     assert any(m.type == "control_change" and m.control == 64 for m in mido.MidiFile(out))
+
+
+class Changing:
+    """A harmony plan that changes chord every ``every`` seconds, round four chords of C major."""
+    CHORDS = ({0, 4, 7}, {9, 0, 4}, {5, 9, 0}, {7, 11, 2})
+
+    def __init__(self, every=0.8033):        # changes off the 10 ms grid: no float ties with the sampler's clock
+        self.every = every
+
+    def chord_at(self, t):
+        return SimpleNamespace(pcs=frozenset(self.CHORDS[int(t / self.every) % 4]))
+
+
+def _lifts_at_changes(seq, plan):
+    """(chord changes met with the pedal down, those lifted at once): a change is met at the first event sampled
+    at or past it, as the chord control asks it."""
+    t, down, met, lifted = 0.0, False, 0, 0
+    last = plan.chord_at(0.0).pcs
+    for e in np.asarray(seq).tolist():
+        now = plan.chord_at(t).pcs
+        if now != last and down:
+            met += 1
+            lifted += e == E.PEDAL_UP
+        last = now
+        down = {E.PEDAL_DOWN: True, E.PEDAL_UP: False}.get(e, down)
+        if E.TIME_SHIFT <= e < E.TIME_SHIFT + E.NUM_TIME_SHIFTS:
+            t += (e - E.TIME_SHIFT + 1) / E.STEPS_PER_SECOND
+    return met, lifted
+
+
+@pytest.mark.parametrize("candidates", [1, None])          # event by event, and the critic's phrases
+def test_the_pedal_lifts_where_the_asked_chord_changes(decoder, candidates):
+    """Legato pedalling: a chord change met with the pedal down lifts it there, in the batch render, and the
+    presses and lifts still alternate (each press gets its lift)."""
+    plans = [Changing()] * 4
+    seqs = _pieces(decoder, plans, seconds=20.0, candidates=candidates)
+    met = lifted = 0
+    for s, p in zip(seqs, plans):
+        m, lf = _lifts_at_changes(s, p)
+        met, lifted = met + m, lifted + lf
+        pedal = [e for e in np.asarray(s).tolist() if e >= E.PEDAL]
+        assert all(a != b for a, b in zip(pedal, pedal[1:])) and (not pedal or pedal[0] == E.PEDAL_DOWN)
+    assert met >= 8 and lifted == met, (met, lifted)
+
+
+def test_the_live_performer_lifts_the_pedal_where_the_asked_chord_changes(decoder):
+    """The live loop (the generator's Performer, event by event then by the critic's phrases) does the same."""
+    from installation.music.decoder import Performer
+
+    man, dec = decoder
+    plan = Changing()
+    ctl = C.encode(C.Targets(density=6.0, velocity=64))
+    code = lambda t: C.chord_code(plan.chord_at(t).pcs)              # noqa: E731
+    p = Performer(dec, seed=4)
+    p.prime(dec.initial(ctl[None]))
+    t, seq = 0.0, []
+    while t < 30.0:
+        c = np.array(ctl, np.float32, copy=True)
+        c[C.CHORD:C.CHORD + 13] = code(t)
+        e = p.next(c, chord_at=code, now=t)
+        seq.append(e)
+        if E.TIME_SHIFT <= e < E.TIME_SHIFT + E.NUM_TIME_SHIFTS:
+            t += (e - E.TIME_SHIFT + 1) / E.STEPS_PER_SECOND
+    met, lifted = _lifts_at_changes(seq, plan)
+    assert met >= 4 and lifted == met, (met, lifted)

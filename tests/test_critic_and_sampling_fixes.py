@@ -151,3 +151,31 @@ def test_the_live_performer_with_the_critic_is_seeded_and_plays_only_possible_ev
         b, _ = play(5, reprime_at=at)
         assert b[:at] == a[:at]
         _check_stream(b)                                             # what was dropped never counts as sounding
+
+
+def test_the_mask_lifts_the_pedal_at_a_chord_change_and_presses_it_again():
+    from installation.mood.controls import chord_code
+
+    c, f = chord_code({0, 4, 7}), chord_code({5, 9, 0})
+    z = np.zeros((2, E.VOCAB_SIZE))
+    ns = NoteState(2, lift_at_chord=True, repress_s=0.1)
+    ns.mask(z, np.stack([c, c]))
+    ns.update(np.array([E.PEDAL_DOWN, E.PEDAL_DOWN]))
+    m = ns.mask(z, np.stack([c, f]))                                 # row 1's chord changes, its pedal down
+    assert np.isfinite(m[0]).sum() > 100                              # row 0: free
+    assert np.flatnonzero(np.isfinite(m[1])).tolist() == [E.PEDAL_UP]  # row 1: only the lift
+    ns.update(np.array([E.TIME_SHIFT, E.PEDAL_UP]))
+    for _ in range(2):                                                # 100 ms after the lift: only the press
+        assert np.isfinite(ns.mask(z, np.stack([c, f]))[1]).sum() > 100
+        ns.update(np.array([E.TIME_SHIFT, E.TIME_SHIFT + 4]))
+    assert np.flatnonzero(np.isfinite(ns.mask(z, np.stack([c, f]))[1])).tolist() == [E.PEDAL_DOWN]
+    ns.update(np.array([E.TIME_SHIFT, E.PEDAL_DOWN]))
+    assert np.isfinite(ns.mask(z, np.stack([c, f]))[1]).sum() > 100  # pressed: free again
+    # the pedal up at a change: nothing forced; no chord asked: nothing forced; off: nothing forced
+    up = NoteState(1, lift_at_chord=True)
+    up.mask(z[:1], c[None])
+    assert np.isfinite(up.mask(z[:1], f[None])).sum() > 100
+    for ns, asked in ((NoteState(1, lift_at_chord=True), None), (NoteState(1, lift_at_chord=False), (c, f))):
+        ns.mask(z[:1], None if asked is None else asked[0][None])
+        ns.update(np.array([E.PEDAL_DOWN]))
+        assert np.isfinite(ns.mask(z[:1], None if asked is None else asked[1][None])).sum() > 100

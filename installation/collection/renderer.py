@@ -125,7 +125,7 @@ class Renderer:
         return outs
 
     def _render_good(self, frames: list[np.ndarray], items: list[Item], outs: list[Outcome]) -> None:
-        from installation.music.render import RenderSettings, directions, generate
+        from installation.music.render import RenderSettings, directions, generate, harmony_plans
 
         s = self.s
         va = np.concatenate([self.feel.read(self.enc, frames[i:i + 16])[1] for i in range(0, len(frames), 16)])
@@ -133,7 +133,8 @@ class Renderer:
         ds = directions(va, keys, s.steering, s.emotion_map, self.templates, s.seed)
         rs = RenderSettings(seconds=s.seconds, seed=s.seed, temperature=s.temperature, top_p=s.top_p,
                             batch=max(1, s.batch), workers=s.threads)
-        seqs = generate(self.dec, np.stack([d.controls for d in ds]), keys, rs)
+        seqs = generate(self.dec, np.stack([d.controls for d in ds]), keys, rs,
+                        harmony_plans(Path(s.models), ds, keys, s.seed))     # the chords asked, as live
         with tempfile.TemporaryDirectory(prefix="collection-") as tmp:
             for o, it, rgb, v, d, seq in zip(outs, items, frames, va, ds, seqs):
                 try:

@@ -108,20 +108,23 @@ def make_pairs(held: DS.HeldOutImages, pred: dict, corr: CL.CorrespondenceClassi
     return p
 
 
-def decoder_told(man, dec, clf, settings, emap, n: int, seconds: float, resamples: int, seed: int) -> dict:
+def decoder_told(man, dec, clf, settings, emap, n: int, seconds: float, resamples: int, seed: int,
+                 harmony: bool = True) -> dict:
     """The decoder alone: ``n`` pieces per quadrant made when told that corner's valence and arousal
-    (``--valence/--arousal`` overrides, through the conductor, no image), judged like the rest."""
+    (``--valence/--arousal`` overrides, through the conductor, no image), judged like the rest; ``harmony``: the
+    models' harmony plan asks the chords, as live."""
     from dataclasses import replace
 
     from installation.mood.conductor import Steering
-    from installation.music.render import directions, generate
+    from installation.music.render import directions, generate, harmony_plans
 
     q = np.repeat(np.arange(4), n)
     corner = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)[q]
     keys = [f"told-Q{int(x) + 1}#{i % n}" for i, x in enumerate(q)]
     ds = [directions(np.zeros((1, 2), np.float32), [k], Steering(valence=float(v), arousal=float(a)), emap,
                      man.key_templates, seed + 11)[0] for k, (v, a) in zip(keys, corner)]
-    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, replace(settings, seed=seed + 11))
+    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, replace(settings, seed=seed + 11),
+                    harmony_plans(man.folder, ds, keys, seed + 11) if harmony else None)
     X, ok, _, _ = generated_features(seqs, seconds)
     pred = _predictions(clf, X, ok, (len(q), 1))
     out = {"pieces_per_quadrant": n, "told": "valence and arousal +-1 (the corners of the square)"}
@@ -158,14 +161,14 @@ def artworks_figure(man, encoder, feel, dec, emap, settings, path: Path) -> None
     from installation.mood.conductor import Steering
     from installation.evaluation import plots
     from installation.image.preprocess import load_rgb
-    from installation.music.render import directions, generate
+    from installation.music.render import directions, generate, harmony_plans
 
     files = sorted(bundled_artworks().glob("*.jpg"))
     frames = [load_rgb(p) for p in files]
     emb, va = feel.read(encoder, frames)
     keys = [p.stem for p in files]
     ds = directions(va, keys, Steering(), emap, man.key_templates, settings.seed)
-    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings)
+    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings, harmony_plans(man.folder, ds, keys, settings.seed))
     rows = [(img, E.events_to_notes(s), f"{p.stem}: {d.describe()}", plots.QCOLORS[
         {(True, True): 0, (False, True): 1, (False, False): 2, (True, False): 3}[(d.valence >= 0, d.arousal >= 0)]])
         for p, img, s, d in zip(files, frames, seqs, ds)]
@@ -210,7 +213,7 @@ def run(args) -> dict:
     from installation.image.encoder import ImageEncoder
     from installation.measures import adherence
     from installation.image.preprocess import load_rgb
-    from installation.music.render import RenderSettings, directions, generate
+    from installation.music.render import RenderSettings, directions, generate, harmony_plans
 
     t_start = time.time()
     timings = {}
@@ -286,7 +289,7 @@ def run(args) -> dict:
     settings = RenderSettings(seconds=args.seconds, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
                               batch=args.batch)
     ds = directions(np.repeat(held_va, K, axis=0), keys, Steering(), emap, man.key_templates, args.seed)
-    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings)
+    seqs = generate(dec, np.stack([d.controls for d in ds]), keys, settings, harmony_plans(man.folder, ds, keys, args.seed))
     timings["generate_s"] = time.time() - t
     log.info("generated %d pieces in %.0f s", len(seqs), timings["generate_s"])
     side = image_side(va_all, images.valence[every], images.arousal[every], images.arousal_split, args.bootstrap,

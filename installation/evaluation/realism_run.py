@@ -203,7 +203,7 @@ def told(args, clf) -> dict:
     emap = emotion_map.load(args.emotion_map) if args.emotion_map else emotion_map.for_models(man.folder)
     s = RenderSettings(seconds=args.seconds, seed=args.seed, temperature=args.temperature, top_p=args.top_p,
                        batch=args.batch)
-    out = decoder_told(man, dec, clf, s, emap, args.told, args.seconds, 1000, args.seed)
+    out = decoder_told(man, dec, clf, s, emap, args.told, args.seconds, 1000, args.seed, harmony=not args.no_harmony)
     out["key_adherence"] = adherence.measure_key(dec, man.key_templates, s, n=args.told)
     return out
 

@@ -160,8 +160,8 @@ class Performer:
             self._played.append(ev)
             return ev
         logits, self.state = self.decoder.step(self.last, self.state, np.asarray(controls, np.float32).reshape(1, -1))
-        if self.legal:
-            logits = self.notes.mask(logits)
+        if self.legal:       # with a harmony plan (chord_at), the pedal lifts where its chord changes
+            logits = self.notes.mask(logits, None if chord_at is None else np.reshape(chord_at(now), (1, -1)))
         self.last = sample(logits, self.rng, self.temperature, self.top_p)
         self.notes.update(self.last)
         if self.candidates > 1:

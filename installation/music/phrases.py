@@ -49,7 +49,7 @@ def sample_phrase(decoder, critic: Critic, v: Voices, controls: np.ndarray, draw
             ctl[:, C.CHORD:C.CHORD + 13] = chords(t)
         logits, state = decoder.step(ev, state, ctl)
         if legal:
-            logits = c.notes.mask(logits)
+            logits = c.notes.mask(logits, ctl[:, C.CHORD:C.CHORD + 13] if per_step else None)
         ev = sample(logits, None, temperature, top_p, u=draw())
         c.notes.update(ev)
         out[:, j] = ev

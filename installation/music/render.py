@@ -126,7 +126,7 @@ def _generate_batch(decoder, controls, keys, s: RenderSettings, plans=None) -> l
             cond[:, C.CHORD:C.CHORD + 13] = chord_codes(plans, active, clock[active] / E.STEPS_PER_SECOND)
         logits, state = decoder.step(events, state, cond)
         if s.legal:
-            logits = notes.mask(logits)
+            logits = notes.mask(logits, cond[:, C.CHORD:C.CHORD + 13] if per_step else None)   # the pedal lifts at a chord change
         u = np.array([rngs[r].random() for r in active])
         events = sample(logits, None, s.temperature, s.top_p, u=u)
         notes.update(events)
