@@ -30,8 +30,7 @@ import numpy as np
 from installation import manifest as M
 from installation.errors import UserError
 from installation.mood import controls as C
-from installation.music import analysis
-from installation.music import events as E
+from installation.music import analysis, events as E
 from installation.music.decoder import GruDecoder, PRIMER, open_decoder
 from installation.music.events import Note
 from installation.music.sampling import sample

@@ -20,8 +20,7 @@ from installation.image.capture import bundled_artworks
 from installation.image.emotion import ImageEmotion
 from installation.image.encoder import ImageEncoder
 from installation.image.preprocess import load_rgb
-from installation.measures import adherence
-from installation.measures import music_features as MF
+from installation.measures import adherence, music_features as MF
 from installation.mood import emotion_map
 from installation.mood.conductor import Steering
 from installation.music import events as E

@@ -26,8 +26,7 @@ from installation import manifest as M
 from installation.measures.realism import auc
 from installation.mood import emotion_map
 from installation.mood.conductor import Steering
-from installation.music import critic as CR
-from installation.music import events as E
+from installation.music import critic as CR, events as E
 from installation.music.decoder import open_decoder
 from installation.music.render import RenderSettings, directions, generate, harmony_plans
 from installation.training import data as D

@@ -26,8 +26,7 @@ import numpy as np
 
 from installation.errors import UserError
 from installation.mood import controls as C
-from installation.music import chords as K
-from installation.music import events as E
+from installation.music import chords as K, events as E
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from installation.image import image_stats
-from installation.image.preprocess import CROP, crop_boxes, resize_shorter, to_tensor
-from installation.image.preprocess import load_rgb, training_views
+from installation.image.preprocess import CROP, crop_boxes, load_rgb, resize_shorter, to_tensor, training_views
 from installation.training.data import load_emotion6
 
 log = logging.getLogger("installation.training.emotion_cache")

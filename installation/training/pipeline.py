@@ -24,13 +24,11 @@ import numpy as np
 from tqdm import tqdm
 
 from installation.image import preprocess
-from installation.manifest import file_sha256
-from installation.manifest import Manifest
+from installation.manifest import Manifest, file_sha256
 from installation.mood import controls as C
 from installation.mood.emotion_map import load as load_emotion_map
 from installation.music import events
-from installation.training import data as D
-from installation.training import image_emotion as IE
+from installation.training import data as D, image_emotion as IE
 from installation.training.emotion_map_fit import write_time_windows
 from installation.training.features import cache_features
 from installation.training.report import choose_guidance, export_report, write_model_card

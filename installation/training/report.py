@@ -12,8 +12,7 @@ from installation.measures import adherence
 from installation.mood import controls as C
 from installation.mood.conductor import Steering
 from installation.mood.emotion_map import EmotionMap
-from installation.music import analysis
-from installation.music import events as E
+from installation.music import analysis, events as E
 from installation.music.decoder import open_decoder
 from installation.music.guidance import GuidedDecoder
 from installation.music.render import RenderSettings, directions, generate
