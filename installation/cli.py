@@ -12,8 +12,13 @@ import os
 import sys
 import time
 
-from installation.errors import UserError
+from installation.collection.options import AUDIO_CHOICES, add_options as add_collection_options
+from installation.collection.options import render as render_collection
+from installation.errors import UserError, one_line
+from installation.kiosk import config as C
+from installation.kiosk.cli_options import add_options, run_kiosk
 from installation.logs import setup_logging, stop_logging
+from installation.signals import route_signals
 
 log = logging.getLogger("installation")
 
@@ -29,7 +34,6 @@ class Parser(argparse.ArgumentParser):
 
 def _settle(args, names, file_values: dict | None = None) -> None:
     """Options not given take the config file's value, else the default; then all are checked (one line)."""
-    from installation.kiosk import config as C
     for name in names:
         if getattr(args, name) is None:
             setattr(args, name, (file_values or {}).get(name, C._FIELDS[name].default))
@@ -40,9 +44,6 @@ def _settle(args, names, file_values: dict | None = None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from installation.kiosk import config as C
-    from installation.kiosk.cli_options import add_options
-
     installed = os.path.basename(sys.argv[0]) == "image-to-music"     # the command pip installs (pyproject.toml)
     ap = Parser(prog="image-to-music" if installed else "run_installation.py",
                 description="Image-to-music installation: hear the mood of what the camera sees.")
@@ -60,7 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--audio-driver", default=None,
                       help="FluidSynth audio driver for --synth (alsa, pulseaudio, jack, coreaudio...; file:OUT.wav writes a file)")
 
-    from installation.collection.options import AUDIO_CHOICES, add_options as add_collection_options
     render = sub.add_parser("render", help="write one MIDI file per image, offline and batched")
     add_options(render, C.options_of("render"))
     render.add_argument("images", nargs="+", help="image files or folders")
@@ -131,7 +131,6 @@ def play(args) -> int:
     """Signals are routed before anything starts (the sender process above all): SIGINT, SIGTERM or SIGHUP at
     any moment stops play in order, with no traceback, and its sender with it."""
     import signal
-    from installation.signals import route_signals
     stop = _Stop()
     restore = route_signals(stop, [getattr(signal, name) for name in PLAY_SIGNALS if hasattr(signal, name)])
     try:
@@ -144,10 +143,10 @@ def play(args) -> int:
 
 
 def _play(args, stop: _Stop) -> int:
+    # lazy: numpy, cv2, multiprocessing only when play starts (--help and ports stay light)
     from installation import manifest as M
     from installation.image.capture import open_source
     from installation.engine import Engine, assemble
-    from installation.kiosk import config as C
     from installation.midi.sender_config import SenderConfig
     from installation.midi.sender_process import SenderProcess
 
@@ -164,7 +163,7 @@ def _play(args, stop: _Stop) -> int:
         C.writable_file(args.record, "--record")
     synth = None
     if args.synth:                                   # finds pyfluidsynth and the SoundFont, or says what to install
-        from installation.midi.synth import check_extra
+        from installation.midi.synth import check_extra        # lazy: --help stays light
         synth_cfg = patch.synth or {}
         synth = {"soundfont": str(check_extra("--synth", args.soundfont or synth_cfg.get("soundfont"))),
                  "driver": args.audio_driver, "gain": synth_cfg.get("gain", 0.5)}
@@ -251,16 +250,15 @@ def _ms(x) -> str:
 
 def render(args) -> int:
     """Every image into --out as a collection job: resumable, failures isolated, on 1 or N workers."""
-    from installation.collection.options import render as render_collection
-    from installation.kiosk import config as C
     _settle(args, C.options_of("render"))
     _check(math.isfinite(args.seconds) and 0 < args.seconds <= 3600, f"--seconds {args.seconds}: must be above 0 and at most 3600")
     _check(0 < args.batch <= 4096, f"--batch {args.batch}: must be 1 to 4096")
+    # lazy: numpy (the engine's modules) only when render starts
     from installation.engine import patched_map, steering_of
     steering, emap = steering_of(args)
     patch = None
     if args.patch is not None:
-        from installation.patches import load_patch
+        from installation.patches import load_patch            # lazy: patch.py costs ~8 ms; --help stays light
         patch = load_patch(args.patch)
         emap = patched_map(emap, patch, args.models)
     return render_collection(args, steering, emap, patch)
@@ -269,6 +267,7 @@ def render(args) -> int:
 # --- ports ----------------------------------------------------------------------------
 
 def ports(args) -> int:
+    # lazy: rtmidi for ports only (play's parent process and --help load no MIDI library)
     from installation.midi import midi_io
 
     try:
@@ -286,7 +285,6 @@ def ports(args) -> int:
 
 
 def kiosk(args) -> int:
-    from installation.kiosk.cli_options import run_kiosk
     return run_kiosk(args)
 
 
@@ -301,7 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         stop_logging()                               # the log lines before it, then the error on its own line
         logging.getLogger().handlers[:] = [logging.StreamHandler(sys.stderr)]
-        from installation.errors import one_line
         print(f"error: {one_line(str(exc))}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:

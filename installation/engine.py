@@ -17,16 +17,20 @@ import time
 from dataclasses import dataclass, field
 
 from installation.errors import UserError
-from installation.mood import emotion_map
-from installation.mood.conductor import Conductor, Steering
-from installation.music.decoder import Performer, open_decoder
 from installation.image.emotion import ImageEmotion
 from installation.image.encoder import ImageEncoder
-from installation.music.generator import GeneratorConfig, GeneratorThread
-from installation.manifest import Manifest
-from installation.settings import generation
+from installation.image.motion import MotionMeter
 from installation.image.scene import SceneConfig
 from installation.image.vision import SceneTimeline, VisionThread
+from installation.manifest import DEFAULT_DIR, Manifest
+from installation.mood import emotion_map
+from installation.mood.conductor import Conductor, Steering
+from installation.mood.harmony import HarmonyModel, HarmonyPlan
+from installation.music.decoder import Performer, open_decoder
+from installation.music.generator import GeneratorConfig, GeneratorThread
+from installation.patches import load_patch
+from installation.patches.live import PatchRuntime
+from installation.settings import generation
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,6 @@ def open_harmony(folder, seed=None):
     path = folder / "harmony.json"
     if not path.is_file():
         return None
-    from installation.mood.harmony import HarmonyModel, HarmonyPlan
     try:
         return HarmonyPlan(HarmonyModel.load(path), seed=seed)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
@@ -82,14 +85,12 @@ class Engine:
                                    seed=cfg.seed)
         motion = None
         if source.live and cfg.steering.motion_weight > 0:
-            from installation.image.motion import MotionMeter
             motion = MotionMeter()
         self.timeline = SceneTimeline(live=source.live)
         self.scheduler = scheduler
         performer = Performer(self.decoder, seed=cfg.seed, temperature=cfg.temperature, top_p=cfg.top_p)
         self.patch = None                 # a patch's controls (installation.patches.live.PatchRuntime)
         if patch is not None:
-            from installation.patches.live import PatchRuntime
             self.patch = PatchRuntime(patch, self.scheduler, self.timeline, api=midi_api, clock=clock)
         self.generator = GeneratorThread(performer, self.scheduler, self.timeline, cfg.generator,
                                          stop=self.stop_event, clock=clock, on_error=self._fail,
@@ -183,7 +184,6 @@ def assemble(s, start_delay_s: float = EngineConfig.start_delay_s) -> Assembly:
     """``s``: play's parsed arguments or a KioskConfig (the same names). The patch (the default one moved to
     ``s.channel``), its ``[output]`` port unless a port was given, its emotion map laid over ``s.emotion_map``,
     the steering: a mistake in any of them is one UserError line, before anything opens."""
-    from installation.patches import load_patch
     patch = load_patch(s.patch)
     if s.patch is None and s.channel != 1:           # the default patch, on the channel asked for
         patch = dataclasses.replace(patch, layers=tuple(dataclasses.replace(la, channel=s.channel)
@@ -225,7 +225,6 @@ def patched_map(emap, patch, models=None):
     if not override:
         return emap
     try:
-        from installation.manifest import DEFAULT_DIR
         base = emap or emotion_map.for_models(models or DEFAULT_DIR)
         return base.overridden(override, f"patch {patch.path}: emotion_map")
     except emotion_map.MapError as exc:

@@ -19,6 +19,7 @@ import socket
 from pathlib import Path
 
 from installation.collection.store import write_if_changed
+from installation.errors import UserError
 
 COLUMNS = (
     "image", "image_sha256", "status", "error", "title", "alt_text",
@@ -102,8 +103,6 @@ def write(out: Path, rows: list[dict]) -> bool:
 
 def read_captions(path: Path) -> dict[str, dict]:
     """A museum's own titles and alt texts: a CSV with columns image (file name), title, alt."""
-    from installation.errors import UserError
-
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

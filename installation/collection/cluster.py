@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from installation.collection.job import MAX_BATCH_BYTES, Item, Settings
-from installation.collection.renderer import Outcome
+from installation.collection.renderer import Outcome, Renderer
 from installation.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,6 @@ class RenderActor:
 
     def __init__(self, settings: Settings):
         import ray
-        from installation.collection.renderer import Renderer
-
         ctx = ray.get_runtime_context()
         self.renderer = Renderer(settings, where={"node": ctx.get_node_id()})
 

@@ -12,7 +12,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installation.errors import UserError
+from installation.image.capture import IMAGE_EXTENSIONS
 from installation.manifest import file_sha256
+from installation.music.render import output_paths
 from installation.settings import generation
 
 FORMAT_VERSION = 1           # bump when the output of the same settings changes
@@ -123,9 +126,6 @@ def find_images(args: list[str | Path]) -> tuple[list[tuple[Path, str]], list[Sk
     Hidden entries (``.name``) are left out without a word, as before."""
     import stat as st
 
-    from installation.errors import UserError
-    from installation.image.capture import IMAGE_EXTENSIONS
-
     found: list[tuple[Path, str]] = []
     skipped: list[Skipped] = []
     for arg in args:
@@ -202,8 +202,6 @@ def sha256_of(path: Path) -> str:
 
 def list_images(paths: list[tuple[Path, str]] | list[Path]) -> list[Image]:
     """The job's images with their sha256 and unique output names that fit (hashing reads every file once)."""
-    from installation.music.render import output_paths
-
     pairs = [p if isinstance(p, tuple) else (Path(p), Path(p).name) for p in paths]
     names = [fit_name(p.stem) for p in output_paths([Path(rel) for _, rel in pairs], Path("."))]
     out = []

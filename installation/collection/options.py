@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from installation.errors import UserError
+from installation.kiosk.config import writable_folder
 
 log = logging.getLogger("installation")
 
@@ -31,6 +32,7 @@ def add_options(p) -> None:
 
 def settings_from(args, steering, emap, patch):
     """The checked Settings of a render command line (the models loaded once to resolve defaults)."""
+    # lazy: numpy (models, job settings) only when render runs; cli.py's parser imports this module for --help
     from installation import manifest as M
     from installation.collection.job import Settings, models_sha256
     from installation.mood import emotion_map
@@ -41,6 +43,7 @@ def settings_from(args, steering, emap, patch):
         raise UserError(f"--loudness {args.loudness}: choose a loudness between -40 and -6 LUFS (e.g. -16)")
     audio, sf2, gain = (), None, 0.5
     if args.audio:
+        # lazy: numpy (audio) and the synth check only with --audio; --help stays light
         from installation.patches.audio import check_format
         from installation.midi.synth import check_extra
         synth_cfg = (patch.synth if patch else None) or {}
@@ -64,6 +67,7 @@ def settings_from(args, steering, emap, patch):
 
 def render(args, steering, emap, patch) -> int:
     """``render``: every image of the arguments into ``--out``, resumable; one line per failed image."""
+    # lazy: numpy and cv2 only when render runs; cli.py's parser imports this module for --help
     from installation.collection.catalogue import read_captions
     from installation.collection.job import find_images
     from installation.collection.run import Job, run
@@ -71,12 +75,12 @@ def render(args, steering, emap, patch) -> int:
     settings = settings_from(args, steering, emap, patch)
     images, skipped = find_images(args.images)
     captions = read_captions(Path(args.captions)) if args.captions else None
-    from installation.kiosk.config import writable_folder
     out = writable_folder(args.out, "--out")         # made if needed, and a file really written there (root too)
     if captions is None:
         captions = _folder_captions(args.images)
     workers = args.workers if args.workers is not None or args.ray_address else 1
     if workers is None or workers > 1:                # says what to install before the long part
+        # lazy: the cluster's modules (numpy) only with more than one worker
         from installation.collection.cluster import import_ray
         import_ray()
     job = Job(images, out, settings, workers=workers, ray_address=args.ray_address, gallery=args.gallery,
@@ -97,6 +101,7 @@ def render(args, steering, emap, patch) -> int:
 def _folder_captions(args) -> dict | None:
     """Without --captions, a folder's own ``captions.csv`` (as the bundled artworks have): its titles keep
     their capitals ("Astronaut Eileen Collins"), where a file name has lost them."""
+    # lazy: csv and hashlib only when render runs; --help stays light
     from installation.collection.catalogue import read_captions
 
     found = [Path(a) / "captions.csv" for a in args if Path(a).is_dir() and (Path(a) / "captions.csv").is_file()]

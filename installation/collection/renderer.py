@@ -19,8 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from installation import manifest as M
 from installation.collection.job import Item, Settings, models_sha256
+from installation.errors import UserError
 from installation.image import header
+from installation.image.emotion import ImageEmotion
+from installation.image.encoder import ImageEncoder
+from installation.music import events as E
+from installation.music.decoder import open_decoder
+from installation.music.render import RenderSettings, directions, generate, harmony_plans
+from installation.patches.audio import encode, synthesize
+from installation.patches.loudness import normalise
+from installation.patches.routing import route_events_to_midi
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +93,6 @@ class Renderer:
     """The models of one worker process, and the render of batches of images with them."""
 
     def __init__(self, settings: Settings, where: dict | None = None):
-        from installation import manifest as M
-        from installation.errors import UserError
-        from installation.image.emotion import ImageEmotion
-        from installation.image.encoder import ImageEncoder
-        from installation.music.decoder import open_decoder
-
         self.s = settings
         folder = Path(settings.models)
         if models_sha256(folder) != settings.models_sha256:
@@ -125,8 +129,6 @@ class Renderer:
         return outs
 
     def _render_good(self, frames: list[np.ndarray], items: list[Item], outs: list[Outcome]) -> None:
-        from installation.music.render import RenderSettings, directions, generate, harmony_plans
-
         s = self.s
         va = np.concatenate([self.feel.read(self.enc, frames[i:i + 16])[1] for i in range(0, len(frames), 16)])
         keys = [it.key for it in items]
@@ -156,19 +158,15 @@ class Renderer:
 
         s = self.s
         if s.patch is None:
-            from installation.music import events as E
             notes = E.events_to_notes(seq)
             E.notes_to_midi(notes, mid)
             length = max((round(n.end * 1000) for n in notes), default=0) / 1000   # the file's last tick (1 ms)
         else:
-            from installation.patches.routing import route_events_to_midi
             route_events_to_midi(seq, mid, s.patch)
             length = mido.MidiFile(mid).length          # the patch moves and stretches notes: read it back
         o.files["mid"] = mid.read_bytes()
         o.row["duration_s"] = round(length, 3)
         if s.audio:
-            from installation.patches.audio import encode, synthesize
-            from installation.patches.loudness import normalise
             raw = synthesize(mid, soundfont=s.soundfont, rate=s.rate, gain=s.synth_gain)
             n = normalise(raw, s.rate, s.loudness_lufs, s.peak_dbfs)
             for fmt in s.audio:

@@ -16,12 +16,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installation.collection import catalogue, store
+from installation.collection import catalogue, cluster, gallery, store
 from installation.collection.job import (MAX_BATCH_BYTES, Image, Item, Settings, Skipped, list_images, open_regular,
                                          shown)
 from installation.collection.progress import Progress
-from installation.collection.renderer import MAX_IMAGE_BYTES, Outcome
+from installation.collection.renderer import MAX_IMAGE_BYTES, Outcome, Renderer
 from installation.errors import UserError
+from installation.image import header
 
 log = logging.getLogger("installation")
 
@@ -129,7 +130,6 @@ def _publish(job: Job, rows: list[dict], raise_errors: bool) -> None:
     try:
         catalogue.write(job.out, rows)
         if job.gallery:
-            from installation.collection import gallery
             gallery.write(job.out, rows)
     except OSError as exc:
         msg = (f"--out {job.out}: cannot write the catalogue ({exc.strerror or exc}); "
@@ -214,8 +214,6 @@ def batch_sizes(n: int, workers: int, batch: int) -> int:
 
 def _batches(todo: list[Image], size: int):
     """Batches of ``size`` images with their bytes, cut short at MAX_BATCH_BYTES or MAX_BATCH_PIXELS (large scans)."""
-    from installation.image import header
-
     batch, nbytes, pixels = [], 0, 0
     for im in todo:
         data = _read(im.path)
@@ -241,12 +239,10 @@ def _read(path: Path) -> bytes:
 def _dispatch(job: Job, todo: list[Image], take) -> None:
     s = job.settings
     if _in_process(job):
-        from installation.collection.renderer import Renderer
         renderer = Renderer(s)
         for batch in _batches(todo, batch_sizes(len(todo), 1, s.batch)):
             take(renderer.render(batch))
         return
-    from installation.collection import cluster
     actors = cluster.start(job.workers, job.ray_address)
     try:
         size = batch_sizes(len(todo), actors, s.batch)

@@ -15,6 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from installation.errors import UserError
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -53,7 +55,7 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    from installation.errors import UserError
+    # lazy: --help and a bad option answer without loading the pipeline
     from installation.evaluation import pipeline
     from installation.training.data import start_command
 

@@ -27,9 +27,15 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from installation.music import analysis
-from installation.music import events as E
+from installation import manifest as M
+from installation.errors import UserError
+from installation.mood import controls as C
+from installation.music import analysis, events as E
+from installation.music.decoder import GruDecoder, PRIMER, open_decoder
 from installation.music.events import Note
+from installation.music.sampling import sample
+from installation.music.transformer_decoder import STEP, TransformerDecoder, open_transformer
+from installation.training import data as D
 
 WINDOW_S = 10.0          # key windows
 SEGMENT_S = 2.0          # self-similarity segments
@@ -153,9 +159,6 @@ def perform(decoder, controls: np.ndarray, seconds: float, seed: int = 0, temper
             top_p: float = 0.95) -> list[np.ndarray]:
     """One performance of ``seconds`` per control row (N, K), stepped as a batch; row i's RNG is seeded
     (seed, i), so a row's music does not depend on the batch."""
-    from installation.music.decoder import PRIMER
-    from installation.music.sampling import sample
-
     controls = np.ascontiguousarray(controls, np.float32)
     n = len(controls)
     rngs = [np.random.default_rng([seed, i]) for i in range(n)]
@@ -195,7 +198,6 @@ def compare(decoders: dict, controls: np.ndarray, seconds: float = 60.0, seed: i
 
 def _controls(n: int, seed: int = 0) -> np.ndarray:
     """n control rows: each Russell quadrant's emotion (graded), the musical groups unset (the model chooses)."""
-    from installation.mood import controls as C
     rng = np.random.default_rng(seed)
     va = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)
     rows = []
@@ -210,8 +212,6 @@ def main(argv=None) -> int:
     import json
     import sys
     from pathlib import Path
-
-    from installation.errors import UserError
 
     ap = argparse.ArgumentParser(prog="python -m installation.evaluation.coherence", description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=None, help="model folder (default: exported_models/)")
@@ -249,18 +249,13 @@ def load_decoders(folder, gru_folder=None) -> dict:
     import json
     from pathlib import Path
 
-    from installation import manifest as M
-    from installation.music.transformer_decoder import STEP, open_transformer
-
     folder = Path(folder) if folder else M.DEFAULT_DIR
     out = {}
     gru_at = Path(gru_folder or folder)
     try:
-        from installation.music.decoder import open_decoder
         out["gru"] = open_decoder(M.load(gru_at), threads=1)
     except Exception as exc:                      # an older or partial folder: compare what there is
         try:                                      # a bare GRU export (decoder_init + decoder_step, no encoder)
-            from installation.music.decoder import GruDecoder
             out["gru"] = GruDecoder(M.Manifest(gru_at, json.loads((gru_at / "manifest.json").read_text())), threads=1)
         except Exception:
             print(f"note: no GRU decoder from {gru_at}: {exc}")
@@ -274,8 +269,6 @@ def load_decoders(folder, gru_folder=None) -> dict:
 
 def real_pieces(cache, n: int, seconds: float, seed: int = 0) -> list[np.ndarray]:
     """Up to n validation pieces (unstretched) with at least ``seconds`` of music, as events."""
-    from installation.training import data as D
-
     corpus = D.load_corpus(cache)
     rows = corpus.select(split="val", stretch=1.0)
     rng = np.random.default_rng(seed)
@@ -324,12 +317,11 @@ def torch_decoder(checkpoint):
     """A run's model.pt (or a phase checkpoint's best weights) as a decoder: the GRU or the Transformer."""
     import torch
 
-    from installation.music.transformer_decoder import TransformerDecoder
-
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     weights = ck["model"] if "config" in ck else ck["state"]["best_model"]
     cfg = ck.get("config") or json_config(checkpoint)
     if "d_model" in cfg:
+        # lazy: torch, only to score an unexported checkpoint
         from installation.training.transformer import TransformerConfig, TransformerMusicModel
         from installation.training.transformer_export import TorchStepper
         m = TransformerMusicModel(TransformerConfig(**cfg))
@@ -337,6 +329,7 @@ def torch_decoder(checkpoint):
         dec = TorchStepper(m)
         dec.blend, dec.take = TransformerDecoder.blend, TransformerDecoder.take
         return dec
+    # lazy: torch, only to score an unexported checkpoint
     from installation.training.model import ModelConfig, MusicModel
     m = MusicModel(ModelConfig(**cfg))
     m.load_state_dict(weights)

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.music import events as E
+from installation.image.preprocess import load_rgb, training_views
 from installation.measures import music_features as MF
+from installation.music import events as E
 from installation.training import data as D
 
 log = logging.getLogger(__name__)
@@ -171,8 +172,6 @@ def image_features(root: Path, images: D.ImageSet, encoder, encoder_sha256: str,
     encoder and ``preprocess.training_views`` (what training does) and saved to
     ``eval_cache``, so a clean clone and a cached run describe the images identically.
     """
-    from installation.image.preprocess import load_rgb, training_views
-
     own = Path(eval_cache) / f"image_features_{encoder_sha256[:16]}.npz" if eval_cache is not None else None
     for c in (*caches, own):
         f = cached_features(images, encoder_sha256, c)

@@ -10,12 +10,23 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.music import events as E
+from installation import manifest as M
 from installation.evaluation import classifiers as CL
 from installation.evaluation import datasets as DS
 from installation.evaluation import metrics as MET
-from installation.measures import music_features as MF
+from installation.evaluation import plots, report
 from installation.evaluation import quality as QUAL
+from installation.image.capture import bundled_artworks
+from installation.image.emotion import ImageEmotion
+from installation.image.encoder import ImageEncoder
+from installation.image.preprocess import load_rgb
+from installation.measures import adherence, music_features as MF
+from installation.mood import emotion_map
+from installation.mood.conductor import Steering
+from installation.music import events as E
+from installation.music.decoder import open_decoder
+from installation.music.render import RenderSettings, directions, generate, harmony_plans
+from installation.training.data import load_emotion6
 
 log = logging.getLogger("installation.evaluation")
 
@@ -115,9 +126,6 @@ def decoder_told(man, dec, clf, settings, emap, n: int, seconds: float, resample
     models' harmony plan asks the chords, as live."""
     from dataclasses import replace
 
-    from installation.mood.conductor import Steering
-    from installation.music.render import directions, generate, harmony_plans
-
     q = np.repeat(np.arange(4), n)
     corner = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)[q]
     keys = [f"told-Q{int(x) + 1}#{i % n}" for i, x in enumerate(q)]
@@ -157,12 +165,6 @@ def image_side(va: np.ndarray, valence: np.ndarray, arousal: np.ndarray, arousal
 
 def artworks_figure(man, encoder, feel, dec, emap, settings, path: Path) -> None:
     """The bundled public-domain artworks beside the music the shipped chain makes for them (safe to publish)."""
-    from installation.image.capture import bundled_artworks
-    from installation.mood.conductor import Steering
-    from installation.evaluation import plots
-    from installation.image.preprocess import load_rgb
-    from installation.music.render import directions, generate, harmony_plans
-
     files = sorted(bundled_artworks().glob("*.jpg"))
     frames = [load_rgb(p) for p in files]
     emb, va = feel.read(encoder, frames)
@@ -205,16 +207,6 @@ def generated_features(seqs: list[np.ndarray], seconds: float):
 
 
 def run(args) -> dict:
-    from installation.mood import emotion_map
-    from installation import manifest as M
-    from installation.mood.conductor import Steering
-    from installation.music.decoder import open_decoder
-    from installation.image.emotion import ImageEmotion
-    from installation.image.encoder import ImageEncoder
-    from installation.measures import adherence
-    from installation.image.preprocess import load_rgb
-    from installation.music.render import RenderSettings, directions, generate, harmony_plans
-
     t_start = time.time()
     timings = {}
     out = Path(args.out)
@@ -227,7 +219,6 @@ def run(args) -> dict:
 
     # 1. data
     t = time.time()
-    from installation.training.data import load_emotion6
     images = load_emotion6(Path(args.data))
     feats, feat_source = DS.image_features(args.data, images, encoder, enc_sha, caches=caches)
     held = DS.held_out_images(images, feats, args.limit_images)
@@ -394,7 +385,6 @@ def run(args) -> dict:
                 w.writerow([rel, k, f"{held.valence[i]:.2f}", f"{held.arousal[i]:.2f}", f"Q{held.quadrant[i] + 1}",
                             f"Q{pred['q'][i, k] + 1}" if pred["q"][i, k] >= 0 else "-", f"{pred['pv'][i, k]:.3f}",
                             f"{pred['a'][i, k]}", f"{gen.match[i, k]:.3f}", gcount[j], len(seqs[j])])
-    from installation.evaluation import plots, report
     plots.pictures_for_people(Path(args.data), held, held_va, seqs, K, args.seconds, out, per_quadrant=3,
                               asked=[d.targets.describe() for d in ds[::K]])
     artworks_figure(man, encoder, feel, dec, emap, settings, out / "pictures_artworks.png")

@@ -5,8 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.measures import music_features as MF
 from installation.evaluation import quality as QUAL
+from installation.image.preprocess import load_rgb
+from installation.measures import music_features as MF
+from installation.music import events as E
+from installation.music.analysis import PITCH_NAMES
 
 QLABELS = ("Q1 happy", "Q2 tense", "Q3 sad", "Q4 calm")
 QCOLORS = ("#e6a817", "#c8323c", "#3b6fb6", "#3f9a5a")
@@ -102,7 +105,6 @@ def quality(gen_X, gen_raw, real_X, real_raw, path: Path, rows: list[dict] | Non
         ax.set_title(title + (f"  (OA {oa[key]:.2f})" if key in oa else ""), fontsize=10)
         ax.set_yticks([])
     ax = axes.ravel()[-1]
-    from installation.music.analysis import PITCH_NAMES
     g, r = QUAL._pch(gen_raw, gen_X)[0], QUAL._pch(real_raw, real_X)[0]
     x = np.arange(12)
     ax.bar(x - 0.2, r, 0.4, color="#555555", alpha=0.7, label="real (EMOPIA test)")
@@ -172,9 +174,6 @@ def pictures_for_people(data: Path, held, held_va, seqs, K: int, seconds: float,
                         asked: list[str] | None = None) -> list[Path]:
     """For each quadrant, a few held-out images beside the piano rolls of their first piece
     (written to the report folder only: Emotion6 images may not be redistributed)."""
-    from installation.music import events as E
-    from installation.image.preprocess import load_rgb
-
     paths = []
     for q in range(4):
         idx = np.flatnonzero(held.quadrant == q)[:per_quadrant]

@@ -13,6 +13,7 @@ import numpy as np
 from installation.evaluation import metrics as MET
 from installation.measures import music_features as MF
 from installation.measures.music_features import column
+from installation.music.analysis import PITCH_NAMES
 
 # (label, how to get values from (features X, raws), fixed edges or number of shared bins)
 SCALARS = (
@@ -70,8 +71,6 @@ def compare(gen_X: np.ndarray, gen_raw: list[MF.Raw], real_X: np.ndarray, real_r
 
 
 def _top(pch: np.ndarray) -> str:
-    from installation.music.analysis import PITCH_NAMES
-
     order = np.argsort(-pch)[:3]
     return " ".join(f"{PITCH_NAMES[i]}" for i in order)
 

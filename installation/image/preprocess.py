@@ -80,6 +80,7 @@ def training_views(rgb: np.ndarray) -> list[np.ndarray]:
 def load_rgb(path) -> np.ndarray:
     """Read an image file as RGB uint8 through capture.read_image, the one decoder
     (UserError naming the file if unreadable)."""
+    # lazy: cv2 loads with the first file read, not with the encoder (the engine imports this module)
     from installation.image.capture import read_image
 
     return read_image(path)

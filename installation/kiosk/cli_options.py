@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 
+from installation.errors import UserError
 from installation.kiosk import config as C
 from installation.signals import route_signals
 
@@ -37,7 +38,7 @@ def _check_port(cfg: C.KioskConfig) -> None:
     with one line; an unattended run warns and lets the sender connect when it appears."""
     import logging
 
-    from installation.errors import UserError
+    # lazy: rtmidi only when the kiosk checks its port (--help stays light)
     from installation.midi import midi_io
     if not cfg.port:
         return
@@ -65,6 +66,7 @@ def overrides_of(args) -> dict:
 def run_kiosk(args) -> int:
     import logging
 
+    # lazy: the supervisor (multiprocessing, the kiosk's modules) only when the kiosk starts, not for --help
     from installation.kiosk.supervisor import Supervisor
     cfg = C.build(args.config, overrides_of(args))     # every value checked before anything starts
     plan = C.check_resources(cfg)               # and what the files and folders it names hold

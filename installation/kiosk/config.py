@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from installation.errors import one_line
 from installation.errors import UserError
 from installation.kiosk.hours import OpeningHours
 from installation.settings import ALL, KIOSK, MAX_INT, PLAY_KIOSK, generation, opt  # noqa: F401  (re-exported)
@@ -25,7 +26,6 @@ class ConfigError(UserError):
     """A bad option or configuration key: names the key and the reason, on one line."""
 
     def __init__(self, message: str):
-        from installation.errors import one_line
         super().__init__(one_line(str(message)))
 
 
@@ -230,6 +230,7 @@ def check_resources(cfg: KioskConfig):
     """What the files and folders named by ``cfg`` hold, checked before anything starts: the models, the patch
     and its emotion map, the picture source and the attract folder, the log file. One line names the problem.
     Returns the engine's assembly (installation.engine.assemble): the patch's output port among it."""
+    # lazy: numpy and cv2 (models, engine, images) only when the kiosk checks its resources; --help and the supervisor read this module
     from installation import manifest as M
     from installation.engine import assemble
     from installation.image.capture import _slideshow, bundled_artworks
@@ -253,6 +254,7 @@ def check_source(spec: str, slide_seconds: float, key: str) -> None:
     that does not exist is a mistake (a typo would leave a gallery playing the bundled artworks for weeks),
     and a folder must hold images that play."""
     import re
+    # lazy: numpy and cv2 (models, engine, images) only when the kiosk checks its resources; --help and the supervisor read this module
     from installation.image.capture import _slideshow
     spec = str(spec).strip()
     if spec.isdigit() or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec) or spec.startswith("/dev/"):

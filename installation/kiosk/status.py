@@ -32,7 +32,9 @@ import time
 
 from aiohttp import web
 
+from installation.errors import UserError
 from installation.kiosk import pages
+from installation.kiosk.console import Console
 from installation.kiosk.netguard import Guard, Limits
 from installation.ratelimit import LogLimiter
 
@@ -122,7 +124,6 @@ class StatusServer:
         self._thread.start()
         self._ready.wait(10)
         if self._error is not None:
-            from installation.errors import UserError
             raise UserError(f"--status-port {self.port}: cannot listen on {self.bind} ({self._error}); "
                             f"choose another port, or 0 for no status server")
 
@@ -149,7 +150,6 @@ class StatusServer:
                         web.get("/display", self._display), web.get("/events", self._events),
                         web.get("/frame.jpg", self._frame)])
         if self.control is not None and self.events is not None:
-            from installation.kiosk.console import Console
             app.add_routes(Console(self).routes())
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
                                      keepalive_timeout=5.0, max_line_size=4096, max_field_size=4096)

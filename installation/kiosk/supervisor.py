@@ -167,6 +167,7 @@ class Supervisor:
             t.join(wait)
 
     def _send_panic(self, out) -> bool:
+        # lazy: rtmidi only to send a panic (the sender process owns the port)
         from installation.midi import midi_io
         return midi_io.panic(out, self.cfg.channel - 1)
 
@@ -185,6 +186,7 @@ class Supervisor:
         self._panic_opening = True
 
         def run():
+            # lazy: rtmidi only to send a panic (the sender process owns the port)
             from installation.midi import midi_io
             try:
                 api = self._api or midi_io.choose_api(self.cfg.midi_api)
@@ -200,6 +202,7 @@ class Supervisor:
 
     def _port_panic(self, why: str) -> None:
         t0 = time.perf_counter()
+        # lazy: rtmidi only to send a panic (the sender process owns the port)
         from installation.midi import midi_io
         ok, error = midi_io.panic_port(self.cfg.port, self.cfg.channel - 1, api=self._api,
                                        api_request=self.cfg.midi_api)
@@ -262,6 +265,7 @@ class Supervisor:
 
     # --- status and logs ----------------------------------------------------------------
     def _key(self, now: float) -> str | None:
+        # lazy: numpy only for the status page's key
         from installation.music.analysis import PITCH_NAMES, estimate_key
         from installation.music.events import Note
         with self.status.lock:
@@ -409,6 +413,7 @@ class Supervisor:
     def run(self) -> int:
         server = None
         if self.cfg.status_port:
+            # lazy: aiohttp only with a status port
             from installation.kiosk.status import StatusServer
             frames = {"local": None, "always": True, "never": False}[self.cfg.status_frames]
             server = StatusServer(self.status, self.cfg.status_bind, self.cfg.status_port, self.cfg.status_token,

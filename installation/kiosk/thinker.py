@@ -22,11 +22,15 @@ import time
 import cv2
 import numpy as np
 
+from installation import manifest as M
+from installation.engine import Engine, assemble
 from installation.errors import UserError
 from installation.kiosk.config import KioskConfig, from_json
-from installation.midi.link import Beacon, RemoteScheduler
 from installation.kiosk.control import Gate, ThinkerControls
 from installation.kiosk.sources import CameraWithAttract
+from installation.logs import setup_logging
+from installation.midi.link import Beacon, RemoteScheduler
+from installation.signals import route_signals
 
 log = logging.getLogger("installation.kiosk.thinker")
 BEAT_S = 0.5
@@ -43,9 +47,6 @@ def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH) -> bytes:
 
 
 def run(cfg: KioskConfig, sender_path: str, beacon: Beacon, controls_conn=None) -> int:
-    from installation import manifest as M
-    from installation.engine import Engine, assemble
-
     source = CameraWithAttract(cfg.picture_source, cfg.attract, timeout_s=cfg.camera_timeout_s,
                                slide_seconds=cfg.slide_seconds)
     models = M.load(cfg.models)
@@ -59,7 +60,6 @@ def run(cfg: KioskConfig, sender_path: str, beacon: Beacon, controls_conn=None) 
         controls = ThinkerControls(controls_conn, gate, source, plan.patch.channels, mode=plan.patch.output.volume)
         controls.initial()                        # paused at spawn? then nothing is pushed before it is known
     engine = Engine(models, source, plan.config, scheduler=gate, patch=plan.patch, midi_api=cfg.midi_api)
-    from installation.signals import route_signals
     route_signals(lambda signum: engine.stop_event.set(), (signal.SIGTERM,))   # never inside a handler
     stop_beats = threading.Event()
 
@@ -122,7 +122,6 @@ def main(argv=None) -> int:
     except OSError:
         pass
     cfg: KioskConfig = from_json(args.config)
-    from installation.logs import setup_logging
     setup_logging(cfg.log_level)
     from multiprocessing.connection import Connection
     controls_conn = Connection(os.dup(args.status_fd))    # the supervisor's control messages come back this way

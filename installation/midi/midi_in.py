@@ -44,6 +44,7 @@ class PolledInput:
     def open(self, port_query: str, what: str = "input", port_label: str = "in") -> "PolledInput":
         import rtmidi
 
+        # lazy: rtmidi when a port opens (patches import this module in the thinker, which opens no MIDI otherwise)
         from installation.midi import midi_io
         self._in = rtmidi.MidiIn(midi_io.API_NAMES[self.api], self.client_name, queue_size_limit=self.queue)
         self._in.ignore_types(sysex=True, timing=self.ignore_timing, active_sense=True)
@@ -87,6 +88,7 @@ class PolledInput:
             self._thread.join(1.0)
             self._thread = None
         if self._in is not None:
+            # lazy: rtmidi when a port opens (patches import this module in the thinker, which opens no MIDI otherwise)
             from installation.midi.midi_io import release
             release(self._in)
             self._in = None

@@ -276,6 +276,7 @@ class MidiOut:
         """JACK: a watch that learns of the server's shutdown within milliseconds (None elsewhere)."""
         if self.api != "jack":
             return None
+        # lazy: the JACK watch (ctypes, subprocess) only under JACK; the sender's start-up stays light
         from installation.midi.jack_watch import JackServerWatch
         with _quiet_stderr():
             return JackServerWatch.open(self.client_name + "-alive")
@@ -513,6 +514,7 @@ class RecordOnly:
 def release(obj) -> None:
     """Close an rtmidi object's port and its client, spaced from the other closes of this process
     (jack_watch.close_spaced: JACK clients closed back to back crash python-rtmidi)."""
+    # lazy: the JACK watch (ctypes, subprocess) only under JACK; the sender's start-up stays light
     from installation.midi.jack_watch import close_spaced
 
     def close():
@@ -527,7 +529,7 @@ def panic(out, channel: int) -> bool:
     """Silence a port that a dead sender may have left notes sounding on: a note-off for every pitch on
     ``channel`` (0-15) and its pedals lifted (CC 64-69 to 0), then every other channel's pedals (a patch's layer
     may hold one there), then CC123 and CC120 on every channel. True if every message went out."""
-    from installation.midi.scheduler import PEDALS
+    from installation.midi.scheduler import PEDALS          # lazy: ~3 ms, only for a panic; ports stays light
     channels = [channel] + [ch for ch in range(16) if ch != channel]
     msgs = [(0x80 | channel, pitch, 0) for pitch in range(128)]
     msgs += [(0xB0 | ch, number, 0) for ch in channels for number in PEDALS]

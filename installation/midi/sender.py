@@ -81,6 +81,7 @@ def open_sink(cfg: SenderConfig):
     ``cfg.record_fallback``). Returns (sink, description, the file recorded to or None)."""
     record, synth = cfg.record, cfg.synth
     if synth is not None:
+        # lazy: FluidSynth's wrapper only with --synth; the sender's start-up stays light
         from installation.midi.synth import FluidSynthSink
         sink = FluidSynthSink(synth.get("soundfont"), synth.get("driver"), gain=synth.get("gain", 0.5))
         sink.open()

@@ -145,6 +145,7 @@ class SenderProcess:
         moment and send every note-off, every pedal-up, CC123 and CC120 (a virtual port, or FluidSynth, died with it)."""
         if not self.cfg.port or self.cfg.synth is not None:
             return
+        # lazy: rtmidi in play's process only after a sender died (the sender owns the port)
         from installation.midi import midi_io
         ok, error = midi_io.panic_port(self.cfg.port, self.cfg.channel - 1, api=self.info.get("api"),
                                        api_request=self.cfg.midi_api)

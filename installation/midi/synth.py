@@ -159,6 +159,7 @@ class FluidSynthSink:
 
     @staticmethod
     def _new_driver(fs, synth):
+        # lazy: rtmidi; --help's option checks import this module
         from installation.midi.midi_io import _quiet_stderr
         saved = os.environ.get("JACK_NO_START_SERVER")
         os.environ["JACK_NO_START_SERVER"] = "1"       # look for a JACK server; never start one

@@ -23,6 +23,7 @@ import statistics
 import threading
 from collections import deque
 
+from installation.midi.midi_in import PolledInput
 from installation.patches.cc import OnePole
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,6 @@ class ClockIn:
         self._lock = threading.Lock()
 
     def open(self) -> "ClockIn":
-        from installation.midi.midi_in import PolledInput
         # polled, not a callback (closing under a running callback crashed); rtmidi's own time stamps keep
         # the tick intervals exact whatever the polling delay
         self._in = PolledInput(self.api, self.client_name, self._on_message, ignore_timing=False, poll_s=0.002)

@@ -18,7 +18,11 @@ import logging
 import threading
 import time
 
+from installation.midi.midi_in import PolledInput
+from installation.mood.harmony import recognise
+from installation.patches.osc import OscIn
 from installation.patches.patch import Input
+from installation.ratelimit import LogLimiter
 from installation.slot import LatestSlot
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,6 @@ class ChordInput:
         self._pending = False
         self.chord = None                      # the chord held now (what the plan was given)
         self.taken = 0                         # chords taken (for logs and tests)
-        from installation.ratelimit import LogLimiter
         self._warn = LogLimiter(log, every_s=10.0)
 
     def on_midi(self, event) -> None:
@@ -85,7 +88,6 @@ class ChordInput:
         """Take a settled set of keys as the plan's chord, or let go after the grace. The control thread."""
         if not self._pending or self.plan is None:
             return
-        from installation.mood.harmony import recognise
         with self._lock:
             keys, osc, since = list(self._keys), self._osc, now - self._changed
             if keys:
@@ -165,8 +167,8 @@ class EmotionInput:
     # --- opening and closing ---
     def open(self) -> "EmotionInput":
         if self.cfg.midi_port is not None:
+            # lazy: rtmidi, only when a MIDI input is configured (the thinker process opens no MIDI otherwise)
             from installation.midi import midi_io
-            from installation.midi.midi_in import PolledInput
             api = self.api or midi_io.choose_api(None)
             # polled, not a callback; at most 1,000 messages/s (a knob sends tens)
             self._midi = PolledInput(api, "image-to-music-input", self._on_midi, rate=1000.0)
@@ -175,15 +177,14 @@ class EmotionInput:
             log.info("input: valence/arousal from CC %s/%s on %s", self.cfg.valence_cc, self.cfg.arousal_cc,
                      self.port_name)
         if self.cfg.chord_port is not None:
+            # lazy: rtmidi, only when a MIDI input is configured (the thinker process opens no MIDI otherwise)
             from installation.midi import midi_io
-            from installation.midi.midi_in import PolledInput
             api = self.api or midi_io.choose_api(None)
             self._chord_midi = PolledInput(api, "image-to-music-chords", self.chord.on_midi, rate=1000.0,
                                            on_drop=self.chord.lost)
             self._chord_midi.open(self.cfg.chord_port, what="input", port_label="chords")
             log.info("input: chords held on %s become the harmony", self._chord_midi.port_name)
         if self.cfg.osc_port is not None:
-            from installation.patches.osc import OscIn
             self._osc = OscIn(self.cfg.osc_port, self.set, prefix=self.osc_prefix, host=self.cfg.osc_bind,
                               on_chord=self.chord.on_osc).start()
         return self

@@ -27,8 +27,10 @@ import time
 from installation.patches.cc import EmotionCC, OnePole
 from installation.patches.clock import ClockIn, ClockOut
 from installation.patches.inputs import EmotionInput
+from installation.patches.osc import OscOut
 from installation.patches.patch import Patch
 from installation.patches.routing import ChordPlayer, NoteRouter
+from installation.ratelimit import LogLimiter
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,6 @@ class PatchRuntime:
             if patch.clock.send else None
         self.osc = None
         if patch.osc is not None:
-            from installation.patches.osc import OscOut
             self.osc = OscOut(patch.osc.host, patch.osc.port, patch.osc.prefix)
         self.input = EmotionInput(patch.input, api, patch.osc.prefix if patch.osc else "/itm") \
             if patch.input is not None else None
@@ -79,7 +80,6 @@ class PatchRuntime:
         self.generator = None
         self.plan = None                  # the generator's harmony plan (installation.mood.harmony), if any
         self._osc_chord = None
-        from installation.ratelimit import LogLimiter
         self._warn = LogLimiter(log, every_s=10.0)
         self.base_tempo_scale = 1.0
         self._logged_bpm: float | None = None
@@ -121,9 +121,11 @@ class PatchRuntime:
             self.input.open()
         c = self.patch.clock
         if c.follow_port is not None:
+            # lazy: rtmidi, only when the patch follows a MIDI clock (the thinker process opens no MIDI otherwise)
             from installation.midi import midi_io
             self.clock_in = ClockIn(self.api or midi_io.choose_api(None), c.follow_port, self._on_tempo).open()
         if c.link:
+            # lazy: asyncio and aalink, only when the patch asks for Ableton Link
             from installation.patches.link import LinkTempo
             self.link = LinkTempo(c.reference_bpm, self._on_tempo)
 

@@ -21,6 +21,8 @@ import logging
 import threading
 
 from installation.errors import UserError
+from installation.patches.osc_packet import BadPacket, MAX_PACKET, read_packet
+from installation.ratelimit import LogLimiter, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,6 @@ class OscIn:
     def __init__(self, port: int, on_value, prefix: str = "/itm", host: str = "127.0.0.1", on_chord=None):
         import socket
 
-        from installation.ratelimit import LogLimiter, TokenBucket
         self._axes = {f"{prefix}/input/{axis}": axis for axis in ("valence", "arousal")}
         self._addresses = frozenset(self._axes)
         self._on_value = on_value
@@ -87,7 +88,6 @@ class OscIn:
         self._thread = threading.Thread(target=self._serve, name="osc-in", daemon=True)
 
     def _serve(self) -> None:
-        from installation.patches.osc_packet import MAX_PACKET, BadPacket, read_packet
         while not self._stop.is_set():
             try:
                 data, peer = self._sock.recvfrom(MAX_PACKET + 1)     # one byte more: a larger packet shows

@@ -28,6 +28,8 @@ from typing import Iterable
 from installation.patches.patch import ChordLayer, Layer, Patch
 from installation.patches.shaping import (DensityLimit, VoiceLimiter, constrain_to_scale, fold_pitch,
                                           shape_velocity)
+from installation.midi import midi_file
+from installation.music import events as E
 
 NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE = 0x80, 0x90, 0xB0, 0xC0
 
@@ -281,9 +283,6 @@ def route_events_to_midi(events: Iterable[int], path: str | Path, patch: Patch, 
     open at the end, or held longer than ``max_note_s`` (as the live scheduler caps them), are closed.
     The sustain pedal goes in as it is played live (``NoteRouter.pedal``), lifted at the end if still down.
     Returns the number of note-ons. Emotion CCs, OSC and clock are live-only."""
-    from installation.midi import midi_file
-    from installation.music import events as E
-
     router = NoteRouter(patch)
     stream = E.EventStream()
     timed: list[tuple[float, tuple[int, ...]]] = [(0.0, m) for m in router.start_messages()]

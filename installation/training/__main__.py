@@ -20,6 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from installation.errors import UserError
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -79,6 +81,7 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--limit-files", type=int, default=None, help="use only N MIDI files per set (a quick pipeline check)")
     ap.add_argument("--limit-images", type=int, default=None, help="use only N images (a quick pipeline check)")
     args = ap.parse_args(argv)
+    # lazy: --help and a bad option answer without loading the pipeline (numpy, pandas...)
     from installation.training.pipeline import DEFAULTS
     for name, value in DEFAULTS[args.decoder].items():
         if getattr(args, name) is None:
@@ -88,7 +91,7 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    from installation.errors import UserError
+    # lazy: --help and a bad option answer without loading the pipeline (numpy, pandas...)
     from installation.training import data as D, pipeline
     steps = ["prepare", "train", "export", "image-emotion"] if args.command == "all" else [args.command]
     try:

@@ -22,8 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.music import critic as CR
-from installation.music import events as E
+from installation import manifest as M
+from installation.measures.realism import auc
+from installation.mood import emotion_map
+from installation.mood.conductor import Steering
+from installation.music import critic as CR, events as E
+from installation.music.decoder import open_decoder
+from installation.music.render import RenderSettings, directions, generate, harmony_plans
+from installation.training import data as D
 
 log = logging.getLogger("installation.training.critic_fit")
 REPO = Path(__file__).resolve().parents[2]
@@ -41,8 +47,6 @@ def phrases_of(ev: np.ndarray, n: int) -> list[np.ndarray]:
 
 
 def real_phrases(root: Path, n: int, limit: int | None = None) -> np.ndarray:
-    from installation.training import data as D
-
     pieces = [p for p in D.list_music(root) if p.source == "emopia" and p.split == "train"]
     if limit:
         pieces = pieces[:: max(1, len(pieces) // limit)]
@@ -59,12 +63,6 @@ def real_phrases(root: Path, n: int, limit: int | None = None) -> np.ndarray:
 def generated_phrases(models: Path, n: int, pieces: int, seed: int = 1000, critic: CR.Critic | None = None,
                       kind: str | None = None) -> np.ndarray:
     """Phrases of the shipped decoder (guided, masked) for random moods; with ``critic``, as that critic picks them."""
-    from installation import manifest as M
-    from installation.mood import emotion_map
-    from installation.mood.conductor import Steering
-    from installation.music.decoder import open_decoder
-    from installation.music.render import RenderSettings, directions, generate, harmony_plans
-
     man = M.load(models)
     for entry in man.data.get("decoders", {}).values():
         entry.pop("critic", None)                    # the decoder alone (an old critic.json may not fit this critic)
@@ -85,8 +83,6 @@ def fit(real: np.ndarray, gen: np.ndarray, *, candidates: int, phrase_events: in
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.preprocessing import StandardScaler
-
-    from installation.measures.realism import auc
 
     X = np.concatenate([real, gen])
     y = np.r_[np.ones(len(real), int), np.zeros(len(gen), int)]            # 1 = real

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from installation.errors import UserError
 from installation.mood import controls as C
-from installation.music import events as E
+from installation.music import chords as K, events as E
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ def start_command(data: Path) -> None:
     """A training or evaluation command begins: logging to stderr, and the shared data folder must be there."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not data.is_dir():
-        from installation.errors import UserError
         raise UserError(f"data folder {data} not found; pass --data PATH/TO/shared/data")
 
 @dataclass
@@ -131,8 +131,6 @@ def encode_corpus(root: Path, pieces: list[Piece], progress=None, one_stretch: t
     NO_PEDAL_SOURCES: their notes are encoded as heard, with no pedal events, and training hides the
     pedal events from their loss, so their silence on the pedal is not learnt as "never pedal".
     Each event carries the chord in force (installation/music/chords.py, recognised from the heard notes)."""
-    from installation.music import chords as K
-
     chunks, chord_chunks, index, skipped, at = [], [], [], [], 0
     it = pieces if progress is None else progress(pieces, desc="encode MIDI", unit="file")
     for pi, piece in enumerate(it):

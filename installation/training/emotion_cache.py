@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.image.preprocess import CROP, crop_boxes, resize_shorter, to_tensor
+from installation.image import image_stats
+from installation.image.preprocess import CROP, crop_boxes, load_rgb, resize_shorter, to_tensor, training_views
+from installation.training.data import load_emotion6
 
 log = logging.getLogger("installation.training.emotion_cache")
 
@@ -43,8 +45,6 @@ def views(rgb: np.ndarray) -> list[np.ndarray]:
     """Ten (3, 224, 224) float32 views: the six of preprocess.training_views (shorter side 256: centre,
     its mirror, four corners), then the centre and its mirror at shorter side 224 (the whole short side)
     and at 320 (a closer look)."""
-    from installation.image.preprocess import training_views
-
     out = training_views(rgb)
     for size in (224, 320):
         c = _centre(resize_shorter(rgb, size))
@@ -74,11 +74,8 @@ def trunk(net):
 def build_cache(data: Path, out: Path, limit: int | None = None) -> Path:
     import torch
 
-    from installation.image import image_stats
-    from installation.image.preprocess import load_rgb
+    # lazy: torch (the backbone), only when the cache is built
     from installation.training.backbones import efficientnet_lite0
-    from installation.training.data import load_emotion6
-
     images = load_emotion6(data)
     rel = images.rel[:limit] if limit else images.rel
     net, _ = efficientnet_lite0()

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from installation.training.data import load_emotion6
+
 REPO = Path(__file__).resolve().parents[2]
 SPREADS = {"valence": (1.5, 1.65, 1.8), "arousal": (2.0, 2.2, 2.4)}
 RATERS = (10, 15, 20)
@@ -45,8 +47,6 @@ def ceiling(var_means: float, sd: float, k: int) -> dict:
 
 
 def estimate(data: Path, test_only: bool = False) -> dict:
-    from installation.training.data import load_emotion6
-
     images = load_emotion6(data)
     pick = images.test if test_only else np.ones(len(images.rel), bool)
     out = {"images": int(pick.sum()), "raters_assumed": 15, "per_rater_sd_assumed": SPREADS, "targets": {}}

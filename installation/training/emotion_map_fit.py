@@ -17,8 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from installation.measures.music_features import windows
 from installation.mood import controls as C
 from installation.mood.emotion_map import CORNERS, EmotionMap
+from installation.music import analysis, events as E
+from installation.training import data as D
 from installation.training.data import MusicCorpus, WindowSampler
 
 HEADER = """\
@@ -87,11 +90,6 @@ def time_windows(root: Path, seconds: float = SCENE_S, hop: float = HOP_S, sourc
     """(quadrant, density notes/s, mean velocity, mean pitch, major 0/1) of every time window of the labelled
     training music (``limit``: at most that many pieces a quadrant, a quick check); windows with fewer than 8
     notes are left out, unreadable files skipped."""
-    from installation.measures.music_features import windows
-    from installation.music import analysis
-    from installation.music import events as E
-    from installation.training import data as D
-
     rows, taken = [], {}
     for p in D.list_music(Path(root)):
         if p.quadrant < 0 or p.split != "train" or p.source not in sources:

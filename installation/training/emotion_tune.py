@@ -39,6 +39,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from installation.manifest import file_sha256
+from installation.training.backbones import efficientnet_lite0
+from installation.training.data import load_emotion6
+from installation.training.emotion_cache import load_cache
+from installation.training.export import OPSET
+from installation.training.image_emotion import folds_of, targets
+
 log = logging.getLogger("installation.training.emotion_tune")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,11 +174,6 @@ def predict(branch: Branch, X: np.ndarray, batch: int = 128) -> np.ndarray:
 
 
 def train(args) -> dict:
-    from installation.training.backbones import efficientnet_lite0
-    from installation.training.data import load_emotion6
-    from installation.training.emotion_cache import load_cache
-    from installation.training.image_emotion import folds_of, targets
-
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     images = load_emotion6(args.data)
@@ -261,8 +263,6 @@ def machine() -> str:
 
 def load_branch(path: Path) -> tuple[Branch, dict]:
     """A trained branch (branch.pt) on freshly loaded ImageNet weights, and its training summary."""
-    from installation.training.backbones import efficientnet_lite0
-
     ck = torch.load(path, map_location="cpu", weights_only=False)
     s = ck["summary"]
     net, _ = efficientnet_lite0()
@@ -275,9 +275,6 @@ def export_tuned_encoder(branch_path: Path, path: Path) -> dict:
     """encoder.onnx with the tuned branch: 'image' -> 'embedding', 'features_mid', 'tuned_va';
     ONNX checked against torch on all three (and the embedding against the untuned network)."""
     import onnxruntime as ort
-
-    from installation.training.backbones import efficientnet_lite0
-    from installation.training.export import OPSET
 
     branch, s = load_branch(branch_path)
     net, info = efficientnet_lite0()
@@ -310,9 +307,6 @@ def export_tuned_encoder(branch_path: Path, path: Path) -> dict:
 
 def export_to(branch_path: Path, out: Path) -> dict:
     """Write OUT/encoder.onnx (the tuned encoder) and replace the encoder entry of OUT/manifest.json."""
-    from installation.manifest import file_sha256
-    from installation.training.export import OPSET
-
     path = out / "encoder.onnx"
     entry = export_tuned_encoder(branch_path, path)
     entry = {"file": path.name, **entry, "sha256": file_sha256(path), "opset": OPSET, "bytes": path.stat().st_size,

@@ -6,6 +6,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from installation.music.sampling import sample
+from installation.training.backbones import AllOutputs
+
 OPSET = 17
 
 
@@ -13,8 +16,6 @@ def export_encoder(net: torch.nn.Module, path: Path) -> dict:
     """(N, 3, 224, 224) float32 0..255 RGB 'image' -> (N, D) 'embedding' and (N, D2) 'features_mid'
     (pooled earlier stages, backbones.Normalized.forward_all); checks ORT against torch on both."""
     import onnxruntime as ort
-
-    from installation.training.backbones import AllOutputs
 
     path.parent.mkdir(parents=True, exist_ok=True)
     full = AllOutputs(net).eval()
@@ -85,8 +86,6 @@ def parity(model, out: Path, controls: np.ndarray, steps: int = 200, seed: int =
     2. Sampled with the same seed through installation.music.sampling: the two sequences must agree.
     """
     import onnxruntime as ort
-
-    from installation.music.sampling import sample
 
     so = ort.SessionOptions()
     init_s = ort.InferenceSession(str(out / "decoder_init.onnx"), so, providers=["CPUExecutionProvider"])

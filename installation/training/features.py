@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from installation.image.preprocess import load_rgb, training_views
+from installation.manifest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,6 @@ def cache_features(encoder_onnx: Path, root: Path, rel_paths: list[str], out: Pa
     """-> (n_images, 6, D) float32, also saved to ``out`` (reused when it exists for the same encoder)."""
     import onnxruntime as ort
 
-    from installation.manifest import file_sha256
     digest = file_sha256(encoder_onnx)
     if out.exists():
         z = np.load(out, allow_pickle=True)

@@ -17,17 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
+from installation import manifest
+from installation.errors import UserError
+from installation.image.emotion import ImageEmotion
+from installation.image.encoder import ImageEncoder
+from installation.image.preprocess import load_rgb
+
 REPO = Path(__file__).resolve().parents[2]
 QUADRANT_SIGNS = {"amusement": (1, 1), "excitement": (1, 1), "anger": (-1, 1), "sadness": (-1, -1),
                   "contentment": (1, -1)}
 
 
 def check(models: Path, data: Path) -> dict:
-    from installation import manifest
-    from installation.image.emotion import ImageEmotion
-    from installation.image.encoder import ImageEncoder
-    from installation.image.preprocess import load_rgb
-
     m = manifest.load(models)
     enc, emo = ImageEncoder(m), ImageEmotion(m)
     rows = []
@@ -52,7 +53,6 @@ def main(argv=None) -> int:
     if not (args.data / "seed_samples" / "images" / "train").is_dir():
         print(f"error: --data {args.data}: no seed_samples/images/train folder there", file=sys.stderr)
         return 2
-    from installation.errors import UserError
     try:
         res = check(args.models, args.data)
     except UserError as exc:

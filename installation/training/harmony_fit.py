@@ -24,6 +24,7 @@ from pathlib import Path
 
 from installation.mood import harmony as H
 from installation.music import chords as K
+from installation.music.events import load_notes
 from installation.theory import pitch_class
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "music" / "pop909"
@@ -264,7 +265,6 @@ def chord_segments(notes, penalty: float) -> list[tuple[float, float]]:
 def emopia_rhythm(pop909: Path, emopia: Path, annotated: dict) -> dict:
     """The recogniser's change penalty chosen on POP909's MIDI (every 9th song) against its annotations,
     then EMOPIA's median chord length and 2-s change share per quadrant (notes as heard, pedal applied)."""
-    from installation.music.events import load_notes
     songs = []
     for path in sorted((pop909 / "midis").glob("*.mid"))[::9]:
         try:

@@ -46,6 +46,9 @@ from pathlib import Path
 import numpy as np
 
 from installation.errors import UserError
+from installation.image import image_stats
+from installation.image.preprocess import load_rgb, training_views
+from installation.manifest import file_sha256
 from installation.training.data import ImageSet, load_emotion6
 
 log = logging.getLogger("installation.training.image_emotion")
@@ -90,9 +93,6 @@ def encoder_blocks(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, 
     for the same images (rows are taken from a full-set file for a slice); else computed into ``work``."""
     import onnxruntime as ort
 
-    from installation.image.preprocess import load_rgb, training_views
-    from installation.manifest import file_sha256
-
     digest = file_sha256(encoder)
     name = f"features_all_{backbone}.npz"
     everything = load_emotion6(data).rel
@@ -134,9 +134,6 @@ def encoder_blocks(images: ImageSet, keep: np.ndarray, cache: Path, work: Path, 
 
 def stats_block(images: ImageSet, data: Path, work: Path) -> np.ndarray:
     """(n, 6, S) colour/texture statistics of the same six views the embedding cache holds (cached)."""
-    from installation.image import image_stats
-    from installation.image.preprocess import load_rgb, training_views
-
     out = work / f"stats_{len(images.rel)}.npz"
     if out.exists():
         z = np.load(out, allow_pickle=True)
@@ -469,7 +466,6 @@ def run(args) -> dict:
     name = chosen[0]
     model = fits[name]
     info = export_onnx(model, args.out / "image_emotion.onnx")
-    from installation.manifest import file_sha256
     entry = {"file": "image_emotion.onnx", **info, "sha256": file_sha256(args.out / "image_emotion.onnx"), "opset": 17,
              "bytes": (args.out / "image_emotion.onnx").stat().st_size,
              "feature_set": name, "stats_names": list(__import__("installation.image.image_stats", fromlist=["NAMES"]).NAMES)

@@ -23,8 +23,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from installation.manifest import file_sha256
-from installation.training import data as D
+from installation.image import preprocess
+from installation.manifest import Manifest, file_sha256
+from installation.mood import controls as C
+from installation.mood.emotion_map import load as load_emotion_map
+from installation.music import events
+from installation.training import data as D, image_emotion as IE
+from installation.training.emotion_map_fit import write_time_windows
+from installation.training.features import cache_features
+from installation.training.report import choose_guidance, export_report, write_model_card
 
 log = logging.getLogger("installation.training")
 
@@ -58,10 +65,9 @@ def _images(args) -> D.ImageSet:
 
 def prepare(args) -> None:
     """Export the encoder, encode all MIDI into events, and cache the image features."""
+    # lazy: torch, only for the steps that train or export
     from installation.training.backbones import build
     from installation.training.export import export_encoder
-    from installation.training.features import cache_features
-
     _, feat_path, enc_path = _paths(args)
     args.cache.mkdir(parents=True, exist_ok=True)
     net, info = build(args.backbone, args.weights)
@@ -105,6 +111,7 @@ def _seconds(minutes):
 
 def config(args):
     """The TrainConfig of the options: the decoder's model config and the two phases."""
+    # lazy: torch, only for the steps that train or export
     from installation.training.model import ModelConfig
     from installation.training.train import PhaseConfig, TrainConfig
     from installation.training.transformer import TransformerConfig
@@ -135,6 +142,7 @@ def train(args) -> None:
     """Pretrain and finetune the decoder; writes <run>/model.pt (best weights + config) and <run>/summary.json."""
     import torch
 
+    # lazy: torch, only for the steps that train or export
     from installation.training import train as T
 
     cfg = config(args)                                  # bad options fail before the cache is read
@@ -193,6 +201,7 @@ def _trained(args, window: int | None = None):
     length at run time, when it is exported with another than it was trained with."""
     import torch
 
+    # lazy: torch, only for the steps that train or export
     from installation.training.model import ModelConfig
     from installation.training.train import build
     from installation.training.transformer import TransformerConfig
@@ -217,6 +226,7 @@ def _trained(args, window: int | None = None):
 def _provenance() -> dict:
     import torch
 
+    # lazy: torch, only for the steps that train or export
     from installation.training.export import git_commit
     return {"git_commit": git_commit(REPO),
             "exported_with": {"torch": torch.__version__, "python": platform.python_version()}}
@@ -229,8 +239,6 @@ def export(args) -> dict:
 
 def image_emotion(args) -> None:
     """Fit the image -> valence/arousal model (installation/training/image_emotion.py) and add it to the manifest."""
-    from installation.training import image_emotion as IE
-
     argv = ["--data", str(args.data), "--cache", str(args.cache), "--out", str(args.out),
             "--work", str(args.cache / "image_emotion"), "--backbone", args.backbone]
     if args.limit_images is not None:
@@ -241,8 +249,6 @@ def image_emotion(args) -> None:
 def emotion_map(args) -> None:
     """Refit the emotion map on time windows of the labelled training music and write it beside the models
     (emotion_map.toml and the manifest's emotion_map entry); the decoders are untouched."""
-    from installation.training.emotion_map_fit import write_time_windows
-
     path = args.out / "emotion_map.toml"
     emap = write_time_windows(args.data, path, limit=args.limit_files)
     man = args.out / "manifest.json"
@@ -257,13 +263,8 @@ def export_gru(args) -> dict:
     """Export the trained run to args.out, check parity, fit the emotion map, measure adherence,
     and write manifest.json and MODEL_CARD.md. The image-emotion model (installation/training/image_emotion.py)
     is fitted on its own; its manifest entry is kept."""
-    from installation.image import preprocess
-    from installation.mood import controls as C
-    from installation.music import events
-    from installation.training.emotion_map_fit import write_time_windows
+    # lazy: torch, only for the steps that train or export
     from installation.training.export import OPSET, export_music_model, parity
-    from installation.training.report import export_report, write_model_card
-
     out = args.out
     model, ck, summary = _trained(args)
     io = export_music_model(model, out)
@@ -282,7 +283,6 @@ def export_gru(args) -> dict:
     if emap_path.is_file() and not args.refit_emotion_map:
         # its inputs are the music's own figures (density, velocity, pitch, mode of EMOPIA's time windows), not the
         # decoder: a new decoder keeps it (``python -m installation.training emotion-map`` refits it alone)
-        from installation.mood.emotion_map import load as load_emotion_map
         emap = load_emotion_map(emap_path)
         log.info("emotion map kept: %s", emap_path)
     else:
@@ -357,8 +357,6 @@ def export_gru(args) -> dict:
 
 def parity_controls(corpus: D.MusicCorpus, n: int = 4) -> np.ndarray:
     """Real control vectors for the parity check: labelled validation windows (with emotion), one unset."""
-    from installation.mood import controls as C
-
     rows = corpus.select(split="val", labelled=True, stretch=1.0)
     if len(rows) == 0:
         rows = corpus.select(split="train", stretch=1.0)
@@ -368,6 +366,7 @@ def parity_controls(corpus: D.MusicCorpus, n: int = 4) -> np.ndarray:
 
 def export_transformer(args) -> dict:
     """Export <run>/model.pt to <out>/transformer_step.onnx, check parity, write <out>/transformer_manifest.json."""
+    # lazy: torch, only for the steps that train or export
     from installation.training.train import test_nll
     from installation.training.transformer_export import check, export_step, parity
 
@@ -410,8 +409,6 @@ def merge_into_manifest(out: Path, doc: dict) -> None:
     path = out / "manifest.json"
     if not path.is_file():
         return
-    from installation.manifest import Manifest
-    from installation.training.report import choose_guidance
 
     m = json.loads(path.read_text())
     entry = doc["models"]["transformer_step"]

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from installation.music import analysis
-from installation.music import events as E
-from installation.mood.conductor import Steering
-from installation.music.decoder import open_decoder
-from installation.mood.emotion_map import EmotionMap
-from installation.measures import adherence
 from installation.manifest import Manifest
+from installation.measures import adherence
+from installation.mood import controls as C
+from installation.mood.conductor import Steering
+from installation.mood.emotion_map import EmotionMap
+from installation.music import analysis, events as E
+from installation.music.decoder import open_decoder
+from installation.music.guidance import GuidedDecoder
 from installation.music.render import RenderSettings, directions, generate
 
 QNAMES = ("Q1 happy/excited", "Q2 tense/angry", "Q3 sad/depressed", "Q4 calm/content")
@@ -49,9 +50,6 @@ def choose_guidance(man: Manifest, kind: str = "gru", n: int = 24) -> dict:
     """The control-guidance weight: the smallest on the grid whose key adherence meets the aims (mode 90%,
     tonic 70%), else the one with the best mode + tonic adherence. Measured on its own seed (not the
     report's), 24 pieces per mode."""
-    from installation.music.guidance import GuidedDecoder
-    from installation.mood import controls as C
-
     plain = open_decoder(man, kind=kind, threads=1, guidance=0.0)      # one thread: the 2 cores are shared
     sweep = {}
     for w in GUIDANCE_GRID:

@@ -35,8 +35,12 @@ import torch
 from torch.nn import functional as F
 
 from installation.mood import controls as C
+from installation.music import events as E
 from installation.training.data import MusicCorpus, WindowSampler
 from installation.training.model import ModelConfig, MusicModel
+from installation.training.shards import save_shards
+from installation.training.transformer import TransformerConfig, TransformerMusicModel
+from installation.training.warm_start import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +103,6 @@ def fit_controls(model, c: torch.Tensor) -> torch.Tensor:
 
 def pedal_mask(model, pedal_known: torch.Tensor | None) -> torch.Tensor | None:
     """(N, 1, V) bool: the pedal events of windows whose source has no pedal (hidden from the loss)."""
-    from installation.music import events as E
-
     V = model.cfg.vocab
     if pedal_known is None or V <= E.PEDAL or bool(pedal_known.all()):
         return None
@@ -315,8 +317,6 @@ def key_templates(corpus: MusicCorpus, rows: np.ndarray, seq_len: int, n: int = 
 
 def build(model_cfg):
     """The decoder a model config describes: the GRU (ModelConfig) or the Transformer (TransformerConfig)."""
-    from installation.training.transformer import TransformerConfig, TransformerMusicModel
-
     return TransformerMusicModel(model_cfg) if isinstance(model_cfg, TransformerConfig) else MusicModel(model_cfg)
 
 
@@ -329,7 +329,6 @@ def train(cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, progress=None) -
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     model = build(cfg.model)
     if cfg.warm_start:
-        from installation.training.warm_start import warm_start
         warm_start(model, Path(cfg.warm_start), run_dir)
     dev = resolve_device(cfg.device)
     parameters = sum(p.numel() for p in model.parameters())
@@ -398,8 +397,6 @@ def run_phases(model, cfg: TrainConfig, corpus: MusicCorpus, run_dir: Path, prog
     amp = cfg.amp and _device_of(model).type == "cuda"
     snapshot = None
     if cfg.snapshot_dir:
-        from installation.training.shards import save_shards
-
         def snapshot(name, state_dict):
             save_shards(state_dict, cfg.model.to_dict(), Path(cfg.snapshot_dir), name)
     # pretrain: all music under its own controls, no emotion; validate on held-out windows of every set

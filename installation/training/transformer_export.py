@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from installation.music.sampling import sample
 from installation.music.transformer_decoder import TransformerDecoder, empty_state, write
 from installation.training.export import OPSET
 from installation.training.transformer import TransformerMusicModel
@@ -111,8 +112,6 @@ class TorchStepper:
 def parity(model: TransformerMusicModel, onnx_path: Path, controls: np.ndarray, steps: int = 300, seed: int = 3,
            temperature: float = 1.0, top_p: float = 0.95) -> dict:
     """torch vs ONNX over ``window + steps`` events under controls (N, K); see the module docstring."""
-    from installation.music.sampling import sample
-
     controls = np.ascontiguousarray(np.asarray(controls, np.float32)[:, :model.cfg.control_dim])   # its own controls
     W = model.cfg.window
     total = W + steps

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from installation.music.sampling import sample
 from installation.training.model import ModelConfig, MusicModel
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ def onnx_state(folder: Path) -> tuple[dict, dict]:
 def check_against_onnx(model: MusicModel, folder: Path, steps: int = 64, seed: int = 0) -> float:
     """The largest |logit| difference between torch and the ONNX step graph over ``steps`` sampled events."""
     import onnxruntime as ort
-
-    from installation.music.sampling import sample
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
