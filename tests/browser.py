@@ -14,9 +14,12 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 
 import aiohttp
 
@@ -31,6 +34,25 @@ def chromium_path() -> str:
     raise MissingTool("chromium is not installed (Debian: apt install chromium)")
 
 
+def _own_group_dying_with_parent() -> None:
+    os.setpgrp()
+    _die_with_parent()
+
+
+def end_group(pgid: int, wait_s: float) -> None:
+    """SIGTERM every process left in group ``pgid``, SIGKILL them after ``wait_s`` s, and return once none is left
+    (or, bounded, 5 s later: an orphan that init has not reaped yet still counts as one)."""
+    sig, deadline = signal.SIGTERM, time.monotonic() + wait_s
+    while time.monotonic() < deadline + 5:
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        if time.monotonic() > deadline:
+            sig = signal.SIGKILL
+        time.sleep(0.05)
+
+
 class Chromium:
     def __init__(self, width: int = 1280, height: int = 720):
         self.width, self.height = width, height
@@ -43,7 +65,7 @@ class Chromium:
             [chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
              "--no-first-run", f"--remote-debugging-port={self.port}", f"--user-data-dir={self._profile.name}",
              f"--window-size={self.width},{self.height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_own_group_dying_with_parent)
         self.http = aiohttp.ClientSession()
         for _ in range(150):
             try:
@@ -66,6 +88,9 @@ class Chromium:
         await self.ws.close()
         await self.http.close()
         end(self.proc, 10)
+        # Chromium's helpers (renderer, zygote, crashpad) can outlive its main process by a moment and still
+        # write into the profile: end the whole group and wait until it is gone before removing the profile
+        end_group(self.proc.pid, 10)
         self._profile.cleanup()
 
     async def call(self, method: str, **params) -> dict:
