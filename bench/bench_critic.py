@@ -5,7 +5,9 @@
 - Choice: scoring K candidate phrases (``critic.choose``) once a phrase.
 - Performer.next with the critic, call by call, as the live generator calls it: most calls pop
   an event of the chosen phrase; one call a phrase samples K candidates of the whole phrase, so
-  its latency (not the step's) is what the look-ahead (0.75 s) must hold.
+  its latency (not the step's) is what the look-ahead (0.75 s) must hold. The models' harmony plan
+  asks the chord at each event's music time, as live (its lookup, the chord written into every
+  candidate's controls, and the pedal lifted at a change are all in the timed call).
 - The same Performer.next without the critic (K = 1), for comparison.
 """
 from __future__ import annotations
@@ -25,6 +27,9 @@ def main() -> None:
     n = args.n
     busy = common.warn_if_busy()
 
+    from installation.engine import open_harmony
+    from installation.mood.controls import chord_code
+    from installation.music import events as E
     from installation.music.critic import NoteClock, choose
     from installation.music.decoder import Performer
     from installation.music.legality import NoteState
@@ -66,18 +71,25 @@ def main() -> None:
         for j, c in enumerate(ctrl):
             p = Performer(dec, seed=j, candidates=cand)
             p.prime(dec.initial(c[None]))
+            plan, m = open_harmony(models.folder, seed=j), 0.0
+            chord_at = None
+            if plan is not None:
+                plan.restart(0.0, j % 12, bool(j % 2), 0.0)
+                chord_at = lambda t, plan=plan: chord_code(plan.chord_at(t).pcs)      # noqa: E731
             for i in range(n // len(ctrl) + P):
                 t0 = time.perf_counter()
-                p.next(c)
+                ev = p.next(c, chord_at=chord_at, now=m)
                 if i >= P:                      # past the event-by-event start of a scene
                     t.append(time.perf_counter() - t0)
+                if E.TIME_SHIFT <= ev < E.TIME_SHIFT + E.NUM_TIME_SHIFTS:
+                    m += (ev - E.TIME_SHIFT + 1) / E.STEPS_PER_SECOND
         calls[label] = t
     st, ch = common.summary(steps, 1e3), common.summary(chooses, 1e3)
     crit, plain = common.summary(calls["critic"], 1e3), common.summary(calls["no critic"], 1e3)
     phrase_ms = st["mean"] * P + ch["mean"]
     res = {"benchmark": "critic", "machine": common.machine(), "busy_at_start": busy,
            "models": common.models_label(args.models), "decoder": dec.kind, "candidates": k, "phrase_events": P,
-           "guided": hasattr(dec, "weight"), "onnx_threads": 1,
+           "guided": hasattr(dec, "weight"), "plan": True, "onnx_threads": 1,
            "step_over_candidates_ms": st, "choose_ms": ch, "performer_next_critic_ms": crit,
            "performer_next_plain_ms": plain, "phrase_call_ms_estimate": phrase_ms,
            "per_event_amortised_ms": phrase_ms / P}

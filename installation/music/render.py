@@ -56,6 +56,12 @@ def directions(image_va: np.ndarray, keys: list[str], steering: Steering, emap: 
     return out
 
 
+def plan_seed(seed: int, key: str) -> int:
+    """A row's harmony-plan seed: from the run's seed and the row's key (file stem) together, so that two images
+    never share a chord sequence because they share a key (a product of the two was 0 for seed 0)."""
+    return int(np.random.SeedSequence(row_seed(seed, key)).generate_state(1)[0])
+
+
 def harmony_plans(folder: Path, ds: list[Direction], keys: list[str], seed: int) -> list | None:
     """A harmony plan per direction (mood/harmony.py, from ``folder``/harmony.json) in its key, mode and arousal,
     seeded per row like its music; None where the models have no harmony model."""
@@ -69,7 +75,7 @@ def harmony_plans(folder: Path, ds: list[Direction], keys: list[str], seed: int)
     for d, k in zip(ds, keys):
         key = d.targets.key
         out.append(None if key is None else
-                   HarmonyPlan(model, key.tonic, key.minor, float(d.arousal), seed=int(np.prod(row_seed(seed, k)) % 2**31)))
+                   HarmonyPlan(model, key.tonic, key.minor, float(d.arousal), seed=plan_seed(seed, k)))
     return out
 
 
